@@ -1,0 +1,23 @@
+"""crm_analysis: patient-relationship analytics for clinics.
+
+Importing the package only defines things: it reads no files, sets up no
+logging and touches no network.
+"""
+
+from crm_analysis._version import __version__
+from crm_analysis.exceptions import (
+    CrmAnalysisError,
+    CrmAnalysisWarning,
+    DataValidationError,
+    MappingError,
+    MissingTableError,
+)
+
+__all__ = [
+    "__version__",
+    "CrmAnalysisError",
+    "CrmAnalysisWarning",
+    "DataValidationError",
+    "MappingError",
+    "MissingTableError",
+]

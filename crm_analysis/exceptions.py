@@ -1,0 +1,137 @@
+"""Exceptions and warnings raised by crm_analysis.
+
+Every warning derives from :class:`CrmAnalysisWarning`, so callers can filter
+them with one category. Bad input data raises :class:`DataValidationError`,
+which carries *all* the problems found, not only the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+__all__ = [
+    "CrmAnalysisError",
+    "DataValidationError",
+    "MappingError",
+    "MissingTableError",
+    "Problem",
+    "CrmAnalysisWarning",
+    "DataRepairWarning",
+    "DataQualityWarning",
+]
+
+#: How many row numbers and example values a problem shows.
+MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input.
+
+    Parameters
+    ----------
+    table : str
+        Contract table (or source file) the problem is in.
+    column : str or None
+        Column concerned, if any.
+    message : str
+        What is wrong and, where possible, how to fix it.
+    rows : tuple of int
+        The first few row numbers concerned, counted from 1 as in a spreadsheet
+        (header excluded). Empty when the problem is not about rows.
+    examples : tuple
+        The first few offending values.
+    n_rows : int
+        How many rows are concerned in total.
+    check : str
+        Short machine-readable name of the rule broken.
+    """
+
+    table: str
+    column: str | None
+    message: str
+    rows: tuple[int, ...] = ()
+    examples: tuple[Any, ...] = ()
+    n_rows: int = 0
+    check: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        text = f"[{where}] {self.message}"
+        if self.n_rows:
+            shown = ", ".join(str(r) for r in self.rows)
+            more = f" (+{self.n_rows - len(self.rows)} more)" if self.n_rows > len(self.rows) else ""
+            text += f" — {self.n_rows} row(s): {shown}{more}"
+        if self.examples:
+            text += "; examples: " + ", ".join(repr(_plain(v)) for v in self.examples)
+        return text
+
+
+def _plain(value: Any) -> Any:
+    """Turn numpy/pandas scalars into plain Python values for display."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return item()
+        except (ValueError, TypeError):
+            return value
+    return value
+
+
+class CrmAnalysisError(Exception):
+    """Base class of all crm_analysis errors."""
+
+
+@dataclass
+class DataValidationError(CrmAnalysisError):
+    """The input data breaks the data contract.
+
+    Attributes
+    ----------
+    problems : list of Problem
+        Every problem found, in table order.
+    """
+
+    problems: Sequence[Problem] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        n = len(self.problems)
+        head = f"{n} data problem{'s' if n != 1 else ''} found:"
+        return "\n".join([head, *(f"  {p}" for p in self.problems)])
+
+    @property
+    def tables(self) -> list[str]:
+        """Tables named by the problems, in order of first appearance."""
+        return list(dict.fromkeys(p.table for p in self.problems))
+
+
+class MappingError(DataValidationError):
+    """The mapping file is malformed or does not fit the source."""
+
+
+class MissingTableError(CrmAnalysisError):
+    """An analysis needs an optional table that this clinic's data does not have."""
+
+    def __init__(self, table: str, needed_for: str):
+        self.table = table
+        self.needed_for = needed_for
+        super().__init__(
+            f"{needed_for} needs the '{table}' table, which this clinic's data does not include. "
+            f"Add a '{table}' file or sheet to the source, or map it in the mapping file."
+        )
+
+
+class CrmAnalysisWarning(UserWarning):
+    """Base class of all crm_analysis warnings."""
+
+
+class DataRepairWarning(CrmAnalysisWarning):
+    """Input data was repaired (for example exact duplicate rows were dropped)."""
+
+
+class DataQualityWarning(CrmAnalysisWarning):
+    """Input data is valid but looks odd (for example an age above 100)."""
