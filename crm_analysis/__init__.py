@@ -5,6 +5,7 @@ logging and touches no network.
 """
 
 from crm_analysis._version import __version__
+from crm_analysis.clinic import ClinicData
 from crm_analysis.exceptions import (
     CrmAnalysisError,
     CrmAnalysisWarning,
@@ -12,9 +13,14 @@ from crm_analysis.exceptions import (
     MappingError,
     MissingTableError,
 )
+from crm_analysis.io import load_clinic, read_mapping, write_clinic
 
 __all__ = [
     "__version__",
+    "ClinicData",
+    "load_clinic",
+    "read_mapping",
+    "write_clinic",
     "CrmAnalysisError",
     "CrmAnalysisWarning",
     "DataValidationError",

@@ -59,10 +59,12 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.table}.{self.column}" if self.column else self.table
         text = f"[{where}] {self.message}"
-        if self.n_rows:
+        if self.n_rows and self.rows:
             shown = ", ".join(str(r) for r in self.rows)
             more = f" (+{self.n_rows - len(self.rows)} more)" if self.n_rows > len(self.rows) else ""
-            text += f" — {self.n_rows} row(s): {shown}{more}"
+            text += f" — {self.n_rows:,} row(s): {shown}{more}"
+        elif self.n_rows:
+            text += f" — {self.n_rows:,} row(s)"
         if self.examples:
             text += "; examples: " + ", ".join(repr(_plain(v)) for v in self.examples)
         return text

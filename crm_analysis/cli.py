@@ -1,0 +1,154 @@
+"""The ``crm-analysis`` command.
+
+Bad input exits with status 2 and a plain message, never a traceback. Other
+failures exit with status 1 and one line (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from crm_analysis import synth
+    from crm_analysis.io.writing import write_clinic
+
+    clinic = synth.generate_clinic(n_patients=args.patients, seed=args.seed, start=args.start, end=args.end)
+    written = clinic.write(args.out, format=args.format) if "://" not in args.out else write_clinic(clinic.tables, args.out)
+    counts = ", ".join(f"{name} {len(df):,}" for name, df in clinic.tables.items())
+    print(f"demo clinic (seed {args.seed}) written to {args.out}: {counts}")
+    if "://" in args.out:
+        print("truth.json is written only for folder targets; use a folder to get the generating parameters.")
+    return EXIT_OK if written else EXIT_FAILED
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from crm_analysis import load_clinic
+
+    clinic = load_clinic(args.source, mapping=args.mapping, as_of=args.as_of, on_invalid=args.on_invalid)
+    print(f"OK: {clinic.source} meets the data contract" + (f" as of {args.as_of}" if args.as_of else ""))
+    counts = clinic.row_counts()
+    for row in counts.itertuples(index=False):
+        print(f"  {row.table:<13} {row.korean:<6} {'%12s' % f'{row.rows:,}' if row.present else '      absent'}")
+    if clinic.encodings:
+        print("  encodings: " + ", ".join(f"{k}={v}" for k, v in sorted(clinic.encodings.items())))
+    print(clinic.report.summary())
+    if args.quarantine_out and clinic.report.quarantined:
+        from crm_analysis.io.writing import atomic_write
+
+        folder = Path(args.quarantine_out)
+        for name, df in clinic.report.quarantined.items():
+            atomic_write(folder / f"{name}_quarantined.csv",
+                         lambda tmp, df=df: df.to_csv(tmp, index_label="row", encoding="utf-8-sig"))
+        print(f"quarantined rows written to {folder}")
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from crm_analysis.pipeline import month_end, notebook_parameters, notebook_paths, run_month
+
+    if args.dry_run:
+        as_of = month_end(args.month)
+        print(f"would run {args.month} (as_of {as_of:%Y-%m-%d}) into {Path(args.out) / args.month}:")
+        for path in notebook_paths():
+            print(f"  {path.name}")
+        params = notebook_parameters(source=args.source, as_of=as_of, out_dir=Path(args.out) / args.month,
+                                     lang=args.lang, mapping=args.mapping)
+        print("  parameters: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+        return EXIT_OK
+    if args.validate_first:
+        from crm_analysis import load_clinic
+
+        load_clinic(args.source, mapping=args.mapping, as_of=month_end(args.month))
+    result = run_month(args.month, args.source, mapping=args.mapping, lang=args.lang, out=args.out)
+    print(f"{args.month}: {len(result.notebooks)} notebook(s) written to {result.out_dir}")
+    return EXIT_OK
+
+
+def _cmd_data_dictionary(args: argparse.Namespace) -> int:
+    from crm_analysis.contract import render_data_dictionary
+
+    text = render_data_dictionary()
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"written to {args.out}")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crm-analysis", description="Patient-relationship analytics for clinics.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo-data", help="generate the demo clinic (with truth.json)")
+    demo.add_argument("--out", required=True, help="folder, or a database URL such as duckdb:///demo.duckdb")
+    demo.add_argument("--patients", type=int, default=20_000, help="number of patients (default 20000)")
+    demo.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    demo.add_argument("--format", choices=("csv", "parquet"), default="csv", help="file format for a folder")
+    demo.add_argument("--start", default="2023-11-01", help="first day of the clinic's history")
+    demo.add_argument("--end", default="2026-10-31", help="last day of the clinic's history (the extraction date)")
+    demo.set_defaults(func=_cmd_demo_data)
+
+    val = sub.add_parser("validate", help="check a source against the data contract")
+    val.add_argument("--source", required=True, help="folder, file, workbook or database URL")
+    val.add_argument("--mapping", help="mapping file (YAML) for a clinic's own export")
+    val.add_argument("--as-of", dest="as_of", help="extraction date YYYY-MM-DD: later events are errors")
+    val.add_argument("--on-invalid", dest="on_invalid", choices=("raise", "quarantine"),
+                     help="refuse bad rows (default) or set them aside and report them")
+    val.add_argument("--quarantine-out", dest="quarantine_out", help="folder to write quarantined rows to")
+    val.set_defaults(func=_cmd_validate)
+
+    run = sub.add_parser("run", help="run the monthly notebooks for one month")
+    run.add_argument("--month", required=True, help="YYYY-MM")
+    run.add_argument("--source", required=True, help="folder, file, workbook or database URL")
+    run.add_argument("--mapping", help="mapping file (YAML)")
+    run.add_argument("--lang", choices=("ko", "en"), default="ko", help="report language (default ko)")
+    run.add_argument("--out", default="reports", help="reports folder (default ./reports)")
+    run.add_argument("--dry-run", action="store_true", help="list what would run, and stop")
+    run.add_argument("--no-validate", dest="validate_first", action="store_false",
+                     help="skip the up-front data check")
+    run.set_defaults(func=_cmd_run)
+
+    dd = sub.add_parser("data-dictionary", help="print (or write) the data dictionary")
+    dd.add_argument("--out", help="file to write, e.g. docs/data_dictionary.md")
+    dd.set_defaults(func=_cmd_data_dictionary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``crm-analysis`` command; returns the exit status."""
+    from crm_analysis.exceptions import CrmAnalysisError, DataValidationError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DataValidationError as err:
+        source = getattr(err, "source", None)
+        print(f"error: the data{f' in {source}' if source else ''} does not meet the contract.\n{err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (CrmAnalysisError, ValueError) as err:
+        if args.debug:
+            raise
+        code = EXIT_BAD_INPUT if isinstance(err, ValueError) else EXIT_FAILED
+        print(f"error: {err}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - one line for users; --debug for developers
+        if args.debug:
+            raise
+        print(f"error: {type(err).__name__}: {err} (run with --debug for details)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

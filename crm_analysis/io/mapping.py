@@ -1,0 +1,356 @@
+"""Mapping files: a clinic's own export onto the data contract, without code.
+
+A mapping is YAML. Every key is optional except ``tables``::
+
+    version: 1
+    name: 우리의원 EMR export
+    encoding: auto            # or cp949 / utf-8 to force one
+    on_invalid: raise         # or quarantine: set bad rows aside and report them
+    files:                    # short names for raw inputs (file, sheet or SQL table)
+      appts: appointments_2016.csv.gz
+    tables:
+      patients:
+        from: 환자목록          # raw table: a file stem, sheet, SQL table or a `files` key
+        columns:              # contract column: source column
+          patient_id: 환자번호
+          sex: 성별
+        values:               # contract column: {source value: contract value}
+          sex: {남: M, 여: F}
+        formats:              # strptime formats for dates the loader cannot guess
+          birth_date: "%Y%m%d"
+        constants:            # contract column: fixed value
+          record_status: active
+        where:                # keep only rows whose source column has one of these values
+          구분: [외래, 입원]
+        distinct:             # one row per key, for tables built from event-level files
+          on: patient_id
+          order_by: 예약일      # keep the row with the largest value of this source column
+        derive:               # contract columns computed from source columns
+          reminder_id: {template: "R{AppointmentID}"}
+          birth_date: {from_age: Age, on: AppointmentDay}
+      visits:
+        from_appointments: attended   # no visit export: one outpatient visit per attended appointment
+
+Without a mapping, a raw table named like a contract table (``patients`` or
+its Korean name ``환자``) is used, and columns named like contract columns (or
+their Korean labels) are recognised.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from crm_analysis.contract import TABLES, get_table
+from crm_analysis.exceptions import MappingError, Problem
+from crm_analysis.io.sources import Source
+
+__all__ = ["Mapping", "TableMapping", "read_mapping", "default_raw_tables"]
+
+_TOP_KEYS = {"version", "name", "description", "encoding", "on_invalid", "files", "tables"}
+_TABLE_KEYS = {"from", "columns", "values", "formats", "constants", "where", "distinct", "derive",
+               "from_appointments"}
+_DERIVERS = {"template", "from_age"}
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    """How one contract table is built from one raw table."""
+
+    table: str
+    source: str | None
+    columns: dict[str, str] = field(default_factory=dict)
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    formats: dict[str, str] = field(default_factory=dict)
+    constants: dict[str, Any] = field(default_factory=dict)
+    where: dict[str, list[str]] = field(default_factory=dict)
+    distinct: dict[str, str] = field(default_factory=dict)
+    derive: dict[str, dict[str, str]] = field(default_factory=dict)
+    from_appointments: str | None = None
+
+    def source_columns(self) -> set[str]:
+        """Every source column this mapping reads."""
+        used = set(self.columns.values()) | set(self.where)
+        if self.distinct.get("order_by"):
+            used.add(self.distinct["order_by"])
+        for spec in self.derive.values():
+            if "template" in spec:
+                used |= {f for _, f, _, _ in string.Formatter().parse(spec["template"]) if f}
+            else:
+                used |= {spec["from_age"], spec["on"]}
+        return used
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A parsed, checked mapping file."""
+
+    tables: dict[str, TableMapping]
+    name: str = ""
+    description: str = ""
+    encoding: str = "auto"
+    on_invalid: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def _fail(problems: list[Problem]) -> None:
+    if problems:
+        raise MappingError(problems)
+
+
+def _check_str_dict(value: Any, where: str, column: str | None, problems: list[Problem]) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(Problem("mapping", column, f"{where} must be a mapping of name: value, not {type(value).__name__}",
+                                check="mapping_shape"))
+        return {}
+    return {str(k): v for k, v in value.items()}
+
+
+def read_mapping(path: str | Path) -> Mapping:
+    """Read and check a mapping file.
+
+    Raises
+    ------
+    MappingError
+        Listing every problem: YAML syntax, unknown keys, tables or contract
+        columns, and malformed entries.
+    """
+    path = Path(path)
+    if not path.is_file():
+        _fail([Problem("mapping", None, f"the mapping file {path} does not exist", check="missing_mapping")])
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        _fail([Problem("mapping", None, f"{path.name} is not valid YAML{where}: {getattr(err, 'problem', err)}",
+                       check="mapping_syntax")])
+    problems: list[Problem] = []
+    if not isinstance(doc, dict) or not isinstance(doc.get("tables"), dict):
+        _fail([Problem("mapping", None, f"{path.name} must be a YAML mapping with a 'tables:' section",
+                       check="mapping_shape")])
+    for key in sorted(set(doc) - _TOP_KEYS):
+        problems.append(Problem("mapping", None, f"unknown top-level key '{key}'; allowed: {', '.join(sorted(_TOP_KEYS))}",
+                                check="mapping_key"))
+    if doc.get("on_invalid") not in (None, "raise", "quarantine"):
+        problems.append(Problem("mapping", None, f"on_invalid must be raise or quarantine, not {doc['on_invalid']!r}",
+                                check="mapping_value"))
+    tables = {}
+    for table_name, spec in doc["tables"].items():
+        if table_name not in TABLES:
+            problems.append(Problem("mapping", None, f"unknown table '{table_name}'; the contract has {', '.join(TABLES)}",
+                                    check="mapping_table"))
+            continue
+        tables[table_name] = _parse_table(table_name, spec, problems)
+    _fail(problems)
+    return Mapping(tables=tables, name=str(doc.get("name", path.stem)), description=str(doc.get("description", "")),
+                   encoding=str(doc.get("encoding", "auto")), on_invalid=doc.get("on_invalid"),
+                   files={str(k): str(v) for k, v in (doc.get("files") or {}).items()}, path=path)
+
+
+def _parse_table(name: str, spec: Any, problems: list[Problem]) -> TableMapping:
+    contract = get_table(name)
+    if not isinstance(spec, dict):
+        problems.append(Problem("mapping", None, f"tables.{name} must be a mapping", check="mapping_shape"))
+        return TableMapping(name, None)
+    for key in sorted(set(spec) - _TABLE_KEYS):
+        problems.append(Problem("mapping", None, f"tables.{name}: unknown key '{key}'; allowed: {', '.join(sorted(_TABLE_KEYS))}",
+                                check="mapping_key"))
+    columns = _check_str_dict(spec.get("columns"), f"tables.{name}.columns", None, problems)
+    values = _check_str_dict(spec.get("values"), f"tables.{name}.values", None, problems)
+    formats = _check_str_dict(spec.get("formats"), f"tables.{name}.formats", None, problems)
+    constants = _check_str_dict(spec.get("constants"), f"tables.{name}.constants", None, problems)
+    where = _check_str_dict(spec.get("where"), f"tables.{name}.where", None, problems)
+    distinct = _check_str_dict(spec.get("distinct"), f"tables.{name}.distinct", None, problems)
+    derive = _check_str_dict(spec.get("derive"), f"tables.{name}.derive", None, problems)
+    for section, keys in (("columns", columns), ("values", values), ("formats", formats), ("constants", constants),
+                          ("derive", derive)):
+        for col in keys:
+            if col not in contract.column_names:
+                problems.append(Problem("mapping", col, f"tables.{name}.{section}: '{col}' is not a column of {name}; "
+                                                        f"columns are {', '.join(contract.column_names)}",
+                                        check="mapping_column"))
+    for col, table in values.items():
+        if not isinstance(table, dict):
+            problems.append(Problem("mapping", col, f"tables.{name}.values.{col} must map source values to contract values",
+                                    check="mapping_shape"))
+    for col, spec_ in derive.items():
+        if not isinstance(spec_, dict) or len(set(spec_) & _DERIVERS) != 1:
+            problems.append(Problem("mapping", col, f"tables.{name}.derive.{col} needs exactly one of "
+                                                    f"{', '.join(sorted(_DERIVERS))}", check="mapping_shape"))
+        elif "from_age" in spec_ and "on" not in spec_:
+            problems.append(Problem("mapping", col, f"tables.{name}.derive.{col}: from_age needs 'on' (the date of the age)",
+                                    check="mapping_shape"))
+    if distinct and "on" not in distinct:
+        problems.append(Problem("mapping", None, f"tables.{name}.distinct needs 'on' (a contract column)",
+                                check="mapping_shape"))
+    from_appts = spec.get("from_appointments")
+    if from_appts is not None and (name != "visits" or from_appts != "attended"):
+        problems.append(Problem("mapping", None, "from_appointments: attended is only for the visits table",
+                                check="mapping_value"))
+    if spec.get("from") is None and from_appts is None:
+        problems.append(Problem("mapping", None, f"tables.{name} needs 'from' (the raw table to read)",
+                                check="mapping_shape"))
+    return TableMapping(
+        table=name, source=None if spec.get("from") is None else str(spec["from"]),
+        columns={k: str(v) for k, v in columns.items()},
+        values={k: {str(a): b for a, b in v.items()} for k, v in values.items() if isinstance(v, dict)},
+        formats={k: str(v) for k, v in formats.items()}, constants=constants,
+        where={k: [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in where.items()},
+        distinct={k: str(v) for k, v in distinct.items()}, derive=derive,
+        from_appointments=from_appts,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Applying a mapping
+# ---------------------------------------------------------------------------
+
+def _template(frame: pd.DataFrame, template: str) -> pd.Series:
+    out = pd.Series("", index=frame.index, dtype="string")
+    for literal, field_name, _, _ in string.Formatter().parse(template):
+        out = out + literal
+        if field_name:
+            out = out + frame[field_name].astype("string")
+    return out
+
+
+def _from_age(frame: pd.DataFrame, age_col: str, on_col: str, table: str,
+              notes: list[Problem]) -> pd.Series:
+    """Approximate birth dates: the day `age` years and half a year before `on`."""
+    age = pd.to_numeric(frame[age_col], errors="coerce")
+    on = pd.to_datetime(frame[on_col], format="ISO8601", errors="coerce", utc=True).dt.tz_localize(None).dt.normalize()
+    bad = age.isna() | (age < 0)
+    given_bad = bad & frame[age_col].notna()
+    if given_bad.any():
+        examples = tuple(frame.loc[given_bad, age_col].head(5).tolist())
+        notes.append(Problem(table, "birth_date", f"{age_col} values that are not valid ages were treated as unknown "
+                                                  "(birth date left missing)",
+                             rows=tuple(frame.index[given_bad.to_numpy()][:5]), examples=examples,
+                             n_rows=int(given_bad.sum()), check="invalid_age"))
+    old = age > 100
+    if old.any():
+        notes.append(Problem(table, "birth_date", f"{age_col} above 100 (kept; check they are real)",
+                             rows=tuple(frame.index[old.to_numpy()][:5]),
+                             examples=tuple(frame.loc[old, age_col].head(5).tolist()), n_rows=int(old.sum()),
+                             check="age_over_100"))
+    days = (age.where(~bad) * 365.25 + 182).round()
+    birth = on - pd.to_timedelta(days, unit="D")
+    return birth.dt.normalize().dt.strftime("%Y-%m-%d").astype("string")
+
+
+def _resolve(source: Source, mapping: Mapping, raw_name: str) -> str:
+    return mapping.files.get(raw_name, raw_name)
+
+
+def apply_table_mapping(raw: pd.DataFrame, spec: TableMapping, raw_name: str) -> tuple[pd.DataFrame, list[Problem]]:
+    """Rename, filter, recode and derive one raw table onto contract columns.
+
+    Returns the contract-named frame (text values) and the findings it made.
+    """
+    notes: list[Problem] = []
+    missing = sorted(c for c in spec.source_columns() if c not in raw.columns)
+    if missing:
+        raise MappingError([Problem(spec.table, None,
+                                    f"the mapping reads columns missing from '{raw_name}': {', '.join(missing)}; "
+                                    f"it has: {', '.join(map(str, raw.columns))}", check="mapping_column")])
+    frame = raw
+    for column, allowed in spec.where.items():
+        keep = frame[column].astype("string").str.strip().isin(allowed).fillna(False)
+        frame = frame.loc[keep.to_numpy()]
+    if spec.distinct:
+        key = spec.distinct["on"]
+        key_source = spec.columns.get(key, key)
+        order = spec.distinct.get("order_by")
+        ordered = frame.sort_values(order, kind="stable") if order else frame
+        mapped_cols = [c for c in spec.columns.values() if c != key_source]
+        if mapped_cols:
+            varying = ordered.groupby(key_source, sort=False)[mapped_cols].nunique(dropna=False).gt(1).sum()
+            for col, n in varying.items():
+                if n:
+                    notes.append(Problem(spec.table, None, f"{int(n)} {key} values have differing '{col}' across "
+                                                           f"rows of '{raw_name}'; the {'latest' if order else 'last'} "
+                                                           "row was kept", n_rows=int(n), check="conflicting_rows"))
+        frame = ordered.drop_duplicates(key_source, keep="last").sort_index()
+    out = pd.DataFrame(index=frame.index)
+    for contract_col, source_col in spec.columns.items():
+        out[contract_col] = frame[source_col]
+    for contract_col, derive in spec.derive.items():
+        if "template" in derive:
+            out[contract_col] = _template(frame, derive["template"])
+        else:
+            out[contract_col] = _from_age(frame, derive["from_age"], derive["on"], spec.table, notes)
+    for contract_col, value in spec.constants.items():
+        out[contract_col] = pd.Series(value, index=out.index, dtype="object")
+    for contract_col, recode in spec.values.items():
+        if contract_col in out:
+            text = out[contract_col].astype("string").str.strip()
+            out[contract_col] = text.map(lambda v: recode.get(v, v) if v is not pd.NA else v).astype("object")
+    return out, notes
+
+
+def mapped_raw_tables(source: Source, mapping: Mapping) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+    """Every raw table the mapping names, on contract column names."""
+    tables, notes = {}, []
+    cache: dict[str, pd.DataFrame] = {}
+    for name, spec in mapping.tables.items():
+        if spec.from_appointments:
+            continue
+        raw_name = _resolve(source, mapping, spec.source)
+        if raw_name not in cache:
+            cache[raw_name] = source.read(raw_name)
+        tables[name], found = apply_table_mapping(cache[raw_name], spec, raw_name)
+        notes += found
+    return tables, notes
+
+
+def _label_lookup(table: str) -> dict[str, str]:
+    contract = get_table(table)
+    lookup = {}
+    for col in contract.columns:
+        for alias in (col.name, col.ko, col.en):
+            lookup[alias.strip().lower()] = col.name
+    return lookup
+
+
+def default_raw_tables(source: Source) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+    """Raw tables found by contract name, without a mapping.
+
+    Tables are recognised by their English or Korean name and columns by their
+    contract name or Korean/English label.
+    """
+    available = source.names()
+    tables, notes = {}, []
+    for name, table in TABLES.items():
+        candidates = [n for n in (name, table.ko) if n in available]
+        if not candidates:
+            continue
+        raw = source.read(candidates[0])
+        lookup = _label_lookup(name)
+        renamed = {c: lookup.get(str(c).strip().lower(), c) for c in raw.columns}
+        tables[name] = raw.rename(columns=renamed)
+    return tables, notes
+
+
+def attended_visits(appointments: pd.DataFrame) -> pd.DataFrame:
+    """Visits derived from attended appointments (one outpatient visit each)."""
+    attended = appointments.loc[appointments["status"].eq("attended").fillna(False).to_numpy()]
+    return pd.DataFrame({
+        "visit_id": attended["appointment_id"],
+        "patient_id": attended["patient_id"],
+        "visit_date": attended["scheduled_at"].dt.normalize(),
+        "department": attended["department"],
+        "visit_type": pd.Series("outpatient", index=attended.index, dtype="object"),
+        "inpatient_days": pd.Series(0, index=attended.index, dtype="Int64"),
+        "charge_insured": np.nan,
+        "charge_self_pay": np.nan,
+    }, index=attended.index)

@@ -1,0 +1,197 @@
+"""Where raw tables come from: a folder, a file, a workbook or a database.
+
+Every source answers two questions: which raw tables it holds (``names``) and
+what one of them contains (``read``). Raw tables come back with their own
+column names and an index counting data rows from 1, so errors can point at
+the row a person sees in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from crm_analysis.exceptions import DataValidationError, Problem
+from crm_analysis.io.encoding import read_text_table
+
+__all__ = ["Source", "FolderSource", "WorkbookSource", "DatabaseSource", "open_source", "is_database_url"]
+
+TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+
+
+def is_database_url(source: object) -> bool:
+    """Whether `source` is a SQLAlchemy URL such as ``sqlite:///clinic.db``."""
+    return isinstance(source, str) and "://" in source
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in sorted(TEXT_SUFFIXES + PARQUET_SUFFIXES + EXCEL_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _one_based(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.index = pd.RangeIndex(1, len(frame) + 1)
+    return frame
+
+
+def _missing(name: str, where: str, available: list[str]) -> DataValidationError:
+    listed = ", ".join(available) if available else "nothing"
+    return DataValidationError([Problem(name, None, f"'{name}' was not found in {where}; it has: {listed}",
+                                        check="missing_table")])
+
+
+@dataclass
+class Source:
+    """Base class. ``description`` names the source in messages and manifests."""
+
+    description: str
+    encodings: dict[str, str] = field(default_factory=dict, init=False)
+
+    def names(self) -> list[str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read(self, name: str) -> pd.DataFrame:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def files(self) -> list[Path]:
+        """Files the source reads (for input hashes); empty for databases."""
+        return []
+
+    def fingerprint(self) -> dict[str, str]:
+        """SHA-256 of every input file, by file name."""
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(self.files())}
+
+
+@dataclass
+class FolderSource(Source):
+    """A folder of CSV/TSV (optionally gzipped), Parquet or Excel files; or one such file.
+
+    A raw table is named by its file name without extension (``patients.csv``
+    is ``patients``); the full file name works too. An Excel workbook adds its
+    sheets as raw tables.
+    """
+
+    path: Path = Path(".")
+    encoding: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        if self.path.is_file():
+            paths = [self.path]
+        else:
+            paths = sorted(p for p in self.path.iterdir() if p.is_file())
+        self._files: dict[str, Path] = {}
+        self._sheets: dict[str, tuple[Path, str]] = {}
+        for p in paths:
+            lower = p.name.lower()
+            if lower.endswith(TEXT_SUFFIXES + PARQUET_SUFFIXES):
+                self._files[_stem(p)] = p
+                self._files[p.name] = p
+            elif lower.endswith(EXCEL_SUFFIXES) and not p.name.startswith("~$"):
+                for sheet in pd.ExcelFile(p).sheet_names:
+                    self._sheets[sheet] = (p, sheet)
+
+    def names(self) -> list[str]:
+        stems = {n for n, p in self._files.items() if n != p.name}
+        return sorted(stems | set(self._sheets))
+
+    def files(self) -> list[Path]:
+        return sorted(set(self._files.values()) | {p for p, _ in self._sheets.values()})
+
+    def read(self, name: str) -> pd.DataFrame:
+        if name in self._sheets:
+            path, sheet = self._sheets[name]
+            frame = pd.read_excel(path, sheet_name=sheet, dtype=object)
+            if frame.columns.empty:
+                raise DataValidationError([Problem(name, None, f"sheet '{sheet}' of {path.name} is empty",
+                                                   check="empty_table")])
+            return _one_based(frame)
+        if name not in self._files:
+            raise _missing(name, f"the folder {self.path}", self.names())
+        path = self._files[name]
+        if path.name.lower().endswith(PARQUET_SUFFIXES):
+            return _one_based(pd.read_parquet(path))
+        frame, used = read_text_table(path, encoding=self.encoding, table=name)
+        self.encodings[path.name] = used
+        return frame
+
+
+@dataclass
+class WorkbookSource(FolderSource):
+    """One Excel workbook with a sheet per table."""
+
+
+@dataclass
+class DatabaseSource(Source):
+    """Any database SQLAlchemy can reach (DuckDB, SQLite, PostgreSQL, ...)."""
+
+    url: str = ""
+    schema: str | None = None
+
+    def __post_init__(self) -> None:
+        import sqlalchemy as sa
+
+        try:
+            self._engine = sa.create_engine(self.url)
+            with self._engine.connect():
+                pass
+        except Exception as err:  # noqa: BLE001 - any driver error means we cannot read the source
+            raise DataValidationError([Problem("source", None, f"cannot open the database {self.description}: "
+                                                               f"{type(err).__name__}: {str(err).splitlines()[0]}",
+                                               check="unreachable_source")]) from None
+
+    def names(self) -> list[str]:
+        import sqlalchemy as sa
+
+        return sorted(sa.inspect(self._engine).get_table_names(schema=self.schema))
+
+    def read(self, name: str) -> pd.DataFrame:
+        import sqlalchemy as sa
+
+        if name not in self.names():
+            raise _missing(name, f"the database {self.description}", self.names())
+        table = sa.Table(name, sa.MetaData(), autoload_with=self._engine, schema=self.schema)
+        with self._engine.connect() as conn:
+            frame = pd.read_sql(sa.select(table), conn)
+        return _one_based(frame)
+
+    def dispose(self) -> None:
+        self._engine.dispose()
+
+
+def _redact(url: str) -> str:
+    """A database URL without its password."""
+    try:
+        import sqlalchemy as sa
+
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only used for display
+        return url.split("@")[-1]
+
+
+def open_source(source: str | Path, *, encoding: str = "auto") -> Source:
+    """Open `source`: a folder, a single file, an Excel workbook, or a SQLAlchemy URL.
+
+    Raises
+    ------
+    DataValidationError
+        If the path does not exist or the database cannot be reached.
+    """
+    if is_database_url(source):
+        return DatabaseSource(description=_redact(str(source)), url=str(source))
+    path = Path(source)
+    if not path.exists():
+        raise DataValidationError([Problem("source", None, f"the source {path} does not exist", check="missing_source")])
+    if path.is_file() and path.name.lower().endswith(EXCEL_SUFFIXES):
+        return WorkbookSource(description=str(path), path=path, encoding=encoding)
+    return FolderSource(description=str(path), path=path, encoding=encoding)

@@ -1,0 +1,502 @@
+"""Enforce the data contract on loaded tables.
+
+All checks run before anything is raised, so one :class:`DataValidationError`
+lists every problem: table, column, row numbers and example values. Column
+rules (types, missing values, uniqueness, allowed values, ranges) are pandera
+schemas built from :mod:`crm_analysis.contract`; rules that span columns or
+tables are vectorised pandas checks here.
+
+Two policies exist for bad rows. ``"raise"`` (the default) refuses the data.
+``"quarantine"`` removes the offending rows, keeps them in
+``report.quarantined`` with the reason, and reports them, so nothing is lost
+silently; rows that referred to a quarantined row are quarantined in turn.
+
+Row numbers count data rows from 1 in the order the source gave them, header
+excluded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from html import escape
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from crm_analysis.coercion import coerce_column
+from crm_analysis.contract import REQUIRED_TABLES, TABLES, Table, get_table
+from crm_analysis.exceptions import MAX_EXAMPLES, DataValidationError, Problem
+
+__all__ = [
+    "RowIssue",
+    "ValidationReport",
+    "conform_table",
+    "contract_schema",
+    "validate_tables",
+    "ON_INVALID",
+]
+
+ON_INVALID = ("raise", "quarantine")
+
+_SCI_NOTATION_ID = r"^[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$"
+
+
+@dataclass
+class RowIssue:
+    """A rule broken by particular rows (all of their index labels are kept)."""
+
+    table: str
+    column: str | None
+    check: str
+    message: str
+    labels: pd.Index
+    examples: tuple = ()
+
+    def to_problem(self) -> Problem:
+        labels = self.labels
+        return Problem(
+            table=self.table,
+            column=self.column,
+            message=self.message,
+            rows=tuple(int(r) for r in labels[:MAX_EXAMPLES]),
+            examples=tuple(self.examples[:MAX_EXAMPLES]),
+            n_rows=len(labels),
+            check=self.check,
+        )
+
+
+def _issue(table: str, column: str | None, check: str, message: str, df: pd.DataFrame,
+           mask: pd.Series | np.ndarray, example_col: str | Iterable[str] | None = None) -> RowIssue | None:
+    """Build a RowIssue for the rows of `df` where `mask` holds, or None."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return None
+    hit = df.loc[mask]
+    cols = [example_col] if isinstance(example_col, str) else list(example_col or ([column] if column else []))
+    if len(cols) == 1:
+        examples = tuple(hit[cols[0]].head(MAX_EXAMPLES).tolist())
+    elif cols:
+        examples = tuple(tuple(r) for r in hit[cols].head(MAX_EXAMPLES).itertuples(index=False))
+    else:
+        examples = ()
+    return RowIssue(table, column, check, message, hit.index, examples)
+
+
+@dataclass
+class ValidationReport:
+    """What loading found and did, besides the tables themselves.
+
+    Attributes
+    ----------
+    repairs : list of Problem
+        Oddities that were repaired (for example exact duplicate rows dropped).
+    warnings : list of Problem
+        Valid but suspicious data (for example ids in scientific notation).
+    quarantined : dict of str to DataFrame
+        Rows removed under ``on_invalid="quarantine"``, with a ``problem`` column.
+    quarantine_problems : list of Problem
+        Why those rows were removed.
+    """
+
+    repairs: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    quarantined: dict[str, pd.DataFrame] = field(default_factory=dict)
+    quarantine_problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def n_quarantined(self) -> int:
+        return sum(len(df) for df in self.quarantined.values())
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per finding: level, table, column, check, rows affected, message."""
+        records = []
+        for level, problems in (("quarantined", self.quarantine_problems), ("repaired", self.repairs),
+                                ("warning", self.warnings)):
+            for p in problems:
+                records.append({
+                    "level": level, "table": p.table, "column": p.column, "check": p.check,
+                    "n_rows": p.n_rows, "message": p.message,
+                    "example_rows": ", ".join(map(str, p.rows)),
+                })
+        columns = ["level", "table", "column", "check", "n_rows", "message", "example_rows"]
+        return pd.DataFrame.from_records(records, columns=columns)
+
+    def summary(self) -> str:
+        """Plain-text account of every finding."""
+        if not (self.repairs or self.warnings or self.quarantine_problems):
+            return "No repairs, warnings or quarantined rows."
+        lines = []
+        for title, problems in (("Quarantined", self.quarantine_problems), ("Repaired", self.repairs),
+                                ("Warnings", self.warnings)):
+            if problems:
+                lines.append(f"{title}:")
+                lines += [f"  {p}" for p in problems]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        frame = self.to_frame().drop(columns="example_rows")
+        if frame.empty:
+            return "<p>No repairs, warnings or quarantined rows.</p>"
+        return "<h4>Data-quality findings</h4>" + frame.to_html(index=False, escape=True)
+
+
+# ---------------------------------------------------------------------------
+# Per-table conformance: columns present, types read
+# ---------------------------------------------------------------------------
+
+def conform_table(raw: pd.DataFrame, table: Table | str, *, formats: dict[str, str] | None = None,
+                  source: str | None = None) -> tuple[pd.DataFrame, list[Problem], list[RowIssue], list[Problem]]:
+    """Give a raw table exactly the contract's columns, in contract types.
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        Columns already renamed to contract names. Its index holds row numbers.
+    table : Table or str
+        The contract table.
+    formats : dict, optional
+        Explicit ``strptime`` formats per date/datetime column.
+    source : str, optional
+        Where the table came from, for messages.
+
+    Returns
+    -------
+    typed : DataFrame
+        Contract columns only, in contract order. Missing optional columns are
+        added empty; unreadable values are missing.
+    structural : list of Problem
+        Missing required columns (these always stop loading).
+    issues : list of RowIssue
+        Unreadable values, by column.
+    notes : list of Problem
+        Informational findings, such as ignored extra columns.
+    """
+    table = get_table(table) if isinstance(table, str) else table
+    formats = formats or {}
+    where = f" in {source}" if source else ""
+    structural, issues, notes = [], [], []
+    missing = [c for c in table.required_columns if c not in raw.columns]
+    for col in missing:
+        structural.append(Problem(
+            table.name, col,
+            f"required column '{col}' ({table.column(col).ko}) is missing{where}; "
+            f"columns present: {', '.join(map(str, raw.columns)) or 'none'}. Rename the column or map it in the mapping file.",
+            check="required_column"))
+    extra = [c for c in raw.columns if c not in table.column_names]
+    if extra:
+        notes.append(Problem(table.name, None, f"ignored columns not in the contract{where}: {', '.join(map(str, extra))}",
+                             check="extra_columns"))
+    out = {}
+    for col in table.columns:
+        if col.name not in raw.columns:
+            out[col.name] = coerce_column(pd.Series(pd.NA, index=raw.index, dtype="object"), col.dtype)[0]
+            continue
+        typed, bad = coerce_column(raw[col.name], col.dtype, formats.get(col.name))
+        if len(bad):
+            kind = {"date": "a date", "datetime": "a date-time", "int": "a whole number", "float": "a number",
+                    "bool": "yes/no"}.get(col.dtype, col.dtype)
+            issues.append(RowIssue(table.name, col.name, f"type_{col.dtype}",
+                                   f"values that cannot be read as {kind}{where}", bad,
+                                   tuple(raw[col.name].loc[bad[:MAX_EXAMPLES]].tolist())))
+        out[col.name] = typed
+    return pd.DataFrame(out, index=raw.index), structural, issues, notes
+
+
+# ---------------------------------------------------------------------------
+# Column rules: pandera schemas from the contract
+# ---------------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def contract_schema(table_name: str) -> pa.DataFrameSchema:
+    """The pandera schema of one contract table (column-level rules).
+
+    Types are enforced for date, datetime and numeric columns; text and
+    category columns are checked by value.
+    """
+    table = get_table(table_name)
+    dtypes = {"date": "datetime64[ns]", "datetime": "datetime64[ns]", "int": "Int64", "float": "float64",
+              "bool": "boolean", "id": "string", "string": "string"}
+    columns = {}
+    for col in table.columns:
+        checks = []
+        if col.allowed:
+            checks.append(pa.Check.isin(list(col.allowed)))
+        if col.min_value is not None:
+            checks.append(pa.Check.ge(col.min_value))
+        columns[col.name] = pa.Column(dtypes.get(col.dtype), checks=checks, nullable=col.nullable,
+                                      unique=col.unique, required=True)
+    return pa.DataFrameSchema(columns, strict=True, ordered=True, name=table.name)
+
+
+_CHECK_WORDS = {
+    "not_nullable": ("missing", "missing values in a column that must always be filled"),
+    "field_uniqueness": ("duplicate_id", "duplicate values where every row needs its own (rows differ in other columns)"),
+}
+
+
+def _pandera_issues(table: Table, df: pd.DataFrame) -> list[RowIssue]:
+    try:
+        contract_schema(table.name).validate(df, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        cases = err.failure_cases
+    else:
+        return []
+    issues = []
+    for (column, check), group in cases.groupby(["column", "check"], sort=False, dropna=False):
+        labels = pd.Index(pd.unique(group["index"].dropna())).astype("int64") if group["index"].notna().any() \
+            else pd.Index([], dtype="int64")
+        col = table.column(column) if column in table.column_names else None
+        if check in _CHECK_WORDS:
+            name, message = _CHECK_WORDS[check]
+        elif str(check).startswith("isin"):
+            name, message = "allowed_values", f"values outside the allowed set {', '.join(col.allowed)}"
+        elif str(check).startswith("greater_than_or_equal_to"):
+            name, message = "negative", f"values below the minimum of {col.min_value:g}"
+        else:
+            name, message = str(check), f"failed check {check}"
+        examples = tuple(pd.unique(group["failure_case"].dropna())[:MAX_EXAMPLES].tolist())
+        issues.append(RowIssue(table.name, column, name, message, labels.sort_values(), examples))
+    return issues
+
+
+# ---------------------------------------------------------------------------
+# Rules across columns and tables
+# ---------------------------------------------------------------------------
+
+def _is_day_precision(values: pd.Series) -> bool:
+    """True when every moment is at midnight: the source recorded days only."""
+    present = values.dropna()
+    return bool(len(present)) and bool((present == present.dt.normalize()).all())
+
+
+def _row_rules(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> list[RowIssue]:
+    issues: list[RowIssue | None] = []
+    if as_of is not None:
+        cutoff = as_of.normalize() + pd.Timedelta(days=1)
+        for name, df in tables.items():
+            for col in get_table(name).columns:
+                if col.event_time:
+                    issues.append(_issue(name, col.name, "after_as_of",
+                                         f"dates after as_of {as_of:%Y-%m-%d}: the data cannot record them yet",
+                                         df, (df[col.name] >= cutoff).fillna(False)))
+    patients = tables["patients"]
+    for col in ("referred_by", "guardian_id"):
+        issues.append(_issue("patients", col, "self_reference", f"{col} points at the patient themself",
+                             patients, (patients[col] == patients["patient_id"]).fillna(False)))
+    if "appointments" in tables:
+        appts = tables["appointments"]
+        day_only = _is_day_precision(appts["scheduled_at"])
+        sched = appts["scheduled_at"]
+        booked = appts["booked_at"].dt.normalize() if day_only else appts["booked_at"]
+        unit = "day" if day_only else "moment"
+        issues.append(_issue("appointments", "scheduled_at", "scheduled_before_booked",
+                             f"appointments scheduled before they were booked (compared by {unit})",
+                             appts, (sched < booked).fillna(False), ["booked_at", "scheduled_at"]))
+        issues.append(_issue("appointments", "cancelled_at", "cancelled_before_booked",
+                             "cancellations recorded before the booking was made",
+                             appts, (appts["cancelled_at"] < appts["booked_at"]).fillna(False),
+                             ["booked_at", "cancelled_at"]))
+        if as_of is not None:
+            future = appts["scheduled_at"] >= as_of.normalize() + pd.Timedelta(days=1)
+            outcome_known = appts["status"].isin(["attended", "no_show"])
+            issues.append(_issue("appointments", "status", "future_outcome",
+                                 f"appointments after as_of {as_of:%Y-%m-%d} already marked attended or no_show",
+                                 appts, (future & outcome_known).fillna(False), ["scheduled_at", "status"]))
+    if "reminders" in tables and "appointments" in tables:
+        rem, appts = tables["reminders"], tables["appointments"]
+        when = rem["appointment_id"].map(appts.drop_duplicates("appointment_id").set_index("appointment_id")["scheduled_at"])
+        sent = rem["sent_at"]
+        if _is_day_precision(appts["scheduled_at"]):
+            sent = sent.dt.normalize()
+        issues.append(_issue("reminders", "sent_at", "sent_after_appointment",
+                             "reminders sent after the appointment's scheduled time",
+                             rem, (sent > when).fillna(False), ["appointment_id", "sent_at"]))
+    if "pregnancies" in tables:
+        preg = tables["pregnancies"]
+        issues.append(_issue("pregnancies", "outcome_date", "outcome_pairing",
+                             "outcome and outcome_date must be given together",
+                             preg, preg["outcome"].isna() != preg["outcome_date"].isna(), ["outcome", "outcome_date"]))
+        issues.append(_issue("pregnancies", "due_date", "duplicate_id",
+                             "the same patient and due date appear more than once with different details",
+                             preg, preg.duplicated(["patient_id", "due_date"], keep=False), ["patient_id", "due_date"]))
+    return [i for i in issues if i is not None]
+
+
+def _foreign_key_issues(tables: dict[str, pd.DataFrame]) -> list[RowIssue]:
+    issues = []
+    for name, df in tables.items():
+        for col in get_table(name).columns:
+            if not col.references:
+                continue
+            parent_table, parent_col = col.references.split(".")
+            if parent_table not in tables:
+                continue
+            keys = tables[parent_table][parent_col]
+            orphan = df[col.name].notna() & ~df[col.name].isin(keys)
+            issue = _issue(name, col.name, "unknown_reference",
+                           f"values not found in {parent_table}.{parent_col}", df, orphan.to_numpy())
+            if issue:
+                issues.append(issue)
+    return issues
+
+
+def _warnings(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> list[Problem]:
+    found: list[RowIssue | None] = []
+    for name, df in tables.items():
+        for col in get_table(name).columns:
+            if col.dtype == "id":
+                found.append(_issue(name, col.name, "id_scientific_notation",
+                                    "ids written in scientific notation (a spreadsheet may have damaged them); "
+                                    "they are kept as text, so check they still identify the right records",
+                                    df, df[col.name].str.fullmatch(_SCI_NOTATION_ID).fillna(False).to_numpy()))
+    visits = tables["visits"]
+    found.append(_issue("visits", "inpatient_days", "days_outside_stay",
+                        "inpatient days recorded on visits that are not inpatient stays",
+                        visits, ((visits["inpatient_days"] > 0) & visits["visit_type"].ne("inpatient")).fillna(False),
+                        ["visit_type", "inpatient_days"]))
+    patients = tables["patients"]
+    if as_of is not None:
+        age = (as_of - patients["birth_date"]).dt.days / 365.25
+        found.append(_issue("patients", "birth_date", "age_over_105", "patients older than 105 years",
+                            patients, (age > 105).fillna(False)))
+    first_seen = visits.groupby("patient_id", observed=True)["visit_date"].min()
+    stated = patients["first_visit_date"]
+    later = stated > patients["patient_id"].map(first_seen)
+    found.append(_issue("patients", "first_visit_date", "first_visit_after_visits",
+                        "first_visit_date is later than the patient's earliest visit", patients,
+                        later.fillna(False).to_numpy(), ["patient_id", "first_visit_date"]))
+    for channel in ("sms", "email", "kakao"):
+        undated = patients[f"{channel}_consent"].eq(True) & patients[f"{channel}_consent_date"].isna()
+        found.append(_issue("patients", f"{channel}_consent_date", "consent_without_date",
+                            "consent recorded without a date; it will be treated as expired", patients,
+                            undated.fillna(False).to_numpy(), "patient_id"))
+    return [i.to_problem() for i in found if i is not None]
+
+
+def _drop_exact_duplicates(tables: dict[str, pd.DataFrame], report: ValidationReport) -> dict[str, pd.DataFrame]:
+    out = {}
+    for name, df in tables.items():
+        dup = df.duplicated(keep="first")
+        if dup.any():
+            report.repairs.append(RowIssue(name, None, "exact_duplicate",
+                                           "exact duplicate rows removed (the first copy is kept)",
+                                           df.index[dup.to_numpy()]).to_problem())
+            df = df.loc[~dup.to_numpy()]
+        out[name] = df
+    return out
+
+
+def _fill_first_visit(tables: dict[str, pd.DataFrame], report: ValidationReport) -> None:
+    patients = tables["patients"]
+    missing = patients["first_visit_date"].isna()
+    if not missing.any():
+        return
+    first_seen = tables["visits"].groupby("patient_id", observed=True)["visit_date"].min()
+    filled = patients.loc[missing, "patient_id"].map(first_seen)
+    n_filled = int(filled.notna().sum())
+    if n_filled:
+        patients = patients.copy()
+        patients.loc[missing, "first_visit_date"] = filled.astype("datetime64[ns]")
+        tables["patients"] = patients
+        report.repairs.append(Problem("patients", "first_visit_date",
+                                      f"first_visit_date was missing and has been taken from visits for {n_filled} patients",
+                                      n_rows=n_filled, check="derived_first_visit"))
+
+
+def validate_tables(tables: dict[str, pd.DataFrame], *, as_of: pd.Timestamp | None = None,
+                    on_invalid: str = "raise", pending: Iterable[RowIssue] = (),
+                    structural: Iterable[Problem] = (),
+                    report: ValidationReport | None = None) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
+    """Check conformed tables against every contract rule.
+
+    Parameters
+    ----------
+    tables : dict of str to DataFrame
+        Tables from :func:`conform_table`, indexed by source row number.
+    as_of : Timestamp, optional
+        The extraction date. Event dates after it are errors.
+    on_invalid : {"raise", "quarantine"}
+        What to do with rows that break a rule.
+    pending : iterable of RowIssue
+        Row issues already found while reading (unreadable values).
+    structural : iterable of Problem
+        Problems that stop loading whatever the policy (missing columns, ...).
+    report : ValidationReport, optional
+        Report to add findings to.
+
+    Returns
+    -------
+    tables : dict of str to DataFrame
+        Valid tables with a fresh 0-based index and category dtypes.
+    report : ValidationReport
+
+    Raises
+    ------
+    DataValidationError
+        With every problem found, when the data cannot be used.
+    """
+    if on_invalid not in ON_INVALID:
+        raise ValueError(f"on_invalid must be one of {ON_INVALID}, not {on_invalid!r}")
+    report = report or ValidationReport()
+    problems = list(structural)
+    for name in REQUIRED_TABLES:
+        if name not in tables:
+            problems.append(Problem(name, None, f"required table '{name}' ({get_table(name).ko}) is missing from the source",
+                                    check="missing_table"))
+        elif tables[name].empty:
+            problems.append(Problem(name, None, f"required table '{name}' has no rows", check="empty_table"))
+    if problems:
+        problems += [i.to_problem() for i in pending]
+        raise DataValidationError(problems)
+
+    tables = _drop_exact_duplicates(tables, report)
+    issues = list(pending)
+    for name, df in tables.items():
+        issues += _pandera_issues(TABLES[name], df)
+    issues += _row_rules(tables, as_of)
+    issues += _foreign_key_issues(tables)
+
+    unplaceable = [i for i in issues if not len(i.labels)]
+    if issues and (on_invalid == "raise" or unplaceable):
+        raise DataValidationError([i.to_problem() for i in issues])
+    while issues:
+        tables = _quarantine(tables, issues, report)
+        issues = _foreign_key_issues(tables)  # rows that pointed at removed rows
+
+    _fill_first_visit(tables, report)
+    report.warnings += _warnings(tables, as_of)
+    return {name: _finalise(name, df) for name, df in tables.items()}, report
+
+
+def _quarantine(tables: dict[str, pd.DataFrame], issues: list[RowIssue],
+                report: ValidationReport) -> dict[str, pd.DataFrame]:
+    out = dict(tables)
+    for name, df in tables.items():
+        mine = [i for i in issues if i.table == name and len(i.labels)]
+        if not mine:
+            continue
+        reason = pd.Series("", index=df.index, dtype="object")
+        for issue in mine:
+            hit = df.index.isin(issue.labels)
+            reason[hit] = reason[hit] + np.where(reason[hit] == "", "", "; ") + f"{issue.column}: {issue.check}"
+        removed = reason != ""
+        quarantined = df.loc[removed.to_numpy()].assign(problem=reason[removed])
+        report.quarantined[name] = pd.concat([report.quarantined.get(name), quarantined]) \
+            if name in report.quarantined else quarantined
+        out[name] = df.loc[~removed.to_numpy()]
+    report.quarantine_problems += [i.to_problem() for i in issues if len(i.labels)]
+    return out
+
+
+def _finalise(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    df = df.reset_index(drop=True)
+    for col in get_table(name).columns:
+        if col.dtype == "category":
+            df[col.name] = df[col.name].astype("category")
+    return df

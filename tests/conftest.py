@@ -1,0 +1,60 @@
+"""Shared fixtures. Every random seed is explicit and printed, so a failure can be reproduced."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "real"
+KAGGLE_NOSHOW = SHARED_DATA / "noshow_kaggle_2016.csv.gz"
+
+#: The seed and size of the small demo clinic most tests use.
+DEMO_SEED = 7
+DEMO_PATIENTS = 1_500
+DEMO_END = "2026-10-31"
+
+
+def pytest_report_header(config):
+    return f"crm_analysis test seeds: demo clinic seed={DEMO_SEED}, patients={DEMO_PATIENTS}"
+
+
+@pytest.fixture(scope="session")
+def demo_synth():
+    """A small generated demo clinic (tables and truth), in memory."""
+    from crm_analysis import synth
+
+    print(f"\n[demo clinic] seed={DEMO_SEED} patients={DEMO_PATIENTS}")
+    return synth.generate_clinic(n_patients=DEMO_PATIENTS, seed=DEMO_SEED, end=DEMO_END)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(demo_synth, tmp_path_factory) -> Path:
+    """The small demo clinic written as a CSV folder with truth.json. Do not modify it."""
+    out = tmp_path_factory.mktemp("demo_clinic")
+    demo_synth.write(out, format="csv")
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_clinic(demo_dir):
+    """The small demo clinic loaded through the public loader."""
+    from crm_analysis import load_clinic
+
+    return load_clinic(demo_dir, as_of=DEMO_END)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a PostgreSQL database to write to (``.ci/run`` starts one).
+
+    Skips when none is configured, except under CI, where a missing server fails.
+    """
+    url = os.environ.get("CRM_ANALYSIS_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide CRM_ANALYSIS_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)")
+        pytest.skip("no PostgreSQL server: set CRM_ANALYSIS_TEST_POSTGRES_URL (see .ci/postgres.sh)")
+    return url
