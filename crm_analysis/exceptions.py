@@ -72,6 +72,11 @@ class Problem:
 
 def _plain(value: Any) -> Any:
     """Turn numpy/pandas scalars into plain Python values for display."""
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if hasattr(value, "isoformat") and hasattr(value, "hour"):
+        text = str(value)
+        return text[:-9] if text.endswith(" 00:00:00") else text
     item = getattr(value, "item", None)
     if callable(item):
         try:

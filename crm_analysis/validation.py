@@ -360,6 +360,11 @@ def _warnings(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> li
                         "inpatient days recorded on visits that are not inpatient stays",
                         visits, ((visits["inpatient_days"] > 0) & visits["visit_type"].ne("inpatient")).fillna(False),
                         ["visit_type", "inpatient_days"]))
+    if "appointments" in tables and _is_day_precision(tables["appointments"]["scheduled_at"]):
+        found.append(RowIssue("appointments", "scheduled_at", "day_precision",
+                              "appointment times hold days only (no time of day): lead times are counted in whole "
+                              "days and hour-based reminders (such as 2 hours before) cannot be placed",
+                              pd.Index([], dtype="int64")))
     patients = tables["patients"]
     if as_of is not None:
         age = (as_of - patients["birth_date"]).dt.days / 365.25
@@ -405,7 +410,7 @@ def _fill_first_visit(tables: dict[str, pd.DataFrame], report: ValidationReport)
         patients.loc[missing, "first_visit_date"] = filled.astype("datetime64[ns]")
         tables["patients"] = patients
         report.repairs.append(Problem("patients", "first_visit_date",
-                                      f"first_visit_date was missing and has been taken from visits for {n_filled} patients",
+                                      f"first_visit_date was missing and has been taken from visits for {n_filled:,} patients",
                                       n_rows=n_filled, check="derived_first_visit"))
 
 

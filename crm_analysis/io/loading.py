@@ -96,9 +96,22 @@ def load_clinic(source: str | Path, mapping: str | Path | Mapping | None = None,
     except DataValidationError as err:
         err.source = opened.description
         raise
+    if any(p.check == "derived_visits" for p in report.repairs) and "appointments" in report.quarantined:
+        _drop_visits_of_quarantined_appointments(tables, report)
     return ClinicData(tables=tables, as_of=as_of, report=report, source=opened.description,
                       mapping=str(mapping.path) if mapping and mapping.path else None,
                       encodings=dict(opened.encodings))
+
+
+def _drop_visits_of_quarantined_appointments(tables: dict[str, pd.DataFrame], report: ValidationReport) -> None:
+    """Visits derived from appointments follow their appointment into quarantine."""
+    visits = tables["visits"]
+    gone = visits["visit_id"].isin(report.quarantined["appointments"]["appointment_id"])
+    if gone.any():
+        report.quarantined["visits"] = visits.loc[gone.to_numpy()].assign(problem="derived from a quarantined appointment")
+        report.quarantine_problems.append(Problem("visits", None, "visits derived from quarantined appointments removed",
+                                                  n_rows=int(gone.sum()), check="derived_from_quarantined"))
+        tables["visits"] = visits.loc[~gone.to_numpy()].reset_index(drop=True)
 
 
 def _normalise_phone_column(typed: dict[str, pd.DataFrame], report: ValidationReport) -> None:

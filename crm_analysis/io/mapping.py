@@ -23,11 +23,11 @@ A mapping is YAML. Every key is optional except ``tables``::
         where:                # keep only rows whose source column has one of these values
           구분: [외래, 입원]
         distinct:             # one row per key, for tables built from event-level files
-          on: patient_id
+          key: patient_id
           order_by: 예약일      # keep the row with the largest value of this source column
         derive:               # contract columns computed from source columns
           reminder_id: {template: "R{AppointmentID}"}
-          birth_date: {from_age: Age, on: AppointmentDay}
+          birth_date: {from_age: Age, at: AppointmentDay}
       visits:
         from_appointments: attended   # no visit export: one outpatient visit per attended appointment
 
@@ -83,7 +83,7 @@ class TableMapping:
             if "template" in spec:
                 used |= {f for _, f, _, _ in string.Formatter().parse(spec["template"]) if f}
             else:
-                used |= {spec["from_age"], spec["on"]}
+                used |= {spec["from_age"], spec["at"]}
         return used
 
 
@@ -187,11 +187,11 @@ def _parse_table(name: str, spec: Any, problems: list[Problem]) -> TableMapping:
         if not isinstance(spec_, dict) or len(set(spec_) & _DERIVERS) != 1:
             problems.append(Problem("mapping", col, f"tables.{name}.derive.{col} needs exactly one of "
                                                     f"{', '.join(sorted(_DERIVERS))}", check="mapping_shape"))
-        elif "from_age" in spec_ and "on" not in spec_:
-            problems.append(Problem("mapping", col, f"tables.{name}.derive.{col}: from_age needs 'on' (the date of the age)",
+        elif "from_age" in spec_ and "at" not in spec_:
+            problems.append(Problem("mapping", col, f"tables.{name}.derive.{col}: from_age needs 'at' (the date the age refers to)",
                                     check="mapping_shape"))
-    if distinct and "on" not in distinct:
-        problems.append(Problem("mapping", None, f"tables.{name}.distinct needs 'on' (a contract column)",
+    if distinct and "key" not in distinct:
+        problems.append(Problem("mapping", None, f"tables.{name}.distinct needs 'key' (a contract column)",
                                 check="mapping_shape"))
     from_appts = spec.get("from_appointments")
     if from_appts is not None and (name != "visits" or from_appts != "attended"):
@@ -226,7 +226,7 @@ def _template(frame: pd.DataFrame, template: str) -> pd.Series:
 
 def _from_age(frame: pd.DataFrame, age_col: str, on_col: str, table: str,
               notes: list[Problem]) -> pd.Series:
-    """Approximate birth dates: the day `age` years and half a year before `on`."""
+    """Approximate birth dates: `age` years and half a year before the date in `on_col`."""
     age = pd.to_numeric(frame[age_col], errors="coerce")
     on = pd.to_datetime(frame[on_col], format="ISO8601", errors="coerce", utc=True).dt.tz_localize(None).dt.normalize()
     bad = age.isna() | (age < 0)
@@ -268,7 +268,7 @@ def apply_table_mapping(raw: pd.DataFrame, spec: TableMapping, raw_name: str) ->
         keep = frame[column].astype("string").str.strip().isin(allowed).fillna(False)
         frame = frame.loc[keep.to_numpy()]
     if spec.distinct:
-        key = spec.distinct["on"]
+        key = spec.distinct["key"]
         key_source = spec.columns.get(key, key)
         order = spec.distinct.get("order_by")
         ordered = frame.sort_values(order, kind="stable") if order else frame
@@ -288,7 +288,7 @@ def apply_table_mapping(raw: pd.DataFrame, spec: TableMapping, raw_name: str) ->
         if "template" in derive:
             out[contract_col] = _template(frame, derive["template"])
         else:
-            out[contract_col] = _from_age(frame, derive["from_age"], derive["on"], spec.table, notes)
+            out[contract_col] = _from_age(frame, derive["from_age"], derive["at"], spec.table, notes)
     for contract_col, value in spec.constants.items():
         out[contract_col] = pd.Series(value, index=out.index, dtype="object")
     for contract_col, recode in spec.values.items():

@@ -1,0 +1,251 @@
+"""Bad input gives one clear DataValidationError naming table, column, rows and values.
+
+Each case starts from a tiny valid clinic written as CSV, breaks one thing, and
+checks both the library error and the CLI (exit status 2, no traceback).
+Row numbers count data rows from 1, header excluded.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from crm_analysis import DataValidationError, load_clinic
+from crm_analysis.cli import main
+
+AS_OF = "2024-12-31"
+
+VALID = {
+    "patients": [
+        {"patient_id": "P1", "name": "김민준", "sex": "M", "birth_date": "1980-01-02", "phone": "010-0123-4567",
+         "referral_source": "internet", "referred_by": "", "sms_consent": "true", "sms_consent_date": "2024-01-05"},
+        {"patient_id": "P2", "name": "이서연", "sex": "F", "birth_date": "1990-05-06", "phone": "010-0234-5678",
+         "referral_source": "word_of_mouth", "referred_by": "P1", "sms_consent": "false", "sms_consent_date": ""},
+        {"patient_id": "P3", "name": "박지호", "sex": "M", "birth_date": "2015-03-04", "phone": "010-0234-5678",
+         "referral_source": "signage", "referred_by": "", "sms_consent": "false", "sms_consent_date": ""},
+    ],
+    "visits": [
+        {"visit_id": "V1", "patient_id": "P1", "visit_date": "2024-01-05", "department": "내과",
+         "visit_type": "outpatient", "inpatient_days": "0", "charge_insured": "12000", "charge_self_pay": "0"},
+        {"visit_id": "V2", "patient_id": "P2", "visit_date": "2024-02-05", "department": "내과",
+         "visit_type": "inpatient", "inpatient_days": "3", "charge_insured": "150000", "charge_self_pay": "30000"},
+        {"visit_id": "V3", "patient_id": "P3", "visit_date": "2024-03-01", "department": "소아청소년과",
+         "visit_type": "outpatient", "inpatient_days": "0", "charge_insured": "8000", "charge_self_pay": "0"},
+        {"visit_id": "V4", "patient_id": "P1", "visit_date": "2024-04-01", "department": "내과",
+         "visit_type": "checkup", "inpatient_days": "0", "charge_insured": "0", "charge_self_pay": "90000"},
+    ],
+    "appointments": [
+        {"appointment_id": "A1", "patient_id": "P1", "booked_at": "2023-12-20 10:00:00",
+         "scheduled_at": "2024-01-05 09:30:00", "department": "내과", "status": "attended", "cancelled_at": ""},
+        {"appointment_id": "A2", "patient_id": "P2", "booked_at": "2024-01-20 11:00:00",
+         "scheduled_at": "2024-01-29 14:00:00", "department": "내과", "status": "no_show", "cancelled_at": ""},
+        {"appointment_id": "A3", "patient_id": "P3", "booked_at": "2024-02-01 09:00:00",
+         "scheduled_at": "2024-02-10 10:00:00", "department": "소아청소년과", "status": "cancelled",
+         "cancelled_at": "2024-02-08 18:00:00"},
+        {"appointment_id": "A4", "patient_id": "P1", "booked_at": "2024-12-20 09:00:00",
+         "scheduled_at": "2025-01-10 10:00:00", "department": "내과", "status": "booked", "cancelled_at": ""},
+    ],
+    "reminders": [
+        {"reminder_id": "R1", "appointment_id": "A1", "channel": "kakao", "schedule": "1d",
+         "sent_at": "2024-01-04 10:00:00", "delivered": "true"},
+        {"reminder_id": "R2", "appointment_id": "A2", "channel": "sms", "schedule": "1d",
+         "sent_at": "2024-01-28 10:00:00", "delivered": "false"},
+    ],
+    "pregnancies": [
+        {"patient_id": "P2", "due_date": "2025-03-01", "outcome": "", "outcome_date": ""},
+    ],
+}
+
+
+def write_clinic_csv(folder: Path, tables: dict[str, list[dict]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in tables.items():
+        pd.DataFrame(rows).to_csv(folder / f"{name}.csv", index=False, encoding="utf-8-sig")
+    return folder
+
+
+def _set(table: str, row: int, column: str, value: str):
+    """Mutation: set one cell (row counts from 1)."""
+    def mutate(tables):
+        tables[table][row - 1][column] = value
+    return mutate
+
+
+def _append(table: str, **values):
+    def mutate(tables):
+        tables[table].append({**tables[table][0], **values})
+    return mutate
+
+
+def _drop_column(table: str, column: str):
+    def mutate(tables):
+        for row in tables[table]:
+            row.pop(column)
+    return mutate
+
+
+# (case id, mutation, table, column, expected first rows, a word the message must contain)
+ROW_CASES = [
+    ("unparseable_date", _set("visits", 2, "visit_date", "2024-13-45"), "visits", "visit_date", (2,), "date"),
+    ("korean_word_as_date", _set("patients", 3, "birth_date", "모름"), "patients", "birth_date", (3,), "date"),
+    ("text_in_charge", _set("visits", 3, "charge_insured", "abc"), "visits", "charge_insured", (3,), "number"),
+    ("fractional_days", _set("visits", 2, "inpatient_days", "2.5"), "visits", "inpatient_days", (2,), "whole number"),
+    ("bad_yes_no", _set("patients", 1, "sms_consent", "maybe"), "patients", "sms_consent", (1,), "yes/no"),
+    ("duplicate_patient_id", _set("patients", 3, "patient_id", "P2"), "patients", "patient_id", (2, 3), "duplicate"),
+    ("duplicate_visit_id", _set("visits", 4, "visit_id", "V1"), "visits", "visit_id", (1, 4), "duplicate"),
+    ("visit_of_unknown_patient", _set("visits", 4, "patient_id", "P9"), "visits", "patient_id", (4,), "not found"),
+    ("appointment_of_unknown_patient", _set("appointments", 2, "patient_id", "PX"), "appointments", "patient_id", (2,),
+     "not found"),
+    ("scheduled_before_booked", _set("appointments", 2, "scheduled_at", "2024-01-10 09:00:00"), "appointments",
+     "scheduled_at", (2,), "before they were booked"),
+    ("cancelled_before_booked", _set("appointments", 3, "cancelled_at", "2024-01-01 09:00:00"), "appointments",
+     "cancelled_at", (3,), "before the booking"),
+    ("negative_charge", _set("visits", 1, "charge_self_pay", "-5000"), "visits", "charge_self_pay", (1,), "minimum"),
+    ("negative_days", _set("visits", 2, "inpatient_days", "-1"), "visits", "inpatient_days", (2,), "minimum"),
+    ("visit_after_as_of", _set("visits", 3, "visit_date", "2025-02-01"), "visits", "visit_date", (3,), "after as_of"),
+    ("booking_after_as_of", _set("appointments", 4, "booked_at", "2025-01-02 09:00:00"), "appointments", "booked_at",
+     (4,), "after as_of"),
+    ("future_outcome", _set("appointments", 4, "status", "attended"), "appointments", "status", (4,), "already marked"),
+    ("sex_outside_codes", _set("patients", 2, "sex", "여"), "patients", "sex", (2,), "allowed"),
+    ("unknown_status", _set("appointments", 1, "status", "showed"), "appointments", "status", (1,), "allowed"),
+    ("unknown_referrer", _set("patients", 2, "referred_by", "P7"), "patients", "referred_by", (2,), "not found"),
+    ("self_referral", _set("patients", 2, "referred_by", "P2"), "patients", "referred_by", (2,), "themself"),
+    ("missing_patient_id", _set("patients", 3, "patient_id", ""), "patients", "patient_id", (3,), "missing"),
+    ("reminder_for_unknown_appointment", _set("reminders", 2, "appointment_id", "A9"), "reminders", "appointment_id",
+     (2,), "not found"),
+    ("reminder_after_appointment", _set("reminders", 1, "sent_at", "2024-01-06 10:00:00"), "reminders", "sent_at",
+     (1,), "after the appointment"),
+    ("outcome_without_date", _set("pregnancies", 1, "outcome", "delivered"), "pregnancies", "outcome_date", (1,),
+     "together"),
+    ("unknown_channel", _set("reminders", 1, "channel", "fax"), "reminders", "channel", (1,), "allowed"),
+]
+
+
+@pytest.fixture
+def tables():
+    return copy.deepcopy(VALID)
+
+
+def test_valid_clinic_loads(tmp_path, tables):
+    clinic = load_clinic(write_clinic_csv(tmp_path / "ok", tables), as_of=AS_OF)
+    assert len(clinic.patients) == 3 and len(clinic.visits) == 4
+    assert clinic.patients["phone"].tolist() == ["010-0123-4567", "010-0234-5678", "010-0234-5678"]
+
+
+@pytest.mark.parametrize("case, mutate, table, column, rows, word", ROW_CASES, ids=[c[0] for c in ROW_CASES])
+def test_bad_rows_are_named(tmp_path, tables, capsys, case, mutate, table, column, rows, word):
+    mutate(tables)
+    folder = write_clinic_csv(tmp_path / case, tables)
+    with pytest.raises(DataValidationError) as caught:
+        load_clinic(folder, as_of=AS_OF)
+    matching = [p for p in caught.value.problems if p.table == table and p.column == column]
+    assert matching, f"no problem for {table}.{column} in:\n{caught.value}"
+    problem = matching[0]
+    assert problem.rows == rows
+    assert word in problem.message
+    if problem.check != "missing":  # a missing value has no example to show
+        assert problem.examples, "the problem should show example values"
+    text = str(caught.value)
+    assert f"[{table}.{column}]" in text and "row(s):" in text
+
+    status = main(["validate", "--source", str(folder), "--as-of", AS_OF])
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert f"[{table}.{column}]" in err and "Traceback" not in err + out
+
+
+def test_all_problems_reported_at_once(tmp_path, tables):
+    for _, mutate, *_ in ROW_CASES[:6]:
+        mutate(tables)
+    with pytest.raises(DataValidationError) as caught:
+        load_clinic(write_clinic_csv(tmp_path / "many", tables), as_of=AS_OF)
+    assert len(caught.value.problems) >= 6
+
+
+STRUCTURAL_CASES = [
+    ("missing_required_column", _drop_column("visits", "visit_date"), "visits", "visit_date", "missing"),
+    ("missing_id_column", _drop_column("patients", "patient_id"), "patients", "patient_id", "missing"),
+]
+
+
+@pytest.mark.parametrize("case, mutate, table, column, word", STRUCTURAL_CASES, ids=[c[0] for c in STRUCTURAL_CASES])
+def test_missing_columns_are_named(tmp_path, tables, capsys, case, mutate, table, column, word):
+    mutate(tables)
+    folder = write_clinic_csv(tmp_path / case, tables)
+    with pytest.raises(DataValidationError) as caught:
+        load_clinic(folder)
+    problem = next(p for p in caught.value.problems if p.table == table and p.column == column)
+    assert word in problem.message and "columns present" in problem.message
+    assert main(["validate", "--source", str(folder)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_empty_table(tmp_path, tables):
+    folder = write_clinic_csv(tmp_path / "empty", tables)
+    (folder / "visits.csv").write_text("visit_id,patient_id,visit_date\n", encoding="utf-8")
+    with pytest.raises(DataValidationError, match=r"\[visits\] required table 'visits' has no rows"):
+        load_clinic(folder)
+
+
+def test_empty_file(tmp_path, tables):
+    folder = write_clinic_csv(tmp_path / "blank", tables)
+    (folder / "patients.csv").write_bytes(b"")
+    with pytest.raises(DataValidationError, match=r"\[patients\] the file patients.csv is empty"):
+        load_clinic(folder)
+
+
+def test_undecodable_file(tmp_path, tables):
+    folder = write_clinic_csv(tmp_path / "bytes", tables)
+    (folder / "visits.csv").write_bytes("visit_id,patient_id\n".encode() + b"V1,\x80\x80\xff\n")
+    with pytest.raises(DataValidationError, match=r"\[visits\] cannot decode the file as UTF-8 or CP949.*line 2"):
+        load_clinic(folder)
+
+
+def test_missing_required_table(tmp_path, tables, capsys):
+    del tables["visits"]
+    folder = write_clinic_csv(tmp_path / "novisits", tables)
+    with pytest.raises(DataValidationError, match=r"\[visits\] required table 'visits'.*missing"):
+        load_clinic(folder)
+    assert main(["validate", "--source", str(folder)]) == 2
+
+
+def test_missing_source(tmp_path, capsys):
+    with pytest.raises(DataValidationError, match="does not exist"):
+        load_clinic(tmp_path / "nowhere")
+    assert main(["validate", "--source", str(tmp_path / "nowhere")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_exact_duplicates_are_repaired_and_reported(tmp_path, tables):
+    tables["visits"].append(dict(tables["visits"][1]))
+    clinic = load_clinic(write_clinic_csv(tmp_path / "dups", tables), as_of=AS_OF)
+    assert len(clinic.visits) == 4
+    repair = next(p for p in clinic.report.repairs if p.check == "exact_duplicate")
+    assert repair.table == "visits" and repair.n_rows == 1 and repair.rows == (5,)
+
+
+def test_quarantine_sets_bad_rows_aside_and_cascades(tmp_path, tables):
+    _set("patients", 3, "birth_date", "모름")(tables)
+    clinic = load_clinic(write_clinic_csv(tmp_path / "q", tables), as_of=AS_OF, on_invalid="quarantine")
+    assert clinic.patients["patient_id"].tolist() == ["P1", "P2"]
+    quarantined = clinic.report.quarantined
+    assert quarantined["patients"]["patient_id"].tolist() == ["P3"]
+    # P3's visit and appointment pointed at a quarantined patient, so they follow it.
+    assert quarantined["visits"]["visit_id"].tolist() == ["V3"]
+    assert quarantined["appointments"]["appointment_id"].tolist() == ["A3"]
+    assert clinic.report.n_quarantined == 3
+    assert "birth_date: type_date" in quarantined["patients"]["problem"].iloc[0]
+
+
+def test_inputs_are_not_modified_by_validation(tmp_path, tables):
+    from crm_analysis.validation import validate_tables
+
+    clinic = load_clinic(write_clinic_csv(tmp_path / "pure", tables), as_of=AS_OF)
+    frames = {n: df.copy() for n, df in clinic.tables.items()}
+    before = {n: df.copy() for n, df in frames.items()}
+    validate_tables(frames, as_of=pd.Timestamp(AS_OF))
+    for name in frames:
+        pd.testing.assert_frame_equal(frames[name], before[name])
