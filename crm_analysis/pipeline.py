@@ -150,7 +150,10 @@ def run_month(month: str, source: str | Path, *, mapping: str | Path | None = No
             result.notebooks.append(final / path.name)
             if progress:
                 print(f" {result.timings[path.stem]:.1f} s", file=sys.stderr)
-        manifest = {"month": month, "parameters": params, "crm_analysis_version": __version__,
+        from crm_analysis.io.sources import redact_url
+
+        shown = {**params, "source": redact_url(params["source"]) if "://" in params["source"] else params["source"]}
+        manifest = {"month": month, "parameters": shown, "crm_analysis_version": __version__,
                     "notebooks": [p.name for p in paths], "timings_seconds": result.timings}
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         _publish(work, final)

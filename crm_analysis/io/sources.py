@@ -17,7 +17,7 @@ import pandas as pd
 from crm_analysis.exceptions import DataValidationError, Problem
 from crm_analysis.io.encoding import read_text_table
 
-__all__ = ["Source", "FolderSource", "WorkbookSource", "DatabaseSource", "open_source", "is_database_url"]
+__all__ = ["Source", "FolderSource", "WorkbookSource", "DatabaseSource", "open_source", "is_database_url", "redact_url"]
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -160,16 +160,18 @@ class DatabaseSource(Source):
 
         if name not in self.names():
             raise _missing(name, f"the database {self.description}", self.names())
-        table = sa.Table(name, sa.MetaData(), autoload_with=self._engine, schema=self.schema)
+        # SELECT * without reflecting the table: duckdb-engine's reflection queries
+        # pg_catalog tables DuckDB does not have.
+        query = sa.select(sa.literal_column("*")).select_from(sa.table(name, schema=self.schema))
         with self._engine.connect() as conn:
-            frame = pd.read_sql(sa.select(table), conn)
+            frame = pd.read_sql(query, conn)
         return _one_based(frame)
 
     def dispose(self) -> None:
         self._engine.dispose()
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """A database URL without its password."""
     try:
         import sqlalchemy as sa
@@ -188,7 +190,7 @@ def open_source(source: str | Path, *, encoding: str = "auto") -> Source:
         If the path does not exist or the database cannot be reached.
     """
     if is_database_url(source):
-        return DatabaseSource(description=_redact(str(source)), url=str(source))
+        return DatabaseSource(description=redact_url(str(source)), url=str(source))
     path = Path(source)
     if not path.exists():
         raise DataValidationError([Problem("source", None, f"the source {path} does not exist", check="missing_source")])

@@ -1,0 +1,70 @@
+"""The installed ``crm-analysis`` command, run as a user runs it: a real process.
+
+The script is the one installed beside the interpreter running the tests (the
+virtual environment's ``bin/``), so these tests also check the entry point.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(sys.executable).with_name("crm-analysis")
+SEED, PATIENTS = 3, 300
+
+
+def crm(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    assert SCRIPT.exists(), f"no crm-analysis script beside {sys.executable}: is the package installed (pip install -e .)?"
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, cwd=cwd, stdin=subprocess.DEVNULL,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def demo_twice(tmp_path_factory) -> tuple[Path, Path]:
+    """The same small demo clinic generated twice, into two folders."""
+    print(f"\n[cli demo clinic] seed={SEED} patients={PATIENTS}")
+    root = tmp_path_factory.mktemp("cli_demo")
+    folders = root / "first", root / "second"
+    for folder in folders:
+        result = crm("demo-data", "--out", str(folder), "--patients", str(PATIENTS), "--seed", str(SEED), cwd=root)
+        assert result.returncode == 0, result.stderr
+    return folders
+
+
+def test_help_lists_the_commands(tmp_path):
+    result = crm("--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for command in ("demo-data", "validate", "run", "data-dictionary"):
+        assert command in result.stdout
+
+
+def test_demo_data_writes_a_folder_that_validates(demo_twice, tmp_path):
+    folder = demo_twice[0]
+    assert (folder / "patients.csv").exists() and (folder / "visits.csv").exists()
+    assert (folder / "truth.json").exists()
+    result = crm("validate", "--source", str(folder), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK:"), result.stdout
+
+
+def test_same_seed_gives_byte_identical_files(demo_twice):
+    first, second = demo_twice
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    match, mismatch, errors = filecmp.cmpfiles(first, second, names, shallow=False)
+    assert mismatch == [] and errors == [], f"files differ between two runs with seed {SEED}: {mismatch + errors}"
+
+
+@pytest.mark.parametrize("args, says", [
+    (("validate", "--source", "no/such/folder"), "no/such/folder"),
+    (("run", "--month", "2026-13", "--source", "no/such/folder", "--dry-run"), "2026-13"),
+], ids=["missing-folder", "bad-month"])
+def test_bad_input_exits_2_with_a_message_and_no_traceback(args, says, tmp_path):
+    result = crm(*args, cwd=tmp_path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error:") and says in result.stderr, result.stderr
