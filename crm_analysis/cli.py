@@ -44,8 +44,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
         folder = Path(args.quarantine_out)
         for name, df in clinic.report.quarantined.items():
+            text = df.to_csv(index_label="row")
             atomic_write(folder / f"{name}_quarantined.csv",
-                         lambda tmp, df=df: df.to_csv(tmp, index_label="row", encoding="utf-8-sig"))
+                         lambda handle, text=text: handle.write(text.encode("utf-8-sig")), mode=0o600)
         print(f"quarantined rows written to {folder}")
     return EXIT_OK
 

@@ -94,6 +94,6 @@ def write_korean_emr_export(tables: Mapping[str, pd.DataFrame], out_dir: str | P
         df = tables[table]
         export = pd.DataFrame({korean: _export_column(df[col], col) for col, korean in EMR_COLUMNS[table].items()})
         path = Path(out_dir) / f"{file_stem}.csv"
-        written.append(atomic_write(path, lambda tmp, export=export: export.to_csv(
-            tmp, index=False, encoding=encoding, lineterminator="\r\n")))
+        text = export.to_csv(index=False, lineterminator="\r\n")
+        written.append(atomic_write(path, lambda handle, text=text: handle.write(text.encode(encoding))))
     return written

@@ -1,8 +1,10 @@
 """Write contract tables to a folder (CSV, Parquet, Excel) or a database.
 
-Files are written under a temporary name in the target folder and moved into
-place only when complete, so a killed run never leaves a half-written file.
-CSV is UTF-8 with a byte-order mark, which Korean Excel opens correctly.
+Files are written under a temporary name in the target folder, flushed to
+disk, and moved into place only when complete, so a killed run never leaves a
+half-written file. CSV is UTF-8 with a byte-order mark (Korean Excel opens it
+correctly), dates as ``YYYY-MM-DD``, date-times as ``YYYY-MM-DD HH:MM:SS``,
+yes/no as ``true``/``false`` and missing values as empty fields.
 """
 
 from __future__ import annotations
@@ -10,27 +12,43 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import BinaryIO, Callable, Mapping
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from crm_analysis.contract import TABLES
 from crm_analysis.io.sources import is_database_url
 
-__all__ = ["write_clinic", "atomic_write", "WRITE_FORMATS"]
+__all__ = ["write_clinic", "write_table_csv", "write_table_parquet", "atomic_write", "WRITE_FORMATS"]
 
 WRITE_FORMATS = ("csv", "parquet", "xlsx")
+_BOM = b"\xef\xbb\xbf"
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside `path`, then move it into place."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, mode: int = 0o644) -> Path:
+    """Call ``write(handle)`` on a temporary binary file beside `path`, then move it into place.
+
+    Parameters
+    ----------
+    path : str or Path
+        The final file. Its folder is created if needed.
+    write : callable
+        Writes the content to the open binary handle it is given.
+    mode : int
+        File permissions (``0o600`` for files holding personal data).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -38,18 +56,46 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def _for_text(df: pd.DataFrame, table: str) -> pd.DataFrame:
-    """Dates as YYYY-MM-DD, moments as YYYY-MM-DD HH:MM:SS, yes/no as true/false."""
-    out = df.copy()
-    for col in TABLES[table].columns:
-        if col.name not in out:
-            continue
+def _arrow_for_text(name: str, df: pd.DataFrame) -> pa.Table:
+    """A contract table as Arrow columns that CSV writes in the documented formats."""
+    arrays = []
+    for col in TABLES[name].columns:
+        arr = pa.array(df[col.name], from_pandas=True)
         if col.dtype == "date":
-            out[col.name] = out[col.name].dt.strftime("%Y-%m-%d")
+            arr = arr.cast(pa.timestamp("s")).cast(pa.date32())
         elif col.dtype == "datetime":
-            out[col.name] = out[col.name].dt.strftime("%Y-%m-%d %H:%M:%S")
-        elif col.dtype == "bool":
+            arr = arr.cast(pa.timestamp("s"))
+        elif col.dtype in ("category", "id", "string"):
+            arr = arr.cast(pa.string())
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, names=TABLES[name].column_names)
+
+
+def write_table_csv(name: str, df: pd.DataFrame, path: str | Path) -> Path:
+    """Write one contract table as UTF-8 CSV with a byte-order mark."""
+    table = _arrow_for_text(name, df)
+    header = (",".join(table.column_names) + "\n").encode("utf-8")
+
+    def write(handle: BinaryIO) -> None:
+        handle.write(_BOM + header)
+        pacsv.write_csv(table, handle, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+
+    return atomic_write(path, write)
+
+
+def write_table_parquet(name: str, df: pd.DataFrame, path: str | Path) -> Path:
+    """Write one contract table as Parquet (types kept exactly)."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    return atomic_write(path, lambda handle: pq.write_table(table, handle, compression="snappy"))
+
+
+def _for_excel(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    out = df.copy()
+    for col in TABLES[name].columns:
+        if col.dtype == "bool":
             out[col.name] = out[col.name].map({True: "true", False: "false"}).astype("object")
+        elif isinstance(out[col.name].dtype, (pd.CategoricalDtype, pd.StringDtype)):
+            out[col.name] = out[col.name].astype("object")
     return out
 
 
@@ -61,8 +107,7 @@ def _for_database(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_clinic(tables: Mapping[str, pd.DataFrame], target: str | Path, *, format: str = "csv",
-                 encoding: str = "utf-8-sig") -> list[str]:
+def write_clinic(tables: Mapping[str, pd.DataFrame], target: str | Path, *, format: str = "csv") -> list[str]:
     """Write contract tables to `target`.
 
     Parameters
@@ -70,13 +115,11 @@ def write_clinic(tables: Mapping[str, pd.DataFrame], target: str | Path, *, form
     tables : Mapping of str to DataFrame
         Tables by contract name.
     target : str or Path
-        A folder, or a SQLAlchemy database URL (tables are replaced).
+        A folder, or a SQLAlchemy database URL (its tables are replaced in one
+        transaction).
     format : {"csv", "parquet", "xlsx"}
-        File format for a folder target; ``xlsx`` writes one workbook
-        ``clinic.xlsx`` with a sheet per table.
-    encoding : str
-        Text encoding for CSV (``utf-8-sig`` by default; ``cp949`` imitates
-        Korean Excel).
+        File format for a folder: one file per table, or for ``xlsx`` one
+        workbook ``clinic.xlsx`` with a sheet per table.
 
     Returns
     -------
@@ -94,23 +137,14 @@ def write_clinic(tables: Mapping[str, pd.DataFrame], target: str | Path, *, form
         finally:
             engine.dispose()
         return list(tables)
-    folder = Path(target)
-    folder.mkdir(parents=True, exist_ok=True)
-    if format == "xlsx":
-        def write_book(tmp: Path) -> None:
-            with pd.ExcelWriter(tmp, engine="openpyxl") as book:
-                for name, df in tables.items():
-                    _for_text(df, name).to_excel(book, sheet_name=name, index=False)
-        return [str(atomic_write(folder / "clinic.xlsx", write_book))]
     if format not in WRITE_FORMATS:
         raise ValueError(f"format must be one of {WRITE_FORMATS}, not {format!r}")
-    written = []
-    for name, df in tables.items():
-        if format == "csv":
-            text = _for_text(df, name)
-            path = atomic_write(folder / f"{name}.csv",
-                                lambda tmp, text=text: text.to_csv(tmp, index=False, encoding=encoding, lineterminator="\n"))
-        else:
-            path = atomic_write(folder / f"{name}.parquet", lambda tmp, df=df: df.to_parquet(tmp, index=False))
-        written.append(str(path))
-    return written
+    folder = Path(target)
+    if format == "xlsx":
+        def write_book(handle: BinaryIO) -> None:
+            with pd.ExcelWriter(handle, engine="openpyxl") as book:
+                for name, df in tables.items():
+                    _for_excel(df, name).to_excel(book, sheet_name=name, index=False)
+        return [str(atomic_write(folder / "clinic.xlsx", write_book))]
+    writer = write_table_csv if format == "csv" else write_table_parquet
+    return [str(writer(name, df, folder / f"{name}.{format}")) for name, df in tables.items()]
