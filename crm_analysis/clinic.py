@@ -16,7 +16,7 @@ from typing import Mapping
 import pandas as pd
 
 from crm_analysis.contract import CHANNELS, TABLES
-from crm_analysis.exceptions import MissingTableError
+from crm_analysis.exceptions import MissingTableError, Problem
 from crm_analysis.validation import ValidationReport
 
 __all__ = ["ClinicData"]
@@ -79,31 +79,38 @@ class ClinicData:
     def snapshot(self, as_of: str | pd.Timestamp) -> "ClinicData":
         """The data as it was known at the end of day `as_of`.
 
-        Use this for back-tests: nothing recorded after `as_of` survives.
+        Use this for back-tests and for past months: nothing recorded after
+        `as_of` survives, and what was left out is counted in
+        ``report.info``.
 
-        - visits, reminders and contacts after `as_of` are dropped;
+        - visits, contacts and (sent) reminders after `as_of` are dropped, and
+          reminders of dropped appointments with them;
         - appointments booked after `as_of` are dropped; those scheduled after
           it become ``booked`` again, and cancellations made after it are undone;
-        - patients first seen after `as_of` are dropped;
-        - pregnancy outcomes after `as_of` are unknown again;
-        - consents given and opt-outs made after `as_of` are undone.
+        - patients are kept if first seen by `as_of` or referred to by a kept
+          row (a booking can precede the first visit); ``referred_by`` and
+          ``guardian_id`` pointing at patients not yet known are cleared;
+        - pregnancies are kept from about six weeks of gestation (due date
+          minus 34 weeks); outcomes after `as_of` are unknown again;
+        - consents dated after `as_of` are treated as not given and opt-outs
+          dated after it as not made. Only the latest consent date is stored,
+          so a consent reconfirmed after `as_of` counts as not given then: the
+          safe side for advertising rules.
+
+        Columns that carry no date cannot be rolled back: ``record_status``
+        (deceased, moved) and the engagement outcomes of contacts (opened,
+        clicked, replied) keep their current values.
+
+        Raises
+        ------
+        ValueError
+            If `as_of` is later than the data's own ``as_of``.
         """
         as_of = pd.Timestamp(as_of).normalize()
+        if self.as_of is not None and as_of > self.as_of:
+            raise ValueError(f"cannot take a snapshot at {as_of:%Y-%m-%d}: the data only runs to {self.as_of:%Y-%m-%d}")
         end = as_of + pd.Timedelta(days=1)
         t = dict(self.tables)
-        patients = t["patients"]
-        patients = patients.loc[~(patients["first_visit_date"] >= end).fillna(False).to_numpy()].copy()
-        for channel in CHANNELS:
-            late = (patients[f"{channel}_consent_date"] >= end).fillna(False)
-            patients.loc[late, f"{channel}_consent"] = False
-            patients.loc[late, f"{channel}_consent_date"] = pd.NaT
-            late = (patients[f"{channel}_opt_out_date"] >= end).fillna(False)
-            patients.loc[late, f"{channel}_opt_out"] = False
-            patients.loc[late, f"{channel}_opt_out_date"] = pd.NaT
-        late = (patients["night_ad_consent_date"] >= end).fillna(False)
-        patients.loc[late, "night_ad_consent"] = False
-        patients.loc[late, "night_ad_consent_date"] = pd.NaT
-        t["patients"] = patients.reset_index(drop=True)
         t["visits"] = _before(t["visits"], "visit_date", end)
         if "appointments" in t:
             appts = _before(t["appointments"], "booked_at", end).copy()
@@ -114,7 +121,10 @@ class ClinicData:
             t["appointments"] = appts
         if "reminders" in t:
             rem = t["reminders"]
-            t["reminders"] = rem.loc[~(rem["sent_at"] >= end).fillna(False).to_numpy()].reset_index(drop=True)
+            keep = ~(rem["sent_at"] >= end).fillna(False)
+            if "appointments" in t:
+                keep &= rem["appointment_id"].isin(t["appointments"]["appointment_id"])
+            t["reminders"] = rem.loc[keep.to_numpy()].reset_index(drop=True)
         if "contacts" in t:
             t["contacts"] = _before(t["contacts"], "sent_at", end)
         if "pregnancies" in t:
@@ -122,10 +132,15 @@ class ClinicData:
             late = (preg["outcome_date"] >= end).fillna(False)
             preg.loc[late, "outcome"] = pd.NA
             preg.loc[late, "outcome_date"] = pd.NaT
-            # A pregnancy is known from about six weeks (due date minus 34 weeks).
             known = preg["due_date"] - pd.Timedelta(weeks=34) < end
             t["pregnancies"] = preg.loc[known.to_numpy()].reset_index(drop=True)
-        return replace(self, tables=t, as_of=as_of)
+        t["patients"] = _patients_known(t, end)
+        left_out = [f"{name} {len(self.tables[name]) - len(t[name]):,}" for name in t
+                    if len(self.tables[name]) != len(t[name])]
+        info = [Problem("snapshot", None, f"snapshot as of {as_of:%Y-%m-%d}: rows recorded later were left out ("
+                                          + (", ".join(left_out) or "none") + ")", check="snapshot")]
+        report = replace(self.report, info=[*self.report.info, *info])
+        return replace(self, tables=t, as_of=as_of, report=report)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n}={len(df):,}" for n, df in self.tables.items())
@@ -137,6 +152,30 @@ class ClinicData:
         n_findings = len(self.report.to_frame())
         return (f"<h4>ClinicData: {escape(self.source)}</h4><p>as of {as_of}; "
                 f"{n_findings} data-quality finding(s)</p>" + self.row_counts().to_html(index=False))
+
+
+def _patients_known(tables: dict[str, pd.DataFrame], end: pd.Timestamp) -> pd.DataFrame:
+    """Patients first seen before `end` or referred to by a kept row; links to others cleared."""
+    patients = tables["patients"]
+    keep = ~(patients["first_visit_date"] >= end).fillna(False)
+    for name in ("visits", "appointments", "contacts", "pregnancies"):
+        if name in tables:
+            keep |= patients["patient_id"].isin(tables[name]["patient_id"])
+    patients = patients.loc[keep.to_numpy()].copy()
+    for col in ("referred_by", "guardian_id"):
+        unknown = patients[col].notna() & ~patients[col].isin(patients["patient_id"])
+        patients.loc[unknown, col] = pd.NA
+    for channel in CHANNELS:
+        _undo_later(patients, f"{channel}_consent", end)
+        _undo_later(patients, f"{channel}_opt_out", end)
+    _undo_later(patients, "night_ad_consent", end)
+    return patients.reset_index(drop=True)
+
+
+def _undo_later(patients: pd.DataFrame, flag: str, end: pd.Timestamp) -> None:
+    late = (patients[f"{flag}_date"] >= end).fillna(False)
+    patients.loc[late, flag] = False
+    patients.loc[late, f"{flag}_date"] = pd.NaT
 
 
 def _before(df: pd.DataFrame, column: str, end: pd.Timestamp) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pandas as pd
 
-__all__ = ["coerce_column", "TRUE_WORDS", "FALSE_WORDS", "DATE_FORMATS"]
+__all__ = ["coerce_column", "TRUE_WORDS", "FALSE_WORDS", "DATE_FORMATS", "DEFAULT_TIMEZONE", "TEXT"]
 
 #: Words read as yes / no in boolean columns (Korean exports use 예/아니오, 동의/미동의, Y/N, O/X).
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0", "예", "네", "동의", "o", "수신", "있음"})
@@ -38,10 +38,13 @@ DATE_FORMATS = (
 
 _MONEY_NOISE = re.compile(r"[,\s₩원]")
 
+#: Text columns are Arrow-backed: a tenth of the memory of Python strings on large tables.
+TEXT = pd.StringDtype("pyarrow")
+
 
 def _as_text(raw: pd.Series) -> pd.Series:
     """Raw values as stripped text, with blanks as missing."""
-    text = raw.astype("string").str.strip()
+    text = raw.astype(TEXT).str.strip()
     return text.mask(text == "")
 
 
@@ -53,12 +56,12 @@ def _bad(parsed: pd.Series, raw_present: pd.Series) -> pd.Index:
 def to_id(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
     """Identifiers as text. Whole floats (``123.0``, from Excel) lose their ``.0``."""
     if pd.api.types.is_float_dtype(raw):
-        whole = raw.notna() & (raw == np.floor(raw))
-        text = raw.astype("string")
-        text = text.mask(whole, raw[whole].astype("int64").astype("string"))
+        whole = raw.notna() & np.isfinite(raw) & (raw == np.floor(raw))
+        text = raw.astype(TEXT)
+        text = text.mask(whole, raw[whole].map("{:.0f}".format).astype(TEXT))
         return text, pd.Index([])
     if pd.api.types.is_integer_dtype(raw):
-        return raw.astype("string"), pd.Index([])
+        return raw.astype(TEXT), pd.Index([])
     return _as_text(raw), pd.Index([])
 
 
@@ -75,10 +78,18 @@ def to_category(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
 def to_float(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
     """Numbers; thousands separators, spaces and won signs are ignored."""
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        return raw.astype("float64"), pd.Index([])
-    text = _as_text(raw)
-    parsed = pd.to_numeric(text.str.replace(_MONEY_NOISE, "", regex=True), errors="coerce").astype("float64")
-    return parsed, _bad(parsed, text.notna())
+        parsed = raw.astype("float64")
+        present = parsed.notna()
+    else:
+        text = _as_text(raw)
+        present = text.notna()
+        parsed = pd.to_numeric(text, errors="coerce").astype("float64")
+        noisy = parsed.isna() & present  # thousands separators, won signs: cleaned only where needed
+        if noisy.any():
+            parsed[noisy.to_numpy()] = pd.to_numeric(text[noisy].str.replace(_MONEY_NOISE, "", regex=True),
+                                                     errors="coerce").astype("float64")
+    parsed = parsed.where(np.isfinite(parsed))  # inf is not an amount
+    return parsed, _bad(parsed, present)
 
 
 def to_int(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
@@ -101,29 +112,53 @@ def to_bool(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
     return result, _bad(result, text.notna())
 
 
-def to_datetime(raw: pd.Series, fmt: str | None = None) -> tuple[pd.Series, pd.Index]:
-    """Moments as naive ``datetime64[ns]``.
+_OFFSET = r"(?:[zZ]|[+-]\d{2}:?\d{2})$"
 
-    Time-zone-aware values keep their wall-clock time and lose the zone, so a
-    day recorded as ``2016-04-29T00:00:00Z`` stays 29 April.
+#: The time zone clinic-local times are given in when a source stores zoned moments.
+DEFAULT_TIMEZONE = "Asia/Seoul"
+
+
+def _local(values: pd.Series, timezone: str) -> pd.Series:
+    """Zoned moments as naive clinic-local moments."""
+    return values.dt.tz_convert(timezone).dt.tz_localize(None)
+
+
+def to_datetime(raw: pd.Series, fmt: str | None = None, timezone: str = DEFAULT_TIMEZONE) -> tuple[pd.Series, pd.Index]:
+    """Moments as naive clinic-local ``datetime64[ns]``.
+
+    Zoned values (a database's ``timestamptz``, text ending in ``Z`` or
+    ``+09:00``) are converted to `timezone`, the clinic's own zone; values
+    without a zone are taken as clinic-local already. A value that was given
+    but cannot be read, or lies outside 1677–2262 (placeholders such as
+    9999-12-31), is reported as unreadable.
     """
     if pd.api.types.is_datetime64_any_dtype(raw):
-        parsed = raw
-        if getattr(parsed.dt, "tz", None) is not None:
-            parsed = parsed.dt.tz_localize(None)
+        parsed = _local(raw, timezone) if getattr(raw.dt, "tz", None) is not None else raw
         return parsed.astype("datetime64[ns]"), pd.Index([])
-    if pd.api.types.is_object_dtype(raw) and len(raw) and raw.map(lambda v: hasattr(v, "year")).all():
-        # Excel cells that already hold dates.
-        return to_datetime(pd.to_datetime(raw, errors="coerce"))
+    present = raw.notna()
+    if pd.api.types.is_object_dtype(raw) and present.any() and raw[present].map(lambda v: hasattr(v, "year")).all():
+        # Excel or database cells that already hold dates or moments.
+        parsed = pd.to_datetime(raw, errors="coerce", utc=True)
+        naive = raw[present].map(lambda v: getattr(v, "tzinfo", None) is None)
+        if naive.all():
+            parsed = pd.to_datetime(raw, errors="coerce")
+        else:
+            parsed = _local(parsed, timezone)
+        parsed = parsed.astype("datetime64[ns]")
+        return parsed, _bad(parsed, present)
     text = _as_text(raw)
     present = text.notna()
+    zoned = text.str.contains(_OFFSET, regex=True).fillna(False)
     if fmt:
         parsed = pd.to_datetime(text, format=fmt, errors="coerce")
     else:
-        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
-        parsed = parsed.dt.tz_localize(None)
+        parsed = pd.to_datetime(text.mask(zoned), format="ISO8601", errors="coerce")
+        if zoned.any():
+            moments = pd.to_datetime(text[zoned], format="ISO8601", errors="coerce", utc=True)
+            parsed = parsed.astype("datetime64[ns]")
+            parsed[zoned.to_numpy()] = _local(moments, timezone).astype("datetime64[ns]")
         for candidate in DATE_FORMATS:
-            todo = parsed.isna() & present
+            todo = parsed.isna() & present & ~zoned
             if not todo.any():
                 break
             parsed = parsed.mask(todo, pd.to_datetime(text[todo], format=candidate, errors="coerce"))
@@ -131,9 +166,9 @@ def to_datetime(raw: pd.Series, fmt: str | None = None) -> tuple[pd.Series, pd.I
     return parsed, _bad(parsed, present)
 
 
-def to_date(raw: pd.Series, fmt: str | None = None) -> tuple[pd.Series, pd.Index]:
-    """Calendar days: moments truncated to midnight."""
-    parsed, bad = to_datetime(raw, fmt)
+def to_date(raw: pd.Series, fmt: str | None = None, timezone: str = DEFAULT_TIMEZONE) -> tuple[pd.Series, pd.Index]:
+    """Calendar days: clinic-local moments truncated to midnight."""
+    parsed, bad = to_datetime(raw, fmt, timezone)
     return parsed.dt.normalize(), bad
 
 
@@ -147,7 +182,8 @@ _COERCERS = {
 }
 
 
-def coerce_column(raw: pd.Series, dtype: str, fmt: str | None = None) -> tuple[pd.Series, pd.Index]:
+def coerce_column(raw: pd.Series, dtype: str, fmt: str | None = None,
+                  timezone: str = DEFAULT_TIMEZONE) -> tuple[pd.Series, pd.Index]:
     """Read one raw column as the contract type `dtype`.
 
     Parameters
@@ -158,6 +194,8 @@ def coerce_column(raw: pd.Series, dtype: str, fmt: str | None = None) -> tuple[p
         A :class:`crm_analysis.contract.Column` dtype.
     fmt : str, optional
         An explicit ``strptime`` format for date and datetime columns.
+    timezone : str
+        The clinic's time zone, for sources that store zoned moments.
 
     Returns
     -------
@@ -167,7 +205,7 @@ def coerce_column(raw: pd.Series, dtype: str, fmt: str | None = None) -> tuple[p
         Index labels of values that were given but could not be read.
     """
     if dtype == "date":
-        return to_date(raw, fmt)
+        return to_date(raw, fmt, timezone)
     if dtype == "datetime":
-        return to_datetime(raw, fmt)
+        return to_datetime(raw, fmt, timezone)
     return _COERCERS[dtype](raw)

@@ -24,9 +24,11 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+import pandera.pandas as pandera
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from crm_analysis.coercion import coerce_column
+from crm_analysis.coercion import DEFAULT_TIMEZONE, TEXT, coerce_column
 from crm_analysis.contract import REQUIRED_TABLES, TABLES, Table, get_table
 from crm_analysis.exceptions import MAX_EXAMPLES, DataValidationError, Problem
 
@@ -99,12 +101,22 @@ class ValidationReport:
         Rows removed under ``on_invalid="quarantine"``, with a ``problem`` column.
     quarantine_problems : list of Problem
         Why those rows were removed.
+    info : list of Problem
+        What the mapping did (rows filtered by ``where``, rows collapsed by
+        ``distinct``, tables derived).
     """
 
     repairs: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     quarantined: dict[str, pd.DataFrame] = field(default_factory=dict)
     quarantine_problems: list[Problem] = field(default_factory=list)
+    info: list[Problem] = field(default_factory=list)
+
+    def add_quarantined(self, table: str, rows: pd.DataFrame) -> None:
+        """Add rows (with a ``problem`` column) to the table's quarantine."""
+        if table in self.quarantined:
+            rows = pd.concat([self.quarantined[table], rows])
+        self.quarantined[table] = rows
 
     @property
     def n_quarantined(self) -> int:
@@ -114,7 +126,7 @@ class ValidationReport:
         """One row per finding: level, table, column, check, rows affected, message."""
         records = []
         for level, problems in (("quarantined", self.quarantine_problems), ("repaired", self.repairs),
-                                ("warning", self.warnings)):
+                                ("warning", self.warnings), ("info", self.info)):
             for p in problems:
                 records.append({
                     "level": level, "table": p.table, "column": p.column, "check": p.check,
@@ -126,11 +138,11 @@ class ValidationReport:
 
     def summary(self) -> str:
         """Plain-text account of every finding."""
-        if not (self.repairs or self.warnings or self.quarantine_problems):
+        if not (self.repairs or self.warnings or self.quarantine_problems or self.info):
             return "No repairs, warnings or quarantined rows."
         lines = []
         for title, problems in (("Quarantined", self.quarantine_problems), ("Repaired", self.repairs),
-                                ("Warnings", self.warnings)):
+                                ("Warnings", self.warnings), ("Mapping", self.info)):
             if problems:
                 lines.append(f"{title}:")
                 lines += [f"  {p}" for p in problems]
@@ -151,7 +163,8 @@ class ValidationReport:
 # ---------------------------------------------------------------------------
 
 def conform_table(raw: pd.DataFrame, table: Table | str, *, formats: dict[str, str] | None = None,
-                  source: str | None = None) -> tuple[pd.DataFrame, list[Problem], list[RowIssue], list[Problem]]:
+                  source: str | None = None,
+                  timezone: str = DEFAULT_TIMEZONE) -> tuple[pd.DataFrame, list[Problem], list[RowIssue], list[Problem]]:
     """Give a raw table exactly the contract's columns, in contract types.
 
     Parameters
@@ -164,6 +177,8 @@ def conform_table(raw: pd.DataFrame, table: Table | str, *, formats: dict[str, s
         Explicit ``strptime`` formats per date/datetime column.
     source : str, optional
         Where the table came from, for messages.
+    timezone : str
+        The clinic's time zone, for sources that store zoned moments.
 
     Returns
     -------
@@ -197,7 +212,7 @@ def conform_table(raw: pd.DataFrame, table: Table | str, *, formats: dict[str, s
         if col.name not in raw.columns:
             out[col.name] = coerce_column(pd.Series(pd.NA, index=raw.index, dtype="object"), col.dtype)[0]
             continue
-        typed, bad = coerce_column(raw[col.name], col.dtype, formats.get(col.name))
+        typed, bad = coerce_column(raw[col.name], col.dtype, formats.get(col.name), timezone)
         if len(bad):
             kind = {"date": "a date", "datetime": "a date-time", "int": "a whole number", "float": "a number",
                     "bool": "yes/no"}.get(col.dtype, col.dtype)
@@ -213,7 +228,7 @@ def conform_table(raw: pd.DataFrame, table: Table | str, *, formats: dict[str, s
 # ---------------------------------------------------------------------------
 
 @lru_cache(maxsize=None)
-def contract_schema(table_name: str) -> pa.DataFrameSchema:
+def contract_schema(table_name: str) -> pandera.DataFrameSchema:
     """The pandera schema of one contract table (column-level rules).
 
     Types are enforced for date, datetime and numeric columns; text and
@@ -221,17 +236,17 @@ def contract_schema(table_name: str) -> pa.DataFrameSchema:
     """
     table = get_table(table_name)
     dtypes = {"date": "datetime64[ns]", "datetime": "datetime64[ns]", "int": "Int64", "float": "float64",
-              "bool": "boolean", "id": "string", "string": "string"}
+              "bool": "boolean", "id": TEXT, "string": TEXT}
     columns = {}
     for col in table.columns:
         checks = []
         if col.allowed:
-            checks.append(pa.Check.isin(list(col.allowed)))
+            checks.append(pandera.Check.isin(list(col.allowed)))
         if col.min_value is not None:
-            checks.append(pa.Check.ge(col.min_value))
-        columns[col.name] = pa.Column(dtypes.get(col.dtype), checks=checks, nullable=col.nullable,
+            checks.append(pandera.Check.ge(col.min_value))
+        columns[col.name] = pandera.Column(dtypes.get(col.dtype), checks=checks, nullable=col.nullable,
                                       unique=col.unique, required=True)
-    return pa.DataFrameSchema(columns, strict=True, ordered=True, name=table.name)
+    return pandera.DataFrameSchema(columns, strict=True, ordered=True, name=table.name)
 
 
 _CHECK_WORDS = {
@@ -243,7 +258,7 @@ _CHECK_WORDS = {
 def _pandera_issues(table: Table, df: pd.DataFrame) -> list[RowIssue]:
     try:
         contract_schema(table.name).validate(df, lazy=True)
-    except pa.errors.SchemaErrors as err:
+    except pandera.errors.SchemaErrors as err:
         cases = err.failure_cases
     else:
         return []
@@ -269,6 +284,11 @@ def _pandera_issues(table: Table, df: pd.DataFrame) -> list[RowIssue]:
 # Rules across columns and tables
 # ---------------------------------------------------------------------------
 
+def _flag(condition: pd.Series) -> np.ndarray:
+    """A condition as plain booleans, missing counting as False (for any nullable dtype)."""
+    return condition.fillna(False).to_numpy(dtype=bool)
+
+
 def _is_day_precision(values: pd.Series) -> bool:
     """True when every moment is at midnight: the source recorded days only."""
     present = values.dropna()
@@ -285,7 +305,7 @@ def _row_rules(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> l
                     issues.append(_issue(name, col.name, "after_as_of",
                                          f"dates after as_of {as_of:%Y-%m-%d}: the data cannot record them yet",
                                          df, (df[col.name] >= cutoff).fillna(False)))
-    patients = tables["patients"]
+    patients = tables.get("patients", pd.DataFrame(columns=["patient_id", "referred_by", "guardian_id"]))
     for col in ("referred_by", "guardian_id"):
         issues.append(_issue("patients", col, "self_reference", f"{col} points at the patient themself",
                              patients, (patients[col] == patients["patient_id"]).fillna(False)))
@@ -328,6 +348,16 @@ def _row_rules(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> l
     return [i for i in issues if i is not None]
 
 
+def _isin(values: pd.Series, keys: pd.Series) -> pd.Series:
+    """``values.isin(keys)``, computed by Arrow when both are Arrow-backed text (much faster)."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow" and \
+            isinstance(keys.dtype, pd.StringDtype) and keys.dtype.storage == "pyarrow":
+        key_set = pa.chunked_array(pa.array(keys.array)).combine_chunks() if len(keys) else pa.array([], pa.string())
+        found = pc.is_in(pa.array(values.array), value_set=key_set)
+        return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index, dtype=bool)
+    return values.isin(keys)
+
+
 def _foreign_key_issues(tables: dict[str, pd.DataFrame]) -> list[RowIssue]:
     issues = []
     for name, df in tables.items():
@@ -338,7 +368,7 @@ def _foreign_key_issues(tables: dict[str, pd.DataFrame]) -> list[RowIssue]:
             if parent_table not in tables:
                 continue
             keys = tables[parent_table][parent_col]
-            orphan = df[col.name].notna() & ~df[col.name].isin(keys)
+            orphan = df[col.name].notna() & ~_isin(df[col.name], keys)
             issue = _issue(name, col.name, "unknown_reference",
                            f"values not found in {parent_table}.{parent_col}", df, orphan.to_numpy())
             if issue:
@@ -358,7 +388,7 @@ def _warnings(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> li
     visits = tables["visits"]
     found.append(_issue("visits", "inpatient_days", "days_outside_stay",
                         "inpatient days recorded on visits that are not inpatient stays",
-                        visits, ((visits["inpatient_days"] > 0) & visits["visit_type"].ne("inpatient")).fillna(False),
+                        visits, _flag(visits["inpatient_days"] > 0) & ~_flag(visits["visit_type"] == "inpatient"),
                         ["visit_type", "inpatient_days"]))
     if "appointments" in tables and _is_day_precision(tables["appointments"]["scheduled_at"]):
         found.append(RowIssue("appointments", "scheduled_at", "day_precision",
@@ -417,7 +447,8 @@ def _fill_first_visit(tables: dict[str, pd.DataFrame], report: ValidationReport)
 def validate_tables(tables: dict[str, pd.DataFrame], *, as_of: pd.Timestamp | None = None,
                     on_invalid: str = "raise", pending: Iterable[RowIssue] = (),
                     structural: Iterable[Problem] = (),
-                    report: ValidationReport | None = None) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
+                    report: ValidationReport | None = None,
+                    raw: dict[str, pd.DataFrame] | None = None) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
     """Check conformed tables against every contract rule.
 
     Parameters
@@ -434,6 +465,9 @@ def validate_tables(tables: dict[str, pd.DataFrame], *, as_of: pd.Timestamp | No
         Problems that stop loading whatever the policy (missing columns, ...).
     report : ValidationReport, optional
         Report to add findings to.
+    raw : dict of str to DataFrame, optional
+        The tables as the source gave them (same index), so quarantined rows
+        keep their original values.
 
     Returns
     -------
@@ -456,31 +490,44 @@ def validate_tables(tables: dict[str, pd.DataFrame], *, as_of: pd.Timestamp | No
                                     check="missing_table"))
         elif tables[name].empty:
             problems.append(Problem(name, None, f"required table '{name}' has no rows", check="empty_table"))
-    if problems:
-        problems += [i.to_problem() for i in pending]
-        raise DataValidationError(problems)
+    # Tables whose structure is broken are left out of the row checks, so that
+    # one missing column does not hide the problems elsewhere.
+    broken = {p.table for p in problems}
+    checkable = {name: df for name, df in tables.items() if name not in broken}
 
-    tables = _drop_exact_duplicates(tables, report)
-    issues = list(pending)
-    for name, df in tables.items():
+    checkable = _drop_exact_duplicates(checkable, report)
+    issues = [i for i in pending if i.table not in broken]
+    for name, df in checkable.items():
         issues += _pandera_issues(TABLES[name], df)
-    issues += _row_rules(tables, as_of)
-    issues += _foreign_key_issues(tables)
+    issues += _row_rules(checkable, as_of)
+    issues += _foreign_key_issues(checkable)
 
     unplaceable = [i for i in issues if not len(i.labels)]
-    if issues and (on_invalid == "raise" or unplaceable):
-        raise DataValidationError([i.to_problem() for i in issues])
+    if problems or (issues and (on_invalid == "raise" or unplaceable)):
+        raise DataValidationError(problems + [i.to_problem() for i in issues])
+    tables = checkable
     while issues:
-        tables = _quarantine(tables, issues, report)
+        tables = _quarantine(tables, issues, report, raw)
         issues = _foreign_key_issues(tables)  # rows that pointed at removed rows
+    emptied = [name for name in REQUIRED_TABLES if tables[name].empty]
+    if emptied:
+        raise DataValidationError([Problem(name, None, f"every row of the required table '{name}' was quarantined; "
+                                                       "nothing is left to analyse", check="empty_table")
+                                   for name in emptied] + report.quarantine_problems)
 
     _fill_first_visit(tables, report)
     report.warnings += _warnings(tables, as_of)
     return {name: _finalise(name, df) for name, df in tables.items()}, report
 
 
-def _quarantine(tables: dict[str, pd.DataFrame], issues: list[RowIssue],
-                report: ValidationReport) -> dict[str, pd.DataFrame]:
+def _quarantine(tables: dict[str, pd.DataFrame], issues: list[RowIssue], report: ValidationReport,
+                raw: dict[str, pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
+    """Move the rows named by `issues` into ``report.quarantined``.
+
+    The quarantined rows hold the values as the source gave them (from `raw`,
+    when available), so they can be corrected and loaded again.
+    """
+    raw = raw or {}
     out = dict(tables)
     for name, df in tables.items():
         mine = [i for i in issues if i.table == name and len(i.labels)]
@@ -491,9 +538,13 @@ def _quarantine(tables: dict[str, pd.DataFrame], issues: list[RowIssue],
             hit = df.index.isin(issue.labels)
             reason[hit] = reason[hit] + np.where(reason[hit] == "", "", "; ") + f"{issue.column}: {issue.check}"
         removed = reason != ""
-        quarantined = df.loc[removed.to_numpy()].assign(problem=reason[removed])
-        report.quarantined[name] = pd.concat([report.quarantined.get(name), quarantined]) \
-            if name in report.quarantined else quarantined
+        source = raw.get(name)
+        if source is not None and source.index.equals(source.index.unique()) and \
+                df.index[removed.to_numpy()].isin(source.index).all():
+            as_given = source.loc[df.index[removed.to_numpy()]]
+        else:
+            as_given = df.loc[removed.to_numpy()]
+        report.add_quarantined(name, as_given.assign(problem=reason[removed].to_numpy()))
         out[name] = df.loc[~removed.to_numpy()]
     report.quarantine_problems += [i.to_problem() for i in issues if len(i.labels)]
     return out

@@ -39,7 +39,9 @@ def test_snapshot_keeps_only_what_was_known(clinic):
     assert list(appts.index) == ["A1", "A2", "A3"]
     # A3 was scheduled for 10 Feb: on 6 Feb it was still booked, and its cancellation (8 Feb) not yet made.
     assert appts.loc["A3", "status"] == "booked" and pd.isna(appts.loc["A3", "cancelled_at"])
-    assert snap.patients["patient_id"].tolist() == ["P1", "P2"]  # P3 first came on 1 March
+    # P3 first came on 1 March but booked A3 on 1 February, so is already known.
+    assert snap.patients["patient_id"].tolist() == ["P1", "P2", "P3"]
+    assert clinic.snapshot("2024-01-31").patients["patient_id"].tolist() == ["P1", "P2"]
     assert snap.patients["sms_consent"].iloc[0]  # consent given on 5 Jan is kept
     assert snap.as_of == pd.Timestamp("2024-02-06")
 
@@ -65,5 +67,33 @@ def test_consent_given_later_is_undone(tmp_path):
     tables = copy.deepcopy(VALID)
     tables["patients"][0]["sms_consent_date"] = "2024-03-01"
     snap = load_clinic(write_clinic_csv(tmp_path / "c", tables), as_of=AS_OF).snapshot("2024-02-06")
-    assert snap.patients["sms_consent"].tolist() == [False, False]
+    assert snap.patients["sms_consent"].tolist() == [False, False, False]
     assert snap.patients["sms_consent_date"].isna().all()
+
+
+def test_snapshot_cannot_look_past_the_data(clinic):
+    with pytest.raises(ValueError, match="only runs to 2024-12-31"):
+        clinic.snapshot("2025-01-01")
+
+
+def test_snapshot_reports_what_it_left_out(clinic):
+    snap = clinic.snapshot("2024-02-06")
+    note = next(p for p in snap.report.info if p.check == "snapshot")
+    assert "visits 2" in note.message and "appointments 1" in note.message
+    assert not any(p.check == "snapshot" for p in clinic.report.info)  # the original is untouched
+
+
+def test_snapshot_of_demo_keeps_references_whole(demo_clinic):
+    """Every id in a snapshot points at a row that is in the same snapshot."""
+    from crm_analysis.contract import TABLES
+
+    for day in ("2024-06-30", "2025-06-30", "2026-01-15"):
+        snap = demo_clinic.snapshot(day)
+        for name, df in snap.tables.items():
+            for col in TABLES[name].columns:
+                if col.references:
+                    parent, key = col.references.split(".")
+                    if parent in snap.tables:
+                        values = df[col.name].dropna()
+                        assert values.isin(snap.tables[parent][key]).all(), (day, name, col.name)
+        assert (snap.visits["visit_date"] <= pd.Timestamp(day)).all()

@@ -205,7 +205,7 @@ def test_undecodable_file(tmp_path, tables):
 
 
 def test_missing_required_table(tmp_path, tables, capsys):
-    del tables["visits"]
+    del tables["visits"], tables["appointments"], tables["reminders"]
     folder = write_clinic_csv(tmp_path / "novisits", tables)
     with pytest.raises(DataValidationError, match=r"\[visits\] required table 'visits'.*missing"):
         load_clinic(folder)
@@ -249,3 +249,88 @@ def test_inputs_are_not_modified_by_validation(tmp_path, tables):
     validate_tables(frames, as_of=pd.Timestamp(AS_OF))
     for name in frames:
         pd.testing.assert_frame_equal(frames[name], before[name])
+
+
+def test_visits_derived_from_appointments_without_mapping(tmp_path, tables):
+    del tables["visits"]
+    clinic = load_clinic(write_clinic_csv(tmp_path / "derive", tables), as_of=AS_OF)
+    assert clinic.visits["visit_id"].tolist() == ["A1"]  # the one attended appointment
+    assert any(p.check == "derived_visits" for p in clinic.report.info)
+
+
+def test_missing_column_does_not_hide_other_problems(tmp_path, tables):
+    _drop_column("appointments", "status")(tables)
+    _set("patients", 2, "sex", "X")(tables)
+    _set("visits", 4, "patient_id", "P9")(tables)
+    with pytest.raises(DataValidationError) as caught:
+        load_clinic(write_clinic_csv(tmp_path / "mixed", tables), as_of=AS_OF)
+    found = {(p.table, p.column) for p in caught.value.problems}
+    assert {("appointments", "status"), ("patients", "sex"), ("visits", "patient_id")} <= found
+
+
+def test_quarantine_cannot_empty_a_required_table(tmp_path, tables):
+    for row in tables["visits"]:
+        row["visit_date"] = "nonsense"
+    with pytest.raises(DataValidationError, match="every row of the required table 'visits' was quarantined"):
+        load_clinic(write_clinic_csv(tmp_path / "all_bad", tables), as_of=AS_OF, on_invalid="quarantine")
+
+
+def test_quarantined_rows_keep_the_values_as_given(tmp_path, tables):
+    _set("patients", 3, "birth_date", "1980-13-40")(tables)
+    clinic = load_clinic(write_clinic_csv(tmp_path / "raw", tables), as_of=AS_OF, on_invalid="quarantine")
+    assert clinic.report.quarantined["patients"]["birth_date"].tolist() == ["1980-13-40"]
+
+
+def test_non_finite_numbers_are_unreadable(tmp_path, tables):
+    _set("visits", 1, "inpatient_days", "inf")(tables)
+    _set("visits", 2, "charge_self_pay", "inf")(tables)
+    with pytest.raises(DataValidationError) as caught:
+        load_clinic(write_clinic_csv(tmp_path / "inf", tables), as_of=AS_OF)
+    found = {(p.table, p.column, p.rows) for p in caught.value.problems}
+    assert {("visits", "inpatient_days", (1,)), ("visits", "charge_self_pay", (2,))} <= found
+
+
+def test_two_headers_for_one_column(tmp_path, tables):
+    for row in tables["patients"]:
+        row["환자번호"] = row["patient_id"]
+    with pytest.raises(DataValidationError, match="several columns stand for the same contract column: "
+                                                  "patient_id ← patient_id, 환자번호"):
+        load_clinic(write_clinic_csv(tmp_path / "dupcols", tables))
+
+
+def test_empty_optional_file_counts_as_absent(tmp_path, tables):
+    folder = write_clinic_csv(tmp_path / "empty_optional", tables)
+    (folder / "reminders.csv").write_bytes(b"")
+    clinic = load_clinic(folder, as_of=AS_OF)
+    assert not clinic.has("reminders")
+    assert any(p.check == "empty_optional_table" for p in clinic.report.info)
+
+
+def test_unreadable_date_cells_in_a_workbook_are_reported(tmp_path, tables):
+    import datetime as dt
+
+    with pd.ExcelWriter(tmp_path / "clinic.xlsx") as book:
+        patients = pd.DataFrame(tables["patients"])
+        patients["birth_date"] = [dt.datetime(1980, 1, 2), dt.datetime(9999, 12, 31), dt.datetime(2015, 3, 4)]
+        patients.to_excel(book, sheet_name="patients", index=False)
+        pd.DataFrame(tables["visits"]).to_excel(book, sheet_name="visits", index=False)
+    with pytest.raises(DataValidationError) as caught:
+        load_clinic(tmp_path / "clinic.xlsx", as_of=AS_OF)
+    problem = next(p for p in caught.value.problems if p.column == "birth_date")
+    assert problem.table == "patients" and problem.rows == (2,)
+
+
+def test_zoned_moments_become_clinic_local(tmp_path, tables):
+    """A database or Parquet file storing UTC instants gives Seoul wall-clock days."""
+    from crm_analysis import write_clinic
+
+    reference = load_clinic(write_clinic_csv(tmp_path / "csv", tables), as_of=AS_OF)
+    visits = reference.visits.copy()
+    visits["visit_date"] = (visits["visit_date"] + pd.Timedelta(minutes=30)).dt.tz_localize("Asia/Seoul").dt.tz_convert("UTC")
+    frames = {**reference.tables, "visits": visits}
+    folder = tmp_path / "parquet"
+    for name, df in frames.items():
+        folder.mkdir(exist_ok=True)
+        df.to_parquet(folder / f"{name}.parquet", index=False)
+    clinic = load_clinic(folder, as_of=AS_OF)
+    pd.testing.assert_series_equal(clinic.visits["visit_date"], reference.visits["visit_date"])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from crm_analysis.coercion import TEXT
 from crm_analysis.exceptions import DataValidationError, Problem
 
 __all__ = ["detect_encoding", "read_text_table", "CANDIDATE_ENCODINGS"]
@@ -92,7 +93,7 @@ def read_text_table(path: Path, *, encoding: str = "auto", table: str | None = N
     sep = "\t" if path.suffix == ".tsv" or header.count("\t") > max(header.count(","), header.count(";")) else (
         ";" if header.count(";") > header.count(",") else ",")
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype="string", keep_default_na=False,
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=TEXT, keep_default_na=False,
                             na_values=[""], skipinitialspace=False)
     except pd.errors.ParserError as err:
         raise DataValidationError([Problem(name, None, f"the file {path.name} is not a readable table: {err}",

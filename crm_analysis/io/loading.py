@@ -7,18 +7,19 @@ from pathlib import Path
 import pandas as pd
 
 from crm_analysis.clinic import ClinicData
+from crm_analysis.coercion import DEFAULT_TIMEZONE
 from crm_analysis.contract import TABLES
 from crm_analysis.exceptions import DataValidationError, Problem
 from crm_analysis.io.mapping import Mapping, attended_visits, default_raw_tables, mapped_raw_tables, read_mapping
 from crm_analysis.io.sources import DatabaseSource, open_source
-from crm_analysis.phones import normalise_phones
+from crm_analysis.phones import is_mobile, normalise_phones
 from crm_analysis.validation import RowIssue, ValidationReport, conform_table, validate_tables
 
 __all__ = ["load_clinic"]
 
 
 def load_clinic(source: str | Path, mapping: str | Path | Mapping | None = None, as_of: str | pd.Timestamp | None = None,
-                *, on_invalid: str | None = None) -> ClinicData:
+                *, on_invalid: str | None = None, timezone: str | None = None) -> ClinicData:
     """Load and validate one clinic's data.
 
     Parameters
@@ -39,6 +40,10 @@ def load_clinic(source: str | Path, mapping: str | Path | Mapping | None = None,
         What to do with rows that break a rule: refuse the data (default), or
         set the rows aside in ``report.quarantined`` and report them. A mapping
         file may set its own default.
+    timezone : str, optional
+        The clinic's time zone (default ``Asia/Seoul``, or the mapping's
+        ``timezone``). Zoned moments in the source are converted to it; moments
+        without a zone are taken as clinic-local already.
 
     Returns
     -------
@@ -60,6 +65,7 @@ def load_clinic(source: str | Path, mapping: str | Path | Mapping | None = None,
         mapping = read_mapping(mapping)
     as_of = None if as_of is None else pd.Timestamp(as_of).normalize()
     policy = on_invalid or (mapping.on_invalid if mapping else None) or "raise"
+    zone = timezone or (mapping.timezone if mapping else None) or DEFAULT_TIMEZONE
     opened = open_source(source, encoding=mapping.encoding if mapping else "auto")
     try:
         if mapping is not None:
@@ -71,36 +77,48 @@ def load_clinic(source: str | Path, mapping: str | Path | Mapping | None = None,
             opened.dispose()
 
     report = ValidationReport()
-    report.repairs += [n for n in notes if n.check not in ("age_over_100", "conflicting_rows", "extra_columns")]
-    report.warnings += [n for n in notes if n.check in ("age_over_100", "conflicting_rows")]
+    for note in notes:
+        if note.check in _INFO_CHECKS:
+            report.info.append(note)
+        elif note.check in _WARNING_CHECKS:
+            report.warnings.append(note)
+        else:
+            report.repairs.append(note)
     typed, structural, pending = {}, [], []
     for name, raw in raw_tables.items():
         formats = mapping.tables[name].formats if mapping and name in mapping.tables else {}
-        frame, missing_cols, unreadable, info = conform_table(raw, TABLES[name], formats=formats, source=opened.description)
+        frame, missing_cols, unreadable, extra = conform_table(raw, TABLES[name], formats=formats,
+                                                               source=opened.description, timezone=zone)
         typed[name], structural, pending = frame, structural + missing_cols, pending + unreadable
-        report.warnings += info
-    if mapping is not None and "visits" in mapping.tables and mapping.tables["visits"].from_appointments:
+        report.warnings += extra
+    wants_derived = mapping.tables["visits"].from_appointments if mapping and "visits" in mapping.tables else \
+        mapping is None and "visits" not in typed and "appointments" in typed
+    if wants_derived:
         if "appointments" not in typed:
             structural.append(Problem("visits", None, "visits are to be derived from appointments, "
                                                       "but the mapping has no appointments table", check="missing_table"))
-        else:
+        elif not any(p.table == "appointments" for p in structural):
             typed["visits"] = attended_visits(typed["appointments"])
-            report.repairs.append(Problem("visits", None, f"no visit export: {len(typed['visits']):,} visits derived from "
-                                                          "attended appointments (charges unknown)",
-                                          n_rows=len(typed["visits"]), check="derived_visits"))
-    if "patients" in typed:
+            report.info.append(Problem("visits", None, f"no visit export: {len(typed['visits']):,} visits derived from "
+                                                       "attended appointments (one outpatient visit each; charges unknown)",
+                                       n_rows=len(typed["visits"]), check="derived_visits"))
+    if "patients" in typed and not any(p.table == "patients" for p in structural):
         _normalise_phone_column(typed, report)
     try:
         tables, report = validate_tables(typed, as_of=as_of, on_invalid=policy, pending=pending,
-                                         structural=structural, report=report)
+                                         structural=structural, report=report, raw=raw_tables)
     except DataValidationError as err:
         err.source = opened.description
         raise
-    if any(p.check == "derived_visits" for p in report.repairs) and "appointments" in report.quarantined:
+    if any(p.check == "derived_visits" for p in report.info) and "appointments" in report.quarantined:
         _drop_visits_of_quarantined_appointments(tables, report)
     return ClinicData(tables=tables, as_of=as_of, report=report, source=opened.description,
                       mapping=str(mapping.path) if mapping and mapping.path else None,
                       encodings=dict(opened.encodings))
+
+
+_INFO_CHECKS = {"mapping_where", "mapping_distinct", "empty_optional_table"}
+_WARNING_CHECKS = {"age_over_100", "conflicting_rows"}
 
 
 def _drop_visits_of_quarantined_appointments(tables: dict[str, pd.DataFrame], report: ValidationReport) -> None:
@@ -108,7 +126,7 @@ def _drop_visits_of_quarantined_appointments(tables: dict[str, pd.DataFrame], re
     visits = tables["visits"]
     gone = visits["visit_id"].isin(report.quarantined["appointments"]["appointment_id"])
     if gone.any():
-        report.quarantined["visits"] = visits.loc[gone.to_numpy()].assign(problem="derived from a quarantined appointment")
+        report.add_quarantined("visits", visits.loc[gone.to_numpy()].assign(problem="derived from a quarantined appointment"))
         report.quarantine_problems.append(Problem("visits", None, "visits derived from quarantined appointments removed",
                                                   n_rows=int(gone.sum()), check="derived_from_quarantined"))
         tables["visits"] = visits.loc[~gone.to_numpy()].reset_index(drop=True)
@@ -128,4 +146,12 @@ def _normalise_phone_column(typed: dict[str, pd.DataFrame], report: ValidationRe
                          "(these patients cannot be reached by SMS or KakaoTalk)",
                          invalid, tuple(patients.loc[invalid[:5], "phone"].tolist()))
         report.repairs.append(issue.to_problem())
+    uniques = pd.unique(normalised.dropna())
+    mobiles = [number for number in uniques if is_mobile(number)]
+    not_mobile = normalised.notna() & ~normalised.isin(mobiles)
+    if not_mobile.any():
+        report.warnings.append(RowIssue("patients", "phone", "not_mobile",
+                                        "numbers that are not Korean mobile numbers (landlines or foreign numbers "
+                                        "cannot receive SMS or KakaoTalk)", patients.index[not_mobile.to_numpy()],
+                                        ()).to_problem())
     typed["patients"] = patients.assign(phone=normalised)

@@ -47,13 +47,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from crm_analysis.coercion import TEXT
 from crm_analysis.contract import TABLES, get_table
-from crm_analysis.exceptions import MappingError, Problem
+from crm_analysis.exceptions import DataValidationError, MappingError, Problem
 from crm_analysis.io.sources import Source
 
 __all__ = ["Mapping", "TableMapping", "read_mapping", "default_raw_tables"]
 
-_TOP_KEYS = {"version", "name", "description", "encoding", "on_invalid", "files", "tables"}
+_TOP_KEYS = {"version", "name", "description", "encoding", "on_invalid", "timezone", "files", "tables"}
 _TABLE_KEYS = {"from", "columns", "values", "formats", "constants", "where", "distinct", "derive",
                "from_appointments"}
 _DERIVERS = {"template", "from_age"}
@@ -96,6 +97,7 @@ class Mapping:
     description: str = ""
     encoding: str = "auto"
     on_invalid: str | None = None
+    timezone: str | None = None
     files: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
 
@@ -141,6 +143,12 @@ def read_mapping(path: str | Path) -> Mapping:
     for key in sorted(set(doc) - _TOP_KEYS):
         problems.append(Problem("mapping", None, f"unknown top-level key '{key}'; allowed: {', '.join(sorted(_TOP_KEYS))}",
                                 check="mapping_key"))
+    if doc.get("timezone") is not None:
+        try:
+            pd.Timestamp("2024-01-01", tz=str(doc["timezone"]))
+        except Exception:  # noqa: BLE001 - any failure means an unknown zone name
+            problems.append(Problem("mapping", None, f"unknown timezone {doc['timezone']!r}; use a name such as "
+                                                     "Asia/Seoul or UTC", check="mapping_value"))
     if doc.get("on_invalid") not in (None, "raise", "quarantine"):
         problems.append(Problem("mapping", None, f"on_invalid must be raise or quarantine, not {doc['on_invalid']!r}",
                                 check="mapping_value"))
@@ -154,6 +162,7 @@ def read_mapping(path: str | Path) -> Mapping:
     _fail(problems)
     return Mapping(tables=tables, name=str(doc.get("name", path.stem)), description=str(doc.get("description", "")),
                    encoding=str(doc.get("encoding", "auto")), on_invalid=doc.get("on_invalid"),
+                   timezone=None if doc.get("timezone") is None else str(doc["timezone"]),
                    files={str(k): str(v) for k, v in (doc.get("files") or {}).items()}, path=path)
 
 
@@ -216,11 +225,11 @@ def _parse_table(name: str, spec: Any, problems: list[Problem]) -> TableMapping:
 # ---------------------------------------------------------------------------
 
 def _template(frame: pd.DataFrame, template: str) -> pd.Series:
-    out = pd.Series("", index=frame.index, dtype="string")
+    out = pd.Series("", index=frame.index, dtype=TEXT)
     for literal, field_name, _, _ in string.Formatter().parse(template):
         out = out + literal
         if field_name:
-            out = out + frame[field_name].astype("string")
+            out = out + frame[field_name].astype(TEXT)
     return out
 
 
@@ -245,7 +254,7 @@ def _from_age(frame: pd.DataFrame, age_col: str, on_col: str, table: str,
                              check="age_over_100"))
     days = (age.where(~bad) * 365.25 + 182).round()
     birth = on - pd.to_timedelta(days, unit="D")
-    return birth.dt.normalize().dt.strftime("%Y-%m-%d").astype("string")
+    return birth.dt.normalize().dt.strftime("%Y-%m-%d").astype(TEXT)
 
 
 def _resolve(source: Source, mapping: Mapping, raw_name: str) -> str:
@@ -258,6 +267,7 @@ def apply_table_mapping(raw: pd.DataFrame, spec: TableMapping, raw_name: str) ->
     Returns the contract-named frame (text values) and the findings it made.
     """
     notes: list[Problem] = []
+    check_unique_columns(raw, spec.table)
     missing = sorted(c for c in spec.source_columns() if c not in raw.columns)
     if missing:
         raise MappingError([Problem(spec.table, None,
@@ -265,7 +275,10 @@ def apply_table_mapping(raw: pd.DataFrame, spec: TableMapping, raw_name: str) ->
                                     f"it has: {', '.join(map(str, raw.columns))}", check="mapping_column")])
     frame = raw
     for column, allowed in spec.where.items():
-        keep = frame[column].astype("string").str.strip().isin(allowed).fillna(False)
+        keep = frame[column].astype(TEXT).str.strip().isin(allowed).fillna(False)
+        notes.append(Problem(spec.table, None, f"{int(keep.sum()):,} of {len(frame):,} rows of '{raw_name}' kept where "
+                                               f"{column} is {' or '.join(allowed)}; {int((~keep).sum()):,} left out "
+                                               "as the mapping asks", n_rows=int((~keep).sum()), check="mapping_where"))
         frame = frame.loc[keep.to_numpy()]
     if spec.distinct:
         key = spec.distinct["key"]
@@ -280,7 +293,11 @@ def apply_table_mapping(raw: pd.DataFrame, spec: TableMapping, raw_name: str) ->
                     notes.append(Problem(spec.table, None, f"{int(n)} {key} values have differing '{col}' across "
                                                            f"rows of '{raw_name}'; the {'latest' if order else 'last'} "
                                                            "row was kept", n_rows=int(n), check="conflicting_rows"))
+        before = len(frame)
         frame = ordered.drop_duplicates(key_source, keep="last").sort_index()
+        notes.append(Problem(spec.table, key, f"{before:,} rows of '{raw_name}' collapsed to {len(frame):,}, one per "
+                                              f"{key}, as the mapping asks", n_rows=before - len(frame),
+                             check="mapping_distinct"))
     out = pd.DataFrame(index=frame.index)
     for contract_col, source_col in spec.columns.items():
         out[contract_col] = frame[source_col]
@@ -293,21 +310,35 @@ def apply_table_mapping(raw: pd.DataFrame, spec: TableMapping, raw_name: str) ->
         out[contract_col] = pd.Series(value, index=out.index, dtype="object")
     for contract_col, recode in spec.values.items():
         if contract_col in out:
-            text = out[contract_col].astype("string").str.strip()
+            text = out[contract_col].astype(TEXT).str.strip()
             out[contract_col] = text.map(lambda v: recode.get(v, v) if v is not pd.NA else v).astype("object")
     return out, notes
+
+
+def _read_table(source: Source, raw_name: str, table: str, notes: list[Problem]) -> pd.DataFrame | None:
+    """Read a raw table; an empty file for an optional table counts as absent (with a note)."""
+    try:
+        return source.read(raw_name)
+    except DataValidationError as err:
+        if get_table(table).required or any(p.check != "empty_table" for p in err.problems):
+            raise
+        notes.append(Problem(table, None, f"'{raw_name}' is an empty file; the optional table '{table}' is treated "
+                                          "as absent", check="empty_optional_table"))
+        return None
 
 
 def mapped_raw_tables(source: Source, mapping: Mapping) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
     """Every raw table the mapping names, on contract column names."""
     tables, notes = {}, []
-    cache: dict[str, pd.DataFrame] = {}
+    cache: dict[str, pd.DataFrame | None] = {}
     for name, spec in mapping.tables.items():
         if spec.from_appointments:
             continue
         raw_name = _resolve(source, mapping, spec.source)
         if raw_name not in cache:
-            cache[raw_name] = source.read(raw_name)
+            cache[raw_name] = _read_table(source, raw_name, name, notes)
+        if cache[raw_name] is None:
+            continue
         tables[name], found = apply_table_mapping(cache[raw_name], spec, raw_name)
         notes += found
     return tables, notes
@@ -328,17 +359,30 @@ def default_raw_tables(source: Source) -> tuple[dict[str, pd.DataFrame], list[Pr
     Tables are recognised by their English or Korean name and columns by their
     contract name or Korean/English label.
     """
-    available = source.names()
     tables, notes = {}, []
     for name, table in TABLES.items():
-        candidates = [n for n in (name, table.ko) if n in available]
+        candidates = [n for n in (name, table.ko) if source.has(n)]
         if not candidates:
             continue
-        raw = source.read(candidates[0])
+        raw = _read_table(source, candidates[0], name, notes)
+        if raw is None:
+            continue
         lookup = _label_lookup(name)
-        renamed = {c: lookup.get(str(c).strip().lower(), c) for c in raw.columns}
-        tables[name] = raw.rename(columns=renamed)
+        renamed = raw.rename(columns={c: lookup.get(str(c).strip().lower(), c) for c in raw.columns})
+        check_unique_columns(renamed, name, raw.columns)
+        tables[name] = renamed
     return tables, notes
+
+
+def check_unique_columns(frame: pd.DataFrame, table: str, original: pd.Index | None = None) -> None:
+    """Refuse a table in which two source columns stand for the same contract column."""
+    dup = frame.columns[frame.columns.duplicated()].unique()
+    if len(dup):
+        original = frame.columns if original is None else original
+        clashes = [f"{col} ← {', '.join(str(o) for o, n in zip(original, frame.columns) if n == col)}" for col in dup]
+        raise DataValidationError([Problem(table, str(dup[0]), "several columns stand for the same contract column: "
+                                                               + "; ".join(clashes) + ". Keep one or map it explicitly.",
+                                           check="duplicate_column")])
 
 
 def attended_visits(appointments: pd.DataFrame) -> pd.DataFrame:

@@ -44,6 +44,12 @@ def _one_based(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _unreadable(path: Path, err: Exception) -> DataValidationError:
+    first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return DataValidationError([Problem(_stem(path), None, f"cannot read {path.name}: {first_line}",
+                                        check="unreadable_file")])
+
+
 def _missing(name: str, where: str, available: list[str]) -> DataValidationError:
     listed = ", ".join(available) if available else "nothing"
     return DataValidationError([Problem(name, None, f"'{name}' was not found in {where}; it has: {listed}",
@@ -62,6 +68,10 @@ class Source:
 
     def read(self, name: str) -> pd.DataFrame:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def has(self, name: str) -> bool:
+        """Whether the source holds a raw table called `name`."""
+        return name in self.names()
 
     def files(self) -> list[Path]:
         """Files the source reads (for input hashes); empty for databases."""
@@ -91,27 +101,48 @@ class FolderSource(Source):
         else:
             paths = sorted(p for p in self.path.iterdir() if p.is_file())
         self._files: dict[str, Path] = {}
-        self._sheets: dict[str, tuple[Path, str]] = {}
+        self._workbooks: list[Path] = []
+        self._sheet_index: dict[str, tuple[Path, str]] | None = None
         for p in paths:
             lower = p.name.lower()
             if lower.endswith(TEXT_SUFFIXES + PARQUET_SUFFIXES):
                 self._files[_stem(p)] = p
                 self._files[p.name] = p
             elif lower.endswith(EXCEL_SUFFIXES) and not p.name.startswith("~$"):
-                for sheet in pd.ExcelFile(p).sheet_names:
-                    self._sheets[sheet] = (p, sheet)
+                self._workbooks.append(p)
+
+    @property
+    def _sheets(self) -> dict[str, tuple[Path, str]]:
+        # Workbooks are opened only when a sheet is asked for: an unrelated
+        # workbook in the folder does not get in the way of the CSV files.
+        if self._sheet_index is None:
+            self._sheet_index = {}
+            for path in self._workbooks:
+                try:
+                    sheets = pd.ExcelFile(path).sheet_names
+                except Exception as err:  # noqa: BLE001 - any reader error means an unreadable file
+                    raise _unreadable(path, err) from None
+                for sheet in sheets:
+                    self._sheet_index[sheet] = (path, sheet)
+        return self._sheet_index
+
+    def has(self, name: str) -> bool:
+        return name in self._files or name in self._sheets
 
     def names(self) -> list[str]:
         stems = {n for n, p in self._files.items() if n != p.name}
         return sorted(stems | set(self._sheets))
 
     def files(self) -> list[Path]:
-        return sorted(set(self._files.values()) | {p for p, _ in self._sheets.values()})
+        return sorted(set(self._files.values()) | set(self._workbooks))
 
     def read(self, name: str) -> pd.DataFrame:
-        if name in self._sheets:
+        if name not in self._files and name in self._sheets:
             path, sheet = self._sheets[name]
-            frame = pd.read_excel(path, sheet_name=sheet, dtype=object)
+            try:
+                frame = pd.read_excel(path, sheet_name=sheet, dtype=object)
+            except Exception as err:  # noqa: BLE001
+                raise _unreadable(path, err) from None
             if frame.columns.empty:
                 raise DataValidationError([Problem(name, None, f"sheet '{sheet}' of {path.name} is empty",
                                                    check="empty_table")])
@@ -120,7 +151,10 @@ class FolderSource(Source):
             raise _missing(name, f"the folder {self.path}", self.names())
         path = self._files[name]
         if path.name.lower().endswith(PARQUET_SUFFIXES):
-            return _one_based(pd.read_parquet(path))
+            try:
+                return _one_based(pd.read_parquet(path))
+            except Exception as err:  # noqa: BLE001
+                raise _unreadable(path, err) from None
         frame, used = read_text_table(path, encoding=self.encoding, table=name)
         self.encodings[path.name] = used
         return frame
