@@ -117,7 +117,8 @@ def _consent_columns() -> tuple[Column, ...]:
                    "Date the consent was given or last reconfirmed (Korean law requires reconfirmation every 2 years).",
                    event_time=True),
             Column(f"{channel}_opt_out", "bool", f"{ko} 수신거부", f"{en} opt-out",
-                   f"Patient refused all messages by {en}, transactional ones included."),
+                   f"Patient refused all messages by {en}, transactional ones included. An opt-out overrides "
+                   "any consent."),
             Column(f"{channel}_opt_out_date", "date", f"{ko} 수신거부일", f"{en} opt-out date",
                    "Date of the opt-out.", event_time=True),
         ]
@@ -223,8 +224,8 @@ REMINDERS = Table(
                required=True, nullable=False, references="appointments.appointment_id"),
         Column("channel", "category", "채널", "channel", "kakao (알림톡), sms or email.", allowed=CHANNELS),
         Column("schedule", "category", "발송시점", "schedule label",
-               "Which step of the schedule this message was, such as 3d, 1d or 2h; 'unknown' when the export "
-               "does not say."),
+               "Which step of the schedule this message was, such as 3d, 1d or 2h (days or hours before the "
+               "appointment); 'unknown' when the export does not say."),
         Column("sent_at", "datetime", "발송일시", "sent at", "When it was sent; missing when the export does not say.",
                event_time=True),
         Column("delivered", "bool", "수신성공", "delivered", "Whether delivery succeeded; missing when unknown."),

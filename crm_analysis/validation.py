@@ -257,7 +257,7 @@ _CHECK_WORDS = {
 
 def _pandera_issues(table: Table, df: pd.DataFrame) -> list[RowIssue]:
     try:
-        contract_schema(table.name).validate(df, lazy=True)
+        contract_schema(table.name).validate(df, lazy=True, inplace=True)  # checks only: no copy
     except pandera.errors.SchemaErrors as err:
         cases = err.failure_cases
     else:

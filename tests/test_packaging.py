@@ -151,3 +151,15 @@ def test_import_reads_no_project_file_and_changes_no_settings(tmp_path):
     assert found["files"] == [], f"import crm_analysis opened project files: {found['files']}"
     assert found["rcparams"] == [], f"import crm_analysis changed matplotlib settings: {found['rcparams']}"
     assert not found["logging"], "import crm_analysis configured the root logger"
+
+
+def test_readme_python_examples_run(demo_dir):
+    """The README's Python blocks run as written, on the demo clinic."""
+    import re
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks, "the README has no Python example"
+    for block in blocks:
+        code = block.replace('"data/demo"', repr(str(demo_dir)))
+        exec(compile(code, "README.md", "exec"), {})

@@ -85,7 +85,9 @@ def load_clinic(source: str | Path, mapping: str | Path | Mapping | None = None,
         else:
             report.repairs.append(note)
     typed, structural, pending = {}, [], []
-    for name, raw in raw_tables.items():
+    keep_raw = policy == "quarantine"  # the source's values are kept only to show quarantined rows as given
+    for name in list(raw_tables):
+        raw = raw_tables[name] if keep_raw else raw_tables.pop(name)
         formats = mapping.tables[name].formats if mapping and name in mapping.tables else {}
         frame, missing_cols, unreadable, extra = conform_table(raw, TABLES[name], formats=formats,
                                                                source=opened.description, timezone=zone)
@@ -104,9 +106,10 @@ def load_clinic(source: str | Path, mapping: str | Path | Mapping | None = None,
                                        n_rows=len(typed["visits"]), check="derived_visits"))
     if "patients" in typed and not any(p.table == "patients" for p in structural):
         _normalise_phone_column(typed, report)
+    raw_for_quarantine = raw_tables if keep_raw else None
     try:
         tables, report = validate_tables(typed, as_of=as_of, on_invalid=policy, pending=pending,
-                                         structural=structural, report=report, raw=raw_tables)
+                                         structural=structural, report=report, raw=raw_for_quarantine)
     except DataValidationError as err:
         err.source = opened.description
         raise

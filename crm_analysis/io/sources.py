@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from crm_analysis.coercion import TEXT
 from crm_analysis.exceptions import DataValidationError, Problem
 from crm_analysis.io.encoding import read_text_table
 
@@ -42,6 +43,15 @@ def _one_based(frame: pd.DataFrame) -> pd.DataFrame:
     frame.columns = [str(c).strip() for c in frame.columns]
     frame.index = pd.RangeIndex(1, len(frame) + 1)
     return frame
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """Parquet with text kept in Arrow memory (no Python string objects)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    text_types = {pa.string(): TEXT, pa.large_string(): TEXT}
+    return pq.read_table(path).to_pandas(types_mapper=text_types.get)
 
 
 def _unreadable(path: Path, err: Exception) -> DataValidationError:
@@ -152,7 +162,7 @@ class FolderSource(Source):
         path = self._files[name]
         if path.name.lower().endswith(PARQUET_SUFFIXES):
             try:
-                return _one_based(pd.read_parquet(path))
+                return _one_based(_read_parquet(path))
             except Exception as err:  # noqa: BLE001
                 raise _unreadable(path, err) from None
         frame, used = read_text_table(path, encoding=self.encoding, table=name)

@@ -156,6 +156,9 @@ def test_kaggle_export_loads_with_quirks_reported(kaggle):
     assert checks["invalid_age"].examples == ("-1",)
     assert "day_precision" in checks
     assert "age_over_100" in checks
+    info = {p.check: p for p in kaggle.report.info}
+    assert info["mapping_where"].n_rows == 110_527 - 35_482  # appointments without an SMS
+    assert info["mapping_distinct"].n_rows == 110_527 - 62_299  # appointment rows folded into patients
 
 
 def test_kaggle_cli_validate(capsys):
