@@ -17,7 +17,7 @@ import pandas as pd
 
 from crm_analysis.contract import CHANNELS, TABLES
 from crm_analysis.exceptions import MissingTableError, Problem
-from crm_analysis.validation import ValidationReport
+from crm_analysis.findings import ValidationReport
 
 __all__ = ["ClinicData"]
 

@@ -17,9 +17,7 @@ excluded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
-from html import escape
 from typing import Iterable
 
 import numpy as np
@@ -31,6 +29,7 @@ import pyarrow.compute as pc
 from crm_analysis.coercion import DEFAULT_TIMEZONE, TEXT, coerce_column
 from crm_analysis.contract import REQUIRED_TABLES, TABLES, Table, get_table
 from crm_analysis.exceptions import MAX_EXAMPLES, DataValidationError, Problem
+from crm_analysis.findings import RowIssue, ValidationReport, row_issue
 
 __all__ = [
     "RowIssue",
@@ -44,118 +43,6 @@ __all__ = [
 ON_INVALID = ("raise", "quarantine")
 
 _SCI_NOTATION_ID = r"^[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$"
-
-
-@dataclass
-class RowIssue:
-    """A rule broken by particular rows (all of their index labels are kept)."""
-
-    table: str
-    column: str | None
-    check: str
-    message: str
-    labels: pd.Index
-    examples: tuple = ()
-
-    def to_problem(self) -> Problem:
-        labels = self.labels
-        return Problem(
-            table=self.table,
-            column=self.column,
-            message=self.message,
-            rows=tuple(int(r) for r in labels[:MAX_EXAMPLES]),
-            examples=tuple(self.examples[:MAX_EXAMPLES]),
-            n_rows=len(labels),
-            check=self.check,
-        )
-
-
-def _issue(table: str, column: str | None, check: str, message: str, df: pd.DataFrame,
-           mask: pd.Series | np.ndarray, example_col: str | Iterable[str] | None = None) -> RowIssue | None:
-    """Build a RowIssue for the rows of `df` where `mask` holds, or None."""
-    mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
-        return None
-    hit = df.loc[mask]
-    cols = [example_col] if isinstance(example_col, str) else list(example_col or ([column] if column else []))
-    if len(cols) == 1:
-        examples = tuple(hit[cols[0]].head(MAX_EXAMPLES).tolist())
-    elif cols:
-        examples = tuple(tuple(r) for r in hit[cols].head(MAX_EXAMPLES).itertuples(index=False))
-    else:
-        examples = ()
-    return RowIssue(table, column, check, message, hit.index, examples)
-
-
-@dataclass
-class ValidationReport:
-    """What loading found and did, besides the tables themselves.
-
-    Attributes
-    ----------
-    repairs : list of Problem
-        Oddities that were repaired (for example exact duplicate rows dropped).
-    warnings : list of Problem
-        Valid but suspicious data (for example ids in scientific notation).
-    quarantined : dict of str to DataFrame
-        Rows removed under ``on_invalid="quarantine"``, with a ``problem`` column.
-    quarantine_problems : list of Problem
-        Why those rows were removed.
-    info : list of Problem
-        What the mapping did (rows filtered by ``where``, rows collapsed by
-        ``distinct``, tables derived).
-    """
-
-    repairs: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
-    quarantined: dict[str, pd.DataFrame] = field(default_factory=dict)
-    quarantine_problems: list[Problem] = field(default_factory=list)
-    info: list[Problem] = field(default_factory=list)
-
-    def add_quarantined(self, table: str, rows: pd.DataFrame) -> None:
-        """Add rows (with a ``problem`` column) to the table's quarantine."""
-        if table in self.quarantined:
-            rows = pd.concat([self.quarantined[table], rows])
-        self.quarantined[table] = rows
-
-    @property
-    def n_quarantined(self) -> int:
-        return sum(len(df) for df in self.quarantined.values())
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per finding: level, table, column, check, rows affected, message."""
-        records = []
-        for level, problems in (("quarantined", self.quarantine_problems), ("repaired", self.repairs),
-                                ("warning", self.warnings), ("info", self.info)):
-            for p in problems:
-                records.append({
-                    "level": level, "table": p.table, "column": p.column, "check": p.check,
-                    "n_rows": p.n_rows, "message": p.message,
-                    "example_rows": ", ".join(map(str, p.rows)),
-                })
-        columns = ["level", "table", "column", "check", "n_rows", "message", "example_rows"]
-        return pd.DataFrame.from_records(records, columns=columns)
-
-    def summary(self) -> str:
-        """Plain-text account of every finding."""
-        if not (self.repairs or self.warnings or self.quarantine_problems or self.info):
-            return "No repairs, warnings or quarantined rows."
-        lines = []
-        for title, problems in (("Quarantined", self.quarantine_problems), ("Repaired", self.repairs),
-                                ("Warnings", self.warnings), ("Mapping", self.info)):
-            if problems:
-                lines.append(f"{title}:")
-                lines += [f"  {p}" for p in problems]
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        frame = self.to_frame().drop(columns="example_rows")
-        if frame.empty:
-            return "<p>No repairs, warnings or quarantined rows.</p>"
-        return "<h4>Data-quality findings</h4>" + frame.to_html(index=False, escape=True)
 
 
 # ---------------------------------------------------------------------------
@@ -302,12 +189,12 @@ def _row_rules(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> l
         for name, df in tables.items():
             for col in get_table(name).columns:
                 if col.event_time:
-                    issues.append(_issue(name, col.name, "after_as_of",
+                    issues.append(row_issue(name, col.name, "after_as_of",
                                          f"dates after as_of {as_of:%Y-%m-%d}: the data cannot record them yet",
                                          df, (df[col.name] >= cutoff).fillna(False)))
     patients = tables.get("patients", pd.DataFrame(columns=["patient_id", "referred_by", "guardian_id"]))
     for col in ("referred_by", "guardian_id"):
-        issues.append(_issue("patients", col, "self_reference", f"{col} points at the patient themself",
+        issues.append(row_issue("patients", col, "self_reference", f"{col} points at the patient themself",
                              patients, (patients[col] == patients["patient_id"]).fillna(False)))
     if "appointments" in tables:
         appts = tables["appointments"]
@@ -315,17 +202,17 @@ def _row_rules(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> l
         sched = appts["scheduled_at"]
         booked = appts["booked_at"].dt.normalize() if day_only else appts["booked_at"]
         unit = "day" if day_only else "moment"
-        issues.append(_issue("appointments", "scheduled_at", "scheduled_before_booked",
+        issues.append(row_issue("appointments", "scheduled_at", "scheduled_before_booked",
                              f"appointments scheduled before they were booked (compared by {unit})",
                              appts, (sched < booked).fillna(False), ["booked_at", "scheduled_at"]))
-        issues.append(_issue("appointments", "cancelled_at", "cancelled_before_booked",
+        issues.append(row_issue("appointments", "cancelled_at", "cancelled_before_booked",
                              "cancellations recorded before the booking was made",
                              appts, (appts["cancelled_at"] < appts["booked_at"]).fillna(False),
                              ["booked_at", "cancelled_at"]))
         if as_of is not None:
             future = appts["scheduled_at"] >= as_of.normalize() + pd.Timedelta(days=1)
             outcome_known = appts["status"].isin(["attended", "no_show"])
-            issues.append(_issue("appointments", "status", "future_outcome",
+            issues.append(row_issue("appointments", "status", "future_outcome",
                                  f"appointments after as_of {as_of:%Y-%m-%d} already marked attended or no_show",
                                  appts, (future & outcome_known).fillna(False), ["scheduled_at", "status"]))
     if "reminders" in tables and "appointments" in tables:
@@ -334,15 +221,15 @@ def _row_rules(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> l
         sent = rem["sent_at"]
         if _is_day_precision(appts["scheduled_at"]):
             sent = sent.dt.normalize()
-        issues.append(_issue("reminders", "sent_at", "sent_after_appointment",
+        issues.append(row_issue("reminders", "sent_at", "sent_after_appointment",
                              "reminders sent after the appointment's scheduled time",
                              rem, (sent > when).fillna(False), ["appointment_id", "sent_at"]))
     if "pregnancies" in tables:
         preg = tables["pregnancies"]
-        issues.append(_issue("pregnancies", "outcome_date", "outcome_pairing",
+        issues.append(row_issue("pregnancies", "outcome_date", "outcome_pairing",
                              "outcome and outcome_date must be given together",
                              preg, preg["outcome"].isna() != preg["outcome_date"].isna(), ["outcome", "outcome_date"]))
-        issues.append(_issue("pregnancies", "due_date", "duplicate_id",
+        issues.append(row_issue("pregnancies", "due_date", "duplicate_id",
                              "the same patient and due date appear more than once with different details",
                              preg, preg.duplicated(["patient_id", "due_date"], keep=False), ["patient_id", "due_date"]))
     return [i for i in issues if i is not None]
@@ -369,7 +256,7 @@ def _foreign_key_issues(tables: dict[str, pd.DataFrame]) -> list[RowIssue]:
                 continue
             keys = tables[parent_table][parent_col]
             orphan = df[col.name].notna() & ~_isin(df[col.name], keys)
-            issue = _issue(name, col.name, "unknown_reference",
+            issue = row_issue(name, col.name, "unknown_reference",
                            f"values not found in {parent_table}.{parent_col}", df, orphan.to_numpy())
             if issue:
                 issues.append(issue)
@@ -381,12 +268,12 @@ def _warnings(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> li
     for name, df in tables.items():
         for col in get_table(name).columns:
             if col.dtype == "id":
-                found.append(_issue(name, col.name, "id_scientific_notation",
+                found.append(row_issue(name, col.name, "id_scientific_notation",
                                     "ids written in scientific notation (a spreadsheet may have damaged them); "
                                     "they are kept as text, so check they still identify the right records",
                                     df, df[col.name].str.fullmatch(_SCI_NOTATION_ID).fillna(False).to_numpy()))
     visits = tables["visits"]
-    found.append(_issue("visits", "inpatient_days", "days_outside_stay",
+    found.append(row_issue("visits", "inpatient_days", "days_outside_stay",
                         "inpatient days recorded on visits that are not inpatient stays",
                         visits, _flag(visits["inpatient_days"] > 0) & ~_flag(visits["visit_type"] == "inpatient"),
                         ["visit_type", "inpatient_days"]))
@@ -398,17 +285,17 @@ def _warnings(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> li
     patients = tables["patients"]
     if as_of is not None:
         age = (as_of - patients["birth_date"]).dt.days / 365.25
-        found.append(_issue("patients", "birth_date", "age_over_105", "patients older than 105 years",
+        found.append(row_issue("patients", "birth_date", "age_over_105", "patients older than 105 years",
                             patients, (age > 105).fillna(False)))
     first_seen = visits.groupby("patient_id", observed=True)["visit_date"].min()
     stated = patients["first_visit_date"]
     later = stated > patients["patient_id"].map(first_seen)
-    found.append(_issue("patients", "first_visit_date", "first_visit_after_visits",
+    found.append(row_issue("patients", "first_visit_date", "first_visit_after_visits",
                         "first_visit_date is later than the patient's earliest visit", patients,
                         later.fillna(False).to_numpy(), ["patient_id", "first_visit_date"]))
     for channel in ("sms", "email", "kakao"):
         undated = patients[f"{channel}_consent"].eq(True) & patients[f"{channel}_consent_date"].isna()
-        found.append(_issue("patients", f"{channel}_consent_date", "consent_without_date",
+        found.append(row_issue("patients", f"{channel}_consent_date", "consent_without_date",
                             "consent recorded without a date; it will be treated as expired", patients,
                             undated.fillna(False).to_numpy(), "patient_id"))
     return [i.to_problem() for i in found if i is not None]

@@ -322,8 +322,6 @@ def test_unreadable_date_cells_in_a_workbook_are_reported(tmp_path, tables):
 
 def test_zoned_moments_become_clinic_local(tmp_path, tables):
     """A database or Parquet file storing UTC instants gives Seoul wall-clock days."""
-    from crm_analysis import write_clinic
-
     reference = load_clinic(write_clinic_csv(tmp_path / "csv", tables), as_of=AS_OF)
     visits = reference.visits.copy()
     visits["visit_date"] = (visits["visit_date"] + pd.Timedelta(minutes=30)).dt.tz_localize("Asia/Seoul").dt.tz_convert("UTC")

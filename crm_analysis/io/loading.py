@@ -13,7 +13,8 @@ from crm_analysis.exceptions import DataValidationError, Problem
 from crm_analysis.io.mapping import Mapping, attended_visits, default_raw_tables, mapped_raw_tables, read_mapping
 from crm_analysis.io.sources import DatabaseSource, open_source
 from crm_analysis.phones import is_mobile, normalise_phones
-from crm_analysis.validation import RowIssue, ValidationReport, conform_table, validate_tables
+from crm_analysis.findings import RowIssue, ValidationReport
+from crm_analysis.validation import conform_table, validate_tables
 
 __all__ = ["load_clinic"]
 
