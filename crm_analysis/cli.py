@@ -66,9 +66,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.validate_first:
         from crm_analysis import load_clinic
 
-        # The whole extract is checked; the notebooks analyse a snapshot at the month's end,
-        # so past months can be run again from a later extract.
-        load_clinic(args.source, mapping=args.mapping).snapshot(month_end(args.month))
+        # The whole extract is checked here; the notebooks analyse a snapshot at the
+        # month's end, so past months can be run again from a later extract.
+        load_clinic(args.source, mapping=args.mapping)
     result = run_month(args.month, args.source, mapping=args.mapping, lang=args.lang, out=args.out)
     print(f"{args.month}: {len(result.notebooks)} notebook(s) written to {result.out_dir}")
     return EXIT_OK

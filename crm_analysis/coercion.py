@@ -114,6 +114,8 @@ def to_bool(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
 
 _OFFSET = r"(?:[zZ]|[+-]\d{2}:?\d{2})$"
 
+_DATE_OBJECTS = ("date", "datetime", "datetime64")
+
 #: The time zone clinic-local times are given in when a source stores zoned moments.
 DEFAULT_TIMEZONE = "Asia/Seoul"
 
@@ -136,14 +138,12 @@ def to_datetime(raw: pd.Series, fmt: str | None = None, timezone: str = DEFAULT_
         parsed = _local(raw, timezone) if getattr(raw.dt, "tz", None) is not None else raw
         return parsed.astype("datetime64[ns]"), pd.Index([])
     present = raw.notna()
-    if pd.api.types.is_object_dtype(raw) and present.any() and raw[present].map(lambda v: hasattr(v, "year")).all():
-        # Excel or database cells that already hold dates or moments.
-        parsed = pd.to_datetime(raw, errors="coerce", utc=True)
-        naive = raw[present].map(lambda v: getattr(v, "tzinfo", None) is None)
-        if naive.all():
-            parsed = pd.to_datetime(raw, errors="coerce")
-        else:
-            parsed = _local(parsed, timezone)
+    if pd.api.types.is_object_dtype(raw) and pd.api.types.infer_dtype(raw, skipna=True) in _DATE_OBJECTS:
+        # Excel or database cells that already hold dates or moments. A zoned
+        # result means some cells carry a zone: read them all as instants.
+        parsed = pd.to_datetime(raw, errors="coerce")
+        if getattr(parsed.dt, "tz", None) is not None:
+            parsed = _local(pd.to_datetime(raw, errors="coerce", utc=True), timezone)
         parsed = parsed.astype("datetime64[ns]")
         return parsed, _bad(parsed, present)
     text = _as_text(raw)

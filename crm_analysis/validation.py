@@ -263,7 +263,8 @@ def _foreign_key_issues(tables: dict[str, pd.DataFrame]) -> list[RowIssue]:
     return issues
 
 
-def _warnings(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> list[Problem]:
+def _warnings(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None,
+              first_seen: pd.Series) -> list[Problem]:
     found: list[RowIssue | None] = []
     for name, df in tables.items():
         for col in get_table(name).columns:
@@ -287,7 +288,6 @@ def _warnings(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> li
         age = (as_of - patients["birth_date"]).dt.days / 365.25
         found.append(row_issue("patients", "birth_date", "age_over_105", "patients older than 105 years",
                             patients, (age > 105).fillna(False)))
-    first_seen = visits.groupby("patient_id", observed=True)["visit_date"].min()
     stated = patients["first_visit_date"]
     later = stated > patients["patient_id"].map(first_seen)
     found.append(row_issue("patients", "first_visit_date", "first_visit_after_visits",
@@ -314,12 +314,16 @@ def _drop_exact_duplicates(tables: dict[str, pd.DataFrame], report: ValidationRe
     return out
 
 
-def _fill_first_visit(tables: dict[str, pd.DataFrame], report: ValidationReport) -> None:
+def _first_seen(visits: pd.DataFrame) -> pd.Series:
+    """Each patient's earliest visit date, by patient_id."""
+    return visits.groupby("patient_id", observed=True)["visit_date"].min()
+
+
+def _fill_first_visit(tables: dict[str, pd.DataFrame], report: ValidationReport, first_seen: pd.Series) -> None:
     patients = tables["patients"]
     missing = patients["first_visit_date"].isna()
     if not missing.any():
         return
-    first_seen = tables["visits"].groupby("patient_id", observed=True)["visit_date"].min()
     filled = patients.loc[missing, "patient_id"].map(first_seen)
     n_filled = int(filled.notna().sum())
     if n_filled:
@@ -402,8 +406,9 @@ def validate_tables(tables: dict[str, pd.DataFrame], *, as_of: pd.Timestamp | No
                                                        "nothing is left to analyse", check="empty_table")
                                    for name in emptied] + report.quarantine_problems)
 
-    _fill_first_visit(tables, report)
-    report.warnings += _warnings(tables, as_of)
+    first_seen = _first_seen(tables["visits"])
+    _fill_first_visit(tables, report, first_seen)
+    report.warnings += _warnings(tables, as_of, first_seen)
     return {name: _finalise(name, df) for name, df in tables.items()}, report
 
 

@@ -257,7 +257,7 @@ def _from_age(frame: pd.DataFrame, age_col: str, on_col: str, table: str,
     return birth.dt.normalize().dt.strftime("%Y-%m-%d").astype(TEXT)
 
 
-def _resolve(source: Source, mapping: Mapping, raw_name: str) -> str:
+def _resolve(mapping: Mapping, raw_name: str) -> str:
     return mapping.files.get(raw_name, raw_name)
 
 
@@ -310,8 +310,8 @@ def apply_table_mapping(raw: pd.DataFrame, spec: TableMapping, raw_name: str) ->
         out[contract_col] = pd.Series(value, index=out.index, dtype="object")
     for contract_col, recode in spec.values.items():
         if contract_col in out:
-            text = out[contract_col].astype(TEXT).str.strip()
-            out[contract_col] = text.map(lambda v: recode.get(v, v) if v is not pd.NA else v).astype("object")
+            text = out[contract_col].astype(TEXT).str.strip().astype("object")
+            out[contract_col] = text.map(recode).where(text.isin(list(recode)), text)
     return out, notes
 
 
@@ -334,7 +334,7 @@ def mapped_raw_tables(source: Source, mapping: Mapping) -> tuple[dict[str, pd.Da
     for name, spec in mapping.tables.items():
         if spec.from_appointments:
             continue
-        raw_name = _resolve(source, mapping, spec.source)
+        raw_name = _resolve(mapping, spec.source)
         if raw_name not in cache:
             cache[raw_name] = _read_table(source, raw_name, name, notes)
         if cache[raw_name] is None:
