@@ -1,9 +1,10 @@
 """Korean and English labels for report tables and chart text.
 
 Reports are Korean by default; English is the alternative. Labels are data:
-one dictionary, :data:`LABELS`, maps a key (usually a DataFrame column name
-used by an analysis function) to its Korean and English text. Add keys here
-when a new analysis needs them.
+:data:`LABELS` maps a key (usually a DataFrame column name used by an
+analysis function) to its Korean and English text. The keys live in YAML
+files under ``crm_analysis/labels/``, one file per concept; add keys to the
+file of the analysis that needs them.
 
 Table and column names of the data contract are labelled from
 :mod:`crm_analysis.contract` by :func:`table_label` and :func:`column_label`,
@@ -12,7 +13,8 @@ so they are never repeated here.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
+from pathlib import Path
 
 import pandas as pd
 
@@ -32,53 +34,48 @@ __all__ = [
 #: Supported report languages; the first is the default.
 LANGS: tuple[str, ...] = ("ko", "en")
 
-#: Key -> {"ko": ..., "en": ...}.
-LABELS: Mapping[str, Mapping[str, str]] = {
-    # --- table headers: quality.row_counts / missing_rates / findings
-    "table": {"ko": "테이블", "en": "table"},
-    "column": {"ko": "항목", "en": "column"},
-    "present": {"ko": "자료 있음", "en": "present"},
-    "rows": {"ko": "행 수", "en": "rows"},
-    "quarantined": {"ko": "격리된 행 수", "en": "quarantined rows"},
-    "n_rows": {"ko": "행 수", "en": "rows"},
-    "n_missing": {"ko": "결측 수", "en": "missing"},
-    "missing_rate": {"ko": "결측률", "en": "share missing"},
-    "level": {"ko": "구분", "en": "level"},
-    "check": {"ko": "점검 항목", "en": "check"},
-    "message": {"ko": "내용", "en": "message"},
-    # --- quality.monthly_coverage
-    "month": {"ko": "월", "en": "month"},
-    "new_patients": {"ko": "신환(초진)", "en": "new patients"},
-    "visits": {"ko": "내원", "en": "visits"},
-    "appointments": {"ko": "예약", "en": "appointments"},
-    "reminders": {"ko": "예약알림", "en": "reminders"},
-    "contacts": {"ko": "발송이력", "en": "contacts"},
-    "pregnancy_outcomes": {"ko": "임신 결과", "en": "pregnancy outcomes"},
-    # --- finding levels (values of findings()["level"])
-    "quarantined_level": {"ko": "격리", "en": "quarantined"},
-    "repaired_level": {"ko": "자동 수정", "en": "repaired"},
-    "warning_level": {"ko": "경고", "en": "warning"},
-    # --- chart text
-    "coverage_title": {"ko": "월별 데이터 건수", "en": "Rows per month"},
-    "coverage_ylabel": {"ko": "건수", "en": "rows"},
-    "missing_title": {"ko": "항목별 결측률", "en": "Share missing by column"},
-    "missing_xlabel": {"ko": "결측률", "en": "share missing"},
-    "nothing_missing": {"ko": "결측값이 없습니다", "en": "No missing values"},
-    "no_dated_rows": {"ko": "날짜가 있는 자료가 없습니다", "en": "No dated rows"},
-    # --- quality summary text
-    "summary_title": {"ko": "데이터 품질 요약", "en": "Data quality summary"},
-    "as_of": {"ko": "기준일", "en": "as of"},
-    "not_given": {"ko": "지정 안 됨", "en": "not given"},
-    "tables_present": {"ko": "있는 테이블", "en": "tables present"},
-    "tables_absent": {"ko": "없는 테이블", "en": "tables absent"},
-    "none": {"ko": "없음", "en": "none"},
-    "coverage_span": {"ko": "자료 기간", "en": "months covered"},
-    "n_months": {"ko": "{n}개월", "en": "{n} months"},
-    "empty_months": {"ko": "내원 자료가 없는 달", "en": "months without visits"},
-    "findings": {"ko": "점검 결과", "en": "findings"},
-    "empty_columns": {"ko": "전부 비어 있는 항목 수", "en": "columns entirely empty"},
-    "most_missing": {"ko": "일부 비어 있는 항목(상위)", "en": "columns partly missing (top)"},
-}
+class _Labels(Mapping):
+    """All labels, read once from ``crm_analysis/labels/*.yaml`` on first use.
+
+    One YAML file per concept (``quality.yaml``, ``segmentation.yaml``, ...),
+    each ``key: {ko: ..., en: ...}``. A key defined in two files is an error.
+    """
+
+    def __init__(self) -> None:
+        self._data: dict[str, Mapping[str, str]] | None = None
+
+    def _load(self) -> dict[str, Mapping[str, str]]:
+        if self._data is None:
+            import yaml
+
+            merged: dict[str, Mapping[str, str]] = {}
+            origin: dict[str, str] = {}
+            for path in sorted(_LABEL_DIR.glob("*.yaml")):
+                entries = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                for key, entry in entries.items():
+                    key = str(key)
+                    if key in merged:
+                        raise ValueError(f"label {key!r} is defined in both {origin[key]} and {path.name}")
+                    if not isinstance(entry, Mapping) or set(entry) != set(LANGS):
+                        raise ValueError(f"label {key!r} in {path.name} needs exactly the languages {LANGS}")
+                    merged[key], origin[key] = {lang: str(entry[lang]) for lang in LANGS}, path.name
+            self._data = merged
+        return self._data
+
+    def __getitem__(self, key: str) -> Mapping[str, str]:
+        return self._load()[key]
+
+    def __iter__(self):
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+_LABEL_DIR = Path(__file__).resolve().parent / "labels"
+
+#: Key -> {"ko": ..., "en": ...}, from ``crm_analysis/labels/*.yaml``.
+LABELS: Mapping[str, Mapping[str, str]] = _Labels()
 
 
 def check_lang(lang: str) -> str:
@@ -126,7 +123,7 @@ def label(key: str, lang: str = "ko") -> str:
     try:
         return LABELS[key][lang]
     except KeyError:
-        raise KeyError(f"no label for {key!r}; add it to crm_analysis.i18n.LABELS") from None
+        raise KeyError(f"no label for {key!r}; add it to a file in crm_analysis/labels/") from None
 
 
 def table_label(name: str, lang: str = "ko") -> str:
