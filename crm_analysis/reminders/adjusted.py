@@ -1,0 +1,409 @@
+"""Observational reminder effects: crude, Mantel–Haenszel and a standardised logistic model.
+
+Outside a randomised pilot, reminders go only to appointments booked far
+enough ahead, and those carry a higher no-show risk anyway; roll-outs coincide
+with seasons and trends; the same patients come again and again. Three
+estimates are shown side by side:
+
+* :func:`crude_effect` — no-show rate of reminded vs not reminded
+  appointments, unadjusted (what a naive report would say);
+* :func:`mantel_haenszel` — among appointments that could have been reminded
+  (enough lead time), a risk ratio pooled over lead-time bands
+  (``statsmodels`` ``StratifiedTable``; Greenland–Robins interval);
+* :class:`ReminderEffectModel` — a logistic model (GLM Binomial, errors
+  clustered by patient) of no-show on a natural spline in log(1 + lead days),
+  prior no-shows and visits, weekday, hour, department, age band, month of
+  year, a linear trend and one indicator per received reminder step. It gives
+  adjusted odds ratios and a **standardised (marginal) risk difference**:
+  the mean, over a chosen group of appointments, of the predicted no-show
+  probability with the reminders each actually received minus the same
+  without any reminder, with a delta-method CI from the cluster-robust
+  covariance.
+
+All rates are no-show rates among non-cancelled appointments (see
+:mod:`crm_analysis.reminders.analysis_table`).
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+import numpy as np
+import pandas as pd
+import patsy
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+from scipy import stats
+from statsmodels.stats.contingency_tables import StratifiedTable
+
+from crm_analysis.estimates import Estimate
+from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.reminders.analysis_table import step_columns
+from crm_analysis.reminders.rules import load_rules
+
+__all__ = ["crude_effect", "mantel_haenszel", "ReminderEffectModel", "period_masks"]
+
+_CATEGORICAL = {"prior_no_shows": "prior_ns", "prior_visits_band": "prior_visits_band", "weekday": "weekday",
+                "hour_band": "hour_band", "department": "department", "age_band": "age_band",
+                "month_of_year": "month_of_year", "sex": "sex"}
+_NUMERIC = {"years": "years"}
+
+
+def _z(conf_level: float) -> float:
+    return float(stats.norm.ppf(0.5 + conf_level / 2))
+
+
+def period_masks(table: pd.DataFrame, rules=None) -> dict[str, np.ndarray]:
+    """Eligible non-cancelled appointments of each roll-out period.
+
+    Period k runs from roll-out k's date to the next roll-out (the last to the
+    end of the data) and is named by its schedule. Without roll-outs in the
+    rules there is one period, ``"all"``, covering the whole table.
+
+    Returns
+    -------
+    dict of str to boolean ndarray
+    """
+    r = load_rules(rules)
+    base = (table["analysed"] & table["eligible"]).to_numpy()
+    rollouts = list(r["rollouts"] or [])
+    if not rollouts:
+        return {"all": base}
+    out = {}
+    dates = [pd.Timestamp(x["date"]) for x in rollouts] + [pd.Timestamp.max]
+    for item, lo, hi in zip(rollouts, dates[:-1], dates[1:]):
+        name = str(item.get("schedule") or f"from {lo:%Y-%m-%d}")
+        inside = ((table["scheduled_at"] >= lo) & (table["scheduled_at"] < hi)).to_numpy()
+        out[name] = base & inside
+    return out
+
+
+def _need_rows(n: int, what: str) -> None:
+    if n == 0:
+        raise CrmAnalysisError(f"{what}: no appointments to analyse. Check as_of, the appointments table and the "
+                               "reminder rules (eligible_min_lead_days, rollouts).")
+
+
+def crude_effect(table: pd.DataFrame, since: str | pd.Timestamp | None = None, conf_level: float = 0.95) -> Estimate:
+    """Unadjusted difference in no-show rate, reminded minus not reminded.
+
+    Parameters
+    ----------
+    table : DataFrame
+        From :func:`~crm_analysis.reminders.analysis_table.appointment_table`.
+    since : date, optional
+        Only appointments scheduled on or after it (e.g. the first roll-out).
+    conf_level : float
+
+    Returns
+    -------
+    Estimate
+        Risk difference with the score (Miettinen–Nurminen) interval of
+        ``confint_proportions_2indep`` and the p-value of the matching score test
+        ``test_proportions_2indep``; extras hold both rates
+        and counts.
+    """
+    rows = table["analysed"].to_numpy(dtype=bool, copy=True)
+    if since is not None:
+        rows = rows & (table["scheduled_at"] >= pd.Timestamp(since)).to_numpy()
+    y = table["no_show"].to_numpy()[rows]
+    x = table["reminded"].to_numpy()[rows].astype(bool)
+    _need_rows(int(rows.sum()), "crude reminder comparison")
+    c1, n1, c0, n0 = int(y[x].sum()), int(x.sum()), int(y[~x].sum()), int((~x).sum())
+    if n1 == 0 or n0 == 0:
+        raise CrmAnalysisError("crude reminder comparison needs both reminded and not reminded appointments; "
+                               f"found {n1} reminded and {n0} not reminded")
+    from crm_analysis.reminders.pilot import two_proportions
+
+    lo, hi, p_value, _ = two_proportions(c1, n1, c0, n0, "diff", 1 - conf_level)
+    return Estimate(c1 / n1 - c0 / n0, lo, hi, p_value, "crude difference of proportions (score CI and test)",
+                    n1 + n0, "risk_difference", "no-show rate, reminded minus not reminded (unadjusted)", conf_level,
+                    {"rate_reminded": c1 / n1, "rate_not_reminded": c0 / n0, "n_reminded": n1, "n_not_reminded": n0})
+
+
+def mantel_haenszel(table: pd.DataFrame, rules=None, conf_level: float = 0.95) -> Estimate:
+    """Mantel–Haenszel risk ratio of no-show, reminded vs not, pooled over lead-time bands.
+
+    Restricted to eligible (long enough lead time) non-cancelled appointments.
+    The point estimate is ``StratifiedTable.riskratio_pooled``; the interval
+    uses the Greenland–Robins (1985) variance of the log MH risk ratio; the
+    p-value is the Cochran–Mantel–Haenszel test (``test_null_odds``).
+    Strata without both groups carry no information and are dropped.
+    """
+    rows = (table["analysed"] & table["eligible"]).to_numpy()
+    _need_rows(int(rows.sum()), "Mantel-Haenszel estimate")
+    d = pd.DataFrame({"band": table["lead_band"].to_numpy()[rows], "x": table["reminded"].to_numpy()[rows],
+                      "y": table["no_show"].to_numpy()[rows].astype(int)})
+    counts = d.groupby(["band", "x", "y"]).size().unstack(["x", "y"], fill_value=0)
+    counts = counts.reindex(columns=pd.MultiIndex.from_product([[True, False], [1, 0]]), fill_value=0)
+    arr = counts.to_numpy().reshape(-1, 2, 2)  # [a b; c d]: exposed events/non-events, unexposed ...
+    n1, n0 = arr[:, 0].sum(axis=1), arr[:, 1].sum(axis=1)
+    arr = arr[(n1 > 0) & (n0 > 0)]
+    if len(arr) == 0:
+        raise CrmAnalysisError("Mantel-Haenszel estimate: no lead-time band has both reminded and not reminded "
+                               "appointments")
+    st = StratifiedTable([t.astype(float) for t in arr])
+    rr = float(st.riskratio_pooled)
+    a, b, c, dd = (arr[:, 0, 0], arr[:, 0, 1], arr[:, 1, 0], arr[:, 1, 1])
+    m1, m0 = a + b, c + dd
+    n = m1 + m0
+    r_ = (a * m0 / n).sum()
+    s_ = (c * m1 / n).sum()
+    p_ = ((m1 * m0 * (a + c) - a * c * n) / n ** 2).sum()
+    se = math.sqrt(p_ / (r_ * s_))
+    z = _z(conf_level)
+    test = st.test_null_odds(correction=False)
+    return Estimate(rr, rr * math.exp(-z * se), rr * math.exp(z * se), float(test.pvalue),
+                    "Mantel-Haenszel risk ratio over lead-time bands (Greenland-Robins CI)", int(n.sum()),
+                    "risk_ratio", "no-show risk ratio, reminded vs not, eligible appointments, within lead-time bands",
+                    conf_level, {"strata": int(len(arr)), "se_log": se})
+
+
+class ReminderEffectModel:
+    """Logistic no-show model with received reminder steps, standardised to risk differences.
+
+    Parameters
+    ----------
+    rules : path, mapping or None
+        Reminder rules; the ``model`` section sets the spline degrees of
+        freedom, the covariates, the covariance type and rare-level merging.
+    conf_level : float
+        Level of every interval, default 0.95.
+
+    Attributes
+    ----------
+    result_ : statsmodels GLMResults
+        The fitted model (cluster-robust covariance by patient).
+    formula_ : str
+    steps_ : list of str
+        The ``rem_<step>`` exposure terms.
+    levels_ : dict
+        Category levels kept per covariate (rarer ones merged into "other").
+    n_ : int
+        Appointments in the fit.
+
+    Examples
+    --------
+    >>> model = ReminderEffectModel().fit(table)              # doctest: +SKIP
+    >>> model.marginal_effect(table, mask)                    # doctest: +SKIP
+    """
+
+    def __init__(self, rules=None, conf_level: float = 0.95):
+        self.rules = load_rules(rules)
+        self.conf_level = conf_level
+
+    # ----------------------------------------------------------------- data
+    def _frame(self, table: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame(index=table.index)
+        out["no_show"] = table["no_show"]
+        out["lead_days"] = table["lead_days"].clip(lower=0)
+        out["patient_id"] = table["patient_id"]
+        for col in step_columns(table):
+            out[col] = table[col]
+        for src, name in _CATEGORICAL.items():
+            if src not in self.covariates_:
+                continue
+            v = table[src]
+            if src == "prior_no_shows":
+                v = np.minimum(v, 3).astype(str).replace("3", "3+")
+            v = pd.Series(np.asarray(v).astype(str), index=table.index)
+            levels = self.levels_.get(name)
+            v = v if levels is None else v.where(v.isin(levels), "other")
+            cats = getattr(self, "categories_", {}).get(name)
+            if cats is not None:  # fitted: fixed categories (fast in patsy); unseen values -> reference level
+                v = v.where(v.isin(cats), self.reference_[name])
+                v = pd.Categorical(v, categories=cats)
+            out[name] = v
+        for src, name in _NUMERIC.items():
+            if src in self.covariates_:
+                out[name] = table[src].astype(float)
+        return out
+
+    def fit(self, table: pd.DataFrame) -> "ReminderEffectModel":
+        """Fit on the non-cancelled appointments of `table` (an analysis table); returns self."""
+        cfg = self.rules["model"]
+        rows = table.loc[table["analysed"].to_numpy()]
+        _need_rows(len(rows), "reminder effect model")
+        self.steps_ = [c for c in step_columns(rows) if rows[c].sum() > 0]
+        if not self.steps_:
+            raise CrmAnalysisError("reminder effect model: no appointment received a reminder, so there is "
+                                   "no effect to estimate")
+        self.covariates_ = [c for c in cfg["covariates"] if c in rows.columns]
+        self.levels_ = {}
+        min_count = int(cfg["min_level_count"])
+        for src, name in _CATEGORICAL.items():
+            if src not in self.covariates_:
+                continue
+            v = rows[src]
+            if src == "prior_no_shows":
+                v = np.minimum(v, 3).astype(str).replace("3", "3+")
+            counts = pd.Series(np.asarray(v).astype(str)).value_counts()
+            keep = list(counts.index[counts >= min_count])
+            if len(keep) < 2 and (len(keep) == len(counts) or counts.sum() - counts[keep].sum() < min_count):
+                self.covariates_.remove(src)  # a single level carries no information
+                continue
+            self.levels_[name] = keep
+        self.categories_, self.reference_ = {}, {}
+        frame = self._frame(rows)
+        for src, name in _CATEGORICAL.items():
+            if src in self.covariates_:
+                counts = frame[name].value_counts()
+                self.categories_[name] = sorted(counts.index)
+                self.reference_[name] = counts.index[0]
+                frame[name] = pd.Categorical(frame[name], categories=self.categories_[name])
+        spline = f"cr(np.log1p(lead_days), df={int(cfg['lead_spline_df'])}, constraints='center')"
+        terms = [spline] if rows["lead_days"].nunique() > 5 else ["C(lead_days)"]
+        for src, name in _CATEGORICAL.items():
+            if src in self.covariates_:
+                terms.append(f"C({name}, Treatment(reference={self.reference_[name]!r}))")
+        for src, name in _NUMERIC.items():
+            if src in self.covariates_ and frame[name].std() > 0:
+                terms.append(name)
+        self.formula_ = "no_show ~ " + " + ".join(terms + self.steps_)
+        groups = pd.factorize(frame["patient_id"])[0]
+        model = smf.glm(self.formula_, data=frame, family=sm.families.Binomial())
+        self.result_ = model.fit(cov_type=cfg["cov_type"], cov_kwds={"groups": groups} if cfg["cov_type"] == "cluster"
+                                 else None)
+        self.design_info_ = model.data.model_spec
+        self.n_ = len(rows)
+        self.n_patients_ = int(groups.max() + 1)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "result_"):
+            raise CrmAnalysisError("ReminderEffectModel is not fitted yet: call .fit(table) first")
+
+    def _design(self, table: pd.DataFrame, steps: dict | None = None) -> np.ndarray:
+        frame = self._frame(table)
+        if steps is not None:
+            for col in self.steps_:
+                frame[col] = steps.get(col, frame[col]) if isinstance(steps, dict) else steps
+        return np.asarray(patsy.build_design_matrices([self.design_info_], frame)[0])
+
+    # ------------------------------------------------------------ outputs
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Coefficients as odds ratios with CIs and p-values (one row per term)."""
+        self._check_fitted()
+        res = self.result_
+        ci = res.conf_int(alpha=1 - self.conf_level)
+        return pd.DataFrame({"coef": res.params, "se": res.bse, "odds_ratio": np.exp(res.params),
+                             "ci_low": np.exp(ci[0]), "ci_high": np.exp(ci[1]), "p_value": res.pvalues})
+
+    def predict_proba(self, table: pd.DataFrame, steps: dict | int | None = None) -> np.ndarray:
+        """Predicted no-show probability of each row of `table`.
+
+        Parameters
+        ----------
+        table : DataFrame
+        steps : dict or int, optional
+            Counterfactual reminder steps: ``0`` for "no reminder", or a dict
+            like ``{"rem_2h": 0}`` overriding some steps. None: as received.
+        """
+        self._check_fitted()
+        x = self._design(table, steps)
+        return 1.0 / (1.0 + np.exp(-(x @ self.result_.params.to_numpy())))
+
+    def _contrast(self, table: pd.DataFrame, treated: dict | int | None, control: dict | int):
+        beta = self.result_.params.to_numpy()
+        x1, x0 = self._design(table, treated), self._design(table, control)
+        p1, p0 = 1 / (1 + np.exp(-(x1 @ beta))), 1 / (1 + np.exp(-(x0 @ beta)))
+        g1 = (p1 * (1 - p1))[:, None] * x1
+        g0 = (p0 * (1 - p0))[:, None] * x0
+        return p1, p0, g1, g0
+
+    def marginal_effect(self, table: pd.DataFrame, mask=None, treated: dict | int | None = None,
+                        control: dict | int = 0, estimand: str = "") -> tuple[Estimate, Estimate]:
+        """Standardised risk difference and risk ratio over the rows of `table` in `mask`.
+
+        The mean predicted no-show probability under `treated` (default: the
+        reminders each appointment actually received) minus that under
+        `control` (default: no reminder), with delta-method CIs from the
+        cluster-robust covariance. The estimand is conditional on the chosen
+        appointments (their covariates and received reminders are held fixed).
+
+        Returns
+        -------
+        (Estimate, Estimate)
+            Risk difference and risk ratio.
+        """
+        self._check_fitted()
+        sub = table if mask is None else table.loc[np.asarray(mask, dtype=bool)]
+        _need_rows(len(sub), "marginal reminder effect")
+        p1, p0, g1, g0 = self._contrast(sub, treated, control)
+        cov = self.result_.cov_params().to_numpy()
+        m1, m0 = p1.mean(), p0.mean()
+        grad = g1.mean(axis=0) - g0.mean(axis=0)
+        se = math.sqrt(max(grad @ cov @ grad, 0.0))
+        z = _z(self.conf_level)
+        rd = m1 - m0
+        p_rd = 2 * stats.norm.sf(abs(rd) / se) if se > 0 else float("nan")
+        extras = {"mean_p_treated": m1, "mean_p_control": m0, "se": se, "n_patients": int(sub["patient_id"].nunique())}
+        method = "logistic GLM, standardised, delta method, patient-clustered SE"
+        rd_est = Estimate(rd, rd - z * se, rd + z * se, p_rd, method, len(sub), "risk_difference", estimand,
+                          self.conf_level, extras)
+        glog = g1.mean(axis=0) / m1 - g0.mean(axis=0) / m0
+        se_log = math.sqrt(max(glog @ cov @ glog, 0.0))
+        lrr = math.log(m1 / m0)
+        p_rr = 2 * stats.norm.sf(abs(lrr) / se_log) if se_log > 0 else float("nan")
+        rr_est = Estimate(m1 / m0, math.exp(lrr - z * se_log), math.exp(lrr + z * se_log), p_rr, method, len(sub),
+                          "risk_ratio", estimand, self.conf_level, {**extras, "se_log": se_log})
+        return rd_est, rr_est
+
+    def avoided_by_group(self, table: pd.DataFrame, groups, mask=None) -> pd.DataFrame:
+        """No-shows avoided (expected, with CI) per group: sum over rows of p(no reminder) − p(as received).
+
+        Parameters
+        ----------
+        groups : array-like
+            A group label per row of `table` (e.g. the month).
+        mask : boolean array, optional
+            Rows to count (default: every non-cancelled row).
+        """
+        self._check_fitted()
+        mask = table["analysed"].to_numpy() if mask is None else np.asarray(mask, dtype=bool)
+        sub = table.loc[mask]
+        g = np.asarray(groups)[mask]
+        p1, p0, g1, g0 = self._contrast(sub, None, 0)
+        cov = self.result_.cov_params().to_numpy()
+        grad = pd.DataFrame(g0 - g1).groupby(g).sum()
+        avoided = pd.Series(p0 - p1).groupby(g).sum()
+        se = np.sqrt(np.einsum("ij,jk,ik->i", grad.to_numpy(), cov, grad.to_numpy()))
+        z = _z(self.conf_level)
+        out = pd.DataFrame({"no_shows_avoided": avoided.to_numpy(), "ci_low": avoided.to_numpy() - z * se,
+                            "ci_high": avoided.to_numpy() + z * se}, index=avoided.index)
+        return out
+
+    def odds_ratio(self, steps: list[str] | None = None) -> Estimate:
+        """Adjusted odds ratio of receiving all of `steps` (default: every step term) vs none."""
+        self._check_fitted()
+        steps = self.steps_ if steps is None else [s if s.startswith("rem_") else f"rem_{s}" for s in steps]
+        missing = [s for s in steps if s not in self.steps_]
+        if missing:
+            raise CrmAnalysisError(f"no reminder step {missing} in the model; available: {self.steps_}")
+        names = list(self.result_.params.index)
+        r = np.zeros(len(names))
+        for s in steps:
+            r[names.index(s)] = 1.0
+        t = self.result_.t_test(r)
+        est = float(np.squeeze(t.effect))
+        se = float(np.squeeze(t.sd))
+        z = _z(self.conf_level)
+        label = "+".join(s[4:] for s in steps)
+        return Estimate(math.exp(est), math.exp(est - z * se), math.exp(est + z * se), float(np.squeeze(t.pvalue)),
+                        "logistic GLM, patient-clustered SE", self.n_, "odds_ratio",
+                        f"adjusted odds ratio of no-show, reminder steps {label} received vs none", self.conf_level,
+                        {"log_odds": est, "se_log": se})
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "result_"):
+            return "ReminderEffectModel(not fitted)"
+        return f"ReminderEffectModel(n={self.n_:,}, steps={[s[4:] for s in self.steps_]})"
+
+    def _repr_html_(self) -> str:
+        if not hasattr(self, "result_"):
+            return "<p>ReminderEffectModel (not fitted)</p>"
+        rows = self.summary.loc[self.steps_].round(3)
+        return (f"<h4>ReminderEffectModel</h4><p>{escape(self.formula_)}<br>n = {self.n_:,} appointments, "
+                f"{self.n_patients_:,} patients</p>" + rows.to_html())

@@ -1,0 +1,223 @@
+"""The appointment-level analysis table behind every reminder estimate.
+
+One row per appointment scheduled on or before `as_of` (later ones have no
+outcome yet). Outcomes, exposure and covariates are computed from the
+appointments, reminders, visits and patients tables with vectorised pandas.
+
+Outcomes
+    ``no_show`` is 1 for a no-show and 0 for an attended appointment, and
+    missing for cancelled, rescheduled and still-booked ones: **the no-show rate
+    is no-shows / (attended + no-shows)**, i.e. among appointments that were
+    not cancelled. Reminders also make patients cancel early, so cancellation
+    is a separate outcome: ``cancelled`` is 1 for cancelled or rescheduled and
+    0 for attended or no-show (missing while still booked).
+
+Exposure
+    From the reminders table. ``n_sent`` messages were sent and
+    ``n_delivered`` of them delivered (a missing ``delivered`` flag, as in
+    exports that only record "SMS received", counts as delivered). A schedule
+    step (``3d``, ``1d``, ``2h`` or ``unknown``) counts as received when any
+    of its messages (KakaoTalk or its SMS fallback) was delivered:
+    ``rem_<step>`` is 0/1, ``schedule`` the received steps joined by ``+``
+    (``none`` when nothing arrived) and ``schedule_sent`` the steps sent.
+    ``reminded`` = at least one step received; ``sent_any`` = at least one
+    message sent (for a randomised pilot this marks the reminder arm: a row is
+    written even when delivery fails). ``msgs_<channel>`` counts messages per
+    channel.
+
+Covariates
+    ``lead_days`` (calendar days from the booking date to the appointment
+    date), ``eligible`` (lead_days >= the rules' ``eligible_min_lead_days``),
+    ``lead_band``, ``weekday``, ``hour`` and ``hour_band`` (missing / "unknown"
+    when the export records days only), ``department``, ``prior_no_shows``
+    (the patient's earlier no-shows, by scheduled time), ``prior_visits``
+    (visits before the appointment day) and ``prior_visits_band``,
+    ``age_band`` at the appointment, ``sex``, ``month`` (scheduled month),
+    ``month_of_year`` and ``years`` (years since the first appointment in the
+    data, for a trend).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from crm_analysis.clinic import ClinicData
+from crm_analysis.reminders.rules import load_rules
+
+__all__ = ["appointment_table", "step_columns", "STEP_ORDER"]
+
+#: Canonical order of schedule steps in labels such as ``3d+1d+2h``.
+STEP_ORDER = ("3d", "1d", "2h", "unknown")
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_AGE_BINS = [-1, 19, 39, 59, 200]
+_AGE_LABELS = ["0-19", "20-39", "40-59", "60+"]
+
+
+def _step_name(step: str) -> str:
+    return "rem_" + re.sub(r"\W", "_", str(step))
+
+
+def step_columns(table: pd.DataFrame) -> list[str]:
+    """The ``rem_<step>`` exposure columns of an analysis table, in schedule order."""
+    return [c for c in table.columns if c.startswith("rem_")]
+
+
+def _order_steps(steps) -> list[str]:
+    known = [s for s in STEP_ORDER if s in steps]
+    return known + sorted(s for s in steps if s not in STEP_ORDER)
+
+
+def _exposure(appt_ids: pd.Series, reminders: pd.DataFrame | None, end: pd.Timestamp) -> pd.DataFrame:
+    """Per appointment: messages sent/delivered, steps received, schedules, messages per channel."""
+    idx = pd.Index(appt_ids, name="appointment_id")
+    if reminders is None or reminders.empty:
+        out = pd.DataFrame(index=idx)
+        out["n_sent"] = 0
+        out["n_delivered"] = 0
+        out["schedule"] = "none"
+        out["schedule_sent"] = "none"
+        return out.reset_index(drop=True)
+    rem = reminders.loc[~(reminders["sent_at"] >= end).fillna(False).to_numpy()]
+    rem = rem.loc[rem["appointment_id"].isin(idx)]
+    step = rem["schedule"].astype("object").fillna("unknown").astype(str)
+    delivered = rem["delivered"].astype("boolean").fillna(True).astype(bool)
+    channel = rem["channel"].astype("object").fillna("unknown").astype(str)
+    frame = pd.DataFrame({"appointment_id": rem["appointment_id"].to_numpy(), "step": step.to_numpy(),
+                          "delivered": delivered.to_numpy().astype(np.int64), "channel": channel.to_numpy()})
+    steps = _order_steps(set(frame["step"]))
+    got = frame.pivot_table(index="appointment_id", columns="step", values="delivered", aggfunc="max",
+                            observed=True).reindex(idx).reindex(columns=steps)
+    sent = frame.pivot_table(index="appointment_id", columns="step", values="delivered", aggfunc="size",
+                             observed=True).reindex(idx).reindex(columns=steps)
+    got = got.fillna(0) > 0
+    sent = sent.fillna(0) > 0
+    out = pd.DataFrame(index=idx)
+    counts = frame.groupby("appointment_id", observed=True)["delivered"].agg(["size", "sum"]).reindex(idx)
+    out["n_sent"] = counts["size"].fillna(0).astype(np.int64).to_numpy()
+    out["n_delivered"] = counts["sum"].fillna(0).astype(np.int64).to_numpy()
+    for s in steps:
+        out[_step_name(s)] = got[s].astype(np.int64).to_numpy()
+    out["schedule"] = _labels(got, steps)
+    out["schedule_sent"] = _labels(sent, steps)
+    per_channel = frame.groupby(["appointment_id", "channel"], observed=True).size().unstack(fill_value=0)
+    per_channel = per_channel.reindex(idx).fillna(0).astype(np.int64)
+    for ch in per_channel.columns:
+        out[f"msgs_{ch}"] = per_channel[ch].to_numpy()
+    return out.reset_index(drop=True)
+
+
+def _labels(flags: pd.DataFrame, steps: list[str]) -> np.ndarray:
+    """'3d+1d+2h'-style labels of boolean step columns, vectorised over the 2**k combinations."""
+    code = np.zeros(len(flags), dtype=np.int64)
+    for b, s in enumerate(steps):
+        code |= flags[s].to_numpy().astype(np.int64) << b
+    names = np.array(["+".join(s for b, s in enumerate(steps) if c >> b & 1) or "none"
+                      for c in range(2 ** len(steps))], dtype=object)
+    return names[code]
+
+
+def _prior_visits(appts: pd.DataFrame, visits: pd.DataFrame) -> np.ndarray:
+    """Visits of the same patient strictly before each appointment's day (searchsorted on a composite key)."""
+    cats = pd.Index(pd.unique(pd.concat([appts["patient_id"], visits["patient_id"]]).astype(str)))
+    base = np.int64(1 << 20)
+    v_code = cats.get_indexer(visits["patient_id"].astype(str)).astype(np.int64)
+    v_day = visits["visit_date"].to_numpy("datetime64[D]").astype(np.int64)
+    v_key = np.sort(v_code * base + (v_day + (1 << 19)))
+    a_code = cats.get_indexer(appts["patient_id"].astype(str)).astype(np.int64)
+    a_day = appts["scheduled_date"].to_numpy("datetime64[D]").astype(np.int64)
+    return (np.searchsorted(v_key, a_code * base + (a_day + (1 << 19)), side="left")
+            - np.searchsorted(v_key, a_code * base, side="left"))
+
+
+def appointment_table(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None) -> pd.DataFrame:
+    """One row per appointment scheduled on or before `as_of`, with outcomes, exposure and covariates.
+
+    Parameters
+    ----------
+    clinic : ClinicData
+        Needs the appointments table; reminders, visits and patients are used
+        when present. Nothing recorded after `as_of` is used.
+    as_of : str or Timestamp
+        The analysis date (end of that day).
+    rules : path, mapping or None
+        Reminder rules (see :func:`crm_analysis.reminders.rules.load_rules`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns described in the module docstring, sorted by ``scheduled_at``.
+        The input is not modified.
+
+    Raises
+    ------
+    MissingTableError
+        If the clinic has no appointments table.
+    """
+    r = load_rules(rules)
+    end = pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)
+    appts = clinic.require("appointments", "the reminder evaluation")
+    keep = (appts["scheduled_at"] < end) & (appts["booked_at"] < end)
+    a = appts.loc[keep.fillna(False).to_numpy(),
+                  ["appointment_id", "patient_id", "booked_at", "scheduled_at", "department", "status",
+                   "cancelled_at"]].copy()
+    a = a.sort_values(["scheduled_at", "appointment_id"], kind="stable").reset_index(drop=True)
+    status = a["status"].astype(str)
+    late_cancel = (a["cancelled_at"] >= end).fillna(False)
+    status = status.where(~late_cancel, "booked")
+    a["status"] = status
+    a["scheduled_date"] = a["scheduled_at"].dt.normalize()
+    a["lead_days"] = (a["scheduled_date"] - a["booked_at"].dt.normalize()).dt.days.astype(np.int64)
+    a["eligible"] = a["lead_days"] >= r["eligible_min_lead_days"]
+    edges = [*r["lead_bands"], np.inf]
+    a["lead_band"] = pd.cut(a["lead_days"], [-np.inf, *edges], right=False,
+                            labels=[f"<{edges[0]}"] + [f"{lo}-{hi - 1}" if np.isfinite(hi) else f"{lo}+"
+                                                       for lo, hi in zip(edges[:-1], edges[1:])]).astype(str)
+    resolved = status.isin(["attended", "no_show", "cancelled", "rescheduled"])
+    a["cancelled"] = np.where(resolved, status.isin(["cancelled", "rescheduled"]).astype(float), np.nan)
+    a["no_show"] = np.where(status.isin(["attended", "no_show"]), (status == "no_show").astype(float), np.nan)
+    a["analysed"] = a["no_show"].notna()
+
+    exp = _exposure(a["appointment_id"], clinic.tables.get("reminders"), end)
+    a = pd.concat([a, exp], axis=1)
+    a["reminded"] = a["n_delivered"] > 0 if "n_delivered" in a else False
+    a["sent_any"] = a["n_sent"] > 0
+
+    has_time = bool((a["scheduled_at"] != a["scheduled_date"]).any())
+    a["weekday"] = pd.Categorical.from_codes(a["scheduled_at"].dt.weekday.to_numpy(), categories=list(_WEEKDAYS))
+    a["hour"] = a["scheduled_at"].dt.hour.astype("Int64") if has_time else pd.array([pd.NA] * len(a), "Int64")
+    hour = a["hour"].astype("float")
+    band = np.where(hour < 12, "morning", np.where(hour < 15, "early_afternoon", "late_afternoon"))
+    a["hour_band"] = np.where(hour.isna(), "unknown", band)
+    a["department"] = a["department"].astype("object").fillna("unknown").astype(str)
+    ns = (status == "no_show").astype(np.int64)
+    order = np.lexsort((a["scheduled_at"].to_numpy(), a["patient_id"].astype(str).to_numpy()))
+    cum = pd.Series(ns.to_numpy()[order]).groupby(a["patient_id"].astype(str).to_numpy()[order]).cumsum().to_numpy()
+    prior = np.empty(len(a), dtype=np.int64)
+    prior[order] = cum - ns.to_numpy()[order]
+    a["prior_no_shows"] = prior
+    if "visits" in clinic.tables:
+        v = clinic.tables["visits"]
+        v = v.loc[(v["visit_date"] < end).to_numpy()]
+        a["prior_visits"] = _prior_visits(a, v)
+    else:
+        a["prior_visits"] = 0
+    a["prior_visits_band"] = pd.cut(a["prior_visits"], [-1, 0, 2, 9, np.inf],
+                                    labels=["0", "1-2", "3-9", "10+"]).astype(str)
+    patients = clinic.tables.get("patients")
+    if patients is not None and {"birth_date", "sex"} <= set(patients.columns):
+        p = patients.drop_duplicates("patient_id").set_index("patient_id")
+        birth = a["patient_id"].map(p["birth_date"])
+        age = (a["scheduled_date"] - pd.to_datetime(birth)).dt.days / 365.25
+        a["age_band"] = pd.cut(age, _AGE_BINS, labels=_AGE_LABELS).astype(str).replace("nan", "unknown")
+        a["sex"] = a["patient_id"].map(p["sex"]).astype("object").fillna("unknown").astype(str)
+    else:
+        a["age_band"] = "unknown"
+        a["sex"] = "unknown"
+    a["month"] = a["scheduled_at"].dt.to_period("M")
+    a["month_of_year"] = a["scheduled_at"].dt.month.map("{:02d}".format)
+    t0 = a["scheduled_date"].min() if len(a) else pd.Timestamp(as_of)
+    a["years"] = (a["scheduled_date"] - t0).dt.days / 365.25
+    return a

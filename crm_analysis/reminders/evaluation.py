@@ -1,0 +1,405 @@
+"""Run the whole reminder evaluation on one clinic and present it for managers.
+
+:func:`evaluate_reminders` builds the analysis table and runs every analysis
+the data allows: randomised pilot, crude / Mantel–Haenszel / adjusted
+estimates, interrupted time series, schedule comparison and monthly
+cost–benefit. What cannot be estimated (no pilot month, no roll-out date, no
+charges) is skipped with a plain note instead of an error. Programme dates of
+the rules that fall outside the data's window are ignored (with a note), so
+the defaults, written for the demo clinic, do no harm on other data.
+
+The result, :class:`ReminderEvaluation`, is frozen; its ``*_table(lang)``
+methods give report-ready tables in Korean or English and
+:meth:`ReminderEvaluation.headline` the one-sentence answer for management.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any, Mapping
+
+import pandas as pd
+
+from crm_analysis.clinic import ClinicData
+from crm_analysis.estimates import Estimate
+from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.i18n import check_lang, label
+from crm_analysis.reminders.adjusted import ReminderEffectModel, crude_effect, mantel_haenszel, period_masks
+from crm_analysis.reminders.analysis_table import appointment_table
+from crm_analysis.reminders.costs import cost_benefit, revenue_per_visit, step_cost_per_appointment
+from crm_analysis.reminders.pilot import PilotResult, pilot_analysis, plan_pilot
+from crm_analysis.reminders.rollout import ITSResult, interrupted_time_series, plot_its
+from crm_analysis.reminders.rules import load_rules
+from crm_analysis.reminders.schedules import schedule_comparison, step_value
+
+__all__ = ["ReminderEvaluation", "evaluate_reminders", "headline_sentence"]
+
+
+@dataclass(frozen=True)
+class ReminderEvaluation:
+    """Everything the reminder evaluation found for one clinic.
+
+    Attributes
+    ----------
+    as_of : Timestamp
+    table : DataFrame
+        The appointment-level analysis table.
+    model : ReminderEffectModel
+    crude : Estimate
+    mantel_haenszel : Estimate or None
+    adjusted : dict of str to (Estimate, Estimate)
+        Standardised risk difference and risk ratio per roll-out period
+        (eligible appointments of the period) and ``"reminded"`` (appointments
+        that received a reminder).
+    headline_key : str
+        The entry of `adjusted` the headline reports.
+    pilot : PilotResult or None
+    its : ITSResult or None
+    schedules : DataFrame or None
+    step_2h : Estimate or None
+    costs : DataFrame
+    revenue_per_visit : float or None
+    notes : tuple of str
+        Label keys of what was skipped and why.
+    rules : Mapping
+    """
+
+    as_of: pd.Timestamp
+    table: pd.DataFrame = field(repr=False)
+    model: ReminderEffectModel = field(repr=False)
+    crude: Estimate
+    mantel_haenszel: Estimate | None
+    adjusted: Mapping[str, tuple]
+    headline_key: str
+    pilot: PilotResult | None
+    its: ITSResult | None
+    schedules: pd.DataFrame | None = field(repr=False)
+    step_2h: Estimate | None
+    costs: pd.DataFrame = field(repr=False)
+    revenue_per_visit: float | None
+    notes: tuple = ()
+    rules: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------ text
+    def headline(self, lang: str = "ko") -> str:
+        """One plain sentence for management: the adjusted effect and its CI."""
+        rd, _ = self.adjusted[self.headline_key]
+        return headline_sentence(rd, self.headline_key, lang)
+
+    def note_texts(self, lang: str = "ko") -> list[str]:
+        """The skipped analyses and data limits, as sentences."""
+        return [label(k, lang) for k in self.notes]
+
+    def explain_crude(self, lang: str = "ko") -> str:
+        """One plain sentence on why the crude and adjusted estimates differ."""
+        c = self.crude.extras
+        rd, _ = self.adjusted["reminded"]
+        text = label("rem_explain_crude", lang)
+        return text.format(crude=self.crude.estimate * 100, adjusted=rd.estimate * 100,
+                           base_reminded=rd.extras["mean_p_control"] * 100,
+                           rate_not=c["rate_not_reminded"] * 100)
+
+    # ----------------------------------------------------------- tables
+    def comparison_table(self, lang: str = "ko") -> pd.DataFrame:
+        """Crude, Mantel–Haenszel, adjusted and pilot estimates side by side (formatted text)."""
+        check_lang(lang)
+        rows = [("rem_row_crude", self.crude)]
+        if self.mantel_haenszel is not None:
+            rows.append(("rem_row_mh", self.mantel_haenszel))
+        for key, (rd, rr) in self.adjusted.items():
+            name = "rem_row_adjusted_reminded" if key == "reminded" else "rem_row_adjusted_period"
+            rows.append((label(name, lang).format(period=key), rd))
+        if self.pilot is not None:
+            rows.append(("rem_row_pilot", self.pilot.risk_difference))
+        out = []
+        for key, e in rows:
+            out.append({label("rem_analysis", lang): label(key, lang) if key.startswith("rem_") else key,
+                        label("rem_scale", lang): label(f"rem_scale_{e.scale}", lang),
+                        label("rem_estimate", lang): _fmt(e.estimate, e.scale),
+                        label("rem_ci", lang): f"{_fmt(e.ci_low, e.scale)} ~ {_fmt(e.ci_high, e.scale)}",
+                        label("rem_p_value", lang): "–" if math.isnan(e.p_value) else
+                        ("<0.001" if e.p_value < 0.001 else f"{e.p_value:.3f}"),
+                        label("rem_n", lang): _count(e.n, self._min_cell)})
+        return pd.DataFrame(out)
+
+    @property
+    def _min_cell(self) -> int:
+        return int(self.rules.get("min_cell_count", 10)) if self.rules else 10
+
+    def _note_frame(self, key: str, lang: str) -> pd.DataFrame:
+        return pd.DataFrame({label("rem_note", lang): [label(key, lang)]})
+
+    def pilot_table(self, lang: str = "ko") -> pd.DataFrame:
+        """The pilot's arms (a one-cell note without a pilot)."""
+        if self.pilot is None:
+            return self._note_frame("rem_note_no_pilot", lang)
+        a = self.pilot.arms
+        return pd.DataFrame({
+            label("rem_arm", lang): [label(f"rem_arm_{x}", lang) for x in a["arm"]],
+            label("rem_appointments", lang): [_count(x, self._min_cell) for x in a["appointments"]],
+            label("rem_no_show_rate", lang): [f"{x:.1%}" for x in a["no_show_rate"]],
+            label("rem_ci", lang): [f"{lo:.1%} ~ {hi:.1%}" for lo, hi in zip(a["ci_low"], a["ci_high"])]})
+
+    def planner_table(self, lang: str = "ko") -> pd.DataFrame:
+        """Appointments per arm the next pilot needs, for a few effect sizes.
+
+        The control rate is the pilot's control arm when there was a pilot,
+        else the adjusted no-reminder rate of the headline population.
+        """
+        base = (self.pilot.risk_difference.extras["rate_control"] if self.pilot is not None
+                else self.adjusted[self.headline_key][0].extras["mean_p_control"])
+        effects = [e for e in (-0.02, -0.03, -0.05, -0.08) if 0 < base + e < 1]
+        plan = plan_pilot(base, effects, rules=self.rules)
+        return pd.DataFrame({label("rem_plan_effect", lang): [f"{x * 100:+.0f}%p" for x in plan["risk_difference"]],
+                             label("rem_plan_rates", lang): [f"{a:.1%} → {b:.1%}" for a, b in
+                                                             zip(plan["control_rate"], plan["reminder_rate"])],
+                             label("rem_plan_n", lang): [f"{x:,}" for x in plan["n_per_arm"]]})
+
+    def plot_its(self, lang: str = "ko", ax=None):
+        """The ITS chart (observed, fitted, counterfactual); None without a time series."""
+        if self.its is None:
+            return None
+        return plot_its(self.its, lang=lang, ax=ax)
+
+    def its_table(self, lang: str = "ko") -> pd.DataFrame:
+        """Level changes at each roll-out (a one-cell note without a time series)."""
+        if self.its is None:
+            key = next((k for k in self.notes if k.startswith("rem_note_its") or k == "rem_note_no_rollout"),
+                       "rem_note_no_rollout")
+            return self._note_frame(key, lang)
+        out = []
+        for name, e in self.its.level_changes.items():
+            date = dict(self.its.rollouts)[name]
+            out.append({label("rem_rollout", lang): f"{name} ({date:%Y-%m-%d})",
+                        label("rem_level_change", lang): _fmt(e.estimate, e.scale),
+                        label("rem_ci", lang): f"{_fmt(e.ci_low, e.scale)} ~ {_fmt(e.ci_high, e.scale)}",
+                        label("rem_p_value", lang): "<0.001" if e.p_value < 0.001 else f"{e.p_value:.3f}"})
+        return pd.DataFrame(out)
+
+    def schedule_table(self, lang: str = "ko") -> pd.DataFrame:
+        """No-show rate per received schedule, crude and adjusted (a one-cell note when not estimable)."""
+        if self.schedules is None:
+            key = next((k for k in self.notes if k in ("rem_note_schedule_unknown", "rem_note_one_schedule")),
+                       "rem_note_one_schedule")
+            return self._note_frame(key, lang)
+        s = self.schedules
+        return pd.DataFrame({
+            label("rem_schedule", lang): [label("rem_none", lang) if x == "none" else x for x in s["schedule"]],
+            label("rem_appointments", lang): [_count(x, self._min_cell) for x in s["appointments"]],
+            label("rem_crude_rate", lang): [f"{x:.1%}" for x in s["crude_rate"]],
+            label("rem_adjusted_rate", lang): [f"{x:.1%}" for x in s["adjusted_rate"]],
+            label("rem_odds_ratio", lang): [f"{x:.2f}" for x in s["odds_ratio"]],
+            label("rem_ci", lang): ["–" if math.isnan(lo) else f"{lo:.2f} ~ {hi:.2f}"
+                                    for lo, hi in zip(s["or_ci_low"], s["or_ci_high"])]})
+
+    def cost_table(self, lang: str = "ko") -> pd.DataFrame:
+        """Monthly cost–benefit in KRW (revenue columns dropped when revenue is unknown)."""
+        c = self.costs
+        out = pd.DataFrame({
+            label("rem_month", lang): c["month"],
+            label("rem_reminded", lang): [_count(x, self._min_cell) for x in c["reminded"]],
+            label("rem_messages", lang): [f"{x:,}" for x in c["messages"]],
+            label("rem_message_cost", lang): [f"{x:,.0f}" for x in c["message_cost"]],
+            label("rem_avoided", lang): [f"{x:.1f} ({lo:.1f} ~ {hi:.1f})" for x, lo, hi in
+                                         zip(c["no_shows_avoided"], c["avoided_ci_low"], c["avoided_ci_high"])]})
+        if self.revenue_per_visit is not None:
+            out[label("rem_revenue_kept", lang)] = [f"{x:,.0f}" for x in c["revenue_kept"]]
+            out[label("rem_net_benefit", lang)] = [f"{x:,.0f} ({lo:,.0f} ~ {hi:,.0f})" for x, lo, hi in
+                                                   zip(c["net_benefit"], c["net_ci_low"], c["net_ci_high"])]
+        return out
+
+    def step_2h_sentence(self, lang: str = "ko") -> str:
+        """Is the 2-hour message worth its cost? One sentence (or why it cannot be said)."""
+        e = self.step_2h
+        if e is None:
+            return label("rem_no_2h", lang)
+        if e.extras.get("n_informative", 0) < int(self.rules.get("min_informative_step", 300)):
+            return label("rem_2h_too_few", lang).format(rd=e.estimate * 100, lo=e.ci_low * 100, hi=e.ci_high * 100,
+                                                        n=e.extras.get("n_informative", 0))
+        if "net_value_per_message" not in e.extras:
+            return label("rem_2h_effect_only", lang).format(rd=e.estimate * 100, lo=e.ci_low * 100,
+                                                             hi=e.ci_high * 100)
+        x = e.extras
+        return label("rem_2h_value", lang).format(rd=e.estimate * 100, lo=e.ci_low * 100, hi=e.ci_high * 100,
+                                                   value=x["value_per_message"], cost=x["cost_per_message"],
+                                                   net=x["net_value_per_message"], net_lo=x["net_value_ci_low"],
+                                                   net_hi=x["net_value_ci_high"])
+
+    def summary(self) -> pd.DataFrame:
+        """Every estimate as one table (numbers, for analysts)."""
+        rows = {"crude": self.crude}
+        if self.mantel_haenszel is not None:
+            rows["mantel_haenszel"] = self.mantel_haenszel
+        for key, (rd, rr) in self.adjusted.items():
+            rows[f"adjusted_rd[{key}]"] = rd
+            rows[f"adjusted_rr[{key}]"] = rr
+        if self.pilot is not None:
+            rows["pilot_rd"] = self.pilot.risk_difference
+            rows["pilot_rr"] = self.pilot.risk_ratio
+        if self.its is not None:
+            rows.update({f"its_level_change[{k}]": v for k, v in self.its.level_changes.items()})
+        if self.step_2h is not None:
+            rows["step_2h"] = self.step_2h
+        from crm_analysis.estimates import estimates_frame
+
+        return estimates_frame(rows, name="name")
+
+    def _repr_html_(self) -> str:
+        return (f"<h4>Reminder evaluation as of {self.as_of:%Y-%m-%d}</h4><p>{escape(self.headline('en'))}</p>"
+                + self.comparison_table("en").to_html(index=False))
+
+
+def _fmt(value: float, scale: str) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    if scale == "risk_difference":
+        return f"{value * 100:+.1f}%p"
+    return f"{value:.2f}"
+
+
+def _count(n: int, min_cell: int) -> str:
+    return f"<{min_cell}" if 0 < n < min_cell else f"{int(n):,}"
+
+
+def headline_sentence(rd: Estimate, period: str, lang: str = "ko") -> str:
+    """The one-sentence answer for management, from a standardised risk difference.
+
+    Parameters
+    ----------
+    rd : Estimate
+        From :meth:`ReminderEffectModel.marginal_effect`.
+    period : str
+        The roll-out period's schedule (e.g. ``"3d+1d+2h"``) or ``"reminded"``.
+    lang : {"ko", "en"}
+    """
+    check_lang(lang)
+    p0, p1 = rd.extras["mean_p_control"] * 100, rd.extras["mean_p_treated"] * 100
+    who = label("rem_who_reminded" if period in ("reminded", "all") else "rem_who_period", lang).format(period=period)
+    if rd.ci_high < 0:
+        key = "rem_headline_lower"
+    elif rd.ci_low > 0:
+        key = "rem_headline_higher"
+    else:
+        key = "rem_headline_unclear"
+    return label(key, lang).format(who=who, rd=abs(rd.estimate) * 100, lo=abs(rd.ci_high) * 100,
+                                   hi=abs(rd.ci_low) * 100, lo_signed=rd.ci_low * 100, hi_signed=rd.ci_high * 100,
+                                   p0=p0, p1=p1, level=f"{rd.conf_level:.0%}")
+
+
+def _effective_rules(table: pd.DataFrame, rules) -> tuple[Mapping, list[str]]:
+    """Drop programme dates outside the data's window, with notes."""
+    r = load_rules(rules)
+    notes = []
+    lo, hi = table["scheduled_at"].min(), table["scheduled_at"].max()
+    rollouts = [dict(x) for x in r["rollouts"] or [] if lo < pd.Timestamp(x["date"]) <= hi]
+    if len(rollouts) < len(r["rollouts"] or []):
+        notes.append("rem_note_rollouts_outside")
+    pilot = r["pilot_month"]
+    if pilot and not (lo.to_period("M") <= pd.Period(str(pilot), freq="M") <= hi.to_period("M")):
+        pilot = None
+    override = {k: v for k, v in r.items() if k != "_loaded"}
+    override = _thaw(override)
+    override.update(rollouts=rollouts, pilot_month=pilot)
+    return load_rules(override), notes
+
+
+def _thaw(value):
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def evaluate_reminders(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None,
+                       revenue: float | None = None, conf_level: float = 0.95) -> ReminderEvaluation:
+    """Run every reminder analysis the data allows.
+
+    Parameters
+    ----------
+    clinic : ClinicData
+        Usually ``load_clinic(...).snapshot(as_of)``.
+    as_of : str or Timestamp
+    rules : path, mapping or None
+        Reminder rules (``crm_analysis/rules/reminders.yaml`` by default).
+    revenue : float, optional
+        Revenue per attended visit (KRW); default the rules' value, else the
+        mean charge per visit in the data.
+    conf_level : float
+
+    Returns
+    -------
+    ReminderEvaluation
+
+    Raises
+    ------
+    MissingTableError
+        Without an appointments table.
+    CrmAnalysisError
+        If no appointment ever received a reminder.
+    """
+    as_of = pd.Timestamp(as_of).normalize()
+    table = appointment_table(clinic, as_of, rules)
+    if not (table["analysed"] & table["reminded"]).any():
+        raise CrmAnalysisError("no non-cancelled appointment up to as_of received a reminder: there is no reminder "
+                               "effect to evaluate. Check that the reminders table is loaded (mapping file).")
+    r, notes = _effective_rules(table, rules)
+    model = ReminderEffectModel(r, conf_level).fit(table)
+    first = r["rollouts"][0]["date"] if r["rollouts"] else None
+    crude = crude_effect(table, since=first, conf_level=conf_level)
+    try:
+        mh = mantel_haenszel(table, r, conf_level)
+    except CrmAnalysisError:
+        mh = None
+    adjusted = {}
+    for name, mask in period_masks(table, r).items():
+        if name != "all" and mask.sum() > 0:
+            adjusted[name] = model.marginal_effect(table, mask, estimand=f"eligible appointments, period {name}: "
+                                                   "no-show rate with reminders as received minus none")
+    reminded = (table["analysed"] & table["reminded"]).to_numpy()
+    if first is not None:
+        reminded &= (table["scheduled_at"] >= pd.Timestamp(first)).to_numpy()
+    adjusted["reminded"] = model.marginal_effect(table, reminded, estimand="appointments that received a "
+                                                 "reminder: no-show rate with reminders as received minus none")
+    headline_key = next(iter(k for k in reversed(list(adjusted)) if k != "reminded"), "reminded")
+    pilot = its = None
+    if r["pilot_month"]:
+        try:
+            pilot = pilot_analysis(table, rules=r, conf_level=conf_level)
+        except CrmAnalysisError:
+            notes.append("rem_note_no_pilot")
+    else:
+        notes.append("rem_note_no_pilot")
+    if r["rollouts"]:
+        try:
+            its = interrupted_time_series(table, r, conf_level)
+        except CrmAnalysisError:
+            notes.append("rem_note_its_short")
+    else:
+        notes.append("rem_note_no_rollout")
+    received = table.loc[table["analysed"].to_numpy(), "schedule"].astype(str).value_counts()
+    variants = [v for v in received.index if v != "none" and received[v] >= int(r["model"]["min_level_count"])]
+    try:
+        if len(variants) < 2:  # one schedule only: nothing to compare (and no second model to fit)
+            raise CrmAnalysisError("one reminder schedule only")
+        schedules, _ = schedule_comparison(table, reference_mask=period_masks(table, r)[headline_key]
+                                           if headline_key != "reminded" else reminded, rules=r,
+                                           conf_level=conf_level)
+    except CrmAnalysisError:
+        schedules = None
+    if schedules is None:
+        notes.append("rem_note_schedule_unknown" if variants == ["unknown"] else "rem_note_one_schedule")
+    rev = revenue if revenue is not None else r["revenue_per_visit_krw"]
+    if rev is None:
+        rev = revenue_per_visit(clinic, as_of)
+    if rev is None:
+        notes.append("rem_note_no_revenue")
+    step_2h = None
+    if "rem_2h" in model.steps_:
+        cost_2h = step_cost_per_appointment(clinic, "2h", as_of, r)
+        step_2h = step_value(model, table, "2h", rev, cost_2h)
+    costs = cost_benefit(table, model, rev, r)
+    return ReminderEvaluation(as_of, table, model, crude, mh, adjusted, headline_key, pilot, its, schedules, step_2h,
+                              costs, rev, tuple(dict.fromkeys(notes)), r)

@@ -1,0 +1,126 @@
+"""The reminder evaluation's rules: defaults shipped as YAML, overridable by the analyst.
+
+The defaults live in ``crm_analysis/rules/reminders.yaml``. Every function of
+:mod:`crm_analysis.reminders` takes ``rules=``: ``None`` (the defaults), a path
+to a YAML file or a dict. Overrides are merged into the defaults key by key
+(nested sections too), so an override names only what changes, e.g.
+``{"message_cost_krw": {"sms": 30}, "rollouts": []}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import pandas as pd
+
+from crm_analysis.exceptions import CrmAnalysisError
+
+__all__ = ["load_rules", "DEFAULT_RULES_PATH"]
+
+DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "rules" / "reminders.yaml"
+
+
+@lru_cache(maxsize=1)
+def _defaults() -> dict:
+    import yaml
+
+    return yaml.safe_load(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
+
+
+def _merge(base: dict, override: Mapping, path: str) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in base:
+            raise CrmAnalysisError(f"unknown reminder rule {path}{key!r}; known: {', '.join(sorted(base))}. "
+                                   f"Check the spelling against {DEFAULT_RULES_PATH.name}.")
+        if isinstance(base[key], dict) and isinstance(value, Mapping) and key != "message_cost_krw":
+            out[key] = _merge(base[key], value, f"{path}{key}.")
+        elif isinstance(base[key], dict) and isinstance(value, Mapping):
+            out[key] = {**base[key], **dict(value)}
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def load_rules(rules: str | os.PathLike | Mapping | None = None) -> Mapping[str, Any]:
+    """The reminder rules: the shipped defaults with `rules` merged in.
+
+    Parameters
+    ----------
+    rules : path, mapping or None
+        A YAML file or a dict of overrides; None for the defaults. An already
+        loaded rules mapping is returned unchanged.
+
+    Returns
+    -------
+    Mapping
+        Read-only nested mapping (lists become tuples).
+
+    Raises
+    ------
+    CrmAnalysisError
+        If a key is unknown or a value is out of range, naming the key.
+    """
+    if isinstance(rules, MappingProxyType) and rules.get("_loaded"):
+        return rules
+    if rules is None:
+        override: Mapping = {}
+    elif isinstance(rules, Mapping):
+        override = rules
+    else:
+        import yaml
+
+        path = Path(rules)
+        if not path.exists():
+            raise CrmAnalysisError(f"reminder rules file {path} does not exist; pass a YAML file path or a dict")
+        override = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(override, Mapping):
+            raise CrmAnalysisError(f"reminder rules file {path} must hold a YAML mapping (key: value lines)")
+    merged = _merge(_defaults(), override, "")
+    _check(merged)
+    merged["_loaded"] = True
+    return _freeze(merged)
+
+
+def _check(r: dict) -> None:
+    lead = r["eligible_min_lead_days"]
+    if not isinstance(lead, int) or lead < 0:
+        raise CrmAnalysisError(f"eligible_min_lead_days must be a whole number of days >= 0, not {lead!r}")
+    bands = list(r["lead_bands"])
+    if not bands or bands != sorted(set(bands)) or bands[0] < lead:
+        raise CrmAnalysisError("lead_bands must be increasing whole numbers of days starting at "
+                               f"eligible_min_lead_days or later, e.g. [3, 5, 8, 15, 29]; got {bands!r}")
+    dates = []
+    for item in r["rollouts"] or []:
+        if not isinstance(item, Mapping) or "date" not in item:
+            raise CrmAnalysisError("each roll-out needs a date, e.g. rollouts: [{date: '2024-09-01', schedule: '1d'}]")
+        try:
+            dates.append(pd.Timestamp(item["date"]))
+        except (ValueError, TypeError):
+            raise CrmAnalysisError(f"roll-out date {item['date']!r} is not a date (use YYYY-MM-DD)") from None
+    if dates != sorted(dates):
+        raise CrmAnalysisError("rollouts must be listed oldest first")
+    if r["pilot_month"] is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(r["pilot_month"])):
+        raise CrmAnalysisError(f"pilot_month {r['pilot_month']!r} is not a month (use YYYY-MM, e.g. '2024-06')")
+    for ch, cost in r["message_cost_krw"].items():
+        if not isinstance(cost, (int, float)) or cost < 0:
+            raise CrmAnalysisError(f"message_cost_krw.{ch} must be a number of won >= 0, not {cost!r}")
+    rev = r["revenue_per_visit_krw"]
+    if rev is not None and (not isinstance(rev, (int, float)) or rev < 0):
+        raise CrmAnalysisError(f"revenue_per_visit_krw must be null or a number of won >= 0, not {rev!r}")
+    if r["its"]["frequency"] not in ("M", "W"):
+        raise CrmAnalysisError(f"its.frequency must be 'M' (monthly) or 'W' (weekly), not {r['its']['frequency']!r}")

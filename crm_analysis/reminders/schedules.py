@@ -1,0 +1,144 @@
+"""Schedule comparison (dose–response): which reminder schedule works, and is the 2-hour message worth it?
+
+:func:`schedule_comparison` refits the adjusted model of
+:mod:`crm_analysis.reminders.adjusted` with one indicator per *received
+schedule variant* (``1d``, ``3d+1d``, ``3d+1d+2h``...; rarer variants merged
+into ``other``) instead of one per step, and reports per variant the crude
+no-show rate, the adjusted odds ratio against no reminder and the
+standardised no-show rate: the mean predicted rate of a reference group of
+appointments (by default the eligible appointments of the latest roll-out
+period) had they all received that variant.
+
+:func:`step_value` answers "is one step worth its cost?": among appointments
+that received the step, the no-shows it avoided per message (from the
+step-indicator model) times the revenue of a visit, against the message cost.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from crm_analysis.estimates import Estimate
+from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.reminders.adjusted import ReminderEffectModel
+from crm_analysis.reminders.analysis_table import step_columns
+from crm_analysis.reminders.rules import load_rules
+
+__all__ = ["schedule_comparison", "step_value"]
+
+
+def _col(schedule: str) -> str:
+    return "rem_" + re.sub(r"\W", "_", schedule)
+
+
+def schedule_comparison(table: pd.DataFrame, reference_mask=None, rules=None,
+                        conf_level: float = 0.95) -> tuple[pd.DataFrame, ReminderEffectModel]:
+    """No-show rate by received schedule variant, crude and adjusted.
+
+    Parameters
+    ----------
+    table : DataFrame
+        From :func:`~crm_analysis.reminders.analysis_table.appointment_table`.
+    reference_mask : boolean array, optional
+        Appointments to standardise over; default every eligible non-cancelled
+        appointment.
+    rules : path, mapping or None
+    conf_level : float
+
+    Returns
+    -------
+    (DataFrame, ReminderEffectModel)
+        The table (one row per variant, ``none`` first; columns ``schedule``,
+        ``appointments``, ``crude_rate``, ``odds_ratio``, ``or_ci_low``,
+        ``or_ci_high``, ``adjusted_rate``, ``risk_difference``, ``rd_ci_low``,
+        ``rd_ci_high``, ``p_value``) and the fitted variant model.
+    """
+    r = load_rules(rules)
+    rows = table["analysed"].to_numpy()
+    sched = table["schedule"].astype(str)
+    counts = sched[rows].value_counts()
+    min_count = int(r["model"]["min_level_count"])
+    keep = [s for s in counts.index if s != "none" and counts[s] >= min_count]
+    if not keep:
+        raise CrmAnalysisError("schedule comparison: no reminder schedule was received by at least "
+                               f"{min_count} non-cancelled appointments")
+    merged = sched.where(sched.isin(keep + ["none"]), "other")
+    variants = keep + (["other"] if (merged[rows] == "other").sum() >= min_count else [])
+    work = table.drop(columns=step_columns(table))
+    for v in variants:
+        work[_col(v)] = (merged == v).astype(np.int64).to_numpy()
+    if "other" not in variants:  # too rare to estimate: leave those appointments out
+        work = work.assign(analysed=work["analysed"] & (merged != "other").to_numpy())
+    model = ReminderEffectModel(rules=r, conf_level=conf_level).fit(work)
+    ref = (work["analysed"] & work["eligible"]).to_numpy() if reference_mask is None \
+        else np.asarray(reference_mask, dtype=bool) & work["analysed"].to_numpy()
+    ref_rows = work.loc[ref]
+    base = model.predict_proba(ref_rows, steps=0).mean()
+    y = table["no_show"].to_numpy()
+    out = [{"schedule": "none", "appointments": int((merged[rows] == "none").sum()),
+            "crude_rate": float(np.nanmean(y[rows & (merged == "none").to_numpy()])),
+            "odds_ratio": 1.0, "or_ci_low": np.nan, "or_ci_high": np.nan, "adjusted_rate": float(base),
+            "risk_difference": 0.0, "rd_ci_low": np.nan, "rd_ci_high": np.nan, "p_value": np.nan}]
+    for v in variants:
+        col = _col(v)
+        if col not in model.steps_:
+            continue
+        orr = model.odds_ratio([col])
+        treated = {c: (1 if c == col else 0) for c in model.steps_}
+        rd, _ = model.marginal_effect(ref_rows, treated=treated, control=0, estimand=f"schedule {v} vs none")
+        sel = rows & (merged == v).to_numpy()
+        out.append({"schedule": v, "appointments": int(sel.sum()), "crude_rate": float(np.nanmean(y[sel])),
+                    "odds_ratio": orr.estimate, "or_ci_low": orr.ci_low, "or_ci_high": orr.ci_high,
+                    "adjusted_rate": rd.extras["mean_p_treated"], "risk_difference": rd.estimate,
+                    "rd_ci_low": rd.ci_low, "rd_ci_high": rd.ci_high, "p_value": orr.p_value})
+    return pd.DataFrame(out), model
+
+
+def step_value(model: ReminderEffectModel, table: pd.DataFrame, step: str = "2h",
+               revenue_per_visit: float | None = None, cost_per_message: float | None = None) -> Estimate:
+    """No-shows avoided per appointment by one reminder step, among appointments that received it.
+
+    Parameters
+    ----------
+    model : ReminderEffectModel
+        Fitted with step indicators (the default model).
+    table : DataFrame
+    step : str
+        ``"2h"``, ``"3d"``, ``"1d"``...
+    revenue_per_visit, cost_per_message : float, optional
+        KRW; when both are given the extras hold the value per message and
+        the net value per message (revenue kept minus message cost).
+
+    Returns
+    -------
+    Estimate
+        Risk difference "with the step as received minus without it" (negative:
+        the step prevents no-shows), standardised over the appointments that
+        received it. ``extras["n_informative"]`` counts the non-cancelled
+        appointments that were sent the step and received other steps but not
+        this one: when a programme always sends the steps together, only these
+        (delivery failures) separate the step's effect from the others', so
+        with few of them the step's own effect is poorly determined.
+    """
+    col = step if step.startswith("rem_") else f"rem_{step}"
+    if col not in model.steps_:
+        raise CrmAnalysisError(f"no reminder step {step!r} in the model; available: {[s[4:] for s in model.steps_]}")
+    mask = (table["analysed"] & (table[col] == 1)).to_numpy()
+    rd, _ = model.marginal_effect(table, mask, treated=None, control={col: 0},
+                                  estimand=f"no-show rate with the {step} message minus without it, among "
+                                           "appointments that received it")
+    sent = table["schedule_sent"].astype(str).str.split("+").map(lambda steps: col[4:] in steps).to_numpy(dtype=bool)
+    informative = int((table["analysed"] & table["reminded"] & (table[col] == 0)).to_numpy()[sent].sum())
+    extras = dict(rd.extras)
+    extras["n_informative"] = informative
+    if revenue_per_visit is not None and cost_per_message is not None:
+        extras.update({"revenue_per_visit": revenue_per_visit, "cost_per_message": cost_per_message,
+                       "value_per_message": -rd.estimate * revenue_per_visit,
+                       "net_value_per_message": -rd.estimate * revenue_per_visit - cost_per_message,
+                       "net_value_ci_low": -rd.ci_high * revenue_per_visit - cost_per_message,
+                       "net_value_ci_high": -rd.ci_low * revenue_per_visit - cost_per_message})
+    return Estimate(rd.estimate, rd.ci_low, rd.ci_high, rd.p_value, rd.method, rd.n, rd.scale, rd.estimand,
+                    rd.conf_level, extras)

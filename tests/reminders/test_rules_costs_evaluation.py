@@ -1,0 +1,95 @@
+"""Rules as data, the monthly cost-benefit, and the evaluation's headline and report tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crm_analysis.estimates import Estimate
+from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.reminders import cost_benefit, headline_sentence, load_rules, revenue_per_visit
+from tests.conftest import DEMO_END
+
+
+def test_default_rules_and_overrides(tmp_path):
+    r = load_rules()
+    assert r["eligible_min_lead_days"] == 3 and r["message_cost_krw"]["kakao"] > 0
+    r2 = load_rules({"message_cost_krw": {"sms": 30}, "its": {"hac_maxlags": 2}})
+    assert r2["message_cost_krw"]["sms"] == 30 and r2["message_cost_krw"]["kakao"] == r["message_cost_krw"]["kakao"]
+    assert r2["its"]["hac_maxlags"] == 2 and r2["its"]["frequency"] == "M"
+    path = tmp_path / "rules.yaml"
+    path.write_text("pilot_month: null\nrollouts: []\n", encoding="utf-8")
+    r3 = load_rules(path)
+    assert r3["pilot_month"] is None and r3["rollouts"] == ()
+    with pytest.raises(TypeError):
+        r3["pilot_month"] = "2024-01"
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"eligable_min_lead_days": 3}, "unknown reminder rule 'eligable_min_lead_days'"),
+    ({"message_cost_krw": {"sms": -5}}, "message_cost_krw.sms must be a number of won >= 0"),
+    ({"rollouts": [{"date": "2025-09-01"}, {"date": "2024-09-01"}]}, "oldest first"),
+    ({"rollouts": [{"date": "soon"}]}, "is not a date"),
+    ({"pilot_month": "June"}, "is not a month"),
+    ({"lead_bands": [5, 3]}, "lead_bands must be increasing"),
+    ({"its": {"frequency": "Q"}}, "its.frequency must be 'M'"),
+])
+def test_bad_rules_name_the_key(override, match):
+    with pytest.raises(CrmAnalysisError, match=match):
+        load_rules(override)
+
+
+def test_missing_rules_file(tmp_path):
+    with pytest.raises(CrmAnalysisError, match="does not exist"):
+        load_rules(tmp_path / "nope.yaml")
+
+
+def test_revenue_and_monthly_costs(demo_clinic, rem_table, rem_model):
+    rev = revenue_per_visit(demo_clinic, DEMO_END)
+    v = demo_clinic.visits
+    assert rev == pytest.approx((v["charge_insured"].fillna(0) + v["charge_self_pay"].fillna(0)).mean())
+    costs = cost_benefit(rem_table, rem_model, revenue=rev).set_index("month")
+    # message cost of one month computed straight from the reminders table
+    rem = demo_clinic.reminders.merge(demo_clinic.appointments[["appointment_id", "scheduled_at"]], on="appointment_id")
+    month = rem[rem["scheduled_at"].dt.to_period("M") == pd.Period("2026-03", "M")]
+    prices = load_rules()["message_cost_krw"]
+    expected = month["channel"].astype(str).map(lambda c: prices[c]).sum()
+    assert costs.loc["2026-03", "message_cost"] == pytest.approx(expected)
+    assert costs.loc["2026-03", "messages"] == len(month)
+    assert (costs["no_shows_avoided"] > 0).all()
+    assert np.allclose(costs["net_benefit"], costs["no_shows_avoided"] * rev - costs["message_cost"])
+    assert (costs["avoided_ci_low"] < costs["no_shows_avoided"]).all()
+    print(f"revenue per visit {rev:,.0f} KRW; 2026-03: avoided {costs.loc['2026-03', 'no_shows_avoided']:.1f}, "
+          f"net {costs.loc['2026-03', 'net_benefit']:,.0f} KRW")
+    no_rev = cost_benefit(rem_table, rem_model, revenue=None)
+    assert no_rev["revenue_kept"].isna().all() and no_rev["message_cost"].gt(0).all()
+
+
+def test_evaluation_on_demo(rem_eval, rem_truth):
+    ev = rem_eval
+    assert ev.headline_key == "3d+1d+2h" and ev.pilot is not None and ev.its is not None
+    rd, _ = ev.adjusted["3d+1d+2h"]
+    assert rd.contains(rem_truth["rollout_periods"]["3d+1d+2h"]["risk_difference"])
+    ko, en = ev.headline("ko"), ev.headline("en")
+    print(ko, en, sep="\n")
+    assert f"{abs(rd.estimate) * 100:.1f}%p 낮춥니다" in ko and f"{abs(rd.ci_high) * 100:.1f}" in ko
+    assert "percentage points" in en and "95% CI" in en
+    assert ev.notes == ()
+    table = ev.comparison_table("en")
+    assert len(table) == 6 and "randomised pilot" in table.iloc[:, 0].tolist()
+    assert "2-hour" in ev.step_2h_sentence("en")
+    assert {"none", "1d", "3d+1d+2h"} <= set(ev.schedules["schedule"])
+    assert list(ev.planner_table("en").columns) == [
+        "change in no-show rate to detect", "no-show rate (control → reminder)", "appointments needed per arm"]
+    summary = ev.summary()
+    assert {"crude", "pilot_rd", "its_level_change[1d]", "adjusted_rd[reminded]"} <= set(summary["name"])
+    assert "Reminder evaluation" in ev._repr_html_()
+
+
+@pytest.mark.parametrize("rd, key", [(-0.05, "낮춥니다"), (0.04, "높입니다"), (-0.01, "확인되지 않습니다")])
+def test_headline_wording_follows_the_interval(rd, key):
+    e = Estimate(rd, rd - 0.02, rd + 0.02, 0.01, "m", 100, "risk_difference",
+                 extras={"mean_p_control": 0.2, "mean_p_treated": 0.2 + rd})
+    assert key in headline_sentence(e, "1d", "ko")
+    assert "1d" in headline_sentence(e, "1d", "en")
