@@ -1,0 +1,307 @@
+"""Combine the campaigns of one period into a compliant send plan.
+
+:func:`plan_campaigns` runs, for the period after `as_of` (by default the
+rest of the month that starts the day after `as_of`; for a month-end `as_of`
+the whole next month):
+
+1. each campaign's audience (:mod:`crm_analysis.campaigns.audiences`);
+2. exclusions: deceased or moved patients and recipients, children under
+   ``min_age_advertising`` for advertising, the suppression list;
+3. the holdout: advertising campaigns (recall, VIP, birthday) split their
+   audience deterministically (:mod:`~crm_analysis.campaigns.holdout`); the
+   assignment is kept, holdout patients never reach the send list;
+4. capacity (VIP event): the best-ranked ``capacity`` patients of the sent arm;
+5. the channel: the first of the campaign's channels with a contact, no
+   opt-out, not suppressed and, for advertising, a valid consent;
+6. the send time: the campaign's time, moved into its window; advertising to
+   patients without night consent is kept inside 08:00–21:00;
+7. one message per contact per day for family campaigns; across campaigns one
+   message per recipient per day (lowest ``priority`` wins, cap-exempt
+   reminders aside); then the per-campaign and the overall monthly caps (the
+   overall cap also counts messages of the contacts log already sent that month);
+8. rendering (Korean or English) and a final compliance check that raises if
+   any rule is broken.
+
+Every drop is counted with its reason (:attr:`CampaignPlan.dropped`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from crm_analysis.campaigns.audiences import AUDIENCES
+from crm_analysis.campaigns.compliance import assert_compliant, in_daytime, night_consent, opted_out, valid_consent
+from crm_analysis.campaigns.definitions import Campaign, CampaignConfig, load_campaigns
+from crm_analysis.campaigns.holdout import assign_holdout
+from crm_analysis.campaigns.suppression import SUPPRESSION_COLUMNS, suppression_list
+from crm_analysis.campaigns.templates import render
+from crm_analysis.i18n import check_lang
+
+__all__ = ["CampaignPlan", "plan_campaigns", "plan_period", "SEND_COLUMNS"]
+
+SEND_COLUMNS = ["campaign_id", "run_id", "kind", "patient_id", "recipient_id", "channel", "contact", "send_at",
+                "reason", "message", "priority", "cap_exempt", "family", "max_per_month"]
+_DROP_COLUMNS = ["campaign_id", "reason", "n"]
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    """The send plan of one period.
+
+    Attributes
+    ----------
+    as_of, start, end : Timestamp
+        Data date and the period planned (days, inclusive).
+    sends : DataFrame
+        One row per message (:data:`SEND_COLUMNS`), sorted by send time, campaign, recipient.
+    holdout : DataFrame
+        Assignment of every audience member of held-out campaigns: ``run_id``,
+        ``campaign_id``, ``patient_id``, ``arm``, ``planned_send_at``.
+    dropped : DataFrame
+        Messages not planned, counted by campaign and reason.
+    suppression : DataFrame
+        The suppression list used.
+    """
+
+    as_of: pd.Timestamp
+    start: pd.Timestamp
+    end: pd.Timestamp
+    sends: pd.DataFrame
+    holdout: pd.DataFrame
+    dropped: pd.DataFrame
+    suppression: pd.DataFrame
+
+    def summary(self) -> pd.DataFrame:
+        """Messages per campaign and channel, holdout size and drops: aggregates only."""
+        sent = self.sends.groupby(["campaign_id", "channel"], observed=True).size().unstack(fill_value=0)
+        sent["messages"] = sent.sum(axis=1)
+        held = self.holdout.groupby(["campaign_id", "arm"]).size().unstack(fill_value=0)
+        dropped = self.dropped.groupby("campaign_id")["n"].sum().rename("not_sent")
+        out = sent.join(held.add_prefix("assigned_"), how="outer").join(dropped, how="outer")
+        return out.fillna(0).astype(np.int64).rename_axis("campaign_id").reset_index()
+
+    def _repr_html_(self) -> str:
+        return (f"<h4>Campaign plan {self.start:%Y-%m-%d} – {self.end:%Y-%m-%d} (data as of {self.as_of:%Y-%m-%d})"
+                f"</h4><p>{len(self.sends):,} messages</p>" + self.summary().to_html(index=False)
+                + f"<p>{escape('aggregates only')}</p>")
+
+
+def plan_period(as_of) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Default period: from the day after `as_of` to the end of that day's month."""
+    start = pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)
+    return start, start + pd.offsets.MonthEnd(0)
+
+
+def _drops(df: pd.DataFrame, mask, reason: str) -> pd.DataFrame:
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        return pd.DataFrame(columns=_DROP_COLUMNS)
+    return df.loc[mask].groupby("campaign_id").size().rename("n").reset_index().assign(reason=reason)[_DROP_COLUMNS]
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def _into_window(at: pd.Series, window: tuple[str, str]) -> pd.Series:
+    """Move times before the window to its start, after it to the next day's start."""
+    day = at.dt.normalize()
+    lo, hi = _minutes(window[0]), _minutes(window[1])
+    minute = at.dt.hour * 60 + at.dt.minute
+    start = day + pd.to_timedelta(lo, unit="min")
+    return at.where(minute >= lo, start).where(minute < hi, start + pd.Timedelta(days=1))
+
+
+def _age_years(birth: pd.Series, day: pd.Timestamp) -> pd.Series:
+    return (day - birth).dt.days / 365.25
+
+
+def plan_campaigns(clinic, as_of, *, config: str | Mapping | CampaignConfig | None = None, lang: str = "ko",
+                   start=None, end=None, candidates: Mapping[str, pd.DataFrame] | None = None) -> CampaignPlan:
+    """Plan every configured campaign for the period after `as_of`.
+
+    Parameters
+    ----------
+    clinic : ClinicData
+        Use ``clinic.snapshot(as_of)`` so nothing after `as_of` is seen.
+    as_of : date-like
+        The data date (explicit; never today).
+    config : path, dict or CampaignConfig, optional
+        Override of the shipped campaign definitions (:func:`load_campaigns`).
+    lang : {"ko", "en"}
+        Language of the messages.
+    start, end : date-like, optional
+        The period (default :func:`plan_period`).
+    candidates : mapping of str to DataFrame, optional
+        Ready audiences by audience name (``vip_event``, ``vip_birthday``,
+        ``recall``): ``patient_id``, ``reason``, best first.
+
+    Returns
+    -------
+    CampaignPlan
+
+    Raises
+    ------
+    CampaignConfigError
+        For an invalid configuration or template, or (never expected) if the
+        plan would break a messaging rule.
+    """
+    lang = check_lang(lang)
+    cfg = load_campaigns(config)
+    as_of = pd.Timestamp(as_of).normalize()
+    d_start, d_end = plan_period(as_of)
+    start = pd.Timestamp(start).normalize() if start is not None else d_start
+    end = pd.Timestamp(end).normalize() if end is not None else d_end
+    if start <= as_of:
+        raise ValueError(f"the period must start after as_of ({as_of:%Y-%m-%d}); got start {start:%Y-%m-%d}")
+    patients = clinic.tables["patients"]
+    pidx = patients.assign(patient_id=patients["patient_id"].astype(str)).set_index("patient_id")
+    if clinic.has("contacts"):
+        supp = suppression_list(clinic.tables["contacts"], clinic.tables["visits"], as_of, rules=cfg.suppression)
+    else:
+        supp = pd.DataFrame(columns=SUPPRESSION_COLUMNS)
+    candidates = dict(candidates or {})
+    frames, holdouts, drops = [], [], []
+    for camp in cfg.campaigns:
+        aud = AUDIENCES[camp.audience](clinic, camp, start, end, as_of, lang, candidates=candidates.get(camp.audience))
+        if aud.empty:
+            continue
+        aud = aud.assign(campaign_id=camp.id, run_id=camp.run_id(start)).reset_index(drop=True)
+        aud["recipient_id"] = aud["recipient_id"].astype(object)
+        frames.append(_one_campaign(aud, camp, cfg, pidx, supp, start, end, lang, holdouts, drops))
+    sends = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else \
+        pd.DataFrame(columns=SEND_COLUMNS)
+    prior = _sent_this_month(clinic, as_of, start)
+    sends = _across_campaigns(sends, cfg, drops, prior)
+    sends = sends.sort_values(["send_at", "campaign_id", "recipient_id", "patient_id"], kind="stable")
+    sends = sends.reset_index(drop=True)[SEND_COLUMNS]
+    holdout = pd.concat(holdouts, ignore_index=True) if holdouts else pd.DataFrame(
+        columns=["run_id", "campaign_id", "patient_id", "arm", "planned_send_at"])
+    holdout = holdout.sort_values(["run_id", "patient_id"], kind="stable").reset_index(drop=True)
+    dropped = pd.concat([d for d in drops if len(d)], ignore_index=True) if any(len(d) for d in drops) else \
+        pd.DataFrame(columns=_DROP_COLUMNS)
+    dropped = dropped.groupby(["campaign_id", "reason"], as_index=False)["n"].sum()
+    assert_compliant(sends, patients.assign(patient_id=patients["patient_id"].astype(str)), cfg, holdout)
+    return CampaignPlan(as_of=as_of, start=start, end=end, sends=sends, holdout=holdout, dropped=dropped,
+                        suppression=supp)
+
+
+def _one_campaign(aud: pd.DataFrame, camp: Campaign, cfg: CampaignConfig, pidx: pd.DataFrame, supp: pd.DataFrame,
+                  start: pd.Timestamp, end: pd.Timestamp, lang: str, holdouts: list, drops: list) -> pd.DataFrame:
+    rules = cfg.rules
+    status_p = pidx["record_status"].astype(object).reindex(aud["patient_id"]).to_numpy()
+    status_r = pidx["record_status"].astype(object).reindex(aud["recipient_id"]).to_numpy()
+    gone = pd.Series(status_p).isin(["deceased", "moved"]).to_numpy() | pd.Series(status_r).isin(
+        ["deceased", "moved"]).to_numpy() | pd.isna(aud["recipient_id"]).to_numpy() \
+        | ~aud["recipient_id"].isin(pidx.index).to_numpy()
+    drops.append(_drops(aud, gone, "inactive_or_unknown"))
+    aud = aud.loc[~gone].reset_index(drop=True)
+    if camp.advertising:
+        birth = pidx["birth_date"].reindex(aud["recipient_id"]).reset_index(drop=True)
+        child = (_age_years(birth, start) < float(rules.get("min_age_advertising", 14))).fillna(False).to_numpy()
+        drops.append(_drops(aud, child, "under_age"))
+        aud = aud.loc[~child].reset_index(drop=True)
+        blocked = supp.loc[(supp["scope"] == "advertising") & (supp["channel"] == "all"), "patient_id"]
+        sup = aud["recipient_id"].isin(blocked).to_numpy()
+        drops.append(_drops(aud, sup, "suppressed_no_engagement"))
+        aud = aud.loc[~sup].reset_index(drop=True)
+    if camp.holdout_share > 0:
+        aud = assign_holdout(aud, aud["run_id"].iloc[0] if len(aud) else camp.run_id(start), camp.holdout_share)
+        if "capacity" in camp.options:
+            # capacity counts sent invitations; the holdout is drawn from the same top of the ranking
+            cap = int(camp.options["capacity"])
+            aud = aud.sort_values("rank", kind="stable").reset_index(drop=True)
+            is_sent = (aud["arm"] == "sent").astype(np.int64)
+            keep = (is_sent.cumsum() - is_sent) < cap  # up to and including the cap-th sent invitation
+            drops.append(_drops(aud, ~keep.to_numpy(), "over_capacity"))
+            aud = aud.loc[keep.to_numpy()].reset_index(drop=True)
+        holdouts.append(pd.DataFrame({"run_id": aud["run_id"], "campaign_id": camp.id, "patient_id": aud["patient_id"],
+                                      "arm": aud["arm"], "planned_send_at": aud["send_at"]}))
+        held = (aud["arm"] == "holdout").to_numpy()
+        drops.append(_drops(aud, held, "holdout"))
+        aud = aud.loc[~held].reset_index(drop=True)
+    # send time inside the campaign window
+    at = _into_window(pd.to_datetime(aud["send_at"]), camp.send["window"])
+    rec = pidx.reindex(aud["recipient_id"]).reset_index()
+    if camp.advertising:
+        night = ~in_daytime(at, rules) & ~night_consent(rec, at)
+        at = at.where(~night, _into_window(at, (rules["day_start"], rules["day_end"])))
+    aud["send_at"] = at
+    late = (at >= end + pd.Timedelta(days=1)).to_numpy()  # moved past the period by a window
+    drops.append(_drops(aud, late, "outside_period"))
+    aud = aud.loc[~late].reset_index(drop=True)
+    rec = rec.loc[~late].reset_index(drop=True)
+    at = aud["send_at"]
+    # channel: first in order with contact, no opt-out, not suppressed, consent for advertising
+    hard = supp.loc[supp["scope"] == "all"]
+    hard_key = hard["patient_id"].astype(str) + "|" + hard["channel"].astype(str)
+    channel = pd.Series(pd.NA, index=aud.index, dtype=object)
+    contact = pd.Series(pd.NA, index=aud.index, dtype=object)
+    for ch in camp.channels:
+        address = rec["email"] if ch == "email" else rec["phone"]
+        ok = address.notna().to_numpy() & ~opted_out(rec, ch, at)
+        ok &= ~(aud["recipient_id"].astype(str) + "|" + ch).isin(hard_key).to_numpy()
+        if camp.advertising:
+            ok &= valid_consent(rec, ch, at, valid_days=int(rules["consent_valid_days"]))
+        take = ok & channel.isna().to_numpy()
+        channel[take] = ch
+        contact[take] = address.astype(object).to_numpy()[take]
+    no_channel = channel.isna().to_numpy()
+    drops.append(_drops(aud, no_channel, "no_consent_or_channel" if camp.advertising else "no_channel"))
+    aud = aud.assign(channel=channel, contact=contact, name=rec["name"].astype(object).to_numpy())
+    aud = aud.loc[~no_channel].reset_index(drop=True)
+    if camp.family:
+        day = aud["send_at"].dt.normalize()
+        dup = aud.assign(day=day).sort_values(["day", "rank"], kind="stable").duplicated(["contact", "day"])
+        dup = dup.reindex(aud.index).to_numpy()
+        drops.append(_drops(aud, dup, "same_household"))
+        aud = aud.loc[~dup].reset_index(drop=True)
+    sender_name = cfg.sender["name"] if lang == "ko" else cfg.sender.get("name_en", cfg.sender["name"])
+    constants = {"sender_name": sender_name, "sender_contact": cfg.sender["contact"], "opt_out": cfg.sender["opt_out"]}
+    aud["message"] = render(camp.templates[lang], aud.assign(name=aud["name"].fillna("")), constants) \
+        if len(aud) else pd.Series(dtype=object)
+    return aud.assign(kind=camp.kind, priority=camp.priority, cap_exempt=camp.cap_exempt, family=camp.family,
+                      max_per_month=camp.max_per_month)
+
+
+def _sent_this_month(clinic, as_of: pd.Timestamp, start: pd.Timestamp) -> pd.Series:
+    """Messages already sent (contacts log) per patient in the month the period starts, up to `as_of`."""
+    if not clinic.has("contacts"):
+        return pd.Series(dtype=np.int64)
+    c = clinic.tables["contacts"]
+    month_start = start.replace(day=1)
+    m = (c["arm"] == "sent").to_numpy() & (c["sent_at"] >= month_start).to_numpy() \
+        & (c["sent_at"] < as_of + pd.Timedelta(days=1)).to_numpy()
+    return c.loc[m, "patient_id"].astype(str).value_counts()
+
+
+def _across_campaigns(sends: pd.DataFrame, cfg: CampaignConfig, drops: list,
+                      prior: pd.Series | None = None) -> pd.DataFrame:
+    if sends.empty:
+        return sends
+    s = sends.assign(day=sends["send_at"].dt.normalize(), month=sends["send_at"].dt.to_period("M"))
+    s = s.sort_values(["priority", "send_at", "campaign_id", "rank"], kind="stable")
+    capped = ~s["cap_exempt"].astype(bool)
+    same_day = capped & s.duplicated(["recipient_id", "day", "cap_exempt"])
+    drops.append(_drops(s, same_day.to_numpy(), "lower_priority_same_day"))
+    s = s.loc[~same_day.to_numpy()]
+    n_camp = s.groupby(["campaign_id", "recipient_id", "month"], observed=True).cumcount() + 1
+    over_camp = (n_camp > s["max_per_month"]).to_numpy()
+    drops.append(_drops(s, over_camp, "campaign_cap"))
+    s = s.loc[~over_camp]
+    capped = ~s["cap_exempt"].astype(bool)
+    n_all = s[capped].groupby(["recipient_id", "month"], observed=True).cumcount() + 1
+    if prior is not None and len(prior):
+        first_month = s["send_at"].min().to_period("M")
+        same = (s.loc[capped, "month"] == first_month).to_numpy()
+        n_all = n_all + same * prior.reindex(s.loc[capped, "recipient_id"].astype(str)).fillna(0).to_numpy(np.int64)
+    over = np.zeros(len(s), bool)
+    over[capped.to_numpy()] = (n_all > int(cfg.rules["monthly_cap"])).to_numpy()
+    drops.append(_drops(s, over, "monthly_cap"))
+    return s.loc[~over].drop(columns=["day", "month"])

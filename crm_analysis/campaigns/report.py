@@ -1,0 +1,99 @@
+"""Aggregate tables for the campaign report (notebook 40): no names, phones, emails or ids.
+
+Column names are label keys (``camp_*`` in ``crm_analysis/labels/campaigns.yaml``),
+so :func:`crm_analysis.i18n.localised_view` shows them in Korean or English.
+Counts from 1 to 4 are hidden with :func:`crm_analysis.privacy.suppress_small_counts`
+(with the values that would reveal them).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from crm_analysis.campaigns.evaluation import CampaignEvaluation
+from crm_analysis.campaigns.planner import CampaignPlan
+from crm_analysis.i18n import check_lang, label
+from crm_analysis.privacy import suppress_small_counts
+
+__all__ = ["list_sizes", "not_sent_counts", "suppression_counts", "recent_lifts", "lift_table"]
+
+_GROUPED = r"^(gestational_week|vaccination)_.*$"
+
+
+def _label_or(key: str, lang: str, default: str) -> str:
+    try:
+        return label(key, lang)
+    except KeyError:
+        return default
+
+
+def list_sizes(plan: CampaignPlan, lang: str = "ko") -> pd.DataFrame:
+    """Messages planned per campaign, kind and reason (pregnancy weeks and vaccines grouped)."""
+    lang = check_lang(lang)
+    s = plan.sends
+    reason = s["reason"].astype(str).str.replace(_GROUPED, r"\1", regex=True)
+    t = (s.assign(reason=reason).groupby(["campaign_id", "kind", "reason"], observed=True)
+         .agg(camp_messages=("message", "size"), camp_recipients=("recipient_id", "nunique")).reset_index())
+    t["kind"] = t["kind"].map(lambda k: label(f"camp_{k}", lang))
+    t = t.rename(columns={"campaign_id": "camp_campaign", "kind": "camp_kind", "reason": "camp_reason"})
+    return suppress_small_counts(t, ["camp_messages", "camp_recipients"], additive="columns")
+
+
+def not_sent_counts(plan: CampaignPlan, lang: str = "ko") -> pd.DataFrame:
+    """Audience members not sent a message, per campaign and reason (holdout included)."""
+    lang = check_lang(lang)
+    d = plan.dropped.copy()
+    d["reason"] = d["reason"].map(lambda r: _label_or(f"camp_reason_{r}", lang, r))
+    t = d.rename(columns={"campaign_id": "camp_campaign", "reason": "camp_reason", "n": "camp_n"})
+    t["camp_n"] = t["camp_n"].astype("int64")
+    return suppress_small_counts(t, ["camp_n"], additive="columns")
+
+
+def suppression_counts(plan: CampaignPlan, lang: str = "ko") -> pd.DataFrame:
+    """Suppressed contacts per reason, channel and scope."""
+    lang = check_lang(lang)
+    s = plan.suppression
+    t = s.groupby(["reason", "channel", "scope"], observed=True).size().rename("camp_suppressed").reset_index()
+    t["reason"] = t["reason"].map(lambda r: label(f"camp_reason_{r}", lang))
+    t["channel"] = t["channel"].map(lambda c: label(f"camp_channel_{c}", lang))
+    t["scope"] = t["scope"].map(lambda c: label(f"camp_scope_{c}", lang))
+    t = t.rename(columns={"reason": "camp_reason", "channel": "camp_channel", "scope": "camp_scope"})
+    t["camp_suppressed"] = t["camp_suppressed"].astype("int64")
+    return suppress_small_counts(t, ["camp_suppressed"], additive="columns")
+
+
+def recent_lifts(clinic, as_of, *, months: int = 12, by: str = "campaign") -> CampaignEvaluation | None:
+    """Evaluation of the campaigns sent in the `months` before `as_of` (None without a contacts table)."""
+    from crm_analysis.campaigns.evaluation import evaluate_campaigns
+
+    if not clinic.has("contacts"):
+        return None
+    since = pd.Timestamp(as_of).normalize() - pd.DateOffset(months=months)
+    return evaluate_campaigns(clinic, as_of, sent_from=since + pd.Timedelta(days=1), by=by)
+
+
+def lift_table(evaluation: CampaignEvaluation | None, lang: str = "ko") -> pd.DataFrame:
+    """Per campaign and overall: arm sizes, return rates, lift (pp) with CI, p-value, revenue difference, cost.
+
+    Empty (with the headers) when there is nothing to evaluate.
+    """
+    lang = check_lang(lang)
+    cols = ["camp_campaign", "camp_n_sent", "camp_n_holdout", "camp_return_sent", "camp_return_holdout", "camp_lift",
+            "camp_lift_ci", "camp_p_value", "camp_revenue_diff", "camp_cost"]
+    if evaluation is None or evaluation.per_campaign.empty:
+        return pd.DataFrame(columns=cols)
+    t = evaluation.summary()
+    out = pd.DataFrame({
+        "camp_campaign": t["campaign_id"].replace({"overall": label("camp_overall", lang)}),
+        "camp_n_sent": t["n_sent"].astype("int64"),
+        "camp_n_holdout": t["n_holdout"].astype("int64"),
+        "camp_return_sent": (t.get("rate_sent") * 100).round(1),
+        "camp_return_holdout": (t.get("rate_holdout") * 100).round(1),
+        "camp_lift": (t["lift"] * 100).round(1),
+        "camp_lift_ci": [f"{lo * 100:+.1f} ~ {hi * 100:+.1f}" for lo, hi in zip(t["lift_ci_low"], t["lift_ci_high"])],
+        "camp_p_value": t["p_value"].round(3),
+        "camp_revenue_diff": t["revenue_diff"].round(-1),
+        "camp_cost": t["cost_krw"].round(0),
+    })
+    return suppress_small_counts(out, ["camp_n_sent", "camp_n_holdout"], additive="rows",
+                                 linked={"camp_return_sent": "camp_n_sent", "camp_return_holdout": "camp_n_holdout"})
