@@ -1,0 +1,451 @@
+"""The churn fitter: a Cox model of the time from a visit to the next one.
+
+:class:`ChurnModel` fits a lifelines :class:`~lifelines.CoxPHFitter` to the
+per-gap survival data of :func:`~crm_analysis.churn.survival_data`, checks
+proportional hazards, fits a Weibull AFT model as the parametric alternative,
+and predicts for every patient, *given the days already elapsed since the last
+visit*:
+
+- ``p_return_<h>d``: P(return within h days | no return yet), lifelines'
+  ``conditional_after``: ``1 − S(e + h | x) / S(e | x)`` with e the elapsed
+  days;
+- ``expected_days``: the restricted mean days to return within
+  ``restricted_days`` (365 by default), i.e. E[min(T − e, R) | T > e]. The
+  baseline is improper (some patients never return), so an unrestricted mean
+  does not exist; a patient unlikely ever to return gets a value near R;
+- ``median_days``: conditional median days to return (NaN when a return is
+  less likely than not);
+- ``usual_interval_days``: the patient's own median gap when they have at
+  least ``min_own_gaps`` completed gaps, otherwise the model's median gap for
+  their covariates among those who return;
+- ``overdue_ratio``: elapsed days / usual interval (2.0 = twice as long as
+  usual).
+
+Predictions are computed directly from the fitted baseline cumulative hazard
+on a whole-day grid (the same linear interpolation lifelines uses), so a
+million patients take seconds; a test checks them against lifelines'
+``predict_survival_function(..., conditional_after=...)``.
+
+Speed: gaps beyond ``max_gaps`` are sampled (seeded, uniformly over gaps)
+before fitting, and identical rows (all covariates are categorical and
+durations whole days) are merged into frequency weights
+(:meth:`~crm_analysis.churn.design.Design.compress`). With integer frequency
+weights lifelines gives the same estimates and model-based standard errors as
+the uncompressed fit. ``robust=True`` instead fits uncompressed rows with
+standard errors clustered on the patient (lifelines ``cluster_col``), which is
+safer for real data with patient-level dependence between gaps, but slower.
+"""
+
+from __future__ import annotations
+
+import warnings
+from html import escape
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from crm_analysis.churn.design import learn_design
+from crm_analysis.churn.rules import load_churn_rules
+from crm_analysis.churn.survival_data import PREDICTION_COVARIATES, TRUTH_COVARIATES, current_gaps, survival_data
+from crm_analysis.exceptions import CrmAnalysisError
+
+__all__ = ["ChurnModel", "HORIZONS"]
+
+#: Default prediction horizons (days).
+HORIZONS: tuple[int, ...] = (30, 90, 180)
+
+
+class ChurnModel:
+    """Cox proportional-hazards model of return to the clinic, with a Weibull AFT alternative.
+
+    Parameters
+    ----------
+    covariates : {"prediction", "truth"} or mapping, optional
+        ``"prediction"``: the richer time-varying description
+        (:data:`~crm_analysis.churn.survival_data.PREDICTION_COVARIATES`);
+        ``"truth"``: the demo generator's fixed covariates
+        (:data:`~crm_analysis.churn.survival_data.TRUTH_COVARIATES`); or a
+        mapping covariate → preferred levels (reference first). Default from
+        the rules (``model.covariates``).
+    rules : path, mapping or None
+        Churn rules (:func:`~crm_analysis.churn.load_churn_rules`); the
+        ``model`` section gives the defaults of the settings below.
+    max_gaps, penalizer, weibull_max_gaps, ph_test_gaps, restricted_days, min_own_gaps, seed : optional
+        Override the rules' ``model`` settings.
+    weibull : bool
+        Also fit the Weibull AFT alternative (default True).
+    robust : bool
+        Cluster-robust standard errors by patient (slower; no compression).
+    min_events : int
+        Levels with fewer returns get no column (merged into the reference).
+
+    Attributes
+    ----------
+    as_of_ : Timestamp
+    design_ : Design
+    cox_ : lifelines.CoxPHFitter
+    weibull_ : lifelines.WeibullAFTFitter or None
+    current_ : DataFrame
+        Each patient's open gap at ``as_of_`` (what predictions start from).
+    n_gaps_, n_fit_gaps_, n_fit_rows_, n_patients_ : int
+        Gaps with a positive duration, gaps used in the fit, rows after
+        merging identical gaps into weights, patients.
+    ph_test_ : DataFrame
+        Proportional-hazards test per covariate (Schoenfeld residuals, rank
+        time transform) on a sample of ``ph_test_gaps`` fitting gaps.
+    check_gaps_ : DataFrame
+        A seeded sample of the fitting gaps used for the checks.
+
+    Examples
+    --------
+    >>> model = ChurnModel().fit(clinic, "2026-10-31")            # doctest: +SKIP
+    >>> model.summary                                              # doctest: +SKIP
+    >>> model.predict_return().head()                              # doctest: +SKIP
+    """
+
+    def __init__(self, covariates: str | Mapping[str, Sequence[str]] | None = None, *, rules=None,
+                 max_gaps: int | None = None, penalizer: float | None = None, weibull: bool = True,
+                 weibull_max_gaps: int | None = None, ph_test_gaps: int | None = None,
+                 restricted_days: int | None = None, min_own_gaps: int | None = None, seed: int | None = None,
+                 robust: bool = False, min_events: int = 20):
+        overrides = {k: v for k, v in dict(covariates=covariates if isinstance(covariates, str) else None,
+                                           max_gaps=max_gaps, penalizer=penalizer,
+                                           weibull_max_gaps=weibull_max_gaps, ph_test_gaps=ph_test_gaps,
+                                           restricted_days=restricted_days, min_own_gaps=min_own_gaps,
+                                           seed=seed).items() if v is not None}
+        self.rules = load_churn_rules(rules)
+        m = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.rules["model"].items()}
+        m.update(overrides)
+        load_churn_rules({"model": m})  # validates the overrides, naming any bad one
+        if isinstance(covariates, Mapping):
+            self.covariates = {str(k): tuple(v) for k, v in covariates.items()}
+        else:
+            self.covariates = dict(TRUTH_COVARIATES if m["covariates"] == "truth" else PREDICTION_COVARIATES)
+        self.max_gaps = int(m["max_gaps"])
+        self.penalizer = float(m["penalizer"])
+        self.weibull = bool(weibull)
+        self.weibull_max_gaps = int(m["weibull_max_gaps"])
+        self.ph_test_gaps = int(m["ph_test_gaps"])
+        self.restricted_days = int(m["restricted_days"])
+        self.min_own_gaps = int(m["min_own_gaps"])
+        self.seed = int(m["seed"])
+        self.robust = bool(robust)
+        self.min_events = int(min_events)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, clinic, as_of, gaps: pd.DataFrame | None = None) -> "ChurnModel":
+        """Fit on the clinic's gaps up to `as_of`.
+
+        Parameters
+        ----------
+        clinic : ClinicData
+            The clinic (only rows dated on or before `as_of` are used).
+        as_of : str or Timestamp
+            End of the observation; open gaps are censored here.
+        gaps : DataFrame, optional
+            Pre-built :func:`survival_data` for the same clinic and `as_of`
+            (saves rebuilding it).
+
+        Returns
+        -------
+        ChurnModel
+            self.
+
+        Raises
+        ------
+        CrmAnalysisError
+            If there are too few returns to fit a model.
+        """
+        from lifelines import CoxPHFitter, WeibullAFTFitter
+
+        self.as_of_ = pd.Timestamp(as_of).normalize()
+        gaps = survival_data(clinic, self.as_of_) if gaps is None else gaps
+        rng = np.random.default_rng(self.seed)
+        usable = gaps.loc[(gaps["duration"] > 0).to_numpy()]
+        self.n_gaps_ = len(usable)
+        if int(usable["event"].sum()) < 10:
+            raise CrmAnalysisError(f"only {int(usable['event'].sum())} returns (second or later visits) on or before "
+                                   f"{self.as_of_:%Y-%m-%d}: too few to fit a churn model; use a later as_of or more data")
+        fit_gaps = _sample(usable, self.max_gaps, rng)
+        self.n_fit_gaps_ = len(fit_gaps)
+        self.design_ = learn_design(fit_gaps, self.covariates, self.min_events)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cox = CoxPHFitter(penalizer=self.penalizer)
+            if self.robust:
+                data = self.design_.matrix(fit_gaps).assign(duration=fit_gaps["duration"].to_numpy(),
+                                                            event=fit_gaps["event"].to_numpy(),
+                                                            patient_id=fit_gaps["patient_id"].to_numpy())
+                cox.fit(data, "duration", "event", robust=True, cluster_col="patient_id")
+            else:
+                data = self.design_.compress(fit_gaps)
+                cox.fit(data, "duration", "event", weights_col="weight")
+            self.n_fit_rows_ = len(data)
+            self.cox_ = cox
+            self.check_gaps_ = _sample(fit_gaps, max(self.ph_test_gaps, 1), rng).reset_index(drop=True)
+            self.weibull_ = None
+            if self.weibull:
+                wsample = _sample(fit_gaps, self.weibull_max_gaps, rng)
+                self.weibull_ = WeibullAFTFitter(penalizer=self.penalizer).fit(
+                    self.design_.compress(wsample), "duration", "event", weights_col="weight")
+            self.ph_test_ = self._ph_test()
+        self._grid_hazard()
+        self.current_ = current_gaps(gaps)
+        self.n_patients_ = len(self.current_)
+        self._own_interval = _own_median_interval(gaps, self.min_own_gaps)
+        return self
+
+    def _grid_hazard(self) -> None:
+        base = self.cox_.baseline_cumulative_hazard_
+        times = base.index.to_numpy(dtype=np.float64)
+        self.max_day_ = int(np.ceil(times.max()))
+        grid = np.arange(self.max_day_ + self.restricted_days + 2, dtype=np.float64)
+        self._H0 = np.interp(grid, times, base.to_numpy().ravel())
+        self._norm_mean = self.cox_._norm_mean.to_numpy()
+        self._beta = self.cox_.params_.to_numpy()
+
+    def _ph_test(self) -> pd.DataFrame:
+        """Schoenfeld-residual test of proportional hazards, refitted on the check sample.
+
+        lifelines' test needs the residuals of the very data the model was fitted to, so the
+        Cox model is refitted (same design and penalizer) on the sample and tested there.
+        """
+        from lifelines import CoxPHFitter
+        from lifelines.statistics import proportional_hazard_test
+
+        sample = self.check_gaps_
+        data = self.design_.matrix(sample).assign(duration=sample["duration"].to_numpy(),
+                                                  event=sample["event"].to_numpy())
+        data = data.loc[:, (data != 0).any(axis=0)]
+        try:
+            refit = CoxPHFitter(penalizer=max(self.penalizer, 1e-4)).fit(data, "duration", "event")
+            res = proportional_hazard_test(refit, data, time_transform="rank")
+        except Exception as err:  # noqa: BLE001 - the check is a report, not a reason to fail the fit
+            return pd.DataFrame({"covariate": ["(test failed)"], "test_statistic": [np.nan], "p": [np.nan],
+                                 "ph_violated_5pct": [False], "n_gaps": [len(sample)], "note": [str(err)[:200]]})
+        table = res.summary.reset_index()
+        table.columns = ["covariate", *table.columns[1:]]
+        table = table[["covariate", "test_statistic", "p"]]
+        table["ph_violated_5pct"] = table["p"] < 0.05 / max(len(table), 1)
+        table["n_gaps"] = len(sample)
+        return table
+
+    # ------------------------------------------------------------------ results
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "cox_"):
+            raise CrmAnalysisError("this ChurnModel is not fitted yet: call .fit(clinic, as_of) first")
+
+    def hazard_ratios(self, alpha: float = 0.05, simultaneous: bool = False) -> pd.DataFrame:
+        """Hazard ratios of returning, with confidence intervals.
+
+        Parameters
+        ----------
+        alpha : float
+            1 − confidence level.
+        simultaneous : bool
+            Bonferroni-adjusted intervals that cover all the hazard ratios at
+            once with probability ≥ 1 − alpha.
+
+        Returns
+        -------
+        DataFrame
+            ``covariate``, ``level``, ``term`` (``covariate[level]``),
+            ``hazard_ratio``, ``lower``, ``upper``, ``p``, ``se_log_hr``.
+            HR > 1: returns sooner than the reference (less churn).
+        """
+        self._check_fitted()
+        s = self.cox_.summary
+        m = len(s) if simultaneous else 1
+        z = stats.norm.ppf(1 - alpha / (2 * m))
+        coef, se = s["coef"].to_numpy(), s["se(coef)"].to_numpy()
+        terms = s.index.astype(str)
+        return pd.DataFrame({
+            "covariate": [t.split("[", 1)[0] for t in terms],
+            "level": [t.split("[", 1)[1].rstrip("]") if "[" in t else "" for t in terms],
+            "term": terms,
+            "hazard_ratio": np.exp(coef),
+            "lower": np.exp(coef - z * se),
+            "upper": np.exp(coef + z * se),
+            "p": s["p"].to_numpy(),
+            "se_log_hr": se,
+        })
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Hazard ratios with 95% CIs (see :meth:`hazard_ratios`)."""
+        return self.hazard_ratios()
+
+    def comparison(self, t0: int = 90) -> pd.DataFrame:
+        """Cox against Weibull AFT on the check sample: concordance and calibration at `t0` days.
+
+        Calibration is the mean absolute gap between predicted P(return
+        within t0) and the observed share (Kaplan–Meier within deciles of the
+        prediction, so censoring is handled), plus lifelines'
+        ``survival_probability_calibration`` ICI and E50. In-sample; see
+        :func:`~crm_analysis.churn.backtest` for out-of-sample comparison.
+        """
+        from lifelines.utils import concordance_index
+
+        from crm_analysis.churn.calibration import decile_calibration, lifelines_calibration
+
+        self._check_fitted()
+        rows = []
+        sample = self.check_gaps_
+        data = self.design_.matrix(sample).assign(duration=sample["duration"].to_numpy(),
+                                                  event=sample["event"].to_numpy())
+        for name, fitter in (("cox", self.cox_), ("weibull_aft", self.weibull_)):
+            if fitter is None:
+                continue
+            p = 1 - fitter.predict_survival_function(data, times=[t0]).to_numpy().ravel()
+            table = decile_calibration(p, data["duration"].to_numpy(), data["event"].to_numpy(), t0)
+            ici, e50 = lifelines_calibration(fitter, data, t0)
+            rows.append({"model": name, "concordance": concordance_index(data["duration"], -p, data["event"]),
+                         "calibration_mae": float(np.average(np.abs(table["predicted"] - table["observed"]),
+                                                             weights=table["n"])),
+                         "ici": ici, "e50": e50, "t0_days": t0, "n_gaps": len(data)})
+        return pd.DataFrame(rows)
+
+    # ------------------------------------------------------------------ predictions
+    def _log_partial_hazard(self, state: pd.DataFrame) -> np.ndarray:
+        x = self.design_.matrix(state).to_numpy()
+        return (x - self._norm_mean) @ self._beta
+
+    def predict_return(self, state: pd.DataFrame | None = None, horizons: Sequence[int] = HORIZONS) -> pd.DataFrame:
+        """Per-patient return predictions conditional on the days already elapsed.
+
+        Parameters
+        ----------
+        state : DataFrame, optional
+            Open gaps indexed by ``patient_id`` with the covariates and
+            ``elapsed_days`` (:func:`~crm_analysis.churn.current_gaps`);
+            default: every patient at the fit's ``as_of``.
+        horizons : sequence of int
+            Days for ``p_return_<h>d``.
+
+        Returns
+        -------
+        DataFrame
+            Indexed by ``patient_id``: ``elapsed_days``, ``p_return_<h>d``
+            for each horizon, ``p_return_ever`` (within the longest gap
+            observed), ``expected_days``, ``median_days``,
+            ``usual_interval_days``, ``overdue_ratio``. See the module
+            docstring for definitions.
+        """
+        self._check_fitted()
+        state = self.current_ if state is None else state
+        e = np.clip(state["elapsed_days"].to_numpy(dtype=np.int64), 0, None)
+        ph = np.exp(self._log_partial_hazard(state))
+        H0 = self._H0
+        last = len(H0) - 1
+        h_e = H0[np.minimum(e, last)]
+        out = {"elapsed_days": e}
+        for h in horizons:
+            out[f"p_return_{int(h)}d"] = 1 - np.exp(-(H0[np.minimum(e + int(h), last)] - h_e) * ph)
+        out["p_return_ever"] = 1 - np.exp(-np.clip(H0[self.max_day_] - h_e, 0, None) * ph)
+        out["expected_days"] = self._restricted_mean(e, ph)
+        target = h_e + np.log(2) / ph
+        med = np.searchsorted(H0[: self.max_day_ + 1], target, side="left").astype(np.float64) - e
+        out["median_days"] = np.where(target <= H0[self.max_day_], np.maximum(med, 0), np.nan)
+        usual = self._model_usual_interval(ph)
+        own = self._own_interval.reindex(state.index).to_numpy(dtype=np.float64)
+        out["usual_interval_days"] = np.where(np.isfinite(own), own, usual)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["overdue_ratio"] = e / out["usual_interval_days"]
+        return pd.DataFrame(out, index=state.index)
+
+    def predict_probability(self, horizon: int = 180, state: pd.DataFrame | None = None) -> pd.Series:
+        """P(return within `horizon` days | elapsed), one value per patient."""
+        return self.predict_return(state, horizons=(horizon,))[f"p_return_{int(horizon)}d"]
+
+    def predict_weibull_return(self, state: pd.DataFrame | None = None, horizon: int = 180) -> pd.Series:
+        """The Weibull AFT alternative's P(return within `horizon` | elapsed), computed in closed form."""
+        self._check_fitted()
+        if self.weibull_ is None:
+            raise CrmAnalysisError("the Weibull AFT model was not fitted: use ChurnModel(weibull=True)")
+        state = self.current_ if state is None else state
+        x = self.design_.matrix(state)
+        lam_p = self.weibull_.params_.loc["lambda_"]
+        rho_p = self.weibull_.params_.loc["rho_"]
+        lam = np.exp(x.reindex(columns=[c for c in lam_p.index if c != "Intercept"], fill_value=0).to_numpy()
+                     @ lam_p.drop("Intercept").to_numpy() + lam_p["Intercept"])
+        rho = np.exp(rho_p["Intercept"])
+        e = np.clip(state["elapsed_days"].to_numpy(dtype=np.float64), 0, None)
+        cum = (((e + horizon) / lam) ** rho) - ((e / lam) ** rho)
+        return pd.Series(1 - np.exp(-cum), index=state.index, name=f"p_return_{int(horizon)}d")
+
+    def _restricted_mean(self, e: np.ndarray, ph: np.ndarray, chunk: int = 20_000) -> np.ndarray:
+        R, H0, last = self.restricted_days, self._H0, len(self._H0) - 1
+        steps = np.arange(R)
+        out = np.empty(len(e))
+        for lo in range(0, len(e), chunk):
+            ee, pp = e[lo: lo + chunk], ph[lo: lo + chunk]
+            idx = np.minimum(ee[:, None] + steps[None, :], last)
+            out[lo: lo + chunk] = np.exp(-(H0[idx] - H0[np.minimum(ee, last)][:, None]) * pp[:, None]).sum(axis=1)
+        return out
+
+    def _model_usual_interval(self, ph: np.ndarray) -> np.ndarray:
+        """Median gap among returners: smallest d with S(d) <= (1 + S(max)) / 2."""
+        H0 = self._H0[: self.max_day_ + 1]
+        s_inf = np.exp(-H0[-1] * ph)
+        target = -np.log((1 + s_inf) / 2) / ph
+        return np.maximum(np.searchsorted(H0, target, side="left"), 1).astype(np.float64)
+
+    # ------------------------------------------------------------------ display
+    def plot_hazard_ratios(self, ax=None, lang: str = "ko", simultaneous: bool = False):
+        """Forest plot of the hazard ratios with CIs (log scale)."""
+        from crm_analysis.churn.plots import plot_hazard_ratios
+
+        return plot_hazard_ratios(self.hazard_ratios(simultaneous=simultaneous), ax=ax, lang=lang)
+
+    def plot_calibration(self, t0: int = 90, ax=None, lang: str = "ko"):
+        """Predicted against observed P(return within t0) by decile, Cox and Weibull AFT."""
+        from crm_analysis.churn.calibration import decile_calibration
+        from crm_analysis.churn.plots import plot_calibration
+
+        self._check_fitted()
+        sample = self.check_gaps_
+        data = self.design_.matrix(sample)
+        tables = {}
+        for name, fitter in (("cox", self.cox_), ("weibull_aft", self.weibull_)):
+            if fitter is not None:
+                p = 1 - fitter.predict_survival_function(data, times=[t0]).to_numpy().ravel()
+                tables[name] = decile_calibration(p, sample["duration"].to_numpy(), sample["event"].to_numpy(), t0)
+        return plot_calibration(tables, t0, ax=ax, lang=lang)
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "cox_"):
+            return f"ChurnModel(covariates={list(self.covariates)}, not fitted)"
+        return (f"ChurnModel(as_of={self.as_of_:%Y-%m-%d}, patients={self.n_patients_:,}, "
+                f"gaps={self.n_gaps_:,}, fitted on {self.n_fit_gaps_:,}, terms={len(self.cox_.params_)})")
+
+    def _repr_html_(self) -> str:
+        if not hasattr(self, "cox_"):
+            return f"<p>{escape(repr(self))}</p>"
+        return (f"<h4>{escape(repr(self))}</h4><p>Cox concordance {self.cox_.concordance_index_:.3f}</p>"
+                + self.summary.round(3).to_html(index=False))
+
+
+def _sample(gaps: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    if len(gaps) <= n:
+        return gaps
+    take = np.sort(rng.choice(len(gaps), size=n, replace=False))
+    return gaps.iloc[take]
+
+
+def _own_median_interval(gaps: pd.DataFrame, min_gaps: int) -> pd.Series:
+    """Median completed gap per patient, for patients with at least `min_gaps` of them.
+
+    Uses the layout of :func:`survival_data` (rows grouped by patient, each group ending with its
+    open gap) to group on integer codes rather than on the id strings.
+    """
+    is_open = gaps["is_open"].to_numpy(dtype=bool)
+    group = np.concatenate([[0], np.cumsum(is_open[:-1])]).astype(np.int64)
+    done = gaps["event"].to_numpy() == 1
+    frame = pd.DataFrame({"g": group[done], "d": gaps["duration"].to_numpy()[done]})
+    grouped = frame.groupby("g", sort=True)["d"]
+    med, n = grouped.median(), grouped.size()
+    ids = gaps["patient_id"].to_numpy()[is_open]
+    keep = med[n >= min_gaps]
+    return pd.Series(keep.to_numpy(dtype=np.float64), index=pd.Index(ids[keep.index.to_numpy()], name="patient_id"))

@@ -1,0 +1,136 @@
+"""The churn rules: defaults shipped as YAML, overridable by the analyst.
+
+The defaults live in ``crm_analysis/rules/churn.yaml``: the churn definition,
+the recall band and exclusions, and the model settings. Every function of
+:mod:`crm_analysis.churn` that uses them takes ``rules=``: ``None`` (the
+defaults), a path to a YAML file or a dict. Overrides are merged into the
+defaults key by key, so an override names only what changes, e.g.
+``{"churn": {"max_return_probability": 0.1}}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from crm_analysis.exceptions import CrmAnalysisError
+
+__all__ = ["load_churn_rules", "DEFAULT_RULES_PATH"]
+
+DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "rules" / "churn.yaml"
+_RANK_KEYS = ("overdue_ratio", "p_return", "elapsed_days", "expected_days")
+
+
+@lru_cache(maxsize=1)
+def _defaults() -> dict:
+    import yaml
+
+    return yaml.safe_load(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
+
+
+def _merge(base: dict, override: Mapping, path: str) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in base:
+            raise CrmAnalysisError(f"unknown churn rule {path}{key!r}; known: {', '.join(sorted(base))}. "
+                                   f"Check the spelling against {DEFAULT_RULES_PATH.name}.")
+        if isinstance(base[key], dict) and isinstance(value, Mapping):
+            out[key] = _merge(base[key], value, f"{path}{key}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def load_churn_rules(rules: str | os.PathLike | Mapping | None = None) -> Mapping[str, Any]:
+    """The churn rules: the shipped defaults with `rules` merged in.
+
+    Parameters
+    ----------
+    rules : path, mapping or None
+        A YAML file or a dict of overrides; None for the defaults. Already
+        loaded rules are returned unchanged.
+
+    Returns
+    -------
+    Mapping
+        Read-only nested mapping (lists become tuples).
+
+    Raises
+    ------
+    CrmAnalysisError
+        If a key is unknown or a value is out of range, naming the key and
+        how to fix it.
+    """
+    if isinstance(rules, MappingProxyType) and rules.get("_loaded"):
+        return rules
+    if rules is None:
+        override: Mapping = {}
+    elif isinstance(rules, Mapping):
+        override = rules
+    else:
+        import yaml
+
+        path = Path(rules)
+        if not path.exists():
+            raise CrmAnalysisError(f"churn rules file {path} does not exist; pass a YAML file path or a dict")
+        override = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(override, Mapping):
+            raise CrmAnalysisError(f"churn rules file {path} must hold a YAML mapping (key: value lines)")
+    merged = _merge(_defaults(), override, "")
+    _check(merged)
+    merged["_loaded"] = True
+    return _freeze(merged)
+
+
+def _days(value: Any, name: str, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise CrmAnalysisError(f"{name} must be a whole number of days >= {minimum}, not {value!r}")
+
+
+def _prob(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise CrmAnalysisError(f"{name} must be a probability between 0 and 1, not {value!r}")
+
+
+def _check(r: dict) -> None:
+    _days(r["churn"]["horizon_days"], "churn.horizon_days")
+    _prob(r["churn"]["max_return_probability"], "churn.max_return_probability")
+    rec = r["recall"]
+    _days(rec["horizon_days"], "recall.horizon_days")
+    band = rec["band"]
+    if not isinstance(band, (list, tuple)) or len(band) != 2:
+        raise CrmAnalysisError(f"recall.band must be two probabilities [low, high], e.g. [0.2, 0.6]; got {band!r}")
+    _prob(band[0], "recall.band[0]")
+    _prob(band[1], "recall.band[1]")
+    if not band[0] < band[1]:
+        raise CrmAnalysisError(f"recall.band must have low < high, e.g. [0.2, 0.6]; got {band!r}")
+    ratio = rec["min_overdue_ratio"]
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio < 0:
+        raise CrmAnalysisError(f"recall.min_overdue_ratio must be a number >= 0 (0 = no overdue condition), "
+                               f"not {ratio!r}")
+    _days(rec["contacted_within_days"], "recall.contacted_within_days", minimum=0)
+    bad = [k for k in rec["rank_by"] if k not in _RANK_KEYS]
+    if not rec["rank_by"] or bad:
+        raise CrmAnalysisError(f"recall.rank_by must list some of {', '.join(_RANK_KEYS)}; got {rec['rank_by']!r}")
+    cap = rec["max_candidates"]
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise CrmAnalysisError(f"recall.max_candidates must be null or a whole number >= 1, not {cap!r}")
+    m = r["model"]
+    if m["covariates"] not in ("prediction", "truth"):
+        raise CrmAnalysisError(f"model.covariates must be 'prediction' or 'truth', not {m['covariates']!r}")
+    for key in ("max_gaps", "weibull_max_gaps", "ph_test_gaps", "restricted_days", "min_own_gaps"):
+        _days(m[key], f"model.{key}")
+    if isinstance(m["penalizer"], bool) or not isinstance(m["penalizer"], (int, float)) or m["penalizer"] < 0:
+        raise CrmAnalysisError(f"model.penalizer must be a number >= 0, not {m['penalizer']!r}")

@@ -1,0 +1,31 @@
+"""Fixtures of the churn tests: the shared demo clinic (in memory) and one fitted model."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tests.conftest import DEMO_END
+
+
+@pytest.fixture(scope="session")
+def churn_clinic(demo_synth):
+    """The 1,500-patient demo clinic (seed 7) as a ClinicData, straight from the generator's tables."""
+    from crm_analysis.clinic import ClinicData
+
+    return ClinicData(demo_synth.tables, as_of=pd.Timestamp(DEMO_END), source="demo seed 7")
+
+
+@pytest.fixture(scope="session")
+def churn_gaps(churn_clinic):
+    from crm_analysis.churn import survival_data
+
+    return survival_data(churn_clinic, DEMO_END)
+
+
+@pytest.fixture(scope="session")
+def churn_model(churn_clinic, churn_gaps):
+    """The default (prediction-specification) model with its Weibull alternative, fitted at the demo's end."""
+    from crm_analysis.churn import ChurnModel
+
+    return ChurnModel(weibull_max_gaps=4_000).fit(churn_clinic, DEMO_END, gaps=churn_gaps)

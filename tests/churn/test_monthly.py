@@ -1,0 +1,31 @@
+"""Monthly-run hooks: the churn KPI section and the recall outreach list."""
+
+from __future__ import annotations
+
+from crm_analysis.churn import recall_candidates
+from crm_analysis.churn.monthly import churn_kpis, recall_outreach, register_monthly
+from tests.conftest import DEMO_END
+
+
+def test_kpis_and_outreach_agree_with_the_analysis(churn_clinic, churn_model, monkeypatch):
+    from crm_analysis.churn import monthly
+
+    # the hooks fit one model per (clinic, as_of); hand them the already fitted one
+    monkeypatch.setattr(monthly, "_LAST", {"key": (id(churn_clinic), DEMO_END), "model": churn_model})
+    kpis = churn_kpis(churn_clinic, DEMO_END)
+    assert kpis["patients"] == 1_500 and kpis["definition"] == "P(return within 180d) < 0.2"
+    assert 0 < kpis["churn_rate"] < 1 and kpis["recall_candidates"] > 0
+    staff = recall_outreach(churn_clinic, DEMO_END)
+    assert list(staff.columns) == ["rank", "patient_id", "name", "phone", "last_visit_date", "reason"]
+    assert len(staff) == kpis["recall_candidates"]
+    assert set(staff["patient_id"]) == set(recall_candidates(churn_clinic, DEMO_END, model=churn_model)["patient_id"])
+
+
+def test_register_monthly(monkeypatch):
+    from crm_analysis import kpis
+    from crm_analysis.report import outreach
+
+    monkeypatch.setattr(kpis, "SECTIONS", dict(kpis.SECTIONS))
+    monkeypatch.setattr(outreach, "PRODUCERS", dict(outreach.PRODUCERS))
+    assert register_monthly() == ["kpis:churn", "outreach:recall"]
+    assert "churn" in kpis.SECTIONS and "recall" in outreach.PRODUCERS

@@ -1,0 +1,101 @@
+"""Recall candidates: exclusions (property-tested for future appointments), band, ranking, reasons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crm_analysis.churn import ChurnModel, recall_candidates, recall_counts, recall_table
+from crm_analysis.churn.recall import CANDIDATE_COLUMNS
+from crm_analysis.clinic import ClinicData
+from crm_analysis.exceptions import CrmAnalysisError
+
+#: Everyone in the band and overdue: only the exclusions keep a patient off the list.
+WIDE = {"recall": {"band": [0.0, 1.0], "min_overdue_ratio": 0}}
+
+
+def _future_bookers(clinic: ClinicData, as_of: pd.Timestamp) -> set[str]:
+    """Independent reading of 'has a future appointment' on the snapshot: booked and scheduled after as_of."""
+    a = clinic.snapshot(as_of).appointments
+    future = (a["scheduled_at"] >= as_of) & (a["status"].astype(str) == "booked")
+    return set(a.loc[future, "patient_id"].astype(str))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(150, 250), days_before_end=st.integers(0, 400))
+def test_no_one_with_a_future_appointment_is_ever_a_candidate(seed, n, days_before_end):
+    from crm_analysis import synth
+
+    sim = synth.generate_clinic(n_patients=n, seed=seed, end="2026-10-31")
+    clinic = ClinicData(sim.tables, as_of=pd.Timestamp("2026-10-31"))
+    as_of = pd.Timestamp("2026-10-31") - pd.Timedelta(days=days_before_end)
+    model = ChurnModel("truth", weibull=False, min_events=5).fit(clinic.snapshot(as_of), as_of)
+    bookers = _future_bookers(clinic, as_of)
+    print(f"[recall property] seed={seed} n={n} as_of={as_of:%Y-%m-%d}: {len(bookers)} with a future appointment")
+    cands = recall_candidates(clinic, as_of, model=model, rules=WIDE)
+    assert not bookers & set(cands["patient_id"]), "a patient with a future appointment is on the recall list"
+    # the exclusion is what keeps them off: without it, those with a visit appear
+    loose = recall_candidates(clinic, as_of, model=model,
+                              rules={"recall": {**WIDE["recall"], "exclude_future_appointments": False}})
+    seen = bookers & set(model.current_.index.astype(str))
+    table = recall_table(clinic, as_of, model=model, rules=WIDE)
+    other = table.loc[sorted(seen), ["contacted_recently", "opted_out", "record_status"]].any(axis=1)
+    assert set(other.index[~other]) <= set(loose["patient_id"])
+
+
+def test_exclusions_by_hand(churn_clinic, churn_model):
+    as_of = pd.Timestamp("2026-10-31")
+    pid = churn_model.current_.sort_values("elapsed_days").index.astype(str)[-40:]  # long-absent patients
+    pats = churn_clinic.patients.copy()
+    row = pats["patient_id"].astype(str).isin(pid[:2])
+    for ch in ("kakao", "sms", "email"):
+        pats.loc[row, f"{ch}_opt_out"] = True
+    pats.loc[pats["patient_id"].astype(str) == pid[2], "record_status"] = "deceased"
+    contacts = pd.concat([churn_clinic.contacts, pd.DataFrame({
+        "contact_id": ["CX1"], "campaign_id": ["TEST"], "patient_id": [pid[3]], "channel": ["sms"],
+        "sent_at": [as_of - pd.Timedelta(days=3)], "arm": ["holdout"]})], ignore_index=True)
+    appts = pd.concat([churn_clinic.appointments, pd.DataFrame({
+        "appointment_id": ["AX1", "AX2"], "patient_id": [pid[4], pid[5]],
+        "booked_at": [as_of - pd.Timedelta(days=1)] * 2,
+        "scheduled_at": [as_of + pd.Timedelta(days=5), as_of + pd.Timedelta(days=6)],
+        "status": ["booked", "cancelled"], "cancelled_at": [pd.NaT, as_of - pd.Timedelta(hours=2)]})],
+        ignore_index=True)
+    clinic = ClinicData({**churn_clinic.tables, "patients": pats, "contacts": contacts, "appointments": appts},
+                        as_of=as_of)
+    table = recall_table(clinic, as_of, model=churn_model, rules=WIDE)
+    assert table.loc[pid[:2], "opted_out"].all() and table.loc[pid[2], "record_status"]
+    assert table.loc[pid[3], "contacted_recently"] and table.loc[pid[4], "future_appointment"]
+    assert not table.loc[pid[5], "future_appointment"]  # its only new appointment was cancelled
+    cands = set(recall_candidates(clinic, as_of, model=churn_model, rules=WIDE)["patient_id"])
+    assert not cands & set(pid[:5])
+
+
+def test_band_overdue_ranking_and_reasons(churn_clinic, churn_model):
+    cands = recall_candidates(churn_clinic, "2026-10-31", model=churn_model)
+    assert list(cands.columns) == list(CANDIDATE_COLUMNS) and len(cands) > 0
+    print(f"\n{len(cands)} recall candidates of {churn_model.n_patients_} patients")
+    assert cands["p_return"].between(0.2, 0.6, inclusive="left").all()
+    assert (cands["overdue_ratio"] >= 1.5).all()
+    assert cands["rank"].tolist() == list(range(1, len(cands) + 1))
+    assert (np.diff(cands["overdue_ratio"].to_numpy()) <= 0).all()
+    first = cands.iloc[0]
+    assert f"{first['elapsed_days']}일 전" in first["reason"] and "P(return within 180d)" in first["reason_en"]
+    capped = recall_candidates(churn_clinic, "2026-10-31", model=churn_model,
+                               rules={"recall": {"max_candidates": 5}})
+    pd.testing.assert_frame_equal(capped, cands.head(5))
+
+
+def test_counts_by_segment_add_up(churn_clinic, churn_model):
+    table = recall_table(churn_clinic, "2026-10-31", model=churn_model,
+                         segments=pd.Series("A", index=churn_model.current_.index))
+    counts = recall_counts(table).set_index("segment")
+    assert counts.loc["total", "patients"] == len(table)
+    assert counts.loc["total", "candidates"] == table["candidate"].sum()
+
+
+def test_model_at_another_date_is_refused(churn_clinic, churn_model):
+    with pytest.raises(CrmAnalysisError, match="fitted at 2026-10-31 but recall is for 2026-06-30"):
+        recall_candidates(churn_clinic, "2026-06-30", model=churn_model)
