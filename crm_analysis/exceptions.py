@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 __all__ = [
     "CrmAnalysisError",
+    "CampaignConfigError",
     "DataValidationError",
     "MappingError",
     "MissingTableError",
@@ -130,6 +131,14 @@ class MissingTableError(CrmAnalysisError):
             f"{needed_for} needs the '{table}' table, which this clinic's data does not include. "
             f"Add a '{table}' file or sheet to the source, or map it in the mapping file."
         )
+
+
+class CampaignConfigError(CrmAnalysisError, ValueError):
+    """A campaign definition, template or send list breaks a rule.
+
+    The message names the campaign and says how to fix it. Also a
+    :class:`ValueError`, so callers catching that keep working.
+    """
 
 
 class CrmAnalysisWarning(UserWarning):

@@ -77,7 +77,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["patient_features", "AGE_BANDS", "FEATURE_COLUMNS"]
+__all__ = ["patient_features", "AGE_BANDS", "FEATURE_COLUMNS", "completed_years", "age_band"]
 
 #: Age bands (label, lowest age) used for ``age_band``.
 AGE_BANDS: tuple[tuple[str, int], ...] = (("0-19", 0), ("20-39", 20), ("40-59", 40), ("60+", 60))
@@ -308,14 +308,8 @@ def patient_features(clinic, as_of) -> pd.DataFrame:
 
     # ---- demographics at as_of
     preg = patients.iloc[reg_pos]
-    birth = preg["birth_date"]
-    age = (as_of.year - birth.dt.year) - ((birth.dt.month > as_of.month)
-                                          | ((birth.dt.month == as_of.month) & (birth.dt.day > as_of.day)))
-    age_f = age.to_numpy(dtype="float64", na_value=np.nan)
-    edges = [lo_ for _, lo_ in AGE_BANDS]
-    band_code = np.searchsorted(edges, np.nan_to_num(age_f, nan=-1.0), side="right") - 1
-    band_code = np.where(np.isnan(age_f) | (band_code < 0), -1, band_code)
-    age_band = pd.Categorical.from_codes(band_code, categories=[b for b, _ in AGE_BANDS], ordered=True)
+    age = completed_years(preg["birth_date"], as_of)
+    bands = age_band(age)
 
     fd = np.where(first_day != np.iinfo(np.int64).min, first_day, fv_table[reg_pos])
     ld = last_day.astype("float64")
@@ -347,7 +341,7 @@ def patient_features(clinic, as_of) -> pd.DataFrame:
             "no_show_rate": np.where(attended + no_show > 0, no_show / (attended + no_show), np.nan),
             "referral_count": referral_count,
             "age": pd.array(age.to_numpy(), dtype="Int64"),
-            "age_band": age_band,
+            "age_band": bands,
         }
     for name in ("sex", "region", "referral_source", "record_status"):
         out[name] = preg[name].array if name in patients else pd.array([pd.NA] * n, dtype="string")
@@ -356,6 +350,53 @@ def patient_features(clinic, as_of) -> pd.DataFrame:
     frame = pd.DataFrame(out, index=index)[list(FEATURE_COLUMNS)]
     frame.attrs["as_of"] = as_of
     return frame
+
+
+def completed_years(birth: pd.Series, at) -> pd.Series:
+    """Age in completed years on `at` (the canonical age of the package).
+
+    Parameters
+    ----------
+    birth : Series of datetime64
+        Birth dates (missing allowed).
+    at : Timestamp or Series of datetime64
+        The day(s) the age is taken on; a Series must be aligned with `birth`.
+
+    Returns
+    -------
+    Series
+        Whole years (float, NaN where `birth` or `at` is missing), indexed like
+        `birth`. Someone born on 2006-11-01 is 19 on 2026-10-31 and 20 on 2026-11-01.
+    """
+    birth = pd.to_datetime(birth)
+    if isinstance(at, pd.Series):
+        at = pd.to_datetime(at)
+        year, month, day = at.dt.year, at.dt.month, at.dt.day
+    else:
+        at = pd.Timestamp(at)
+        year, month, day = at.year, at.month, at.day
+    before_birthday = (birth.dt.month > month) | ((birth.dt.month == month) & (birth.dt.day > day))
+    return (year - birth.dt.year - before_birthday.astype("float64")).astype("float64")
+
+
+def age_band(age) -> pd.Categorical:
+    """The :data:`AGE_BANDS` band of each age in completed years (missing or negative age: missing band).
+
+    Parameters
+    ----------
+    age : array-like of float
+        From :func:`completed_years`.
+
+    Returns
+    -------
+    Categorical
+        Ordered, categories ``0-19``, ``20-39``, ``40-59``, ``60+``.
+    """
+    age_f = np.asarray(pd.Series(age).to_numpy(dtype="float64", na_value=np.nan), dtype="float64")
+    edges = [lo_ for _, lo_ in AGE_BANDS]
+    code = np.searchsorted(edges, np.nan_to_num(age_f, nan=-1.0), side="right") - 1
+    code = np.where(np.isnan(age_f) | (code < 0), -1, code)
+    return pd.Categorical.from_codes(code, categories=[b for b, _ in AGE_BANDS], ordered=True)
 
 
 def _arrow(values: pd.Series, combine: bool = True):

@@ -178,3 +178,16 @@ def test_before_any_visit_and_without_appointments():
     f = patient_features(ClinicData(t), "2024-06-30")
     assert (f["appointments"] == 0).all() and f["no_show_rate"].isna().all()
     assert f.attrs["as_of"] == pd.Timestamp("2024-06-30")
+
+
+def test_completed_years_and_age_band_at_the_band_edge():
+    from crm_analysis.features import age_band, completed_years
+
+    birth = pd.Series(pd.to_datetime(["2006-11-01", "2006-11-01", None, "1966-02-28"]))
+    at = pd.Series(pd.to_datetime(["2026-10-31", "2026-11-01", "2026-11-01", "2026-02-27"]))
+    age = completed_years(birth, at)
+    assert age.iloc[[0, 1, 3]].tolist() == [19.0, 20.0, 59.0] and np.isnan(age.iloc[2])
+    bands = age_band(age)
+    assert list(bands[[0, 1, 3]]) == ["0-19", "20-39", "40-59"] and pd.isna(bands[2])
+    # a scalar date works the same way (19 years and 364 days is still 19)
+    assert completed_years(birth, "2026-10-31").iloc[0] == 19.0

@@ -23,7 +23,7 @@ from crm_analysis.campaigns.holdout import assign_holdout
 from crm_analysis.campaigns.outreach import build_outreach, write_outreach
 from crm_analysis.campaigns.planner import CampaignPlan, plan_campaigns
 from crm_analysis.campaigns.suppression import suppression_list
-from crm_analysis.campaigns.templates import CampaignConfigError
+from crm_analysis.exceptions import CampaignConfigError
 
 __all__ = ["Campaign", "CampaignConfig", "CampaignConfigError", "CampaignEvaluation", "CampaignPlan",
            "assert_compliant", "assign_holdout", "build_outreach", "check_sends", "evaluate_campaigns",

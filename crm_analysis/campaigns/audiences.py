@@ -108,7 +108,7 @@ def rule_vip_candidates(clinic, as_of, *, min_visits_12m: int = 10) -> pd.DataFr
     g = v.assign(spend=spend).groupby("patient_id", observed=True)
     agg = pd.DataFrame({"n": g.size(), "spend": g["spend"].sum()})
     agg = agg[agg["n"] >= min_visits_12m].sort_values(["spend", "n"], ascending=False, kind="stable")
-    return pd.DataFrame({"patient_id": agg.index.astype(str), "reason": "visits_12m_10_plus"})
+    return pd.DataFrame({"patient_id": agg.index.astype(str), "reason": f"visits_12m_{min_visits_12m}_plus"})
 
 
 def recall_candidate_frame(clinic, as_of, *, min_days: int = 180, max_days: int = 730) -> pd.DataFrame:

@@ -32,7 +32,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from crm_analysis.campaigns.templates import CampaignConfigError, render_sample
+from crm_analysis.campaigns.templates import render_sample
+from crm_analysis.exceptions import CampaignConfigError
 
 __all__ = ["AD_PREFIX", "valid_consent", "opted_out", "night_consent", "in_daytime", "check_text",
            "check_template", "check_sends", "assert_compliant", "VIOLATION_COLUMNS"]

@@ -24,8 +24,9 @@ from typing import Any, Mapping
 import yaml
 
 from crm_analysis.campaigns.compliance import check_template
-from crm_analysis.campaigns.templates import AUDIENCE_FIELDS, COMMON_FIELDS, CampaignConfigError, template_fields
+from crm_analysis.campaigns.templates import AUDIENCE_FIELDS, COMMON_FIELDS, template_fields
 from crm_analysis.contract import CHANNELS
+from crm_analysis.exceptions import CampaignConfigError
 
 __all__ = ["DEFAULT_PATH", "KINDS", "Campaign", "CampaignConfig", "load_campaigns"]
 
@@ -33,6 +34,12 @@ DEFAULT_PATH = Path(__file__).resolve().parents[1] / "rules" / "campaigns.yaml"
 KINDS = ("advertising", "transactional")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _SECTIONS = ("sender", "rules", "suppression", "evaluation", "channel_cost_krw")
+#: Audiences whose messages are always advertising (they promote the clinic's services).
+ADVERTISING_AUDIENCES = frozenset({"vip_event", "vip_birthday", "recall"})
+#: Daytime hours in which advertising needs no night-time consent (정보통신망법 제50조 ③).
+LAW_DAY = ("08:00", "21:00")
+#: Longest time a marketing consent stays valid without reconfirmation (2 years, in days).
+LAW_CONSENT_DAYS = 730
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class Campaign:
 
     @property
     def advertising(self) -> bool:
+        """True for an advertising (광고) campaign: consent, text, night and holdout rules apply."""
         return self.kind == "advertising"
 
     def run_id(self, period_start) -> str:
@@ -76,6 +84,13 @@ class CampaignConfig:
         return getattr(self, key)
 
     def campaign(self, campaign_id: str) -> Campaign:
+        """The campaign with id `campaign_id`.
+
+        Raises
+        ------
+        KeyError
+            If no campaign has that id (the message lists the known ids).
+        """
         for c in self.campaigns:
             if c.id == campaign_id:
                 return c
@@ -146,6 +161,11 @@ def _campaign(raw: Mapping, sender: Mapping, rules: Mapping) -> Campaign:
     share = float(raw.get("holdout_share", 0.0))
     if not 0.0 <= share < 1.0:
         raise CampaignConfigError(f"{where}: holdout_share must be in [0, 1), not {share}")
+    if raw["audience"] in ADVERTISING_AUDIENCES and raw["kind"] != "advertising":
+        raise CampaignConfigError(f"{where}: a {raw['audience']} message is advertising (광고); set kind: advertising "
+                                  "so consent, the (광고) prefix, the opt-out line and the night rule apply")
+    if raw.get("cap_exempt", False) and raw["audience"] != "appointment_reminder":
+        raise CampaignConfigError(f"{where}: only appointment reminders may be cap_exempt; remove cap_exempt")
     if raw["kind"] == "advertising" and share <= 0.0:
         raise CampaignConfigError(f"{where}: every advertising campaign holds back a control group; "
                                   "set holdout_share above 0 (e.g. 0.1)")
@@ -200,6 +220,16 @@ def load_campaigns(override: str | Path | Mapping | CampaignConfig | None = None
     for key in ("day_start", "day_end"):
         if not _HHMM.match(str(rules.get(key, ""))):
             raise CampaignConfigError(f"rules.{key} must be HH:MM, not {rules.get(key)!r}")
+    # an override may tighten the legal limits, never loosen them
+    if not LAW_DAY[0] <= str(rules["day_start"]) < str(rules["day_end"]) <= LAW_DAY[1]:
+        raise CampaignConfigError(f"rules.day_start/day_end ({rules['day_start']}–{rules['day_end']}) must lie "
+                                  f"within {LAW_DAY[0]}–{LAW_DAY[1]}: advertising between 21:00 and 08:00 "
+                                  "needs night-time consent")
+    valid_days = rules.get("consent_valid_days")
+    if not isinstance(valid_days, int) or isinstance(valid_days, bool) or not 0 < valid_days <= LAW_CONSENT_DAYS:
+        raise CampaignConfigError(f"rules.consent_valid_days must be a whole number of days in 1..{LAW_CONSENT_DAYS}, "
+                                  f"not {valid_days!r}: marketing consent must be given or reconfirmed within "
+                                  "2 years")
     ids = [c.get("id") for c in raw["campaigns"]]
     if len(set(ids)) != len(ids):
         raise CampaignConfigError(f"campaign ids must be unique: {ids}")

@@ -161,10 +161,11 @@ _LAST: dict = {}
 
 def _cached_outreach(clinic, as_of, lang: str) -> dict[str, pd.DataFrame]:
     """build_outreach, remembered for the last (clinic, as_of, lang) so three producers plan once."""
-    key = (id(clinic), f"{pd.Timestamp(as_of):%Y-%m-%d}", lang)
-    if _LAST.get("key") != key:
+    # the clinic object itself is kept (not only its id): an id can be reused once an object is freed
+    key = (f"{pd.Timestamp(as_of):%Y-%m-%d}", lang)
+    if _LAST.get("clinic") is not clinic or _LAST.get("key") != key:
         _LAST.clear()
-        _LAST.update(key=key, lists=build_outreach(clinic, as_of, lang=lang))
+        _LAST.update(clinic=clinic, key=key, lists=build_outreach(clinic, as_of, lang=lang))
     return _LAST["lists"]
 
 

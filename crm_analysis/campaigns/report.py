@@ -96,4 +96,5 @@ def lift_table(evaluation: CampaignEvaluation | None, lang: str = "ko") -> pd.Da
         "camp_cost": t["cost_krw"].round(0),
     })
     return suppress_small_counts(out, ["camp_n_sent", "camp_n_holdout"], additive="rows",
-                                 linked={"camp_return_sent": "camp_n_sent", "camp_return_holdout": "camp_n_holdout"})
+                                 linked={"camp_return_sent": "camp_n_sent", "camp_return_holdout": "camp_n_holdout",
+                                         "camp_lift": "camp_n_holdout", "camp_revenue_diff": "camp_n_holdout"})

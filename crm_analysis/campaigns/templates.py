@@ -15,16 +15,12 @@ from typing import Mapping
 
 import pandas as pd
 
-from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.exceptions import CampaignConfigError  # re-exported: its old home
 
 __all__ = ["CampaignConfigError", "COMMON_FIELDS", "AUDIENCE_FIELDS", "SAMPLE_VALUES", "template_fields",
            "render", "render_sample"]
 
 _FIELD = re.compile(r"\{(\w+)\}")
-
-
-class CampaignConfigError(CrmAnalysisError, ValueError):
-    """A campaign definition or template breaks a rule; the message names the campaign and the fix."""
 
 
 #: Fields every template may use.

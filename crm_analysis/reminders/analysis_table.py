@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from crm_analysis.clinic import ClinicData
+from crm_analysis.features import age_band, completed_years
 from crm_analysis.reminders.rules import load_rules
 
 __all__ = ["appointment_table", "step_columns", "STEP_ORDER"]
@@ -52,8 +53,6 @@ __all__ = ["appointment_table", "step_columns", "STEP_ORDER"]
 #: Canonical order of schedule steps in labels such as ``3d+1d+2h``.
 STEP_ORDER = ("3d", "1d", "2h", "unknown")
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_AGE_BINS = [-1, 19, 39, 59, 200]
-_AGE_LABELS = ["0-19", "20-39", "40-59", "60+"]
 
 
 def _step_name(step: str) -> str:
@@ -210,8 +209,8 @@ def appointment_table(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None)
     if patients is not None and {"birth_date", "sex"} <= set(patients.columns):
         p = patients.drop_duplicates("patient_id").set_index("patient_id")
         birth = a["patient_id"].map(p["birth_date"])
-        age = (a["scheduled_date"] - pd.to_datetime(birth)).dt.days / 365.25
-        a["age_band"] = pd.cut(age, _AGE_BINS, labels=_AGE_LABELS).astype(str).replace("nan", "unknown")
+        bands = age_band(completed_years(birth, a["scheduled_date"]))
+        a["age_band"] = pd.Series(bands).astype(object).fillna("unknown").astype(str).to_numpy()
         a["sex"] = a["patient_id"].map(p["sex"]).astype("object").fillna("unknown").astype(str)
     else:
         a["age_band"] = "unknown"

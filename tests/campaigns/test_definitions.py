@@ -66,10 +66,24 @@ def test_transactional_template_may_omit_the_ad_marks_but_not_diagnoses():
     ({"channels": ["fax"]}, "channels must be distinct values"),
     ({"send": {"time": "7pm"}}, "HH:MM"),
     ({"send": {"time": "22:00", "window": ["09:00", "20:00"]}}, "must lie in the window"),
+    ({"kind": "transactional", "holdout_share": 0.0}, "recall message is advertising"),
+    ({"cap_exempt": True}, "only appointment reminders may be cap_exempt"),
 ])
 def test_bad_settings_name_the_campaign_and_the_fix(change, match):
     with pytest.raises(CampaignConfigError, match=match):
         load_campaigns({"campaigns": [{"id": "RECALL", **change}]})
+
+
+@pytest.mark.parametrize("rules, match", [
+    ({"consent_valid_days": 1095}, r"consent_valid_days .* 1\.\.730"),
+    ({"day_end": "22:00"}, "within 08:00–21:00"),
+    ({"day_start": "07:00"}, "within 08:00–21:00"),
+])
+def test_overrides_cannot_loosen_the_legal_limits(rules, match):
+    with pytest.raises(CampaignConfigError, match=match):
+        load_campaigns({"rules": rules})
+    # tightening is allowed
+    load_campaigns({"rules": {"consent_valid_days": 365, "day_start": "09:00", "day_end": "20:00"}})
 
 
 def test_unknown_section_and_missing_file():
