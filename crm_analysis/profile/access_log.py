@@ -1,0 +1,119 @@
+"""The access log: who looked at which patient, and when.
+
+Every lookup of a patient card appends exactly one line (JSON) to a local log
+file, so a clinic can show who viewed whose record. A line records
+
+- ``time_utc`` and ``time_local`` (ISO 8601, seconds),
+- ``user``: the operating-system user (:func:`getpass.getuser`),
+- ``query``: how the lookup was made (``"phone"`` or ``"patient_id"``),
+- ``patient_ids``: every patient shown (empty when nobody was found),
+- ``as_of`` and ``source`` (where the data came from; passwords are already
+  removed from database URLs by the loader).
+
+The phone number searched for is **never** written, in any form (not hashed
+either: with about 10⁸ mobile numbers any hash of one can be reversed by
+trying them all). A lookup by patient id logs that id, which is what was
+shown anyway.
+
+The file is created with mode 0600 (its folder 0700) and only ever appended
+to. Its location is, in order: the ``path`` given, the environment variable
+``CRM_ANALYSIS_ACCESS_LOG``, or ``~/.crm_analysis/access.log``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+__all__ = ["AccessLog", "default_log_path", "ENV_VAR"]
+
+#: Environment variable that moves the default log.
+ENV_VAR = "CRM_ANALYSIS_ACCESS_LOG"
+
+
+def default_log_path() -> Path:
+    """``$CRM_ANALYSIS_ACCESS_LOG`` if set, else ``~/.crm_analysis/access.log`` (read when called, not at import)."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env).expanduser() if env else Path.home() / ".crm_analysis" / "access.log"
+
+
+class AccessLog:
+    """An append-only JSON-lines log of patient lookups.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The log file; default :func:`default_log_path`.
+
+    Examples
+    --------
+    >>> log = AccessLog("/tmp/example_access.log")          # doctest: +SKIP
+    >>> log.record(["P0000042"], query="phone", as_of="2026-10-31")   # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path).expanduser() if path is not None else default_log_path()
+
+    def record(self, patient_ids: Iterable[str], *, query: str, as_of=None, source: str = "") -> dict:
+        """Append one line for one lookup and return what was written.
+
+        Parameters
+        ----------
+        patient_ids : iterable of str
+            Every patient shown (empty if none was found).
+        query : {"phone", "patient_id"}
+            How the lookup was made. The searched value itself is not logged.
+        as_of : date-like, optional
+        source : str
+            Where the data came from.
+
+        Raises
+        ------
+        ValueError
+            If `query` is not one of the two kinds.
+        OSError
+            If the log cannot be written: the lookup should then not be shown.
+        """
+        if query not in ("phone", "patient_id"):
+            raise ValueError(f"query must be 'phone' or 'patient_id', not {query!r}")
+        now = datetime.now(timezone.utc)
+        entry = {
+            "time_utc": now.isoformat(timespec="seconds"),
+            "time_local": now.astimezone().isoformat(timespec="seconds"),
+            "user": _user(),
+            "query": query,
+            "patient_ids": [str(p) for p in patient_ids],
+            "as_of": None if as_of is None else str(as_of)[:10],
+            "source": str(source),
+        }
+        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, 0o600)
+            os.write(fd, line)  # one write with O_APPEND: lines from concurrent lookups do not interleave
+        finally:
+            os.close(fd)
+        return entry
+
+    def read(self) -> list[dict]:
+        """All entries, oldest first (empty if the log does not exist yet)."""
+        if not self.path.exists():
+            return []
+        with self.path.open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+
+    def __repr__(self) -> str:
+        return f"AccessLog({str(self.path)!r})"
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (e.g. some containers)
+        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
