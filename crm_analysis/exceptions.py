@@ -16,6 +16,7 @@ __all__ = [
     "DataValidationError",
     "MappingError",
     "MissingTableError",
+    "PatientNotFoundError",
     "Problem",
     "CrmAnalysisWarning",
     "DataRepairWarning",
@@ -131,6 +132,14 @@ class MissingTableError(CrmAnalysisError):
             f"{needed_for} needs the '{table}' table, which this clinic's data does not include. "
             f"Add a '{table}' file or sheet to the source, or map it in the mapping file."
         )
+
+
+class PatientNotFoundError(CrmAnalysisError, LookupError):
+    """No patient matches the phone number or id looked up (:func:`crm_analysis.profile.patient_card`).
+
+    Also a :class:`LookupError`, so ``except LookupError`` catches it. The
+    message never repeats the phone number searched for.
+    """
 
 
 class CampaignConfigError(CrmAnalysisError, ValueError):

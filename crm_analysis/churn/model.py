@@ -76,6 +76,9 @@ class ChurnModel:
         Override the rules' ``model`` settings.
     weibull : bool
         Also fit the Weibull AFT alternative (default True).
+    ph_test : bool
+        Run the proportional-hazards check (default True). A back-test, which
+        never reports it, switches it off to save a Cox refit.
     robust : bool
         Cluster-robust standard errors by patient (slower; no compression).
     min_events : int
@@ -109,7 +112,7 @@ class ChurnModel:
                  max_gaps: int | None = None, penalizer: float | None = None, weibull: bool = True,
                  weibull_max_gaps: int | None = None, ph_test_gaps: int | None = None,
                  restricted_days: int | None = None, min_own_gaps: int | None = None, seed: int | None = None,
-                 robust: bool = False, min_events: int = 20):
+                 robust: bool = False, min_events: int = 20, ph_test: bool = True):
         overrides = {k: v for k, v in dict(covariates=covariates if isinstance(covariates, str) else None,
                                            max_gaps=max_gaps, penalizer=penalizer,
                                            weibull_max_gaps=weibull_max_gaps, ph_test_gaps=ph_test_gaps,
@@ -133,6 +136,7 @@ class ChurnModel:
         self.seed = int(m["seed"])
         self.robust = bool(robust)
         self.min_events = int(min_events)
+        self.ph_test = bool(ph_test)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, clinic, as_of, gaps: pd.DataFrame | None = None) -> "ChurnModel":
@@ -156,12 +160,14 @@ class ChurnModel:
         Raises
         ------
         CrmAnalysisError
-            If there are too few returns to fit a model.
+            If there are too few returns to fit a model, or `gaps` holds
+            visits after `as_of` (built for a later date: that would be look-ahead).
         """
         from lifelines import CoxPHFitter, WeibullAFTFitter
 
         self.as_of_ = pd.Timestamp(as_of).normalize()
         gaps = survival_data(clinic, self.as_of_) if gaps is None else gaps
+        _check_gaps_at(gaps, self.as_of_)
         rng = np.random.default_rng(self.seed)
         usable = gaps.loc[(gaps["duration"] > 0).to_numpy()]
         self.n_gaps_ = len(usable)
@@ -190,7 +196,9 @@ class ChurnModel:
                 wsample = _sample(fit_gaps, self.weibull_max_gaps, rng)
                 self.weibull_ = WeibullAFTFitter(penalizer=self.penalizer).fit(
                     self.design_.compress(wsample), "duration", "event", weights_col="weight")
-            self.ph_test_ = self._ph_test()
+            self.ph_test_ = self._ph_test() if self.ph_test else pd.DataFrame(
+                {"covariate": ["(not run)"], "test_statistic": [np.nan], "p": [np.nan],
+                 "ph_violated_5pct": [False], "n_gaps": [0], "note": ["switched off (ph_test=False)"]})
         self._grid_hazard()
         self.current_ = current_gaps(gaps)
         self.n_patients_ = len(self.current_)
@@ -285,6 +293,19 @@ class ChurnModel:
         prediction, so censoring is handled), plus lifelines'
         ``survival_probability_calibration`` ICI and E50. In-sample; see
         :func:`~crm_analysis.churn.backtest` for out-of-sample comparison.
+
+        Parameters
+        ----------
+        t0 : int
+            Horizon in days of the predicted P(return within t0).
+
+        Returns
+        -------
+        DataFrame
+            One row per fitted model (``cox``, ``weibull_aft``): ``model``,
+            ``concordance`` (Harrell's C, higher = better ranking of return
+            times), ``calibration_mae``, ``ici``, ``e50``, ``t0_days``,
+            ``n_gaps``.
         """
         from lifelines.utils import concordance_index
 
@@ -356,11 +377,46 @@ class ChurnModel:
         return pd.DataFrame(out, index=state.index)
 
     def predict_probability(self, horizon: int = 180, state: pd.DataFrame | None = None) -> pd.Series:
-        """P(return within `horizon` days | elapsed), one value per patient."""
+        """P(return within `horizon` days | elapsed), one value per patient.
+
+        Parameters
+        ----------
+        horizon : int
+            Days.
+        state : DataFrame, optional
+            Open gaps as for :meth:`predict_return` (default: every patient at ``as_of_``).
+
+        Returns
+        -------
+        Series
+            Indexed by ``patient_id``, named ``p_return_<horizon>d``.
+        """
         return self.predict_return(state, horizons=(horizon,))[f"p_return_{int(horizon)}d"]
 
     def predict_weibull_return(self, state: pd.DataFrame | None = None, horizon: int = 180) -> pd.Series:
-        """The Weibull AFT alternative's P(return within `horizon` | elapsed), computed in closed form."""
+        """The Weibull AFT alternative's P(return within `horizon` | elapsed), computed in closed form.
+
+        ``1 − exp(−[((e + h)/λ)^ρ − (e/λ)^ρ])`` with λ from the patient's
+        covariates, e the elapsed days and h the horizon (lifelines'
+        ``conditional_after``).
+
+        Parameters
+        ----------
+        state : DataFrame, optional
+            Open gaps as for :meth:`predict_return` (default: every patient at ``as_of_``).
+        horizon : int
+            Days.
+
+        Returns
+        -------
+        Series
+            Indexed by ``patient_id``, named ``p_return_<horizon>d``.
+
+        Raises
+        ------
+        CrmAnalysisError
+            If the model was built with ``weibull=False``.
+        """
         self._check_fitted()
         if self.weibull_ is None:
             raise CrmAnalysisError("the Weibull AFT model was not fitted: use ChurnModel(weibull=True)")
@@ -394,13 +450,40 @@ class ChurnModel:
 
     # ------------------------------------------------------------------ display
     def plot_hazard_ratios(self, ax=None, lang: str = "ko", simultaneous: bool = False):
-        """Forest plot of the hazard ratios with CIs (log scale)."""
+        """Forest plot of the hazard ratios with CIs (log scale).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+        lang : {"ko", "en"}
+        simultaneous : bool
+            Bonferroni-adjusted intervals (see :meth:`hazard_ratios`).
+
+        Returns
+        -------
+        matplotlib Axes
+        """
         from crm_analysis.churn.plots import plot_hazard_ratios
 
         return plot_hazard_ratios(self.hazard_ratios(simultaneous=simultaneous), ax=ax, lang=lang)
 
     def plot_calibration(self, t0: int = 90, ax=None, lang: str = "ko"):
-        """Predicted against observed P(return within t0) by decile, Cox and Weibull AFT."""
+        """Predicted against observed P(return within t0) by decile, Cox and Weibull AFT.
+
+        Observed shares are Kaplan–Meier estimates within each decile of the
+        check sample (censoring handled; in-sample).
+
+        Parameters
+        ----------
+        t0 : int
+            Horizon in days.
+        ax : matplotlib Axes, optional
+        lang : {"ko", "en"}
+
+        Returns
+        -------
+        matplotlib Axes
+        """
         from crm_analysis.churn.calibration import decile_calibration
         from crm_analysis.churn.plots import plot_calibration
 
@@ -425,6 +508,18 @@ class ChurnModel:
             return f"<p>{escape(repr(self))}</p>"
         return (f"<h4>{escape(repr(self))}</h4><p>Cox concordance {self.cox_.concordance_index_:.3f}</p>"
                 + self.summary.round(3).to_html(index=False))
+
+
+def _check_gaps_at(gaps: pd.DataFrame, as_of: pd.Timestamp) -> None:
+    """Refuse gaps built for a later date than `as_of` (their covariates and durations would see the future)."""
+    if not len(gaps):
+        return
+    start = gaps["start_date"].to_numpy(dtype="datetime64[ns]")
+    is_open = gaps["is_open"].to_numpy(dtype=bool)
+    ends = start[is_open] + gaps["duration"].to_numpy(dtype=np.int64)[is_open].astype("timedelta64[D]")
+    if start.max() > as_of.to_datetime64() or (ends != as_of.to_datetime64()).any():
+        raise CrmAnalysisError(f"the gaps given were not built at {as_of:%Y-%m-%d} (open gaps must end there and no "
+                               f"visit may come later); build them with survival_data(clinic, '{as_of:%Y-%m-%d}')")
 
 
 def _sample(gaps: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:

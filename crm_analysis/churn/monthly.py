@@ -27,10 +27,15 @@ _LAST: dict = {}
 
 
 def _model(clinic, as_of: pd.Timestamp) -> ChurnModel:
-    key = (id(clinic), f"{as_of:%Y-%m-%d}")
-    if _LAST.get("key") != key:
+    """The churn model of (`clinic`, `as_of`), fitted once and remembered for the next hook.
+
+    Keyed by the clinic object itself (held, compared with ``is``), not by ``id(clinic)``: an id can be
+    reused by a new object once the old one is freed, which would hand back another clinic's model.
+    """
+    day = f"{as_of:%Y-%m-%d}"
+    if _LAST.get("clinic") is not clinic or _LAST.get("as_of") != day:
         _LAST.clear()
-        _LAST.update(key=key, model=ChurnModel().fit(clinic, as_of))
+        _LAST.update(clinic=clinic, as_of=day, model=ChurnModel().fit(clinic, as_of))
     return _LAST["model"]
 
 

@@ -11,8 +11,9 @@ A patient is a **candidate** on ``as_of`` when
    profile when they have too few gaps); and
 3. none of the exclusions applies:
 
-   - a future appointment: any appointment scheduled on or after ``as_of``'s
-     day that was not cancelled or rescheduled by ``as_of``;
+   - a future appointment: an appointment with status ``booked`` scheduled
+     on or after ``as_of``'s day (on the snapshot, bookings cancelled after
+     ``as_of`` are ``booked`` again, so they count);
    - contacted recently: any outreach row (``contacts``, sent or holdout) in
      the last ``recall.contacted_within_days`` days, since a holdout patient is
      part of a running test;
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from crm_analysis.churn.model import ChurnModel
+from crm_analysis.campaigns.compliance import opted_out
 from crm_analysis.churn.rules import load_churn_rules
 from crm_analysis.contract import CHANNELS
 from crm_analysis.exceptions import CrmAnalysisError
@@ -125,11 +127,9 @@ def _exclusions(clinic, as_of: pd.Timestamp, ids: pd.Index, rec) -> dict[str, np
 
     if rec["exclude_future_appointments"] and clinic.has("appointments"):
         a = clinic.appointments
-        future = (a["scheduled_at"] >= as_of).to_numpy(dtype=bool, na_value=False)
-        sub = a.loc[future, ["patient_id", "status", "cancelled_at"]]
-        dropped = (sub["status"].isin(["cancelled", "rescheduled"]).to_numpy(dtype=bool)
-                   & ~(sub["cancelled_at"] >= end).to_numpy(dtype=bool, na_value=False))
-        mark("future_appointment", sub["patient_id"].astype(str).to_numpy()[~dropped])
+        future = ((a["scheduled_at"] >= as_of).to_numpy(dtype=bool, na_value=False)
+                  & (a["status"].astype("object") == "booked").to_numpy(dtype=bool))
+        mark("future_appointment", a.loc[future, "patient_id"].astype(str).to_numpy())
     if clinic.has("contacts"):
         c = clinic.contacts
         since = end - pd.Timedelta(days=int(rec["contacted_within_days"]))
@@ -138,10 +138,12 @@ def _exclusions(clinic, as_of: pd.Timestamp, ids: pd.Index, rec) -> dict[str, np
     pats = clinic.patients
     pid = pats["patient_id"].astype(str).to_numpy()
     if rec["exclude_opted_out_everywhere"]:
+        # the campaign rules' own test (an undated opt-out counts; one dated after as_of does not)
         opted = np.ones(len(pats), dtype=bool)
+        at = pd.Series(end - pd.Timedelta(1, "ns"), index=pats.index)
         for ch in CHANNELS:
-            col = f"{ch}_opt_out"
-            opted &= pats[col].fillna(False).to_numpy(dtype=bool) if col in pats.columns else False
+            opted &= (opted_out(pats, ch, at) if f"{ch}_opt_out" in pats.columns
+                      else np.zeros(len(pats), dtype=bool))
         mark("opted_out", pid[opted])
     bad = pats["record_status"].astype("object").isin(list(rec["exclude_record_status"])).to_numpy()
     mark("record_status", pid[bad])

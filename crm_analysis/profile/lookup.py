@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from crm_analysis.contract import CHANNELS
-from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.exceptions import PatientNotFoundError  # re-exported: its old home
 from crm_analysis.i18n import check_lang
 from crm_analysis.profile.access_log import AccessLog
 from crm_analysis.profile.card import PatientCard, PatientCards
@@ -30,10 +30,6 @@ __all__ = ["patient_card", "card_context", "build_card", "PatientNotFoundError"]
 
 _CACHE: list[tuple[Any, tuple, CardContext]] = []
 _CACHE_SIZE = 2
-
-
-class PatientNotFoundError(CrmAnalysisError, LookupError):
-    """No patient matches the phone number or id looked up."""
 
 
 def card_context(clinic, as_of, **options) -> CardContext:

@@ -58,9 +58,9 @@ def run_lookup(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from crm_analysis import load_clinic
-    from crm_analysis.exceptions import CrmAnalysisWarning
+    from crm_analysis.exceptions import CrmAnalysisWarning, PatientNotFoundError
     from crm_analysis.i18n import label
-    from crm_analysis.profile.lookup import PatientNotFoundError, patient_card
+    from crm_analysis.profile.lookup import patient_card
     from crm_analysis.profile.index import phone_key
 
     if args.phone is not None and phone_key(args.phone) is None:  # before the (slow) load

@@ -74,7 +74,7 @@ def test_expected_and_median_days_by_direct_summation(churn_model):
     for pid, med in pred["median_days"].items():
         curve = sf[pid].to_numpy()
         if np.isnan(med):
-            assert curve.min() > 0.5 - 1e-9 or med != med
+            assert curve.min() > 0.5 - 1e-9  # no median within reach: the curve never falls to one half
         else:
             assert curve[int(med)] <= 0.5 + 1e-12 and (med == 0 or curve[int(med) - 1] > 0.5)
 
@@ -154,3 +154,14 @@ def test_usual_interval_is_the_patients_own_median_gap(churn_model, churn_gaps):
     np.testing.assert_allclose(pred.loc[own.index, "usual_interval_days"], own.to_numpy())
     few = pred.index.difference(own.index)
     assert len(few) > 0 and pred.loc[few, "usual_interval_days"].notna().all()
+
+
+def test_gaps_built_for_a_later_date_are_refused(churn_clinic, churn_gaps):
+    """Gaps from a later as_of would let the fit see visits after its own as_of (look-ahead)."""
+    with pytest.raises(CrmAnalysisError, match="not built at 2026-06-30"):
+        ChurnModel(weibull=False).fit(churn_clinic, "2026-06-30", gaps=churn_gaps)
+
+
+def test_ph_test_can_be_switched_off(churn_clinic, churn_gaps):
+    model = ChurnModel("truth", weibull=False, ph_test=False).fit(churn_clinic, "2026-10-31", gaps=churn_gaps)
+    assert model.ph_test_["covariate"].tolist() == ["(not run)"] and len(model.summary) > 0
