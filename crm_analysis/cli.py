@@ -52,26 +52,50 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from crm_analysis.pipeline import month_end, notebook_parameters, notebook_paths, run_month
+    from crm_analysis.report.network import is_network_config
+
+    if is_network_config(args.source):
+        return _run_network(args)
+    from crm_analysis.pipeline import plan_month, run_month
 
     if args.dry_run:
-        as_of = month_end(args.month)
-        print(f"would run {args.month} (as_of {as_of:%Y-%m-%d}) into {Path(args.out) / args.month}:")
-        for path in notebook_paths():
-            print(f"  {path.name}")
-        params = notebook_parameters(source=args.source, as_of=as_of, out_dir=Path(args.out) / args.month,
-                                     lang=args.lang, mapping=args.mapping)
-        print("  parameters: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+        print("\n".join(plan_month(args.month, args.source, mapping=args.mapping, lang=args.lang, out=args.out,
+                                   outreach_dir=args.outreach_dir, pdf=args.pdf, notebook_dir=args.notebook_dir)))
         return EXIT_OK
-    if args.validate_first:
-        from crm_analysis import load_clinic
-
-        # The whole extract is checked here; the notebooks analyse a snapshot at the
-        # month's end, so past months can be run again from a later extract.
-        load_clinic(args.source, mapping=args.mapping)
-    result = run_month(args.month, args.source, mapping=args.mapping, lang=args.lang, out=args.out)
-    print(f"{args.month}: {len(result.notebooks)} notebook(s) written to {result.out_dir}")
+    result = run_month(args.month, args.source, mapping=args.mapping, lang=args.lang, out=args.out,
+                       outreach_dir=args.outreach_dir, min_count=args.min_count, pdf=args.pdf,
+                       notebook_dir=args.notebook_dir, analysis_hooks=args.analysis_hooks)
+    print(f"{args.month}: report, kpis.json and {len(result.notebooks)} notebook(s) in {result.out_dir}; "
+          f"{len(result.outreach_files)} outreach file(s) in {result.outreach_dir}")
     return EXIT_OK
+
+
+def _run_network(args: argparse.Namespace) -> int:
+    from crm_analysis.pipeline import plan_month
+    from crm_analysis.report.network import read_network_config
+
+    config = read_network_config(args.source)
+    out, outreach = Path(args.out), Path(args.outreach_dir or "outreach")
+    if args.mapping:
+        raise ValueError("--mapping does not apply to a network config: give each clinic its own 'mapping:' there")
+    if args.dry_run:
+        for clinic in config.clinics:
+            print(f"[{clinic.id}] {clinic.name}")
+            print("\n".join(plan_month(args.month, clinic.source, mapping=clinic.mapping, lang=clinic.lang or args.lang,
+                                       out=out / clinic.id, outreach_dir=outreach / clinic.id, pdf=args.pdf,
+                                       notebook_dir=args.notebook_dir)))
+        print(f"then the network summary into {out / 'network' / args.month}/")
+        return EXIT_OK
+    from crm_analysis.pipeline import run_network
+
+    summary, failures = run_network(args.month, config, out=out, outreach_dir=outreach, lang=args.lang,
+                                    min_count=args.min_count, pdf=args.pdf, notebook_dir=args.notebook_dir,
+                                    analysis_hooks=args.analysis_hooks)
+    ok = len(config.clinics) - len(failures)
+    print(f"{args.month}: {ok} of {len(config.clinics)} clinic(s) done; network summary in {summary}")
+    for clinic_id, reason in failures.items():
+        print(f"error: [{clinic_id}] {reason}", file=sys.stderr)
+    return EXIT_OK if not failures else EXIT_FAILED
 
 
 def _cmd_data_dictionary(args: argparse.Namespace) -> int:
@@ -111,13 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the monthly notebooks for one month")
     run.add_argument("--month", required=True, help="YYYY-MM")
-    run.add_argument("--source", required=True, help="folder, file, workbook or database URL")
+    run.add_argument("--source", required=True,
+                     help="folder, file, workbook or database URL; or a network config (.yaml) listing several clinics")
     run.add_argument("--mapping", help="mapping file (YAML)")
     run.add_argument("--lang", choices=("ko", "en"), default="ko", help="report language (default ko)")
     run.add_argument("--out", default="reports", help="reports folder (default ./reports)")
+    run.add_argument("--outreach-dir", dest="outreach_dir", default=None,
+                     help="folder for the outreach lists, kept apart from reports (default ./outreach)")
+    run.add_argument("--min-count", dest="min_count", type=int, default=5,
+                     help="suppress counts below this in report tables (default 5: counts 1-4 are hidden)")
+    run.add_argument("--no-pdf", dest="pdf", action="store_false", help="skip report.pdf")
+    run.add_argument("--no-hooks", dest="analysis_hooks", action="store_false",
+                     help="skip the analysis modules' KPI sections and outreach lists (core KPIs only)")
+    run.add_argument("--notebook-dir", dest="notebook_dir", default=None,
+                     help="folder of the notebooks to run (default: the project's notebooks/)")
     run.add_argument("--dry-run", action="store_true", help="list what would run, and stop")
-    run.add_argument("--no-validate", dest="validate_first", action="store_false",
-                     help="skip the up-front data check")
     run.set_defaults(func=_cmd_run)
 
     dd = sub.add_parser("data-dictionary", help="print (or write) the data dictionary")

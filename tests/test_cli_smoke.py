@@ -68,3 +68,23 @@ def test_bad_input_exits_2_with_a_message_and_no_traceback(args, says, tmp_path)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error:") and says in result.stderr, result.stderr
+
+
+def test_run_help_lists_the_monthly_run_options(tmp_path):
+    result = crm("run", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for option in ("--month", "--source", "--mapping", "--lang", "--out", "--outreach-dir", "--min-count",
+                   "--no-pdf", "--dry-run"):
+        assert option in result.stdout
+
+
+def test_run_dry_run_of_a_network_config_lists_each_clinic(demo_twice, tmp_path):
+    config = tmp_path / "network.yaml"
+    config.write_text("clinics:\n"
+                      f"  - {{id: first, name: 첫째, source: {demo_twice[0]}}}\n"
+                      f"  - {{id: second, name: 둘째, source: {demo_twice[1]}}}\n", encoding="utf-8")
+    result = crm("run", "--month", "2026-10", "--source", str(config), "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "[first] 첫째" in result.stdout and "[second] 둘째" in result.stdout
+    assert str(Path("reports") / "first" / "2026-10") in result.stdout and "network" in result.stdout
+    assert not (tmp_path / "reports").exists(), "a dry run writes nothing"

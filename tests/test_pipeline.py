@@ -1,15 +1,30 @@
-"""The monthly runner publishes a month only when every notebook succeeded."""
+"""The monthly run: publishes a month only when everything succeeded, atomically and deterministically.
+
+Behaviour tests use tiny fixture notebooks (``notebook_dir=``) on the small
+demo clinic, so they do not depend on which analysis notebooks exist; the
+end-to-end run with the real notebooks is in ``tests/report/test_report.py``.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
+from crm_analysis import load_clinic
 from crm_analysis.cli import main
-from crm_analysis.pipeline import NotebookFailed, month_end, run_month
+from crm_analysis.pipeline import (NotebookFailed, PrivacyLeak, month_end, plan_month, report_order, run_month,
+                                   run_network)
+
+SCRIPT = Path(sys.executable).with_name("crm-analysis")
 
 
 def _notebook(path: Path, body: str) -> Path:
@@ -31,6 +46,14 @@ def notebooks(tmp_path):
     return folder
 
 
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _visible(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
 def test_month_end():
     assert month_end("2026-02") == month_end("2026-02").normalize()
     assert f"{month_end('2024-02'):%Y-%m-%d}" == "2024-02-29"
@@ -39,39 +62,200 @@ def test_month_end():
             month_end(bad)
 
 
-def test_run_publishes_month_and_manifest(tmp_path, notebooks):
-    result = run_month("2026-10", tmp_path / "src", out=tmp_path / "reports", notebook_dir=notebooks, progress=False)
-    month = tmp_path / "reports" / "2026-10"
+def test_report_order_puts_the_kpi_page_first():
+    paths = [Path(n) for n in ("00_data_quality.ipynb", "10_segmentation.ipynb", "90_monthly_report.ipynb")]
+    assert [p.stem for p in report_order(paths)] == ["90_monthly_report", "00_data_quality", "10_segmentation"]
+
+
+def test_run_publishes_month_report_kpis_and_manifest(tmp_path, notebooks, demo_dir):
+    out = tmp_path / "reports"
+    result = run_month("2026-10", demo_dir, out=out, outreach_dir=tmp_path / "outreach", notebook_dir=notebooks,
+                       progress=False, pdf=False, analysis_hooks=False)
+    month = out / "2026-10"
     assert result.out_dir == month
-    assert sorted(p.name for p in month.iterdir()) == ["00_first.ipynb", "10_second.ipynb", "manifest.json"]
+    assert _visible(month) == ["00_first.ipynb", "10_second.ipynb", "kpis.json", "manifest.json", "report.html"]
     manifest = json.loads((month / "manifest.json").read_text())
     assert manifest["parameters"]["as_of"] == "2026-10-31"
+    assert manifest["inputs"]["files"]["patients.csv"] and len(manifest["inputs"]["files"]["patients.csv"]) == 64
+    assert manifest["packages"]["pandas"] == pd.__version__
+    assert set(manifest["timings_seconds"]) >= {"load", "kpis", "00_first", "10_second", "report_html", "privacy_scan"}
+    assert manifest["privacy_scan"]["files_scanned"] >= 4
     executed = nbformat.read(month / "00_first.ipynb", as_version=4)
     assert "month ends 2026-10-31" in executed.cells[-1].outputs[0]["text"]
-    assert not list((tmp_path / "reports").glob(".*"))  # no temporary folders left behind
+    kpis = json.loads((month / "kpis.json").read_text())
+    assert kpis["month"] == "2026-10" and kpis["sections"]["patients"]["active_12m"] > 0
+    assert "timings" not in json.dumps(kpis)
+    assert not list(out.glob(".*"))  # no temporary folders left behind
+    assert oct((tmp_path / "outreach" / "2026-10").stat().st_mode & 0o777) == "0o700"
 
 
-def test_failed_run_leaves_previous_month_intact(tmp_path, notebooks):
+def test_notebooks_get_the_month_folder_being_built_as_out_dir(tmp_path, demo_dir):
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    _notebook(folder / "00_writes.ipynb",
+              "import pathlib\npathlib.Path(out_dir, 'extra.txt').write_text('written by the notebook')\n"
+              "print(sorted(p.name for p in pathlib.Path(out_dir).iterdir()))")
+    run_month("2026-10", demo_dir, out=tmp_path / "r", outreach_dir=tmp_path / "o", notebook_dir=folder,
+              progress=False, pdf=False, analysis_hooks=False)
+    assert (tmp_path / "r" / "2026-10" / "extra.txt").read_text() == "written by the notebook"
+    executed = nbformat.read(tmp_path / "r" / "2026-10" / "00_writes.ipynb", as_version=4)
+    assert "kpis.json" in executed.cells[-1].outputs[0]["text"]  # written before the notebooks run
+
+
+def test_failed_run_leaves_previous_month_intact(tmp_path, notebooks, demo_dir, capsys):
     out = tmp_path / "reports"
-    run_month("2026-10", tmp_path / "src", out=out, notebook_dir=notebooks, progress=False)
-    before = {p.name: p.read_bytes() for p in (out / "2026-10").iterdir()}
+    run_month("2026-10", demo_dir, out=out, outreach_dir=tmp_path / "o", notebook_dir=notebooks, progress=False,
+              pdf=False, analysis_hooks=False)
+    before = _tree(out / "2026-10")
     _notebook(notebooks / "20_broken.ipynb", "raise RuntimeError('deliberate failure')")
     with pytest.raises(NotebookFailed, match="20_broken.ipynb failed .*RuntimeError: deliberate failure"):
-        run_month("2026-10", tmp_path / "src", out=out, notebook_dir=notebooks, progress=False)
-    assert {p.name: p.read_bytes() for p in (out / "2026-10").iterdir()} == before
+        run_month("2026-10", demo_dir, out=out, outreach_dir=tmp_path / "o", notebook_dir=notebooks, progress=False,
+                  pdf=False, analysis_hooks=False)
+    assert _tree(out / "2026-10") == before
     failed = out / "2026-10.failed"
-    assert (failed / "20_broken.ipynb").exists()
-    assert "PapermillExecutionError" in (failed / "20_broken.ipynb").read_text() or \
-        "deliberate failure" in (failed / "20_broken.ipynb").read_text()
+    text = (failed / "20_broken.ipynb").read_text()
+    assert "An Exception was encountered at" in text and "deliberate failure" in text  # papermill's error banner
     assert not list(out.glob(".*"))
+    # the command line: exit status 1 and one line
+    code = main(["run", "--month", "2026-10", "--source", str(demo_dir), "--out", str(out), "--outreach-dir",
+                 str(tmp_path / "o"), "--notebook-dir", str(notebooks), "--no-pdf", "--no-hooks"])
+    err = capsys.readouterr().err
+    last = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(last) == 1 and "20_broken.ipynb failed" in last[0] and "Traceback" not in err
 
 
-def test_dry_run_lists_notebooks(capsys, tmp_path):
+def test_a_notebook_showing_personal_data_is_not_published(tmp_path, demo_dir, demo_clinic):
+    name = demo_clinic.patients["name"].dropna().iloc[0]
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    _notebook(folder / "00_leaky.ipynb", f"print('call', {name!r})")
+    with pytest.raises(PrivacyLeak, match="00_leaky.ipynb, report.html show\\(s\\) personal data .*not published"):
+        run_month("2026-10", demo_dir, out=tmp_path / "r", outreach_dir=tmp_path / "o", notebook_dir=folder,
+                  progress=False, pdf=False, analysis_hooks=False)
+    assert _visible(tmp_path / "r") == ["2026-10.failed"]
+    assert not (tmp_path / "o" / "2026-10").exists()
+
+
+def _recall(clinic, as_of):
+    """A tiny outreach producer for the tests: patients whose last visit is 6-12 months old."""
+    last = clinic.visits.groupby("patient_id", observed=True)["visit_date"].max()
+    due = last[(last <= as_of - pd.Timedelta(days=182)) & (last > as_of - pd.Timedelta(days=365))]
+    patients = clinic.patients.set_index("patient_id").loc[due.index.astype(str), ["name", "phone"]]
+    return patients.assign(last_visit=due.dt.strftime("%Y-%m-%d").to_numpy()).reset_index().sort_values("patient_id")
+
+
+def test_same_month_twice_gives_identical_kpis_and_outreach(tmp_path, notebooks, demo_dir):
+    out, outreach = tmp_path / "reports", tmp_path / "outreach"
+    kwargs = dict(out=out, outreach_dir=outreach, notebook_dir=notebooks, progress=False, pdf=False, analysis_hooks=False,
+                  producers={"recall": _recall})
+    first = run_month("2026-10", demo_dir, **kwargs)
+    kpis, lists = (out / "2026-10" / "kpis.json").read_bytes(), _tree(outreach / "2026-10")
+    manifest = json.loads((out / "2026-10" / "manifest.json").read_text())
+    assert sorted(lists) == ["recall.csv", "recall.xlsx"] and len(first.outreach_files) == 2
+    assert lists["recall.csv"].startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM for Korean Excel
+    expected = _recall(load_clinic(demo_dir).snapshot("2026-10-31"), month_end("2026-10"))
+    assert len(pd.read_excel(outreach / "2026-10" / "recall.xlsx")) == len(expected) > 0
+    for path in (outreach / "2026-10").iterdir():
+        assert oct(path.stat().st_mode & 0o777) == "0o600", path.name
+    time.sleep(1.1)  # a later wall-clock second: timestamps must not leak into the files
+    run_month("2026-10", demo_dir, **kwargs)
+    assert (out / "2026-10" / "kpis.json").read_bytes() == kpis
+    assert _tree(outreach / "2026-10") == lists
+    assert "timings_seconds" in manifest  # timings live in the manifest only
+
+
+def test_threshold_is_configurable(tmp_path, notebooks, demo_dir):
+    run_month("2024-01", demo_dir, out=tmp_path / "r", outreach_dir=tmp_path / "o", notebook_dir=notebooks,
+              progress=False, pdf=False, analysis_hooks=False, min_count=100)
+    kpis = json.loads((tmp_path / "r" / "2024-01" / "kpis.json").read_text())
+    assert kpis["min_count"] == 100
+    counts = [row["visits"] for row in kpis["sections"]["revenue_by_department"]["rows"]]
+    print("2024-01 department visits with min_count=100:", counts)
+    assert all(c is None or c >= 100 for c in counts) and counts.count(None) != 1
+
+
+def test_sigkill_partway_leaves_previous_month_and_a_rerun_succeeds(tmp_path, notebooks, demo_dir):
+    assert SCRIPT.exists(), f"no crm-analysis script beside {sys.executable}"
+    out, outreach = tmp_path / "reports", tmp_path / "outreach"
+    _notebook(notebooks / "20_slow.ipynb",
+              "import os, pathlib, time\n"
+              "if os.environ.get('CRM_TEST_SLOW'):\n"
+              "    pathlib.Path(out_dir, 'started').touch()\n"
+              "    time.sleep(120)")
+    args = [str(SCRIPT), "run", "--month", "2026-10", "--source", str(demo_dir), "--out", str(out),
+            "--outreach-dir", str(outreach), "--notebook-dir", str(notebooks), "--no-pdf", "--no-hooks"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    before, before_outreach = _tree(out / "2026-10"), _tree(outreach / "2026-10")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "CRM_TEST_SLOW": "1"}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob(".2026-10.partial-*/started")):
+            assert proc.poll() is None, "the run ended before reaching the slow notebook"
+            assert time.monotonic() < deadline, "the slow notebook never started"
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the kernel it started, if still there
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == -signal.SIGKILL
+    assert _tree(out / "2026-10") == before and _tree(outreach / "2026-10") == before_outreach
+    assert _visible(out) == ["2026-10"], "a partial month folder is visible"
+    assert list(out.glob(".2026-10.partial-*")), "expected the killed run's hidden work folder"
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert not list(out.glob(".*")), "the re-run should clean what the killed run left"
+    assert _visible(out / "2026-10") == sorted(before)
+
+
+def test_dry_run_lists_notebooks_and_steps(capsys, tmp_path):
     assert main(["run", "--month", "2026-10", "--source", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "as_of 2026-10-31" in out and "00_data_quality.ipynb" in out
+    for step in ("as_of 2026-10-31", "00_data_quality.ipynb", "kpis.json", "report.pdf", "privacy_scan", "outreach"):
+        assert step in out
+    lines = plan_month("2026-10", "postgresql+psycopg://me:secret@db/clinic")
+    assert not any("secret" in line for line in lines)
 
 
 def test_bad_month_exits_2(capsys, tmp_path):
     assert main(["run", "--month", "2026/10", "--source", str(tmp_path)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_network_config_runs_each_clinic_and_writes_a_summary(tmp_path, notebooks, demo_dir, capsys):
+    config = tmp_path / "network.yaml"
+    config.write_text("version: 1\nnetwork: 시험 네트워크\nclinics:\n"
+                      f"  - {{id: north, name: 북부점, source: {demo_dir}}}\n"
+                      f"  - {{id: south, name: 남부점, source: {demo_dir}, lang: en}}\n"
+                      "  - {id: broken, name: 없는 곳, source: no/such/folder}\n", encoding="utf-8")
+    code = main(["run", "--month", "2026-10", "--source", str(config), "--out", str(tmp_path / "r"),
+                 "--outreach-dir", str(tmp_path / "o"), "--notebook-dir", str(notebooks), "--no-pdf", "--no-hooks"])
+    err = capsys.readouterr().err
+    assert code == 1 and "[broken]" in err  # one clinic failed; the others still ran
+    for cid in ("north", "south"):
+        assert (tmp_path / "r" / cid / "2026-10" / "kpis.json").exists()
+        assert (tmp_path / "o" / cid / "2026-10").is_dir()
+    summary = json.loads((tmp_path / "r" / "network" / "2026-10" / "network_kpis.json").read_text())
+    assert [c["id"] for c in summary["clinics"]] == ["north", "south"] and summary["failed"] == ["broken"]
+    north = json.loads((tmp_path / "r" / "north" / "2026-10" / "kpis.json").read_text())
+    assert summary["totals"]["active_12m"] == 2 * north["sections"]["patients"]["active_12m"]
+    assert "북부점" in (tmp_path / "r" / "network" / "2026-10" / "network.html").read_text()
+
+
+def test_network_config_errors_are_plain(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("clinics:\n  - {id: a, source: x}\n  - {id: a, source: y}\n")
+    assert main(["run", "--month", "2026-10", "--source", str(config), "--dry-run"]) == 2
+    assert "appears twice" in capsys.readouterr().err
+
+
+def test_run_network_accepts_plain_arguments(tmp_path, notebooks, demo_dir):
+    config = tmp_path / "one.yaml"
+    config.write_text(f"clinics:\n  - {{id: only, source: {demo_dir}}}\n")
+    folder, failures = run_network("2026-10", config, out=tmp_path / "r", outreach_dir=tmp_path / "o",
+                                   notebook_dir=notebooks, pdf=False, progress=False, analysis_hooks=False)
+    assert failures == {} and (folder / "network.html").exists()

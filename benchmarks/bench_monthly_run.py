@@ -1,0 +1,61 @@
+"""Time the monthly run end to end, as README command 1 runs it, with per-step timings.
+
+    .venv/bin/python benchmarks/bench_monthly_run.py                  # 20,000 patients, the notebooks present now
+    .venv/bin/python benchmarks/bench_monthly_run.py --patients 1500 --repeat 2
+
+The demo clinic is generated into a temporary folder first (not timed). Then
+``crm-analysis run --month 2026-10 --source <folder>`` runs as a user runs it,
+in a fresh process: the wall time includes interpreter start-up and imports.
+Peak memory is the largest resident set of the run process and of its kernels
+(RUSAGE_CHILDREN covers every finished child: each notebook's kernel). The
+per-step timings come from the run's own ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCRIPT = Path(sys.executable).with_name("crm-analysis")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--month", default="2026-10")
+    parser.add_argument("--repeat", type=int, default=1, help="run the month this many times (the last is reported)")
+    parser.add_argument("--no-pdf", action="store_true")
+    args = parser.parse_args()
+    notebooks = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    print(f"patients={args.patients:,} seed={args.seed} month={args.month} python={sys.version.split()[0]} "
+          f"cores={os.cpu_count()} load={os.getloadavg()[0]:.1f}\nnotebooks: {', '.join(notebooks)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        subprocess.run([str(SCRIPT), "demo-data", "--out", str(tmp / "demo"), "--patients", str(args.patients),
+                        "--seed", str(args.seed)], check=True, capture_output=True)
+        for i in range(args.repeat):
+            started = time.perf_counter()
+            done = subprocess.run([str(SCRIPT), "run", "--month", args.month, "--source", str(tmp / "demo"),
+                                   *(["--no-pdf"] if args.no_pdf else [])],
+                                  cwd=tmp, capture_output=True, text=True)
+            wall = time.perf_counter() - started
+            if done.returncode != 0:
+                sys.exit(f"run failed: {done.stderr.strip().splitlines()[-1]}")
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        manifest = json.loads((tmp / "reports" / args.month / "manifest.json").read_text())
+        print(f"end to end   wall {wall:7.1f} s   peak RSS (largest process) {peak:,.0f} MiB")
+        for step, seconds in manifest["timings_seconds"].items():
+            print(f"  {step:<22} {seconds:6.1f} s")
+        print(f"  notebooks read the validated cache: {manifest['parameters']['notebooks_read_validated_cache']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""A validated-clinic cache for the monthly run: validate once, load fast in every notebook.
+
+The monthly run loads and validates the source once, then writes the
+validated :class:`~crm_analysis.clinic.ClinicData` (tables *and* its
+validation report) to a cache folder in a private temporary location (mode
+0700, outside the reports folder, deleted when the run ends: it holds personal
+data). Each notebook then loads the cache instead of the source, through the
+usual ``load_clinic(source, mapping=mapping or None).snapshot(as_of)``.
+
+A cache folder holds ``clinic.pickle`` and ``cache.json`` (format, version and
+the pickle's SHA-256). :func:`read_snapshot_cache` checks the hash before
+unpickling, so a truncated or altered file is refused. Pickle runs code when
+loaded: only ever read caches this run wrote (that is why they live in a
+0700 folder and are never published).
+
+``load_clinic`` recognises a cache with :func:`is_snapshot_cache`; the run
+checks :func:`loader_reads_cache` and falls back to giving the notebooks the
+source itself when the loader does not (each notebook then validates again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from pathlib import Path
+
+import pandas as pd
+
+from crm_analysis._version import __version__
+from crm_analysis.clinic import ClinicData
+from crm_analysis.exceptions import CrmAnalysisError
+
+__all__ = ["CACHE_FORMAT", "write_snapshot_cache", "read_snapshot_cache", "is_snapshot_cache", "loader_reads_cache"]
+
+#: Marker written into ``cache.json``.
+CACHE_FORMAT = "crm_analysis-validated-clinic/1"
+_DATA, _META = "clinic.pickle", "cache.json"
+
+
+def write_snapshot_cache(clinic: ClinicData, folder: str | Path) -> Path:
+    """Write `clinic` (already validated) as a cache folder.
+
+    Parameters
+    ----------
+    clinic : ClinicData
+    folder : str or Path
+        Created with mode 0700; it must not exist yet or be empty.
+
+    Returns
+    -------
+    Path
+        The cache folder, to pass as ``source`` to ``load_clinic``.
+    """
+    folder = Path(folder)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    state = {"tables": dict(clinic.tables), "as_of": clinic.as_of, "report": clinic.report,
+             "source": clinic.source, "mapping": clinic.mapping, "encodings": dict(clinic.encodings)}
+    payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    data = folder / _DATA
+    data.touch(mode=0o600)
+    data.write_bytes(payload)
+    meta = {"format": CACHE_FORMAT, "crm_analysis": __version__, "sha256": hashlib.sha256(payload).hexdigest(),
+            "source": clinic.source, "rows": {name: len(df) for name, df in clinic.tables.items()}}
+    (folder / _META).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    (folder / _META).chmod(0o600)
+    return folder
+
+
+def is_snapshot_cache(source: object) -> bool:
+    """Whether `source` is a cache folder written by :func:`write_snapshot_cache`."""
+    if not isinstance(source, (str, Path)) or "://" in str(source):
+        return False
+    meta = Path(source) / _META
+    if not meta.is_file():
+        return False
+    try:
+        return json.loads(meta.read_text(encoding="utf-8")).get("format") == CACHE_FORMAT
+    except (OSError, ValueError):
+        return False
+
+
+def read_snapshot_cache(source: str | Path, as_of: str | pd.Timestamp | None = None) -> ClinicData:
+    """Load a cache folder back into the validated ClinicData.
+
+    Parameters
+    ----------
+    source : str or Path
+        The cache folder.
+    as_of : str or Timestamp, optional
+        Must be missing or equal to the ``as_of`` the data was validated
+        against (a cache cannot be re-checked against another date).
+
+    Raises
+    ------
+    CrmAnalysisError
+        If the folder is not a cache, its hash does not match, it was written
+        by another version of crm_analysis, or `as_of` differs.
+    """
+    folder = Path(source)
+    if not is_snapshot_cache(folder):
+        raise CrmAnalysisError(f"{folder} is not a validated-clinic cache (no {_META} with format {CACHE_FORMAT})")
+    meta = json.loads((folder / _META).read_text(encoding="utf-8"))
+    if meta.get("crm_analysis") != __version__:
+        raise CrmAnalysisError(f"the cache in {folder} was written by crm_analysis {meta.get('crm_analysis')}, "
+                               f"this is {__version__}: load the original source instead")
+    payload = (folder / _DATA).read_bytes()
+    if hashlib.sha256(payload).hexdigest() != meta.get("sha256"):
+        raise CrmAnalysisError(f"the cache in {folder} is damaged (its SHA-256 does not match cache.json): "
+                               "load the original source instead")
+    state = pickle.loads(payload)  # noqa: S301 - our own file, hash-checked, in a 0700 folder
+    if as_of is not None:
+        wanted = pd.Timestamp(as_of).normalize()
+        if state["as_of"] is None or wanted != state["as_of"]:
+            raise CrmAnalysisError(f"the cache in {folder} was validated as of {state['as_of']}, not {wanted:%Y-%m-%d}: "
+                                   "load the original source to check it against another date")
+    return ClinicData(**state)
+
+
+def loader_reads_cache() -> bool:
+    """Whether :func:`crm_analysis.load_clinic` recognises cache folders.
+
+    True once ``crm_analysis/io/loading.py`` starts ``load_clinic`` with::
+
+        if is_snapshot_cache(source):
+            return read_snapshot_cache(source, as_of=as_of)
+
+    (importing both names from this module).
+    """
+    from crm_analysis.io import loading
+
+    return getattr(loading, "read_snapshot_cache", None) is read_snapshot_cache

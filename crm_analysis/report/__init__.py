@@ -1,0 +1,17 @@
+"""What the monthly run publishes besides the executed notebooks.
+
+- :mod:`~crm_analysis.report.html`: ``report.html``, the management report
+  built from the executed notebooks with the code hidden;
+- :mod:`~crm_analysis.report.pdf`: ``report.pdf`` (A4) from that HTML through
+  WeasyPrint, with the Korean font embedded;
+- :mod:`~crm_analysis.report.manifest`: ``manifest.json`` (parameters, input
+  hashes, package versions, git commit, timings);
+- :mod:`~crm_analysis.report.outreach`: the registry of outreach-list
+  producers and the private writer of their lists;
+- :mod:`~crm_analysis.report.network`: several clinics in one run (``run_network``) and their summary.
+"""
+
+from crm_analysis.report.html import report_html
+from crm_analysis.report.pdf import write_pdf
+
+__all__ = ["report_html", "write_pdf"]

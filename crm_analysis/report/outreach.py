@@ -1,0 +1,167 @@
+"""Outreach lists: who the front desk should contact this month, kept apart from the reports.
+
+An *outreach producer* is a function ``producer(clinic, as_of) -> DataFrame``
+that returns one row per patient to contact (it may include names and phone
+numbers: these lists are for staff, not management). Producers are
+registered by name with :func:`register_producer`; the monthly run calls every
+registered producer after the notebooks, on the clinic as known at the
+month's end, and writes each list as ``<name>.csv`` (UTF-8 with BOM, for
+Korean Excel) and ``<name>.xlsx`` into ``outreach/YYYY-MM/``: a folder with
+owner-only permissions (0700, files 0600), published atomically, separate from
+``reports/``.
+
+No producer is registered by default: the campaign module (issue #6) and the
+churn module's recall list register theirs when they land, for example::
+
+    from crm_analysis.report.outreach import register_producer
+
+    @register_producer("recall")
+    def _recall(clinic, as_of):
+        return recall_candidates(clinic, as_of)[["patient_id", "name", "phone", "reason"]]
+
+Files are deterministic: the same month run twice gives byte-identical lists
+(the XLSX carries the month's end as its timestamps, not the time of writing).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+from typing import Callable, Mapping
+
+import pandas as pd
+
+from crm_analysis.clinic import ClinicData
+
+__all__ = ["PRODUCERS", "register_producer", "produce_outreach", "write_outreach_lists"]
+
+Producer = Callable[[ClinicData, pd.Timestamp], pd.DataFrame]
+
+#: Registered producers, in run order: list name -> function(clinic, as_of) -> DataFrame.
+PRODUCERS: dict[str, Producer] = {}
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+
+
+def register_producer(name: str, func: Producer | None = None, *, replace: bool = False):
+    """Register an outreach-list producer (usable as a decorator).
+
+    Parameters
+    ----------
+    name : str
+        The list's file name without extension (letters, digits, ``_``, ``-``).
+    func : callable, optional
+        ``func(clinic, as_of) -> DataFrame``; omit to use as a decorator.
+    replace : bool
+        Allow replacing a producer of the same name.
+
+    Raises
+    ------
+    ValueError
+        If `name` is not a plain file name, or is taken and `replace` is False.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"outreach list name {name!r} must be letters, digits, '_' or '-' (it becomes a file name)")
+
+    def add(f: Producer) -> Producer:
+        if name in PRODUCERS and not replace:
+            raise ValueError(f"an outreach producer named {name!r} is already registered; pass replace=True")
+        PRODUCERS[name] = f
+        return f
+
+    return add if func is None else add(func)
+
+
+def produce_outreach(clinic: ClinicData, as_of: str | pd.Timestamp,
+                     producers: Mapping[str, Producer] | None = None) -> dict[str, pd.DataFrame]:
+    """Run the producers on the clinic as known at `as_of`.
+
+    Parameters
+    ----------
+    clinic : ClinicData
+        Cut to `as_of` first (``clinic.snapshot``), so lists never use later data.
+    as_of : str or Timestamp
+    producers : mapping, optional
+        Name -> producer; default: the registered :data:`PRODUCERS`.
+
+    Returns
+    -------
+    dict of str to DataFrame
+
+    Raises
+    ------
+    TypeError
+        If a producer does not return a DataFrame.
+    """
+    as_of = pd.Timestamp(as_of).normalize()
+    producers = PRODUCERS if producers is None else producers
+    if not producers:
+        return {}
+    snap = clinic if clinic.as_of is not None and clinic.as_of == as_of else clinic.snapshot(as_of)
+    lists = {}
+    for name, producer in producers.items():
+        if not _NAME.match(name):
+            raise ValueError(f"outreach list name {name!r} must be letters, digits, '_' or '-'")
+        frame = producer(snap, as_of)
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"outreach producer {name!r} returned {type(frame).__name__}, not a DataFrame")
+        lists[name] = frame
+    return lists
+
+
+def write_outreach_lists(lists: Mapping[str, pd.DataFrame], folder: str | Path, *,
+                         as_of: str | pd.Timestamp) -> list[Path]:
+    """Write each list as CSV (UTF-8 with BOM) and XLSX, owner-only (0600), into `folder` (made 0700).
+
+    Parameters
+    ----------
+    lists : mapping of str to DataFrame
+    folder : str or Path
+        Usually the run's private staging folder, published as ``outreach/YYYY-MM``.
+    as_of : str or Timestamp
+        Stamped into the XLSX files instead of the time of writing (deterministic bytes).
+
+    Returns
+    -------
+    list of Path
+    """
+    folder = Path(folder)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    stamp = pd.Timestamp(as_of).normalize()
+    written = []
+    for name, frame in lists.items():
+        csv = folder / f"{name}.csv"
+        csv.touch(mode=0o600)
+        csv.write_bytes(frame.to_csv(index=False, lineterminator="\n").encode("utf-8-sig"))
+        xlsx = folder / f"{name}.xlsx"
+        xlsx.touch(mode=0o600)
+        xlsx.write_bytes(_xlsx_bytes(frame, name, stamp))
+        for path in (csv, xlsx):
+            path.chmod(0o600)
+        written += [csv, xlsx]
+    return written
+
+
+def _xlsx_bytes(frame: pd.DataFrame, sheet: str, stamp: pd.Timestamp) -> bytes:
+    """The frame as XLSX bytes that depend only on its content and `stamp`."""
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        frame.to_excel(writer, sheet_name=sheet[:31], index=False)
+    fixed = f"{stamp:%Y-%m-%dT00:00:00Z}"
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source, \
+            zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                text = data.decode("utf-8")
+                text = re.sub(r"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)", rf"\g<1>{fixed}\g<3>", text)
+                data = text.encode("utf-8")
+            entry = zipfile.ZipInfo(info.filename, date_time=(stamp.year, stamp.month, stamp.day, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o600 << 16
+            target.writestr(entry, data)
+    return out.getvalue()

@@ -1,0 +1,60 @@
+"""``report.pdf``: the HTML report printed to A4 by WeasyPrint (pip only: no LaTeX, no browser).
+
+Korean text needs a Korean font. The NanumGothic files that ship with the
+``koreanize-matplotlib`` dependency (:func:`crm_analysis.plotting.korean_font_path`)
+are declared with ``@font-face`` and embedded (subset) in the PDF, so a machine
+without Korean system fonts still renders Korean text, and the text can be
+extracted and searched.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+from crm_analysis.plotting import korean_font_path
+
+__all__ = ["font_face_css", "write_pdf"]
+
+
+def font_face_css() -> str:
+    """``@font-face`` rules for the bundled NanumGothic (regular and bold), as file URLs."""
+    rules = []
+    for weight, css_weight in (("regular", "normal"), ("bold", "bold")):
+        url = korean_font_path(weight).resolve().as_uri()
+        for family in ("NanumGothic", "Nanum Gothic"):
+            rules.append(f'@font-face {{ font-family: "{family}"; src: url("{url}") format("truetype"); '
+                         f"font-weight: {css_weight}; font-style: normal; }}")
+            rules.append(f'@font-face {{ font-family: "{family}"; src: url("{url}") format("truetype"); '
+                         f"font-weight: {css_weight}; font-style: italic; }}")
+    return "\n" + "\n".join(rules) + "\n"
+
+
+def write_pdf(html: str, path: str | Path, *, base_url: str | Path | None = None) -> Path:
+    """Render `html` to an A4 PDF at `path`.
+
+    Parameters
+    ----------
+    html : str
+        A document from :func:`crm_analysis.report.html.report_html`, built
+        with ``extra_css=font_face_css()`` so the Korean font is used.
+    path : str or Path
+        The PDF to write.
+    base_url : str or Path, optional
+        Where relative links are resolved (the report has none: images are embedded).
+
+    Returns
+    -------
+    Path
+    """
+    # WeasyPrint logs every CSS property it does not support (from notebook table styles); keep the run quiet.
+    for name in ("weasyprint", "fontTools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="HarfBuzz-Subset", category=DeprecationWarning)
+        from weasyprint import HTML
+
+        HTML(string=html, base_url=str(base_url) if base_url else None).write_pdf(str(path))
+    return path

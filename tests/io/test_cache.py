@@ -1,0 +1,54 @@
+"""The validated-clinic cache the monthly run gives its notebooks."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pandas as pd
+import pytest
+
+from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.io.cache import is_snapshot_cache, loader_reads_cache, read_snapshot_cache, write_snapshot_cache
+
+
+def test_round_trip_keeps_tables_and_report(demo_clinic, tmp_path):
+    folder = write_snapshot_cache(demo_clinic, tmp_path / "cache")
+    assert is_snapshot_cache(folder) and not is_snapshot_cache(tmp_path) and not is_snapshot_cache("sqlite:///x.db")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.iterdir())
+    back = read_snapshot_cache(folder)
+    assert set(back.tables) == set(demo_clinic.tables)
+    for name, df in demo_clinic.tables.items():
+        pd.testing.assert_frame_equal(back.tables[name], df)
+    assert back.report.summary() == demo_clinic.report.summary()
+    assert back.source == demo_clinic.source and back.as_of == demo_clinic.as_of
+    snap = back.snapshot("2026-09-30")
+    assert snap.visits["visit_date"].max() <= pd.Timestamp("2026-09-30")
+
+
+def test_damaged_or_foreign_cache_is_refused(demo_clinic, tmp_path):
+    folder = write_snapshot_cache(demo_clinic, tmp_path / "cache")
+    data = folder / "clinic.pickle"
+    data.write_bytes(data.read_bytes()[:-10])
+    with pytest.raises(CrmAnalysisError, match="damaged"):
+        read_snapshot_cache(folder)
+    meta = json.loads((folder / "cache.json").read_text())
+    (folder / "cache.json").write_text(json.dumps({**meta, "crm_analysis": "0.0.0"}))
+    with pytest.raises(CrmAnalysisError, match="written by crm_analysis 0.0.0"):
+        read_snapshot_cache(folder)
+    with pytest.raises(CrmAnalysisError, match="not a validated-clinic cache"):
+        read_snapshot_cache(tmp_path)
+
+
+def test_as_of_must_match(demo_clinic, tmp_path):
+    folder = write_snapshot_cache(demo_clinic, tmp_path / "cache")
+    assert read_snapshot_cache(folder, as_of="2026-10-31").as_of == pd.Timestamp("2026-10-31")
+    with pytest.raises(CrmAnalysisError, match="validated as of"):
+        read_snapshot_cache(folder, as_of="2026-09-30")
+
+
+def test_loader_support_is_detected():
+    from crm_analysis.io import loading
+
+    assert loader_reads_cache() is hasattr(loading, "read_snapshot_cache")
