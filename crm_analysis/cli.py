@@ -155,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     dd = sub.add_parser("data-dictionary", help="print (or write) the data dictionary")
     dd.add_argument("--out", help="file to write, e.g. docs/data_dictionary.md")
     dd.set_defaults(func=_cmd_data_dictionary)
+
+    from crm_analysis.profile.lookup_cli import add_lookup_parser
+
+    add_lookup_parser(sub)
     return parser
 
 

@@ -153,9 +153,12 @@ def test_import_reads_no_project_file_and_changes_no_settings(tmp_path):
     assert not found["logging"], "import crm_analysis configured the root logger"
 
 
-def test_readme_python_examples_run(demo_dir):
-    """The README's Python blocks run as written, on the demo clinic."""
+def test_readme_python_examples_run(demo_dir, tmp_path, monkeypatch):
+    """The README's Python blocks run as written, on the demo clinic (files they write go to tmp_path)."""
     import re
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CRM_ANALYSIS_ACCESS_LOG", str(tmp_path / "access.log"))
 
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)

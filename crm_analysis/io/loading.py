@@ -30,7 +30,9 @@ def load_clinic(source: str | Path, mapping: str | Path | Mapping | None = None,
         TSV, gzipped CSV, Parquet or Excel files; a single such file; an Excel
         workbook with a sheet per table; or a SQLAlchemy URL such as
         ``duckdb:///clinic.duckdb``, ``sqlite:///clinic.db`` or
-        ``postgresql+psycopg://user@host/db``.
+        ``postgresql+psycopg://user@host/db``. A validated snapshot cache
+        written by the monthly run (:mod:`crm_analysis.io.cache`) is read
+        back as it is, without validating again.
     mapping : str, Path or Mapping, optional
         A mapping file that maps the clinic's own export onto the contract.
         Without one, tables and columns must carry contract names (English or
@@ -62,6 +64,10 @@ def load_clinic(source: str | Path, mapping: str | Path | Mapping | None = None,
     >>> from crm_analysis import load_clinic, synth  # doctest: +SKIP
     >>> clinic = load_clinic("data/demo", as_of="2026-10-31")  # doctest: +SKIP
     """
+    from crm_analysis.io.cache import is_snapshot_cache, read_snapshot_cache
+
+    if is_snapshot_cache(source):  # the monthly run's private copy, validated once already
+        return read_snapshot_cache(source, as_of=as_of)
     if mapping is not None and not isinstance(mapping, Mapping):
         mapping = read_mapping(mapping)
     as_of = None if as_of is None else pd.Timestamp(as_of).normalize()
