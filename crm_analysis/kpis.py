@@ -42,7 +42,7 @@ from crm_analysis.exceptions import MissingTableError
 from crm_analysis.i18n import check_lang, label, localise_columns
 from crm_analysis.privacy import DEFAULT_MIN_COUNT, suppress_small_counts
 
-__all__ = ["SCHEMA_VERSION", "SECTIONS", "CORE_SECTIONS", "register_section", "monthly_kpis", "MonthlyKpis", "kpis_for_report",
+__all__ = ["SCHEMA_VERSION", "SECTIONS", "CORE_SECTIONS", "ANALYSIS_SECTIONS", "register_section", "monthly_kpis", "MonthlyKpis", "kpis_for_report",
            "KPIS_FILE"]
 
 #: Bumped when a key of kpis.json changes meaning or disappears.
@@ -52,8 +52,10 @@ KPIS_FILE = "kpis.json"
 
 Section = Callable[[ClinicData, pd.Timestamp, int], dict]
 
-#: The sections defined in this module (the others are registered by analysis modules).
+#: The basic sections, counted from the core tables (a run without analysis hooks computes only these).
 CORE_SECTIONS = ("patients", "retention", "no_show", "revenue_by_department", "trend")
+#: Sections defined (and registered by default) in this module that use the analysis packages.
+ANALYSIS_SECTIONS = ("reminder_effect", "vip", "campaigns")
 
 #: Registered sections, in report order: name -> function(clinic, as_of, min_count) -> dict.
 SECTIONS: dict[str, Section] = {}
@@ -214,7 +216,164 @@ def _trend(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     return {"rows": _records(shown.rename_axis("month").reset_index())}
 
 
+# --------------------------------------------------------------------------- sections built on the analyses
+# Defined here and registered by default: they need only package code. Each imports its analysis lazily,
+# so importing this module stays cheap and free of import cycles.
+
+def _unavailable(reason: str) -> dict:
+    """A section that cannot be computed on this clinic's data (overrides ``available: true``)."""
+    return {"available": False, "reason": reason}
+
+
+def _round(value: Any, digits: int = 4) -> float | None:
+    """A float rounded to `digits` decimals; None for missing / NaN / infinite."""
+    if value is None or value is pd.NA:
+        return None
+    value = float(value)
+    return round(value, digits) if np.isfinite(value) else None
+
+
+def _p_value(value: Any) -> float | None:
+    """A p-value to 3 significant digits (small ones stay visible as 1.23e-07)."""
+    value = _round(value, 300)
+    return None if value is None else float(f"{value:.3g}")
+
+
+@register_section("reminder_effect")
+def _reminder_effect(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
+    """The adjusted no-show effect of the current reminder regime (95% CI) and this month's no-show rate."""
+    from crm_analysis.exceptions import CrmAnalysisError
+    from crm_analysis.reminders import ReminderEffectModel, appointment_table, load_rules, period_masks
+
+    table = appointment_table(clinic, as_of)  # MissingTableError without appointments
+    if "reminders" not in clinic.tables:
+        return _unavailable("the clinic's data has no reminders table (알림 발송 기록), so the reminder effect "
+                            "cannot be estimated; add it to the source or mapping")
+    analysed = table["analysed"].to_numpy(dtype=bool)
+    reminded = analysed & table["reminded"].to_numpy(dtype=bool)
+    if not reminded.any():
+        return _unavailable("no appointment up to as_of received a reminder, so there is no reminder effect to "
+                            "estimate; check that the reminders table is loaded")
+    rules = load_rules()
+    periods = {name: mask for name, mask in period_masks(table, rules).items() if name != "all" and mask.any()}
+    if periods:  # the current regime: the last roll-out period with appointments in the data
+        regime, mask = list(periods.items())[-1]
+        since = next((f"{pd.Timestamp(r['date']):%Y-%m-%d}" for r in reversed(rules["rollouts"] or [])
+                      if str(r.get("schedule")) == regime), None)
+        group = f"eligible appointments since the roll-out of {regime}"
+    else:  # no roll-out history in the rules: the appointments that were reminded
+        regime, mask, since, group = "as received", reminded, None, "appointments that received a reminder"
+    try:
+        model = ReminderEffectModel(rules, conf_level=0.95).fit(table)
+        rd, _ = model.marginal_effect(table, mask, estimand=f"{group}: no-show rate with reminders as received "
+                                                            "minus none")
+    except CrmAnalysisError as err:
+        return _unavailable(f"the reminder model could not be fitted: {err}")
+    month = (table["scheduled_at"] >= _month_start(as_of)).to_numpy() & analysed
+    n_appts, n_patients = int(mask.sum()), int(rd.extras["n_patients"])
+    shown = _count(n_appts, min_count) is not None and _count(n_patients, min_count) is not None
+    return {"regime": regime, "regime_since": since, "estimand": group,
+            "risk_difference": _round(rd.estimate) if shown else None,
+            "ci_low": _round(rd.ci_low) if shown else None, "ci_high": _round(rd.ci_high) if shown else None,
+            "p_value": _p_value(rd.p_value) if shown else None, "conf_level": 0.95,
+            "rate_with_reminders": _round(rd.extras["mean_p_treated"]) if shown else None,
+            "rate_without_reminders": _round(rd.extras["mean_p_control"]) if shown else None,
+            "appointments": _count(n_appts, min_count), "patients": _count(n_patients, min_count),
+            "method": rd.method,
+            "no_show_month": _no_show(clinic, as_of, min_count)["month"],
+            "reminded_month": _count(int((month & reminded).sum()), min_count),
+            "reminded_share_month": _rate(int((month & reminded).sum()), int(month.sum()), min_count)}
+
+
+@register_section("vip")
+def _vip(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
+    """VIPs now and at the previous month's end, who entered and left, and the RFM segment sizes."""
+    from crm_analysis.features import patient_features
+    from crm_analysis.migration import NOT_REGISTERED, previous_month_end, segment_migration
+    from crm_analysis.vip import select_vips, vip_rules
+
+    before = previous_month_end(as_of)
+    vips = select_vips(patient_features(clinic, as_of), as_of)
+    moves = segment_migration(clinic, before, as_of)
+    now, entered, left = int(vips["selected"].sum()), len(moves.vip_entered), len(moves.vip_left)
+    counts = moves.counts
+    old = counts.drop(index=NOT_REGISTERED, errors="ignore")
+    table = pd.DataFrame({"patients_before": old.sum(axis=1).reindex(counts.columns, fill_value=0),
+                          "patients_now": counts.sum(axis=0),
+                          "stayed": pd.Series(np.diag(old.reindex(columns=old.index).to_numpy()), index=old.index)
+                          .reindex(counts.columns, fill_value=0)}).astype("int64")
+    shown = suppress_small_counts(table, list(table.columns), min_count, additive="columns")
+    new_since = int(counts.loc[NOT_REGISTERED].sum()) if NOT_REGISTERED in counts.index else 0
+    return {"before_as_of": f"{before:%Y-%m-%d}", "count": _count(now, min_count),
+            "count_before": _count(now - entered + left, min_count), "entered": _count(entered, min_count),
+            "left": _count(left, min_count), "qualified": _count(len(vips), min_count),
+            "capacity": vip_rules()["capacity"],
+            "segments": _records(shown.rename_axis("segment").reset_index()),
+            "new_patients_since": _count(new_since, min_count),
+            "suppressed_rows": int(shown.isna().any(axis=1).sum())}
+
+
+def _lift_rows(per: pd.DataFrame, overall, name: str, min_count: int) -> tuple[list[dict], dict | None]:
+    """Campaign lift rows and the pooled line, counts suppressed (secondary too), lifts hidden with them."""
+    counts = ["n_sent", "n_holdout", "returned_sent", "returned_holdout"]
+    if per.empty:
+        return [], None
+    t = per.set_index("campaign_id")
+    t = t.assign(returned_sent=(t["rate_sent"] * t["n_sent"]).round().astype("int64"),
+                 returned_holdout=(t["rate_holdout"] * t["n_holdout"]).round().astype("int64"))
+    t.loc["(total)", counts] = t[counts].sum()
+    t[counts] = t[counts].astype("int64")
+    hidden = suppress_small_counts(t[counts], counts, min_count, additive="columns", total_row="(total)").isna()
+    rows = []
+    for cid, row in t.drop(index="(total)").iterrows():
+        h = hidden.loc[cid]
+        ok = not h.any()
+        rows.append({name: str(cid), "first_sent": f"{row['first_sent']:%Y-%m-%d}",
+                     **{c: None if h[c] else int(row[c]) for c in counts},
+                     "rate_sent": None if h["n_sent"] or h["returned_sent"] else _round(row["rate_sent"]),
+                     "rate_holdout": None if h["n_holdout"] or h["returned_holdout"] else _round(row["rate_holdout"]),
+                     "lift": _round(row["lift"]) if ok else None,
+                     "ci_low": _round(row["lift_ci_low"]) if ok else None,
+                     "ci_high": _round(row["lift_ci_high"]) if ok else None,
+                     "p_value": _p_value(row["p_value"]) if ok else None})
+    h, tot = hidden.loc["(total)"], t.loc["(total)"]
+    ok = not h.any()
+    pooled = {**{c: None if h[c] else int(tot[c]) for c in counts},
+              "lift": _round(overall.estimate) if ok else None, "ci_low": _round(overall.ci_low) if ok else None,
+              "ci_high": _round(overall.ci_high) if ok else None, "p_value": _p_value(overall.p_value) if ok else None}
+    return rows, pooled
+
+
+@register_section("campaigns")
+def _campaigns(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
+    """Return-rate lift (sent − holdout) of last month's campaign runs and of the last 12 months' campaigns by kind."""
+    from crm_analysis.campaigns import evaluate_campaigns, load_campaigns
+
+    contacts = clinic.require("contacts", "the campaign-lift KPI")
+    window = int(load_campaigns().evaluation.get("window_days", 30))
+    out: dict[str, Any] = {"window_days": window, "conf_level": 0.95}
+    closed_by = as_of - pd.Timedelta(days=window)  # a contact sent on or before this day has a closed window
+    for key, start, end, by, name in (("last_month", _month_start(as_of, 1), _month_start(as_of) - pd.Timedelta(days=1),
+                                       "run", "campaign_id"),
+                                      ("last_12m", _month_start(as_of, 11), as_of, "campaign", "kind")):
+        ev = evaluate_campaigns(clinic, as_of, sent_from=start, sent_to=end, by=by, conf_level=0.95)
+        rows, pooled = _lift_rows(ev.per_campaign, ev.overall, name, min_count)
+        sent = _between(contacts, "sent_at", start, end)["sent_at"].dt.normalize()
+        out[key] = {"sent_from": f"{start:%Y-%m-%d}", "sent_to": f"{end:%Y-%m-%d}", "rows": rows, "overall": pooled,
+                    "pending_contacts": _count(int((sent > closed_by).sum()), min_count),
+                    "suppressed_rows": sum(any(r[c] is None for c in ("n_sent", "n_holdout", "returned_sent",
+                                                                     "returned_holdout")) for r in rows)}
+    return out
+
+
 # --------------------------------------------------------------------------- the result
+
+def _effect_text(estimate: float | None, low: float | None, high: float | None) -> str:
+    """A difference of rates with its CI in percentage points, "-10.0%p (-11.8 ~ -8.2)"; "–" if hidden."""
+    if estimate is None or low is None or high is None:
+        return "–"
+    return f"{estimate * 100:+.1f}%p ({low * 100:+.1f} ~ {high * 100:+.1f})"
+
 
 @dataclass(frozen=True)
 class MonthlyKpis:
@@ -267,8 +426,32 @@ class MonthlyKpis:
             value = value.get(key) if isinstance(value, dict) else None
         return value
 
+    def _show(self, section: str, value: Any, kind: str) -> str:
+        """A value as text: "<5" for a hidden count, "–" for missing or unavailable."""
+        if value is None:
+            available = self.sections.get(section, {}).get("available", False)
+            return f"<{self.min_count}" if available and kind == "count" else "–"
+        if kind == "rate":
+            return f"{value:.1%}"
+        if kind == "won":
+            return f"{value:,.0f}"
+        if kind == "pp":
+            return f"{value * 100:+.1f}%p"
+        return f"{value:,}"
+
+    def _effect(self, section: str, *path: str) -> str:
+        """A difference of rates with its CI in percentage points: "-10.0%p (-11.8 ~ -8.2)"."""
+        block = self._get(section, *path) if path else self.sections.get(section, {})
+        block = block if isinstance(block, dict) else {}
+        key = "risk_difference" if "risk_difference" in block else "lift"
+        return _effect_text(block.get(key), block.get("ci_low"), block.get("ci_high"))
+
     def headline(self, lang: str = "ko") -> pd.DataFrame:
-        """One row per headline KPI: label and formatted value ("<5" where suppressed, "–" if unavailable)."""
+        """One row per headline KPI: label and formatted value ("<5" where suppressed, "–" if unavailable).
+
+        Rates of change (the reminder effect, the campaign lift) are shown in percentage points with their
+        95% CI; VIP moves as ``+entered / −left``.
+        """
         check_lang(lang)
         rows = [("kpi_active_12m", "patients", ("active_12m",), "count"),
                 ("kpi_visiting_month", "patients", ("visiting_month",), "count"),
@@ -277,17 +460,80 @@ class MonthlyKpis:
                 ("kpi_retention_rate", "retention", ("rate",), "rate"),
                 ("kpi_no_show_month", "no_show", ("month", "rate"), "rate"),
                 ("kpi_no_show_12m", "no_show", ("last_12m", "rate"), "rate"),
+                ("kpi_reminder_effect", "reminder_effect", (), "effect"),
+                ("kpi_vip_count", "vip", ("count",), "count"),
+                ("kpi_vip_moves", "vip", (), "moves"),
+                ("kpi_churned", "churn", ("churned",), "count"),
+                ("kpi_recall_candidates", "churn", ("recall_candidates",), "count"),
+                ("kpi_campaign_lift", "campaigns", ("last_12m", "overall"), "effect"),
                 ("kpi_revenue_month", "revenue_by_department", ("total", "total"), "won")]
         shown = []
         for key, section, path, kind in rows:
-            value = self._get(section, *path)
-            if value is None:
-                available = self.sections.get(section, {}).get("available", False)
-                text = f"<{self.min_count}" if available and kind == "count" else "–"
+            if kind == "effect":
+                text = self._effect(section, *path)
+            elif kind == "moves":
+                text = "–" if not self._get(section, "available") else (
+                    f"+{self._show(section, self._get(section, 'entered'), 'count')} / "
+                    f"−{self._show(section, self._get(section, 'left'), 'count')}")
             else:
-                text = f"{value:.1%}" if kind == "rate" else f"{value:,.0f}" if kind == "won" else f"{value:,}"
+                text = self._show(section, self._get(section, *path), kind)
             shown.append({label("kpi_name", lang): label(key, lang), label("kpi_value", lang): text})
         return pd.DataFrame(shown)
+
+    def vip_segment_table(self, lang: str = "ko") -> pd.DataFrame:
+        """Patients per RFM segment at the previous month's end and now, and how many stayed (hidden: missing)."""
+        from crm_analysis.segmentation import segment_names
+
+        check_lang(lang)
+        rows = self._get("vip", "segments")
+        if not rows:
+            return pd.DataFrame()
+        table = pd.DataFrame(rows)
+        names = segment_names(None, lang)
+        table["segment"] = table["segment"].map(lambda k: names.get(k, k))
+        for col in ("patients_before", "patients_now", "stayed"):
+            table[col] = table[col].astype("Int64")
+        return localise_columns(table.rename(columns=lambda c: f"kpi_col_{c}"), lang)
+
+    def campaign_table(self, lang: str = "ko", period: str = "last_12m") -> pd.DataFrame:
+        """Campaign lifts of `period` (``last_12m`` by kind, ``last_month`` by run) with a pooled row.
+
+        Rates and lifts in percentage points (lift with its 95% CI as text); hidden values are missing.
+        """
+        check_lang(lang)
+        block = self._get("campaigns", period)
+        if not isinstance(block, dict) or not block.get("rows"):
+            return pd.DataFrame()
+        name = "kind" if period == "last_12m" else "campaign_id"
+        rows = [{**r, "campaign": r[name]} for r in block["rows"]]
+        if block.get("overall"):
+            rows.append({**block["overall"], "campaign": label("kpi_total", lang)})
+        table = pd.DataFrame(rows)
+        out = pd.DataFrame({"campaign": table["campaign"]})
+        for col in ("n_sent", "n_holdout"):
+            out[col] = table[col].astype("Int64")
+        for col in ("rate_sent", "rate_holdout"):
+            out[col] = (table[col].astype("Float64") * 100).round(1) if col in table else pd.NA
+        out["lift"] = [_effect_text(r.get("lift"), r.get("ci_low"), r.get("ci_high")) for r in rows]
+        return localise_columns(out.rename(columns=lambda c: f"kpi_col_{c}"), lang)
+
+    def vip_segment_view(self, lang: str = "ko"):
+        """:meth:`vip_segment_table` for display: thousands separators, hidden counts as ``<5``."""
+        table = self.vip_segment_table(lang)
+        if table.empty:
+            return table
+        counts = [label(f"kpi_col_{c}", lang) for c in ("patients_before", "patients_now", "stayed")]
+        return table.style.format("{:,}", subset=counts, na_rep=f"<{self.min_count}").hide(axis="index")
+
+    def campaign_view(self, lang: str = "ko", period: str = "last_12m"):
+        """:meth:`campaign_table` for display: hidden counts as ``<5``, hidden rates as "–"."""
+        table = self.campaign_table(lang, period)
+        if table.empty:
+            return table
+        counts = [label(f"kpi_col_{c}", lang) for c in ("n_sent", "n_holdout")]
+        rates = [label(f"kpi_col_{c}", lang) for c in ("rate_sent", "rate_holdout")]
+        styler = table.style.format("{:,}", subset=counts, na_rep=f"<{self.min_count}")
+        return styler.format("{:.1f}%", subset=rates, na_rep="–").hide(axis="index")
 
     def department_table(self, lang: str = "ko") -> pd.DataFrame:
         """Revenue by department this month, with a total row; suppressed cells are missing."""

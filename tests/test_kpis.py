@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from crm_analysis import load_clinic
-from crm_analysis.kpis import (KPIS_FILE, SECTIONS, MonthlyKpis, kpis_for_report, monthly_kpis,
-                               register_section)
+from crm_analysis.kpis import (ANALYSIS_SECTIONS, CORE_SECTIONS, KPIS_FILE, SECTIONS, MonthlyKpis, kpis_for_report,
+                               monthly_kpis, register_section)
 
 TINY = {
     "patients": [
@@ -176,7 +176,7 @@ def test_kpis_for_report_prefers_the_runs_file(tiny, tmp_path):
 
 def test_display_tables_in_both_languages(demo_clinic):
     kpis = monthly_kpis(demo_clinic, "2026-10-31")
-    assert kpis.headline("ko").shape == (8, 2) and "활성 환자" in kpis.headline("ko").iloc[0, 0]
+    assert kpis.headline("ko").shape == (14, 2) and "활성 환자" in kpis.headline("ko").iloc[0, 0]
     dept = kpis.department_table("en")
     assert list(dept.columns)[:3] == ["department", "visits", "patients"] and dept.iloc[-1, 0] == "total"
     assert "<table" in kpis._repr_html_() and "<table" in kpis.department_view("ko").to_html()
@@ -192,4 +192,129 @@ def _core_sections_only(monkeypatch):
     """Sections registered by analysis modules (e.g. by a monthly run earlier in the session) are not tested here."""
     from crm_analysis import kpis
 
-    monkeypatch.setattr(kpis, "SECTIONS", {k: v for k, v in kpis.SECTIONS.items() if k in kpis.CORE_SECTIONS})
+    keep = (*kpis.CORE_SECTIONS, *kpis.ANALYSIS_SECTIONS)
+    monkeypatch.setattr(kpis, "SECTIONS", {k: v for k, v in kpis.SECTIONS.items() if k in keep})
+
+
+# --------------------------------------------------------------------------- the analysis sections
+
+AS_OF = pd.Timestamp("2026-10-31")
+
+
+@pytest.fixture(scope="module")
+def demo_kpis(demo_clinic):
+    """The demo clinic's October KPIs (core and analysis sections), computed once."""
+    return monthly_kpis(demo_clinic, AS_OF, sections=[*CORE_SECTIONS, *ANALYSIS_SECTIONS])
+
+
+def test_reminder_effect_on_the_demo_clinic(demo_kpis, demo_clinic, demo_synth):
+    s = demo_kpis.sections["reminder_effect"]
+    truth = demo_synth.truth["reminders"]["rollout_periods"]["3d+1d+2h"]["risk_difference"]
+    print(f"reminder effect {s['risk_difference']} [{s['ci_low']}, {s['ci_high']}], truth {truth:.4f}")
+    assert s["available"] and s["regime"] == "3d+1d+2h" and s["regime_since"] == "2025-09-01"
+    assert s["ci_low"] <= truth <= s["ci_high"] and s["ci_high"] < 0
+    # independently: the eligible (booked >= 3 days ahead), non-cancelled appointments since the roll-out
+    a = demo_clinic.snapshot(AS_OF).appointments
+    lead = (a["scheduled_at"].dt.normalize() - a["booked_at"].dt.normalize()).dt.days
+    since = (a["scheduled_at"] >= "2025-09-01") & (a["scheduled_at"] < AS_OF + pd.Timedelta(days=1))
+    n = int((since & (lead >= 3) & a["status"].isin(["attended", "no_show"])).sum())
+    print(f"appointments in the estimate {s['appointments']}, direct count {n}")
+    assert s["appointments"] == n
+    assert s["rate_with_reminders"] - s["rate_without_reminders"] == pytest.approx(s["risk_difference"], abs=2e-4)
+    assert s["no_show_month"] == demo_kpis.sections["no_show"]["month"]
+    assert 0 < s["reminded_share_month"] < 1
+
+
+def test_vip_on_the_demo_clinic(demo_kpis, demo_clinic):
+    from crm_analysis.features import patient_features
+    from crm_analysis.segmentation import assign_segments, rfm_scores
+    from crm_analysis.vip import select_vips
+
+    s = demo_kpis.sections["vip"]
+    before = pd.Timestamp("2026-09-30")
+    feats = {t: patient_features(demo_clinic, t) for t in (before, AS_OF)}
+    chosen = {t: set(v.index[v["selected"]]) for t, v in ((t, select_vips(f, t)) for t, f in feats.items())}
+    print(f"VIPs {s['count_before']} -> {s['count']} (+{s['entered']} / -{s['left']})")
+    assert s["before_as_of"] == "2026-09-30"
+    assert s["count"] == len(chosen[AS_OF]) and s["count_before"] == len(chosen[before])
+    assert s["entered"] == len(chosen[AS_OF] - chosen[before]) and s["left"] == len(chosen[before] - chosen[AS_OF])
+    sizes = {t: assign_segments(rfm_scores(f))["segment"].astype(str).value_counts() for t, f in feats.items()}
+    seg_now, seg_before = (assign_segments(rfm_scores(feats[t]))["segment"].astype(str) for t in (AS_OF, before))
+    stayed = (seg_before == seg_now.reindex(seg_before.index)).groupby(seg_before).sum()
+    for row in s["segments"]:
+        assert row["patients_now"] == sizes[AS_OF].get(row["segment"], 0)
+        assert row["patients_before"] == sizes[before].get(row["segment"], 0)
+        assert row["stayed"] == stayed.get(row["segment"], 0)
+    assert s["new_patients_since"] == len(feats[AS_OF]) - len(feats[before])
+
+
+def test_campaign_lifts_on_the_demo_clinic(demo_kpis, demo_clinic, demo_synth):
+    s = demo_kpis.sections["campaigns"]
+    assert s["window_days"] == 30 and s["last_month"]["rows"] == []  # no campaign was sent in September 2026
+    rows = {r["kind"]: r for r in s["last_12m"]["rows"]}
+    assert set(rows) == {"BIRTHDAY", "RECALL", "VIP"}
+    # independently: each contact sent 2025-11-01 .. 2026-09-30 returns if any visit in (send day, send day + 30]
+    c = demo_clinic.contacts
+    c = c[(c["sent_at"] >= "2025-11-01") & (c["sent_at"].dt.normalize() + pd.Timedelta(days=30) <= AS_OF)]
+    c = c.assign(day=c["sent_at"].dt.normalize(), kind=c["campaign_id"].astype(str).str.split("-").str[0],
+                 patient_id=c["patient_id"].astype(str))
+    v = demo_clinic.visits[["patient_id", "visit_date"]].assign(patient_id=lambda d: d["patient_id"].astype(str))
+    m = c[["contact_id", "patient_id", "day"]].merge(v, on="patient_id")
+    hit = m[(m["visit_date"] > m["day"]) & (m["visit_date"] <= m["day"] + pd.Timedelta(days=30))]
+    c = c.assign(returned=c["contact_id"].isin(hit["contact_id"]))
+    by = c.groupby(["kind", "arm"], observed=True)["returned"].agg(["size", "sum", "mean"])
+    recall = rows["RECALL"]
+    lift = by.loc[("RECALL", "sent"), "mean"] - by.loc[("RECALL", "holdout"), "mean"]
+    print(f"RECALL lift {recall['lift']} [{recall['ci_low']}, {recall['ci_high']}], direct {lift:.4f}; "
+          f"pooled {s['last_12m']['overall']['lift']}")
+    assert recall["n_sent"] == by.loc[("RECALL", "sent"), "size"] and recall["n_holdout"] == by.loc[("RECALL", "holdout"), "size"]
+    assert recall["lift"] == round(lift, 4) and recall["ci_low"] < lift < recall["ci_high"]
+    # small counts: BIRTHDAY's holdout returns are 1-4, so hidden, with a second cell so the total cannot give it away
+    assert 0 < by.loc[("BIRTHDAY", "holdout"), "sum"] < 5 and rows["BIRTHDAY"]["returned_holdout"] is None
+    assert rows["BIRTHDAY"]["lift"] is None and rows["BIRTHDAY"]["rate_holdout"] is None
+    hidden = [r["returned_holdout"] for r in rows.values()].count(None)
+    assert hidden >= 2 or s["last_12m"]["overall"]["returned_holdout"] is None
+    assert s["last_12m"]["overall"]["n_sent"] == int(c["arm"].eq("sent").sum())
+
+
+def test_analysis_sections_without_their_tables(tiny):
+    """The tiny clinic has no reminders or contacts: explicit 'not available' entries, not failures."""
+    kpis = monthly_kpis(tiny, "2026-02-28", min_count=1)
+    s = kpis.to_dict()["sections"]
+    assert s["reminder_effect"]["available"] is False and "reminders" in s["reminder_effect"]["reason"]
+    assert s["campaigns"]["available"] is False and "contacts" in s["campaigns"]["reason"]
+    assert s["vip"]["available"] is True and s["vip"]["count"] == 0  # nobody has 3 visit days yet
+    no_appts = replace(tiny, tables={n: df for n, df in tiny.tables.items() if n != "appointments"})
+    gone = monthly_kpis(no_appts, "2026-02-28", min_count=1).to_dict()["sections"]["reminder_effect"]
+    assert gone["available"] is False and "appointments" in gone["reason"]
+    head = kpis.headline("en").set_index("indicator")["value"]
+    assert head[label_en("kpi_reminder_effect")] == "–" and head[label_en("kpi_campaign_lift")] == "–"
+    assert kpis.campaign_table("en").empty
+
+
+def label_en(key):
+    from crm_analysis.i18n import label
+
+    return label(key, "en")
+
+
+def test_analysis_sections_are_json_ready_and_deterministic(demo_kpis, demo_clinic):
+    again = monthly_kpis(demo_clinic, AS_OF, sections=list(ANALYSIS_SECTIONS))
+    text = demo_kpis.to_json()
+    assert json.loads(text)["sections"]["vip"] == json.loads(again.to_json())["sections"]["vip"]
+    for name in ANALYSIS_SECTIONS:
+        assert again.sections[name] == demo_kpis.sections[name], name
+    assert MonthlyKpis.from_dict(json.loads(text)) == demo_kpis
+
+
+def test_analysis_section_display(demo_kpis):
+    head = demo_kpis.headline("en").set_index("indicator")["value"]
+    rem = demo_kpis.sections["reminder_effect"]
+    assert head[label_en("kpi_reminder_effect")].startswith(f"{rem['risk_difference'] * 100:+.1f}%p")
+    assert head[label_en("kpi_vip_count")] == f"{demo_kpis.sections['vip']['count']:,}"
+    camp = demo_kpis.campaign_table("en")
+    assert list(camp["campaign"]) == ["BIRTHDAY", "RECALL", "VIP", "total"]
+    assert camp["sent"].iloc[-1] == demo_kpis.sections["campaigns"]["last_12m"]["overall"]["n_sent"]
+    seg = demo_kpis.vip_segment_table("ko")
+    assert "챔피언" in "".join(seg.iloc[:, 0]) or len(seg) == len(demo_kpis.sections["vip"]["segments"])
+    assert "<table" in demo_kpis.campaign_view("ko").to_html() and "<table" in demo_kpis.vip_segment_view("en").to_html()
