@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from crm_analysis.churn.cache import fitted_model
 from crm_analysis.churn.definition import churn_status
 from crm_analysis.churn.model import ChurnModel
 from crm_analysis.churn.recall import recall_candidates, recall_table
@@ -23,20 +24,13 @@ from crm_analysis.churn.rules import load_churn_rules
 
 __all__ = ["churn_kpis", "recall_outreach", "register_monthly"]
 
-_LAST: dict = {}
-
-
 def _model(clinic, as_of: pd.Timestamp) -> ChurnModel:
-    """The churn model of (`clinic`, `as_of`), fitted once and remembered for the next hook.
+    """The churn model of (`clinic`, `as_of`), fitted once and shared (:func:`crm_analysis.churn.cache.fitted_model`).
 
     Keyed by the clinic object itself (held, compared with ``is``), not by ``id(clinic)``: an id can be
     reused by a new object once the old one is freed, which would hand back another clinic's model.
     """
-    day = f"{as_of:%Y-%m-%d}"
-    if _LAST.get("clinic") is not clinic or _LAST.get("as_of") != day:
-        _LAST.clear()
-        _LAST.update(clinic=clinic, as_of=day, model=ChurnModel().fit(clinic, as_of))
-    return _LAST["model"]
+    return fitted_model(clinic, as_of)
 
 
 def _count(n: int, min_count: int) -> int | None:

@@ -81,10 +81,16 @@ def recall_table(clinic, as_of, *, model: ChurnModel | None = None, segments: pd
         column per :data:`EXCLUSIONS`, ``excluded`` and ``candidate``.
     """
     rules = load_churn_rules(rules)
+    default_model = rules["model"] == load_churn_rules(None)["model"]
     rec = rules["recall"]
     as_of = pd.Timestamp(as_of).normalize()
+    given = clinic
     clinic = _at(clinic, as_of)
-    if model is None:
+    if model is None and default_model:  # the default model: fitted once per (clinic, as_of) in a process
+        from crm_analysis.churn.cache import fitted_model
+
+        model = fitted_model(given, as_of)  # fit uses rows up to as_of only
+    elif model is None:
         model = ChurnModel(rules=rules).fit(clinic, as_of)
     elif not hasattr(model, "as_of_"):
         model = model.fit(clinic, as_of)

@@ -6,6 +6,7 @@ Modules, one concept each:
 * :mod:`~crm_analysis.reminders.analysis_table` — the appointment-level table;
 * :mod:`~crm_analysis.reminders.pilot` — randomised pilot and sample-size planner;
 * :mod:`~crm_analysis.reminders.adjusted` — crude, Mantel–Haenszel and standardised logistic estimates;
+* :mod:`~crm_analysis.reminders.glm` — the fast logistic GLM fit with patient-clustered errors;
 * :mod:`~crm_analysis.reminders.rollout` — interrupted time series;
 * :mod:`~crm_analysis.reminders.schedules` — schedule comparison and the value of one step;
 * :mod:`~crm_analysis.reminders.costs` — monthly cost–benefit;

@@ -20,6 +20,11 @@ estimates are shown side by side:
   without any reminder, with a delta-method CI from the cluster-robust
   covariance.
 
+The model matrix is built once per call with numpy (same columns and names as
+the patsy formula in ``formula_``) and the GLM is fitted by Newton–Raphson in
+:mod:`crm_analysis.reminders.glm`, with the CRV1 patient-clustered covariance
+of ``statsmodels`` (a test checks both against ``statsmodels``' formula GLM).
+
 All rates are no-show rates among non-cancelled appointments (see
 :mod:`crm_analysis.reminders.analysis_table`).
 """
@@ -32,14 +37,13 @@ from html import escape
 import numpy as np
 import pandas as pd
 import patsy
-import statsmodels.api as sm
-import statsmodels.formula.api as smf
-from scipy import stats
+from scipy import sparse, stats
 from statsmodels.stats.contingency_tables import StratifiedTable
 
 from crm_analysis.estimates import Estimate
 from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.reminders.analysis_table import step_columns
+from crm_analysis.reminders.glm import fit_binomial
 from crm_analysis.reminders.rules import load_rules
 
 __all__ = ["crude_effect", "mantel_haenszel", "ReminderEffectModel", "period_masks"]
@@ -194,34 +198,73 @@ class ReminderEffectModel:
         self.conf_level = conf_level
 
     # ----------------------------------------------------------------- data
-    def _frame(self, table: pd.DataFrame) -> pd.DataFrame:
-        out = pd.DataFrame(index=table.index)
-        out["no_show"] = table["no_show"]
-        out["lead_days"] = table["lead_days"].clip(lower=0)
-        out["patient_id"] = table["patient_id"]
-        for col in step_columns(table):
-            out[col] = table[col]
-        for src, name in _CATEGORICAL.items():
-            if src not in self.covariates_:
-                continue
-            v = table[src]
-            if src == "prior_no_shows":
-                v = np.minimum(v, 3).astype(str).replace("3", "3+")
-            v = pd.Series(np.asarray(v).astype(str), index=table.index)
-            levels = self.levels_.get(name)
-            v = v if levels is None else v.where(v.isin(levels), "other")
-            cats = getattr(self, "categories_", {}).get(name)
-            if cats is not None:  # fitted: fixed categories (fast in patsy); unseen values -> reference level
-                v = v.where(v.isin(cats), self.reference_[name])
-                v = pd.Categorical(v, categories=cats)
-            out[name] = v
-        for src, name in _NUMERIC.items():
-            if src in self.covariates_:
-                out[name] = table[src].astype(float)
-        return out
+    def _raw(self, table: pd.DataFrame, src: str) -> tuple[np.ndarray, np.ndarray]:
+        """A categorical covariate as (codes, distinct values as strings); prior no-shows capped at "3+".
+
+        Only the distinct values are converted to strings (fast on 100,000s of rows).
+        """
+        v = table[src].clip(lower=0) if src == "lead_days" else table[src]
+        codes, uniques = pd.factorize(v, use_na_sentinel=False)
+        u = np.asarray(uniques)
+        if src == "prior_no_shows":
+            u = np.minimum(u, 3).astype(str)
+            u = np.where(u == "3", "3+", u)
+        return codes, u.astype(str).astype(object)
+
+    def _codes(self, table: pd.DataFrame, name: str, src: str) -> np.ndarray:
+        """Integer codes into ``categories_[name]``: rare levels -> "other", unseen -> the reference level."""
+        codes, u = self._raw(table, src)
+        cats = self.categories_[name]
+        levels = self.levels_.get(name)
+        if levels is not None:
+            u = np.where(pd.Index(u).isin(levels), u, "other")
+        ucodes = pd.Index(cats).get_indexer(u)
+        ucodes[ucodes < 0] = cats.index(self.reference_[name])
+        return ucodes[codes]
+
+    def _design(self, table: pd.DataFrame, steps: dict | int | None = None) -> np.ndarray:
+        """The model matrix of `table` (columns ``names_``), with reminder steps as received or overridden."""
+        n = len(table)
+        x = np.empty((n, len(self.names_)))
+        j = 0
+        for kind, name, src, width in self.blocks_:
+            if kind == "intercept":
+                x[:, j] = 1.0
+            elif kind == "categorical":
+                codes = self._codes(table, name, src)
+                ref = self.categories_[name].index(self.reference_[name])
+                block = np.zeros((n, len(self.categories_[name])))
+                block[np.arange(n), codes] = 1.0
+                x[:, j:j + width] = np.delete(block, ref, axis=1)
+            elif kind == "spline":
+                values, inverse = np.unique(table["lead_days"].clip(lower=0).to_numpy(dtype=float),
+                                            return_inverse=True)  # the basis of each distinct lead time, once
+                basis = np.asarray(patsy.build_design_matrices([self.spline_info_], {"lead_days": values})[0])
+                x[:, j:j + width] = basis[inverse.reshape(-1)]
+            elif kind == "numeric":
+                x[:, j] = table[src].to_numpy(dtype=float)
+            else:  # reminder step
+                if steps is None:
+                    x[:, j] = table[name].to_numpy(dtype=float)
+                elif isinstance(steps, dict):
+                    value = steps.get(name)
+                    x[:, j] = table[name].to_numpy(dtype=float) if value is None else value
+                else:
+                    x[:, j] = steps
+            j += width
+        if not np.isfinite(x).all():
+            raise CrmAnalysisError("reminder effect model: missing or infinite values in lead_days, years or the "
+                                   "reminder step columns; rebuild the table with appointment_table()")
+        return x
 
     def fit(self, table: pd.DataFrame) -> "ReminderEffectModel":
-        """Fit on the non-cancelled appointments of `table` (an analysis table); returns self."""
+        """Fit on the non-cancelled appointments of `table` (an analysis table); returns self.
+
+        The model matrix is built once with numpy (treatment-coded categories
+        with patsy's column names, patsy's natural cubic spline basis ``cr``
+        in log(1 + lead days)) and the logistic GLM is fitted by Newton–Raphson
+        with the patient-clustered (CRV1) covariance of ``statsmodels``.
+        """
         cfg = self.rules["model"]
         rows = table.loc[table["analysed"].to_numpy()]
         _need_rows(len(rows), "reminder effect model")
@@ -230,42 +273,59 @@ class ReminderEffectModel:
             raise CrmAnalysisError("reminder effect model: no appointment received a reminder, so there is "
                                    "no effect to estimate")
         self.covariates_ = [c for c in cfg["covariates"] if c in rows.columns]
-        self.levels_ = {}
+        self.levels_, self.categories_, self.reference_ = {}, {}, {}
         min_count = int(cfg["min_level_count"])
+        cat_terms = []
         for src, name in _CATEGORICAL.items():
             if src not in self.covariates_:
                 continue
-            v = rows[src]
-            if src == "prior_no_shows":
-                v = np.minimum(v, 3).astype(str).replace("3", "3+")
-            counts = pd.Series(np.asarray(v).astype(str)).value_counts()
+            codes, u = self._raw(rows, src)
+            raw = u[codes]
+            counts = pd.Series(raw).value_counts()
             keep = list(counts.index[counts >= min_count])
             if len(keep) < 2 and (len(keep) == len(counts) or counts.sum() - counts[keep].sum() < min_count):
                 self.covariates_.remove(src)  # a single level carries no information
                 continue
             self.levels_[name] = keep
-        self.categories_, self.reference_ = {}, {}
-        frame = self._frame(rows)
-        for src, name in _CATEGORICAL.items():
-            if src in self.covariates_:
-                counts = frame[name].value_counts()
-                self.categories_[name] = sorted(counts.index)
-                self.reference_[name] = counts.index[0]
-                frame[name] = pd.Categorical(frame[name], categories=self.categories_[name])
-        spline = f"cr(np.log1p(lead_days), df={int(cfg['lead_spline_df'])}, constraints='center')"
-        terms = [spline] if rows["lead_days"].nunique() > 5 else ["C(lead_days)"]
-        for src, name in _CATEGORICAL.items():
-            if src in self.covariates_:
-                terms.append(f"C({name}, Treatment(reference={self.reference_[name]!r}))")
+            merged = pd.Series(np.where(pd.Series(raw).isin(keep).to_numpy(), raw, "other"))
+            counts = merged.value_counts()
+            self.categories_[name] = sorted(counts.index)
+            self.reference_[name] = counts.index[0]
+            cat_terms.append((src, name))
+        lead = rows["lead_days"].clip(lower=0)
+        blocks, names = [("intercept", "Intercept", None, 1)], ["Intercept"]
+        if lead.nunique() <= 5:  # too few lead times for a spline: one level each
+            self.levels_["lead_days"] = None
+            self.categories_["lead_days"] = sorted(str(v) for v in lead.unique())
+            self.categories_["lead_days"].sort(key=float)
+            self.reference_["lead_days"] = self.categories_["lead_days"][0]
+            cat_terms.insert(0, ("lead_days", "lead_days"))
+        for src, name in cat_terms:
+            ref = self.reference_[name]
+            term = f"C({name})" if src == "lead_days" else f"C({name}, Treatment(reference={ref!r}))"
+            levels = [c for c in self.categories_[name] if c != ref]
+            blocks.append(("categorical", name, src, len(levels)))
+            names += [f"{term}[T.{c}]" for c in levels]
+        if "lead_days" not in self.categories_:
+            term = f"cr(np.log1p(lead_days), df={int(cfg['lead_spline_df'])}, constraints='center')"
+            self.spline_info_ = patsy.dmatrix(f"{term} - 1", {"lead_days": lead.to_numpy(dtype=float)}).design_info
+            blocks.append(("spline", term, "lead_days", len(self.spline_info_.column_names)))
+            names += list(self.spline_info_.column_names)
         for src, name in _NUMERIC.items():
-            if src in self.covariates_ and frame[name].std() > 0:
-                terms.append(name)
-        self.formula_ = "no_show ~ " + " + ".join(terms + self.steps_)
-        groups = pd.factorize(frame["patient_id"])[0]
-        model = smf.glm(self.formula_, data=frame, family=sm.families.Binomial())
-        self.result_ = model.fit(cov_type=cfg["cov_type"], cov_kwds={"groups": groups} if cfg["cov_type"] == "cluster"
-                                 else None)
-        self.design_info_ = model.data.model_spec
+            if src in self.covariates_ and rows[src].astype(float).std() > 0:
+                blocks.append(("numeric", name, src, 1))
+                names.append(name)
+        blocks += [("step", s, s, 1) for s in self.steps_]
+        names += self.steps_
+        self.blocks_, self.names_ = blocks, names
+        terms = [b[1] for b in blocks if b[0] == "spline"] + ["C(lead_days)"] * ("lead_days" in self.categories_)
+        terms += [f"C({name}, Treatment(reference={self.reference_[name]!r}))" for src, name in cat_terms
+                  if src != "lead_days"]
+        terms += [b[1] for b in blocks if b[0] in ("numeric", "step")]
+        self.formula_ = "no_show ~ " + " + ".join(terms)  # as patsy would write it (same columns)
+        groups = pd.factorize(rows["patient_id"])[0]
+        x = self._design(rows)
+        self.result_ = fit_binomial(x, rows["no_show"].to_numpy(dtype=float), groups, names, cfg["cov_type"])
         self.n_ = len(rows)
         self.n_patients_ = int(groups.max() + 1)
         return self
@@ -273,13 +333,6 @@ class ReminderEffectModel:
     def _check_fitted(self) -> None:
         if not hasattr(self, "result_"):
             raise CrmAnalysisError("ReminderEffectModel is not fitted yet: call .fit(table) first")
-
-    def _design(self, table: pd.DataFrame, steps: dict | None = None) -> np.ndarray:
-        frame = self._frame(table)
-        if steps is not None:
-            for col in self.steps_:
-                frame[col] = steps.get(col, frame[col]) if isinstance(steps, dict) else steps
-        return np.asarray(patsy.build_design_matrices([self.design_info_], frame)[0])
 
     # ------------------------------------------------------------ outputs
     @property
@@ -305,13 +358,19 @@ class ReminderEffectModel:
         x = self._design(table, steps)
         return 1.0 / (1.0 + np.exp(-(x @ self.result_.params.to_numpy())))
 
-    def _contrast(self, table: pd.DataFrame, treated: dict | int | None, control: dict | int):
+    def _contrast(self, table: pd.DataFrame, treated: dict | int | None, control: dict | int | None):
+        """Design matrices and predicted probabilities under `treated` and `control` (one design build)."""
         beta = self.result_.params.to_numpy()
-        x1, x0 = self._design(table, treated), self._design(table, control)
+        x1 = self._design(table, treated)
+        x0 = x1.copy()
+        j = self.names_.index(self.steps_[0])  # the step indicators are the last columns
+        x0[:, j:j + len(self.steps_)] = table[self.steps_].to_numpy(dtype=float)  # as received
+        for i, col in enumerate(self.steps_):
+            value = control.get(col) if isinstance(control, dict) else control
+            if value is not None:
+                x0[:, j + i] = value
         p1, p0 = 1 / (1 + np.exp(-(x1 @ beta))), 1 / (1 + np.exp(-(x0 @ beta)))
-        g1 = (p1 * (1 - p1))[:, None] * x1
-        g0 = (p0 * (1 - p0))[:, None] * x0
-        return p1, p0, g1, g0
+        return p1, p0, x1, x0
 
     def marginal_effect(self, table: pd.DataFrame, mask=None, treated: dict | int | None = None,
                         control: dict | int = 0, estimand: str = "") -> tuple[Estimate, Estimate]:
@@ -331,10 +390,11 @@ class ReminderEffectModel:
         self._check_fitted()
         sub = table if mask is None else table.loc[np.asarray(mask, dtype=bool)]
         _need_rows(len(sub), "marginal reminder effect")
-        p1, p0, g1, g0 = self._contrast(sub, treated, control)
+        p1, p0, x1, x0 = self._contrast(sub, treated, control)
         cov = self.result_.cov_params().to_numpy()
         m1, m0 = p1.mean(), p0.mean()
-        grad = g1.mean(axis=0) - g0.mean(axis=0)
+        d1, d0 = (p1 * (1 - p1)) @ x1 / len(sub), (p0 * (1 - p0)) @ x0 / len(sub)  # d mean(p) / d beta
+        grad = d1 - d0
         se = math.sqrt(max(grad @ cov @ grad, 0.0))
         z = _z(self.conf_level)
         rd = m1 - m0
@@ -343,7 +403,7 @@ class ReminderEffectModel:
         method = "logistic GLM, standardised, delta method, patient-clustered SE"
         rd_est = Estimate(rd, rd - z * se, rd + z * se, p_rd, method, len(sub), "risk_difference", estimand,
                           self.conf_level, extras)
-        glog = g1.mean(axis=0) / m1 - g0.mean(axis=0) / m0
+        glog = d1 / m1 - d0 / m0
         se_log = math.sqrt(max(glog @ cov @ glog, 0.0))
         lrr = math.log(m1 / m0)
         p_rr = 2 * stats.norm.sf(abs(lrr) / se_log) if se_log > 0 else float("nan")
@@ -365,11 +425,14 @@ class ReminderEffectModel:
         mask = table["analysed"].to_numpy() if mask is None else np.asarray(mask, dtype=bool)
         sub = table.loc[mask]
         g = np.asarray(groups)[mask]
-        p1, p0, g1, g0 = self._contrast(sub, None, 0)
+        p1, p0, x1, x0 = self._contrast(sub, None, 0)
         cov = self.result_.cov_params().to_numpy()
-        grad = pd.DataFrame(g0 - g1).groupby(g).sum()
-        avoided = pd.Series(p0 - p1).groupby(g).sum()
-        se = np.sqrt(np.einsum("ij,jk,ik->i", grad.to_numpy(), cov, grad.to_numpy()))
+        codes, labels = pd.factorize(pd.Series(g), sort=True)
+        onehot = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))),
+                                   shape=(len(labels), len(codes)))
+        grad = np.asarray(onehot @ (x0 * (p0 * (1 - p0))[:, None]) - onehot @ (x1 * (p1 * (1 - p1))[:, None]))
+        avoided = pd.Series(onehot @ (p0 - p1), index=pd.Index(labels))
+        se = np.sqrt(np.einsum("ij,jk,ik->i", grad, cov, grad))
         z = _z(self.conf_level)
         out = pd.DataFrame({"no_shows_avoided": avoided.to_numpy(), "ci_low": avoided.to_numpy() - z * se,
                             "ci_high": avoided.to_numpy() + z * se}, index=avoided.index)
@@ -386,12 +449,12 @@ class ReminderEffectModel:
         r = np.zeros(len(names))
         for s in steps:
             r[names.index(s)] = 1.0
-        t = self.result_.t_test(r)
-        est = float(np.squeeze(t.effect))
-        se = float(np.squeeze(t.sd))
+        est = float(r @ self.result_.params.to_numpy())
+        se = math.sqrt(max(float(r @ self.result_.cov_params().to_numpy() @ r), 0.0))
+        p_value = 2 * stats.norm.sf(abs(est) / se) if se > 0 else float("nan")
         z = _z(self.conf_level)
         label = "+".join(s[4:] for s in steps)
-        return Estimate(math.exp(est), math.exp(est - z * se), math.exp(est + z * se), float(np.squeeze(t.pvalue)),
+        return Estimate(math.exp(est), math.exp(est - z * se), math.exp(est + z * se), float(p_value),
                         "logistic GLM, patient-clustered SE", self.n_, "odds_ratio",
                         f"adjusted odds ratio of no-show, reminder steps {label} received vs none", self.conf_level,
                         {"log_odds": est, "se_log": se})

@@ -8,10 +8,10 @@ from tests.conftest import DEMO_END
 
 
 def test_kpis_and_outreach_agree_with_the_analysis(churn_clinic, churn_model, monkeypatch):
-    from crm_analysis.churn import monthly
+    from crm_analysis.churn import cache
 
-    # the hooks fit one model per (clinic, as_of); hand them the already fitted one
-    monkeypatch.setattr(monthly, "_LAST", {"key": (id(churn_clinic), DEMO_END), "model": churn_model})
+    # the hooks share one model per (clinic, as_of); hand them the already fitted one
+    monkeypatch.setattr(cache, "_ENTRIES", [(churn_clinic, DEMO_END, churn_model)])
     kpis = churn_kpis(churn_clinic, DEMO_END)
     assert kpis["patients"] == 1_500 and kpis["definition"] == "P(return within 180d) < 0.2"
     assert 0 < kpis["churn_rate"] < 1 and kpis["recall_candidates"] > 0
@@ -29,3 +29,21 @@ def test_register_monthly(monkeypatch):
     monkeypatch.setattr(outreach, "PRODUCERS", dict(outreach.PRODUCERS))
     assert register_monthly() == ["kpis:churn", "outreach:recall"]
     assert "churn" in kpis.SECTIONS and "recall" in outreach.PRODUCERS
+
+
+def test_shared_model_is_fitted_once_per_clinic_and_day(churn_clinic, churn_model, monkeypatch):
+    from crm_analysis.churn import cache
+
+    fits = []
+    monkeypatch.setattr(cache, "_ENTRIES", [(churn_clinic, DEMO_END, churn_model)])
+    monkeypatch.setattr(cache.ChurnModel, "fit", lambda self, clinic, as_of: fits.append(as_of) or self)
+    assert cache.fitted_model(churn_clinic, DEMO_END) is churn_model
+    assert cache.fitted_model(churn_clinic, "2026-10-31 15:00") is churn_model  # same day
+    # recall without a model (default rules) reuses it: same candidates as with the model passed
+    assert recall_candidates(churn_clinic, DEMO_END)["patient_id"].tolist() == \
+        recall_candidates(churn_clinic, DEMO_END, model=churn_model)["patient_id"].tolist()
+    assert fits == []
+    other = churn_clinic.snapshot("2026-06-30")  # another object: its own model
+    assert cache.fitted_model(other, "2026-06-30") is not churn_model and len(fits) == 1
+    assert cache.fitted_model(other, "2026-06-30") is cache.fitted_model(other, "2026-06-30") and len(fits) == 1
+    assert len(cache._ENTRIES) == cache.MAX_ENTRIES
