@@ -54,7 +54,6 @@ def main() -> None:
         print(f"end to end   wall {wall:7.1f} s   peak RSS (largest process) {peak:,.0f} MiB")
         for step, seconds in manifest["timings_seconds"].items():
             print(f"  {step:<22} {seconds:6.1f} s")
-        print(f"  notebooks read the validated cache: {manifest['parameters']['notebooks_read_validated_cache']}")
 
 
 if __name__ == "__main__":

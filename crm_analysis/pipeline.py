@@ -399,13 +399,11 @@ def run_month(month: str, source: str | Path, *, mapping: str | Path | None = No
 
 def _notebook_source(clinic, private: Path, source: str, mapping: str | None, as_of: pd.Timestamp, work: Path,
                      lang: str) -> dict[str, str]:
-    """Notebook parameters: the private validated cache when the loader reads it, else the source itself."""
-    from crm_analysis.io.cache import loader_reads_cache, write_snapshot_cache
+    """Notebook parameters: the private validated cache, which ``load_clinic`` reads without validating again."""
+    from crm_analysis.io.cache import write_snapshot_cache
 
-    if loader_reads_cache():
-        cache = write_snapshot_cache(clinic, private / "clinic.cache")
-        return notebook_parameters(source=str(cache), as_of=as_of, out_dir=work, lang=lang, mapping=None)
-    return notebook_parameters(source=source, as_of=as_of, out_dir=work, lang=lang, mapping=mapping)
+    cache = write_snapshot_cache(clinic, private / "clinic.cache")
+    return notebook_parameters(source=str(cache), as_of=as_of, out_dir=work, lang=lang, mapping=None)
 
 
 def _run_steps(steps: _Progress, clinic, paths: list[Path], params: dict[str, str], private: Path, work: Path,
@@ -480,12 +478,11 @@ def _can_read_pdf() -> bool:
 
 def _manifest(month: str, params: dict[str, str], source: str, mapping: str | None, paths: list[Path],
               result: RunResult, work: Path, min_count: int, scanned: int) -> dict:
-    from crm_analysis.io.cache import loader_reads_cache
     from crm_analysis.report.manifest import build_manifest
 
     shown = {"month": month, "as_of": params["as_of"], "lang": params["lang"], "source": _shown_source(source),
              "mapping": mapping or "", "out_dir": str(result.out_dir), "outreach_dir": str(result.outreach_dir),
-             "min_count": min_count, "notebooks_read_validated_cache": loader_reads_cache()}
+             "min_count": min_count}
     outputs = [p.name for p in work.iterdir()] + ["manifest.json"]
     return build_manifest(month=month, parameters=shown, source=source, mapping=mapping,
                           notebooks=[p.name for p in paths], timings=dict(result.timings), outputs=outputs,

@@ -13,9 +13,8 @@ unpickling, so a truncated or altered file is refused. Pickle runs code when
 loaded: only ever read caches this run wrote (that is why they live in a
 0700 folder and are never published).
 
-``load_clinic`` recognises a cache with :func:`is_snapshot_cache`; the run
-checks :func:`loader_reads_cache` and falls back to giving the notebooks the
-source itself when the loader does not (each notebook then validates again).
+``load_clinic`` recognises a cache with :func:`is_snapshot_cache` and reads
+it back without validating again.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from crm_analysis._version import __version__
 from crm_analysis.clinic import ClinicData
 from crm_analysis.exceptions import CrmAnalysisError
 
-__all__ = ["CACHE_FORMAT", "write_snapshot_cache", "read_snapshot_cache", "is_snapshot_cache", "loader_reads_cache"]
+__all__ = ["CACHE_FORMAT", "write_snapshot_cache", "read_snapshot_cache", "is_snapshot_cache"]
 
 #: Marker written into ``cache.json``.
 CACHE_FORMAT = "crm_analysis-validated-clinic/1"
@@ -116,18 +115,3 @@ def read_snapshot_cache(source: str | Path, as_of: str | pd.Timestamp | None = N
             raise CrmAnalysisError(f"the cache in {folder} was validated as of {state['as_of']}, not {wanted:%Y-%m-%d}: "
                                    "load the original source to check it against another date")
     return ClinicData(**state)
-
-
-def loader_reads_cache() -> bool:
-    """Whether :func:`crm_analysis.load_clinic` recognises cache folders.
-
-    True once ``crm_analysis/io/loading.py`` starts ``load_clinic`` with::
-
-        if is_snapshot_cache(source):
-            return read_snapshot_cache(source, as_of=as_of)
-
-    (importing both names from this module).
-    """
-    from crm_analysis.io import loading
-
-    return getattr(loading, "read_snapshot_cache", None) is read_snapshot_cache

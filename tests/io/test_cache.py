@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from crm_analysis.exceptions import CrmAnalysisError
-from crm_analysis.io.cache import is_snapshot_cache, loader_reads_cache, read_snapshot_cache, write_snapshot_cache
+from crm_analysis.io.cache import is_snapshot_cache, read_snapshot_cache, write_snapshot_cache
 
 
 def test_round_trip_keeps_tables_and_report(demo_clinic, tmp_path):
@@ -48,7 +48,11 @@ def test_as_of_must_match(demo_clinic, tmp_path):
         read_snapshot_cache(folder, as_of="2026-09-30")
 
 
-def test_loader_support_is_detected():
+def test_load_clinic_reads_the_cache_without_validating_again(demo_clinic, tmp_path, monkeypatch):
+    from crm_analysis import load_clinic
     from crm_analysis.io import loading
 
-    assert loader_reads_cache() is hasattr(loading, "read_snapshot_cache")
+    folder = write_snapshot_cache(demo_clinic, tmp_path / "cache")
+    monkeypatch.setattr(loading, "validate_tables", None)  # would fail if called
+    loaded = load_clinic(folder)
+    assert loaded.row_counts().equals(demo_clinic.row_counts())
