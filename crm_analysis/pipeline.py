@@ -38,6 +38,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
@@ -261,8 +262,28 @@ class _Progress:
         if self.enabled:
             print(f" {self.timings[name]:.1f} s", file=sys.stderr, flush=True)
 
+    def record(self, name: str, seconds: float | None) -> None:
+        """Report a step that ran in the background (`seconds` None: it failed)."""
+        self.i += 1
+        if seconds is not None:
+            self.timings[name] = seconds
+        if self.enabled:
+            shown = "failed" if seconds is None else f"{seconds:.1f} s"
+            print(f"[{self.i}/{self.total}] {name} ... {shown}", file=sys.stderr, flush=True)
+
 
 # --------------------------------------------------------------------------- the run
+
+#: How many notebook kernels run at once (the machines this targets have two cores).
+NOTEBOOK_JOBS = 2
+
+
+def _timed_execute(path: Path, target: Path, params: dict[str, str], private: Path, index: int) -> float:
+    """:func:`_execute`, returning its wall time in seconds."""
+    started = time.perf_counter()
+    _execute(path, target, params, private, index)
+    return round(time.perf_counter() - started, 2)
+
 
 def _execute(path: Path, target: Path, params: dict[str, str], private: Path, index: int) -> None:
     """Run one notebook through papermill on a kernel reached over a private Unix socket (no TCP)."""
@@ -417,22 +438,35 @@ def _run_steps(steps: _Progress, clinic, paths: list[Path], params: dict[str, st
     from crm_analysis.report.html import report_html
     from crm_analysis.report.outreach import produce_outreach, write_outreach_lists
 
-    with steps.step("kpis"):
-        snapshot = clinic.snapshot(as_of)  # once, for the KPIs and the outreach lists
-        kpis = monthly_kpis(snapshot, as_of, min_count=min_count, sections=sections)
-        (work / KPIS_FILE).write_text(kpis.to_json(), encoding="utf-8")
-        result.kpis = kpis.to_dict()
-    for i, path in enumerate(paths, 1):
-        target = work / path.name
-        with steps.step(path.stem):
-            try:
-                _execute(path, target, params, private, i)
-            except pm.PapermillExecutionError as err:
-                failed = _keep_failed(work, result.out_dir.parent, month)
-                raise NotebookFailed(f"{path.name} failed in cell {err.exec_count}: {err.ename}: "
-                                     f"{str(err.evalue).splitlines()[0] if err.evalue else ''} "
-                                     f"(executed notebooks kept in {failed})") from None
-        result.notebooks.append(result.out_dir / path.name)
+    # The notebooks are independent (each reads the same private cache), so their kernels run in the
+    # background, NOTEBOOK_JOBS at a time, while this process computes the KPIs.
+    with ThreadPoolExecutor(max_workers=NOTEBOOK_JOBS, thread_name_prefix="notebook") as pool:
+        running = {path: pool.submit(_timed_execute, path, work / path.name, params, private, i)
+                   for i, path in enumerate(paths, 1)}
+        try:
+            with steps.step("kpis"):
+                snapshot = clinic.snapshot(as_of)  # once, for the KPIs and the outreach lists
+                kpis = monthly_kpis(snapshot, as_of, min_count=min_count, sections=sections)
+                (work / KPIS_FILE).write_text(kpis.to_json(), encoding="utf-8")
+                result.kpis = kpis.to_dict()
+            for path, future in running.items():  # reported in run order, whatever order they finish in
+                try:
+                    seconds = future.result()
+                except pm.PapermillExecutionError as err:
+                    steps.record(path.stem, None)
+                    for other in running.values():
+                        other.cancel()
+                    pool.shutdown(wait=True)
+                    failed = _keep_failed(work, result.out_dir.parent, month)
+                    raise NotebookFailed(f"{path.name} failed in cell {err.exec_count}: {err.ename}: "
+                                         f"{str(err.evalue).splitlines()[0] if err.evalue else ''} "
+                                         f"(executed notebooks kept in {failed})") from None
+                steps.record(path.stem, seconds)
+                result.notebooks.append(result.out_dir / path.name)
+        except BaseException:
+            for other in running.values():
+                other.cancel()
+            raise
     ordered = [work / p.name for p in report_order(paths)]
     with steps.step("report_html"):
         html = report_html(ordered, month=month, as_of=f"{as_of:%Y-%m-%d}", lang=lang, clinic_name=clinic_name)
