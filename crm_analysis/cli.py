@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - one line for users; --debug for developers
         if args.debug:
             raise
-        print(f"error: {type(err).__name__}: {err} (run with --debug for details)", file=sys.stderr)
+        first_line = (str(err).strip().splitlines() or [""])[0]
+        print(f"error: {type(err).__name__}: {first_line} (run with --debug for details)", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -192,7 +192,13 @@ def _revenue(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
              "total": int(table["total"].sum())}
     shown = suppress_small_counts(table, ["visits", "patients"], min_count, additive="columns",
                                   linked={"insured": "visits", "self_pay": "visits", "total": "visits"})
-    suppressed = int(shown["visits"].isna().sum())
+    # A department's charges tell about its patients: hide them where the patient count is hidden too (three
+    # patients can make five visits). Each money column then hides no row or at least two, as both counts do.
+    money = ["insured", "self_pay", "total"]
+    hidden_patients = shown["patients"].isna().to_numpy()
+    for col in money:
+        shown[col] = shown[col].mask(hidden_patients)
+    suppressed = int(shown[["visits", "patients"]].isna().any(axis=1).sum())
     return {"rows": _records(shown.reset_index()), "total": total, "suppressed_rows": suppressed}
 
 
@@ -285,6 +291,15 @@ def _reminder_effect(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) ->
             "reminded_share_month": _rate(int((month & reminded).sum()), int(month.sum()), min_count)}
 
 
+def _hide_vip_partner(moves: dict) -> dict:
+    """Secondary suppression of ``count = count_before + entered - left``: a lone hidden value takes its partner."""
+    hidden = [k for k, v in moves.items() if v is None]
+    if len(hidden) != 1:
+        return moves
+    partner = {"count": "count_before", "count_before": "count", "entered": "left", "left": "entered"}[hidden[0]]
+    return {**moves, partner: None}
+
+
 @register_section("vip")
 def _vip(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     """VIPs now and at the previous month's end, who entered and left, and the RFM segment sizes."""
@@ -304,9 +319,11 @@ def _vip(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
                           .reindex(counts.columns, fill_value=0)}).astype("int64")
     shown = suppress_small_counts(table, list(table.columns), min_count, additive="columns")
     new_since = int(counts.loc[NOT_REGISTERED].sum()) if NOT_REGISTERED in counts.index else 0
-    return {"before_as_of": f"{before:%Y-%m-%d}", "count": _count(now, min_count),
-            "count_before": _count(now - entered + left, min_count), "entered": _count(entered, min_count),
-            "left": _count(left, min_count), "qualified": _count(len(vips), min_count),
+    # count = count_before + entered - left: one hidden number among the four is the others' sum, so its
+    # partner is hidden too (secondary suppression).
+    moves = _hide_vip_partner({"count": _count(now, min_count), "count_before": _count(now - entered + left, min_count),
+                               "entered": _count(entered, min_count), "left": _count(left, min_count)})
+    return {"before_as_of": f"{before:%Y-%m-%d}", **moves, "qualified": _count(len(vips), min_count),
             "capacity": vip_rules()["capacity"],
             "segments": _records(shown.rename_axis("segment").reset_index()),
             "new_patients_since": _count(new_since, min_count),

@@ -187,8 +187,19 @@ def _clean_partials(folder: Path, month: str | None = None) -> None:
     if not folder.is_dir():
         return
     pattern = f".{month}.partial-*" if month else ".*.partial-*"
-    for stale in list(folder.glob(pattern)) + list(folder.glob(".*.old-*")):
+    for stale in folder.glob(pattern):
         shutil.rmtree(stale, ignore_errors=True)
+    for retired in folder.glob(".*.old-*"):
+        # A run killed between the two renames of _publish left the previous version here and no
+        # month folder: put it back rather than lose it.
+        name, _, pid = retired.name[1:].rpartition(".old-")
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another run is publishing right now
+        target = folder / name
+        if not target.exists():
+            os.replace(retired, target)
+        else:
+            shutil.rmtree(retired, ignore_errors=True)
 
 
 def _private_root() -> Path:
@@ -292,8 +303,11 @@ def _execute(path: Path, target: Path, params: dict[str, str], private: Path, in
 
     km = KernelManager(kernel_name="python3", transport="ipc", ip=str(private / f"kernel{index}"))
     try:
-        pm.execute_notebook(str(path), str(target), parameters=params, progress_bar=False, cwd=str(path.parent),
-                            kernel_name="python3", km=km)
+        # The kernel starts in the notebook's folder through nbclient's resources, not papermill's `cwd`:
+        # papermill's `cwd` does os.chdir in this process, which two notebook threads would race on (and
+        # could leave the whole process in notebooks/ afterwards).
+        pm.execute_notebook(str(path), str(target), parameters=params, progress_bar=False,
+                            resources={"metadata": {"path": str(path.parent)}}, kernel_name="python3", km=km)
     finally:
         if km.has_kernel:  # a kernel manager we pass in is ours to stop (nbclient stops only its own)
             km.shutdown_kernel(now=True)
@@ -439,16 +453,24 @@ def _run_steps(steps: _Progress, clinic, paths: list[Path], params: dict[str, st
     from crm_analysis.report.outreach import produce_outreach, write_outreach_lists
 
     # The notebooks are independent (each reads the same private cache), so their kernels run in the
-    # background, NOTEBOOK_JOBS at a time, while this process computes the KPIs.
+    # background, NOTEBOOK_JOBS at a time, while this process computes the KPIs. The front matter (the KPI
+    # page) reads the run's kpis.json, so it is queued only once that file is complete.
+    index = {path: i for i, path in enumerate(paths, 1)}
+    front = [p for p in paths if int(p.name[:2]) >= FRONT_MATTER_FROM]
     with ThreadPoolExecutor(max_workers=NOTEBOOK_JOBS, thread_name_prefix="notebook") as pool:
-        running = {path: pool.submit(_timed_execute, path, work / path.name, params, private, i)
-                   for i, path in enumerate(paths, 1)}
+        running = {path: pool.submit(_timed_execute, path, work / path.name, params, private, index[path])
+                   for path in paths if path not in front}
         try:
             with steps.step("kpis"):
                 snapshot = clinic.snapshot(as_of)  # once, for the KPIs and the outreach lists
                 kpis = monthly_kpis(snapshot, as_of, min_count=min_count, sections=sections)
-                (work / KPIS_FILE).write_text(kpis.to_json(), encoding="utf-8")
+                partial = work / f".{KPIS_FILE}.tmp"
+                partial.write_text(kpis.to_json(), encoding="utf-8")
+                os.replace(partial, work / KPIS_FILE)
                 result.kpis = kpis.to_dict()
+            running.update({path: pool.submit(_timed_execute, path, work / path.name, params, private, index[path])
+                            for path in front})
+            running = {path: running[path] for path in paths}  # run order
             for path, future in running.items():  # reported in run order, whatever order they finish in
                 try:
                     seconds = future.result()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -273,8 +274,10 @@ def _kind(value: str) -> str:
     return "phone" if re.fullmatch(r"[\d\-\s.+()]+", value) else "name"
 
 
-_DIGIT_RUN = re.compile(r"\d(?:[\s.\-]?\d){8,}")
-_EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
+#: Runs of digits with a separator between them (a space, a mark, or a mark with a space either side):
+#: "010-1234-5678", "010 - 1234 - 5678", "(010) 1234.5678", "+82 10-1234-5678", "010/1234/5678".
+#: Three or more spaces end a run (the padding between the columns of a printed table).
+_DIGIT_RUN = re.compile(r"[0-9](?:\s?[.\-()/]?\s?[0-9]){8,}")
 
 
 class _Needles:
@@ -289,19 +292,28 @@ class _Needles:
             if kind == "email":
                 self.emails.add(value.lower())
             elif kind == "phone":
-                self.phones.add(re.sub(r"\D", "", value))
+                digits = re.sub(r"[^0-9]", "", unicodedata.normalize("NFKC", value))
+                self.phones.add(digits)
+                if digits.startswith("0"):  # the international form: +82 10-1234-5678
+                    self.phones.add("82" + digits[1:])
             else:
                 self.names.setdefault(len(value), set()).add(value)
         self.phone_lengths = sorted({len(p) for p in self.phones})
         self.first_chars = {name[0] for names in self.names.values() for name in names}
+        # emails are found around each "@" (a regex for the whole address would miss one glued to the
+        # surrounding words, as PDF text extraction often does)
+        self.email_parts = sorted({(e.index("@"), len(e) - e.index("@") - 1) for e in self.emails})
 
     def find(self, text: str) -> list[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
-        for match in _EMAIL.finditer(text):
-            if match.group(0).lower() in self.emails:
-                found.add(("email", match.group(0)))
-        for match in _DIGIT_RUN.finditer(text):
-            digits = re.sub(r"\D", "", match.group(0))
+        if self.emails and "@" in text:
+            lower = text.lower()
+            for at in (m.start() for m in re.finditer("@", lower)):
+                for before, after in self.email_parts:
+                    if at >= before and lower[at - before:at + after + 1] in self.emails:
+                        found.add(("email", text[at - before:at + after + 1]))
+        for match in _DIGIT_RUN.finditer(unicodedata.normalize("NFKC", text)):
+            digits = re.sub(r"[^0-9]", "", match.group(0))
             for n in self.phone_lengths:
                 for i in range(len(digits) - n + 1):
                     if digits[i:i + n] in self.phones:
@@ -318,9 +330,10 @@ class _Needles:
 def scan_text(text: str, values: Iterable[str] | _Needles, artefact: str = "text") -> list[PrivacyHit]:
     """Personal values that occur in `text`.
 
-    Names and emails are matched exactly (emails ignoring case); phone numbers
-    in any formatting: digits with or without spaces, dots or dashes between
-    them. The search uses sets, so scanning a report for every patient of a
+    Names and emails are matched exactly (emails ignoring case, also when glued
+    to the words around them); phone numbers in any formatting: digits with a
+    space, dot, dash, slash or bracket (with a space either side) between them, full-width
+    digits, and the international form ``+82 10-...`` of a ``010-...`` number. The search uses sets, so scanning a report for every patient of a
     large clinic stays fast.
 
     Parameters

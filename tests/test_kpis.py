@@ -318,3 +318,42 @@ def test_analysis_section_display(demo_kpis):
     seg = demo_kpis.vip_segment_table("ko")
     assert "챔피언" in "".join(seg.iloc[:, 0]) or len(seg) == len(demo_kpis.sections["vip"]["segments"])
     assert "<table" in demo_kpis.campaign_view("ko").to_html() and "<table" in demo_kpis.vip_segment_view("en").to_html()
+
+
+def test_department_charges_are_hidden_with_a_hidden_patient_count(demo_clinic):
+    """Three patients can make five visits: their department's charges must not show then either."""
+    plain = monthly_kpis(demo_clinic, "2026-10-31", sections=["revenue_by_department"], min_count=1)
+    rows = plain.to_dict()["sections"]["revenue_by_department"]["rows"]
+    row = min((r for r in rows if r["visits"] > r["patients"]), key=lambda r: r["patients"])
+    threshold = row["patients"] + 1  # the patient count is small, the visit count is not
+    shown = monthly_kpis(demo_clinic, "2026-10-31", sections=["revenue_by_department"], min_count=threshold)
+    section = shown.to_dict()["sections"]["revenue_by_department"]
+    print(f"{row['department']}: {row['patients']} patients, {row['visits']} visits; min_count {threshold}")
+    for r in section["rows"]:
+        if r["patients"] is None or r["visits"] is None:
+            assert r["insured"] is None and r["self_pay"] is None and r["total"] is None, r
+    hidden = [r for r in section["rows"] if r["total"] is None]
+    assert len(hidden) != 1 and next(r for r in section["rows"] if r["department"] == row["department"])["total"] is None
+    assert section["suppressed_rows"] == sum(r["patients"] is None or r["visits"] is None for r in section["rows"])
+
+
+def test_vip_moves_cannot_be_worked_out_from_the_others(demo_kpis, demo_clinic):
+    """count = count_before + entered - left: a lone hidden number of the four would be their sum."""
+    s = demo_kpis.sections["vip"]
+    keys = ("count", "count_before", "entered", "left")
+    smallest = min(s[k] for k in keys if s[k])
+    shown = monthly_kpis(demo_clinic, AS_OF, sections=["vip"], min_count=smallest + 1).sections["vip"]
+    print(f"VIP moves at min_count {smallest + 1}: {[shown[k] for k in keys]} (unsuppressed {[s[k] for k in keys]})")
+    assert sum(shown[k] is None for k in keys) >= 2
+    for k in keys:
+        assert shown[k] is None or shown[k] == s[k]
+
+
+def test_a_lone_hidden_vip_move_takes_its_partner():
+    from crm_analysis.kpis import _hide_vip_partner
+
+    assert _hide_vip_partner({"count": 100, "count_before": 97, "entered": None, "left": 7}) == \
+        {"count": 100, "count_before": 97, "entered": None, "left": None}
+    assert _hide_vip_partner({"count": None, "count_before": 12, "entered": 0, "left": 9})["count_before"] is None
+    both = {"count": 100, "count_before": 100, "entered": None, "left": None}
+    assert _hide_vip_partner(both) == both

@@ -92,14 +92,22 @@ def test_run_publishes_month_report_kpis_and_manifest(tmp_path, notebooks, demo_
 def test_notebooks_get_the_month_folder_being_built_as_out_dir(tmp_path, demo_dir):
     folder = tmp_path / "nb"
     folder.mkdir()
-    _notebook(folder / "00_writes.ipynb",
-              "import pathlib\npathlib.Path(out_dir, 'extra.txt').write_text('written by the notebook')\n"
-              "print(sorted(p.name for p in pathlib.Path(out_dir).iterdir()))")
+    # the front matter (90 and up: the KPI page) reads the run's kpis.json, so it runs only after that is complete
+    _notebook(folder / "90_writes.ipynb",
+              "import json, os, pathlib\npathlib.Path(out_dir, 'extra.txt').write_text('written by the notebook')\n"
+              "print(sorted(p.name for p in pathlib.Path(out_dir).iterdir()))\n"
+              "print('min_count', json.loads(pathlib.Path(out_dir, 'kpis.json').read_text())['min_count'])\n"
+              "print('cwd', os.getcwd())")
+    _notebook(folder / "00_other.ipynb", "print(as_of)")
+    cwd = os.getcwd()
     run_month("2026-10", demo_dir, out=tmp_path / "r", outreach_dir=tmp_path / "o", notebook_dir=folder,
-              progress=False, pdf=False, analysis_hooks=False)
+              progress=False, pdf=False, analysis_hooks=False, min_count=7)
+    assert os.getcwd() == cwd, "running notebooks side by side must not change this process's directory"
     assert (tmp_path / "r" / "2026-10" / "extra.txt").read_text() == "written by the notebook"
-    executed = nbformat.read(tmp_path / "r" / "2026-10" / "00_writes.ipynb", as_version=4)
-    assert "kpis.json" in executed.cells[-1].outputs[0]["text"]  # written before the notebooks run
+    executed = nbformat.read(tmp_path / "r" / "2026-10" / "90_writes.ipynb", as_version=4)
+    shown = executed.cells[-1].outputs[0]["text"]
+    assert "kpis.json" in shown and "min_count 7" in shown  # the run's own kpis.json, complete
+    assert f"cwd {folder}" in shown  # kernels start in the notebooks' folder
 
 
 def test_failed_run_leaves_previous_month_intact(tmp_path, notebooks, demo_dir, capsys):
@@ -210,6 +218,20 @@ def test_sigkill_partway_leaves_previous_month_and_a_rerun_succeeds(tmp_path, no
     assert done.returncode == 0, done.stderr
     assert not list(out.glob(".*")), "the re-run should clean what the killed run left"
     assert _visible(out / "2026-10") == sorted(before)
+
+
+def test_a_run_killed_between_the_two_renames_of_publish_loses_nothing(tmp_path):
+    from crm_analysis.pipeline import _clean_partials
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a process id that has ended
+    (tmp_path / f".2026-10.old-{dead}").mkdir()  # the previous month, moved aside; the new one never arrived
+    (tmp_path / f".2026-10.old-{dead}" / "kpis.json").write_text("previous")
+    (tmp_path / "2026-09").mkdir()
+    (tmp_path / f".2026-09.old-{dead}").mkdir()  # a swap that completed: the old copy is only rubbish
+    _clean_partials(tmp_path)
+    assert _visible(tmp_path) == ["2026-09", "2026-10"] and not list(tmp_path.glob(".*"))
+    assert (tmp_path / "2026-10" / "kpis.json").read_text() == "previous"
 
 
 def test_dry_run_lists_notebooks_and_steps(capsys, tmp_path):

@@ -103,7 +103,14 @@ def test_personal_values_lists_names_phones_emails():
     ("전화 010.9876.5432", "phone"),
     ("메일 SEO@example.com", "email"),
     ("<td>Park Jiwoo</td>", "name"),
-], ids=["name", "dashed", "digits", "spaced", "dotted", "email-case", "latin-name"])
+    ("전화 (010) 1234-5678", "phone"),
+    ("전화 010 - 1234 - 5678", "phone"),
+    ("tel +82 10-1234-5678", "phone"),
+    ("전화 ０１０-１２３４-５６７８", "phone"),
+    ("전화 010/9876/5432", "phone"),
+    ("mailseo@example.comPatients", "email"),
+], ids=["name", "dashed", "digits", "spaced", "dotted", "email-case", "latin-name", "brackets", "spaced-dashes",
+        "international", "full-width", "slashes", "email-glued"])
 def test_scan_finds_every_form(text, kind):
     hits = scan_text(text, personal_values(PATIENTS))
     assert [h.kind for h in hits] == [kind]

@@ -103,6 +103,7 @@ def test_privacy_scan_passes_on_every_artefact(monthly_run, demo_clinic):
     assert {p.suffix for p in artefacts} == {".html", ".pdf", ".ipynb", ".json"}
     values = _personal(demo_clinic.patients)
     assert len(values) > 3000
+    ids = set(demo_clinic.patients["patient_id"].astype(str))
     for path in artefacts:
         if path.suffix == ".pdf":
             text = "\n".join(page.extract_text() for page in PdfReader(str(path)).pages)
@@ -114,6 +115,8 @@ def test_privacy_scan_passes_on_every_artefact(monthly_run, demo_clinic):
         squeezed = re.sub(r"(?<=\d)[\s.\-](?=\d)", "", text)
         leaked = sorted(v for v in values if v in text or v in squeezed)
         assert not leaked, f"{path.name} shows personal data, e.g. {leaked[:3]}"
+        shown_ids = sorted(set(re.findall(r"[A-Za-z]*[0-9]+", text)) & ids)
+        assert not shown_ids, f"{path.name} shows patient ids, e.g. {shown_ids[:3]}"
     assert scan_artefacts(artefacts, personal_values(demo_clinic.patients)) == []
     print(f"privacy scan: {len(values):,} personal values, {len(artefacts)} artefacts, no hit")
 
