@@ -436,19 +436,16 @@ def _id_codes(values: pd.Series, id_set, mask: np.ndarray | None = None) -> np.n
 
 
 def _opted_out_everywhere(patients: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
-    """Opted out of every channel on or before `as_of` (a missing opt-out date counts as before)."""
+    """Opted out of every channel on or before `as_of` (an undated opt-out counts), by the campaign rules' test."""
+    from crm_analysis.campaigns.compliance import opted_out
     from crm_analysis.contract import CHANNELS
 
     if not all(f"{c}_opt_out" in patients for c in CHANNELS):
         return np.zeros(len(patients), dtype=bool)
-    limit = as_of + pd.Timedelta(days=1)
+    at = pd.Series(as_of, index=patients.index)
     out = np.ones(len(patients), dtype=bool)
     for c in CHANNELS:
-        flag = patients[f"{c}_opt_out"].to_numpy(dtype=bool, na_value=False)
-        date = patients.get(f"{c}_opt_out_date")
-        later = np.zeros(len(patients), dtype=bool) if date is None else \
-            (date >= limit).to_numpy(dtype=bool, na_value=False)
-        out &= flag & ~later
+        out &= opted_out(patients, c, at)
     return out
 
 

@@ -40,6 +40,7 @@ from crm_analysis.campaigns.definitions import Campaign, CampaignConfig, load_ca
 from crm_analysis.campaigns.holdout import assign_holdout
 from crm_analysis.campaigns.suppression import SUPPRESSION_COLUMNS, suppression_list
 from crm_analysis.campaigns.templates import render
+from crm_analysis.features import completed_years
 from crm_analysis.i18n import check_lang
 
 __all__ = ["CampaignPlan", "plan_campaigns", "plan_period", "SEND_COLUMNS"]
@@ -116,10 +117,6 @@ def _into_window(at: pd.Series, window: tuple[str, str]) -> pd.Series:
     minute = at.dt.hour * 60 + at.dt.minute
     start = day + pd.to_timedelta(lo, unit="min")
     return at.where(minute >= lo, start).where(minute < hi, start + pd.Timedelta(days=1))
-
-
-def _age_years(birth: pd.Series, day: pd.Timestamp) -> pd.Series:
-    return (day - birth).dt.days / 365.25
 
 
 def plan_campaigns(clinic, as_of, *, config: str | Mapping | CampaignConfig | None = None, lang: str = "ko",
@@ -204,7 +201,7 @@ def _one_campaign(aud: pd.DataFrame, camp: Campaign, cfg: CampaignConfig, pidx: 
     aud = aud.loc[~gone].reset_index(drop=True)
     if camp.advertising:
         birth = pidx["birth_date"].reindex(aud["recipient_id"]).reset_index(drop=True)
-        child = (_age_years(birth, start) < float(rules.get("min_age_advertising", 14))).fillna(False).to_numpy()
+        child = (completed_years(birth, start) < float(rules.get("min_age_advertising", 14))).fillna(False).to_numpy()
         drops.append(_drops(aud, child, "under_age"))
         aud = aud.loc[~child].reset_index(drop=True)
         blocked = supp.loc[(supp["scope"] == "advertising") & (supp["channel"] == "all"), "patient_id"]

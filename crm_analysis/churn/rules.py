@@ -10,14 +10,13 @@ defaults key by key, so an override names only what changes, e.g.
 
 from __future__ import annotations
 
-import copy
 import os
 from functools import lru_cache
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Mapping
 
 from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.rule_files import load_rule_file
 
 __all__ = ["load_churn_rules", "DEFAULT_RULES_PATH"]
 
@@ -30,27 +29,6 @@ def _defaults() -> dict:
     import yaml
 
     return yaml.safe_load(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
-
-
-def _merge(base: dict, override: Mapping, path: str) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if key not in base:
-            raise CrmAnalysisError(f"unknown churn rule {path}{key!r}; known: {', '.join(sorted(base))}. "
-                                   f"Check the spelling against {DEFAULT_RULES_PATH.name}.")
-        if isinstance(base[key], dict) and isinstance(value, Mapping):
-            out[key] = _merge(base[key], value, f"{path}{key}.")
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
 
 
 def load_churn_rules(rules: str | os.PathLike | Mapping | None = None) -> Mapping[str, Any]:
@@ -73,25 +51,8 @@ def load_churn_rules(rules: str | os.PathLike | Mapping | None = None) -> Mappin
         If a key is unknown or a value is out of range, naming the key and
         how to fix it.
     """
-    if isinstance(rules, MappingProxyType) and rules.get("_loaded"):
-        return rules
-    if rules is None:
-        override: Mapping = {}
-    elif isinstance(rules, Mapping):
-        override = rules
-    else:
-        import yaml
-
-        path = Path(rules)
-        if not path.exists():
-            raise CrmAnalysisError(f"churn rules file {path} does not exist; pass a YAML file path or a dict")
-        override = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(override, Mapping):
-            raise CrmAnalysisError(f"churn rules file {path} must hold a YAML mapping (key: value lines)")
-    merged = _merge(_defaults(), override, "")
-    _check(merged)
-    merged["_loaded"] = True
-    return _freeze(merged)
+    return load_rule_file(rules, defaults=_defaults(), defaults_path=DEFAULT_RULES_PATH, what="churn",
+                          check=_check, open_sections=())
 
 
 def _days(value: Any, name: str, minimum: int = 1) -> None:

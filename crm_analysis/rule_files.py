@@ -1,0 +1,100 @@
+"""Overridable rule files: shipped YAML defaults with the analyst's overrides merged in.
+
+Analyses whose settings are a nested YAML document (``crm_analysis/rules/churn.yaml``,
+``reminders.yaml``) load them with :func:`load_rule_file`: ``None`` gives the
+defaults, a path or a dict gives overrides merged key by key (so an override
+names only what changes), and unknown keys are refused. The result is
+read-only (nested mappings become ``MappingProxyType``, lists tuples) and is
+marked as loaded, so passing it back in returns it unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Collection, Mapping
+
+from crm_analysis.exceptions import CrmAnalysisError
+
+__all__ = ["load_rule_file"]
+
+
+def load_rule_file(rules: str | os.PathLike | Mapping | None, *, defaults: Mapping, defaults_path: Path, what: str,
+                   check: Callable[[dict], None], open_sections: Collection[str] = ()) -> Mapping[str, Any]:
+    """The defaults with `rules` merged in, checked and made read-only.
+
+    Parameters
+    ----------
+    rules : path, mapping or None
+        A YAML file or a dict of overrides; None for the defaults. Rules this
+        function returned before are returned unchanged.
+    defaults : Mapping
+        The shipped defaults (read from `defaults_path`); not modified.
+    defaults_path : Path
+        The defaults file, named in error messages.
+    what : str
+        What the rules are for, e.g. ``"churn"``, used in error messages.
+    check : callable
+        Called with the merged rules (a plain dict); raises on a bad value.
+    open_sections : collection of str
+        Top-level sections whose keys are free (an override adds or replaces
+        keys, e.g. message costs per channel) rather than checked against the
+        defaults.
+
+    Returns
+    -------
+    Mapping
+        Read-only nested mapping (lists become tuples).
+
+    Raises
+    ------
+    CrmAnalysisError
+        If the file is missing or not a mapping, or a key is unknown.
+    """
+    if isinstance(rules, MappingProxyType) and rules.get("_loaded"):
+        return rules
+    if rules is None:
+        override: Mapping = {}
+    elif isinstance(rules, Mapping):
+        override = rules
+    else:
+        import yaml
+
+        path = Path(rules)
+        if not path.exists():
+            raise CrmAnalysisError(f"{what} rules file {path} does not exist; pass a YAML file path or a dict")
+        override = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(override, Mapping):
+            raise CrmAnalysisError(f"{what} rules file {path} must hold a YAML mapping (key: value lines)")
+    merged = _merge(dict(defaults), override, "", what=what, defaults_path=defaults_path, open_sections=open_sections)
+    check(merged)
+    merged["_loaded"] = True
+    return _freeze(merged)
+
+
+def _merge(base: dict, override: Mapping, path: str, *, what: str, defaults_path: Path,
+           open_sections: Collection[str]) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in base:
+            raise CrmAnalysisError(f"unknown {what} rule {path}{key!r}; known: {', '.join(sorted(base))}. "
+                                   f"Check the spelling against {defaults_path.name}.")
+        if isinstance(base[key], dict) and isinstance(value, Mapping):
+            if not path and key in open_sections:
+                out[key] = {**base[key], **dict(value)}
+            else:
+                out[key] = _merge(base[key], value, f"{path}{key}.", what=what, defaults_path=defaults_path,
+                                  open_sections=open_sections)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
