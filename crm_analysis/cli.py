@@ -52,10 +52,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from crm_analysis.report.network import is_network_config
+    from crm_analysis.network import is_network_config
 
-    if is_network_config(args.source):
+    if args.clinics or is_network_config(args.source):
         return _run_network(args)
+    if not args.source:
+        raise ValueError("give --source (one clinic) or --clinics network.yaml (several)")
+    if args.executor != "local" or args.scheduler:
+        raise ValueError("--executor dask and --scheduler spread a network's branches: use them with --clinics")
     from crm_analysis.pipeline import plan_month, run_month
 
     if args.dry_run:
@@ -71,31 +75,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_network(args: argparse.Namespace) -> int:
+    from crm_analysis.network import read_network_config
     from crm_analysis.pipeline import plan_month
-    from crm_analysis.report.network import read_network_config
 
-    config = read_network_config(args.source)
-    out, outreach = Path(args.out), Path(args.outreach_dir or "outreach")
+    if args.clinics and args.source:
+        raise ValueError("give either --source (one clinic) or --clinics (a network config), not both")
     if args.mapping:
         raise ValueError("--mapping does not apply to a network config: give each clinic its own 'mapping:' there")
+    if args.scheduler and args.executor != "dask":
+        raise ValueError("--scheduler needs --executor dask")
+    config = read_network_config(args.clinics or args.source)
+    out, outreach = Path(args.out), Path(args.outreach_dir or "outreach")
     if args.dry_run:
         for clinic in config.clinics:
             print(f"[{clinic.id}] {clinic.name}")
             print("\n".join(plan_month(args.month, clinic.source, mapping=clinic.mapping, lang=clinic.lang or args.lang,
                                        out=out / clinic.id, outreach_dir=outreach / clinic.id, pdf=args.pdf,
                                        notebook_dir=args.notebook_dir)))
-        print(f"then the network summary into {out / 'network' / args.month}/")
+        where = ("serially, in this process" if args.executor == "local" else
+                 f"on the Dask cluster at {args.scheduler}" if args.scheduler else
+                 f"on a local Dask cluster of {args.workers} worker process(es)")
+        print(f"{len(config.clinics)} branch(es) {where}; then the network summary into {out / 'network' / args.month}/")
         return EXIT_OK
-    from crm_analysis.pipeline import run_network
+    from crm_analysis.network import run_network
 
-    summary, failures = run_network(args.month, config, out=out, outreach_dir=outreach, lang=args.lang,
-                                    min_count=args.min_count, pdf=args.pdf, notebook_dir=args.notebook_dir,
-                                    analysis_hooks=args.analysis_hooks)
-    ok = len(config.clinics) - len(failures)
-    print(f"{args.month}: {ok} of {len(config.clinics)} clinic(s) done; network summary in {summary}")
-    for clinic_id, reason in failures.items():
+    run = run_network(args.month, config, out=out, outreach_dir=outreach, lang=args.lang, min_count=args.min_count,
+                      pdf=args.pdf, notebook_dir=args.notebook_dir, analysis_hooks=args.analysis_hooks,
+                      executor=args.executor, scheduler=args.scheduler, workers=args.workers, retries=args.retries)
+    done = len(run.outcomes) - len(run.failures)
+    print(f"{args.month}: {done} of {len(run.outcomes)} branch(es) done in {run.seconds:.0f} s; "
+          f"network summary in {run.summary_dir}")
+    for clinic_id, reason in run.failures.items():
         print(f"error: [{clinic_id}] {reason}", file=sys.stderr)
-    return EXIT_OK if not failures else EXIT_FAILED
+    return EXIT_OK if run.ok else EXIT_FAILED
 
 
 def _cmd_data_dictionary(args: argparse.Namespace) -> int:
@@ -135,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the monthly notebooks for one month")
     run.add_argument("--month", required=True, help="YYYY-MM")
-    run.add_argument("--source", required=True,
-                     help="folder, file, workbook or database URL; or a network config (.yaml) listing several clinics")
+    run.add_argument("--source", help="folder, file, workbook or database URL of one clinic")
+    run.add_argument("--clinics", help="network config (.yaml) listing several clinics (branches) to run")
     run.add_argument("--mapping", help="mapping file (YAML)")
     run.add_argument("--lang", choices=("ko", "en"), default="ko", help="report language (default ko)")
     run.add_argument("--out", default="reports", help="reports folder (default ./reports)")
@@ -150,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebook-dir", dest="notebook_dir", default=None,
                      help="folder of the notebooks to run (default: the project's notebooks/)")
     run.add_argument("--dry-run", action="store_true", help="list what would run, and stop")
+    net = run.add_argument_group("clinic networks (with --clinics)")
+    net.add_argument("--executor", choices=("local", "dask"), default="local",
+                     help="run the branches one after another here (local, the default) or on Dask")
+    net.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 "
+                                         "(default with --executor dask: start a local cluster)")
+    net.add_argument("--workers", type=int, default=2, help="worker processes of the local Dask cluster (default 2)")
+    net.add_argument("--retries", type=int, default=2,
+                     help="times a branch is run again after its worker died (local Dask cluster; default 2)")
     run.set_defaults(func=_cmd_run)
 
     dd = sub.add_parser("data-dictionary", help="print (or write) the data dictionary")

@@ -289,10 +289,14 @@ class _Progress:
 NOTEBOOK_JOBS = 2
 
 
-def _timed_execute(path: Path, target: Path, params: dict[str, str], private: Path, index: int) -> float:
-    """:func:`_execute`, returning its wall time in seconds."""
+def _timed_execute(path: Path, target: Path, params: dict[str, str], private: Path, index: int,
+                   replacements: Mapping[str, str]) -> float:
+    """:func:`_execute`, then :func:`~crm_analysis.report.reproducible.make_reproducible`; returns the wall time."""
+    from crm_analysis.report.reproducible import make_reproducible
+
     started = time.perf_counter()
     _execute(path, target, params, private, index)
+    make_reproducible(target, replacements)
     return round(time.perf_counter() - started, 2)
 
 
@@ -405,8 +409,10 @@ def run_month(month: str, source: str | Path, *, mapping: str | Path | None = No
 
                 sections, producers = list(CORE_SECTIONS), producers or {}
             try:
+                # The notebooks show the clinic's source and the published folder, not this run's temporary ones.
+                replacements = {params["source"]: _shown_source(source_text), str(work): str(final)}
                 scanned = _run_steps(steps, clinic, paths, params, private, work, staging, as_of, month,
-                                     lang, min_count, clinic_name, pdf, producers, sections, result)
+                                     lang, min_count, clinic_name, pdf, producers, sections, result, replacements)
             except NotebookFailed:
                 raise
             except Exception as err:  # noqa: BLE001 - any failure after loading keeps the work for diagnosis
@@ -443,7 +449,8 @@ def _notebook_source(clinic, private: Path, source: str, mapping: str | None, as
 
 def _run_steps(steps: _Progress, clinic, paths: list[Path], params: dict[str, str], private: Path, work: Path,
                staging: Path, as_of: pd.Timestamp, month: str, lang: str, min_count: int,
-               clinic_name: str | None, pdf: bool, producers, sections, result: RunResult) -> int:
+               clinic_name: str | None, pdf: bool, producers, sections, result: RunResult,
+               replacements: Mapping[str, str]) -> int:
     """Steps 2-6 of :func:`run_month`; returns how many artefacts the privacy scan read."""
     import papermill as pm
 
@@ -458,7 +465,8 @@ def _run_steps(steps: _Progress, clinic, paths: list[Path], params: dict[str, st
     index = {path: i for i, path in enumerate(paths, 1)}
     front = [p for p in paths if int(p.name[:2]) >= FRONT_MATTER_FROM]
     with ThreadPoolExecutor(max_workers=NOTEBOOK_JOBS, thread_name_prefix="notebook") as pool:
-        running = {path: pool.submit(_timed_execute, path, work / path.name, params, private, index[path])
+        running = {path: pool.submit(_timed_execute, path, work / path.name, params, private, index[path],
+                                   replacements)
                    for path in paths if path not in front}
         try:
             with steps.step("kpis"):
@@ -468,7 +476,8 @@ def _run_steps(steps: _Progress, clinic, paths: list[Path], params: dict[str, st
                 partial.write_text(kpis.to_json(), encoding="utf-8")
                 os.replace(partial, work / KPIS_FILE)
                 result.kpis = kpis.to_dict()
-            running.update({path: pool.submit(_timed_execute, path, work / path.name, params, private, index[path])
+            running.update({path: pool.submit(_timed_execute, path, work / path.name, params, private, index[path],
+                                   replacements)
                             for path in front})
             running = {path: running[path] for path in paths}  # run order
             for path, future in running.items():  # reported in run order, whatever order they finish in
@@ -578,4 +587,4 @@ def plan_month(month: str, source: str | Path, *, mapping: str | Path | None = N
 
 
 
-from crm_analysis.report.network import run_network  # noqa: E402 - re-exported: the run of several clinics
+from crm_analysis.network import run_network  # noqa: E402 - re-exported: the run of several clinics

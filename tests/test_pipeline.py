@@ -21,8 +21,7 @@ import pytest
 
 from crm_analysis import load_clinic
 from crm_analysis.cli import main
-from crm_analysis.pipeline import (NotebookFailed, PrivacyLeak, month_end, plan_month, report_order, run_month,
-                                   run_network)
+from crm_analysis.pipeline import NotebookFailed, PrivacyLeak, month_end, plan_month, report_order, run_month
 
 SCRIPT = Path(sys.executable).with_name("crm-analysis")
 
@@ -152,9 +151,13 @@ def _recall(clinic, as_of):
     return patients.assign(last_visit=due.dt.strftime("%Y-%m-%d").to_numpy()).reset_index().sort_values("patient_id")
 
 
-def test_same_month_twice_gives_identical_kpis_and_outreach(tmp_path, notebooks, demo_dir):
+def test_same_month_twice_gives_identical_files(tmp_path, notebooks, demo_dir):
+    # A styled table and a figure: pandas gives each Styler a random id, and reprs carry memory addresses.
+    _notebook(notebooks / "20_styled.ipynb", "import pandas as pd, matplotlib.pyplot as plt\n"
+              "styled = pd.DataFrame({'a': [1, 2]}).style.format('{:,}')\ndisplay(styled)\nstyled.data\n"
+              "plt.plot([1, 2], [3, 1]); plt.show()\nstyled")
     out, outreach = tmp_path / "reports", tmp_path / "outreach"
-    kwargs = dict(out=out, outreach_dir=outreach, notebook_dir=notebooks, progress=False, pdf=False, analysis_hooks=False,
+    kwargs = dict(out=out, outreach_dir=outreach, notebook_dir=notebooks, progress=False, pdf=True, analysis_hooks=False,
                   producers={"recall": _recall})
     first = run_month("2026-10", demo_dir, **kwargs)
     kpis, lists = (out / "2026-10" / "kpis.json").read_bytes(), _tree(outreach / "2026-10")
@@ -165,10 +168,16 @@ def test_same_month_twice_gives_identical_kpis_and_outreach(tmp_path, notebooks,
     assert len(pd.read_excel(outreach / "2026-10" / "recall.xlsx")) == len(expected) > 0
     for path in (outreach / "2026-10").iterdir():
         assert oct(path.stat().st_mode & 0o777) == "0o600", path.name
+    published = {name: data for name, data in _tree(out / "2026-10").items() if name != "manifest.json"}
+    assert {"report.html", "report.pdf", "kpis.json", "20_styled.ipynb"} <= set(published)
+    styled = published["20_styled.ipynb"].decode()
+    assert "T_s0001" in styled and "Styler>" in styled and " at 0x" not in styled and '"start_time"' not in styled
     time.sleep(1.1)  # a later wall-clock second: timestamps must not leak into the files
     run_month("2026-10", demo_dir, **kwargs)
     assert (out / "2026-10" / "kpis.json").read_bytes() == kpis
     assert _tree(outreach / "2026-10") == lists
+    again = {name: data for name, data in _tree(out / "2026-10").items() if name != "manifest.json"}
+    assert [name for name in published if again[name] != published[name]] == []  # notebooks, report.html/.pdf too
     assert "timings_seconds" in manifest  # timings live in the manifest only
 
 
@@ -246,38 +255,3 @@ def test_dry_run_lists_notebooks_and_steps(capsys, tmp_path):
 def test_bad_month_exits_2(capsys, tmp_path):
     assert main(["run", "--month", "2026/10", "--source", str(tmp_path)]) == 2
     assert "Traceback" not in capsys.readouterr().err
-
-
-def test_network_config_runs_each_clinic_and_writes_a_summary(tmp_path, notebooks, demo_dir, capsys):
-    config = tmp_path / "network.yaml"
-    config.write_text("version: 1\nnetwork: 시험 네트워크\nclinics:\n"
-                      f"  - {{id: north, name: 북부점, source: {demo_dir}}}\n"
-                      f"  - {{id: south, name: 남부점, source: {demo_dir}, lang: en}}\n"
-                      "  - {id: broken, name: 없는 곳, source: no/such/folder}\n", encoding="utf-8")
-    code = main(["run", "--month", "2026-10", "--source", str(config), "--out", str(tmp_path / "r"),
-                 "--outreach-dir", str(tmp_path / "o"), "--notebook-dir", str(notebooks), "--no-pdf", "--no-hooks"])
-    err = capsys.readouterr().err
-    assert code == 1 and "[broken]" in err  # one clinic failed; the others still ran
-    for cid in ("north", "south"):
-        assert (tmp_path / "r" / cid / "2026-10" / "kpis.json").exists()
-        assert (tmp_path / "o" / cid / "2026-10").is_dir()
-    summary = json.loads((tmp_path / "r" / "network" / "2026-10" / "network_kpis.json").read_text())
-    assert [c["id"] for c in summary["clinics"]] == ["north", "south"] and summary["failed"] == ["broken"]
-    north = json.loads((tmp_path / "r" / "north" / "2026-10" / "kpis.json").read_text())
-    assert summary["totals"]["active_12m"] == 2 * north["sections"]["patients"]["active_12m"]
-    assert "북부점" in (tmp_path / "r" / "network" / "2026-10" / "network.html").read_text()
-
-
-def test_network_config_errors_are_plain(tmp_path, capsys):
-    config = tmp_path / "bad.yaml"
-    config.write_text("clinics:\n  - {id: a, source: x}\n  - {id: a, source: y}\n")
-    assert main(["run", "--month", "2026-10", "--source", str(config), "--dry-run"]) == 2
-    assert "appears twice" in capsys.readouterr().err
-
-
-def test_run_network_accepts_plain_arguments(tmp_path, notebooks, demo_dir):
-    config = tmp_path / "one.yaml"
-    config.write_text(f"clinics:\n  - {{id: only, source: {demo_dir}}}\n")
-    folder, failures = run_network("2026-10", config, out=tmp_path / "r", outreach_dir=tmp_path / "o",
-                                   notebook_dir=notebooks, pdf=False, progress=False, analysis_hooks=False)
-    assert failures == {} and (folder / "network.html").exists()

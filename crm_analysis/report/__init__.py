@@ -8,7 +8,6 @@
   hashes, package versions, git commit, timings);
 - :mod:`~crm_analysis.report.outreach`: the registry of outreach-list
   producers and the private writer of their lists;
-- :mod:`~crm_analysis.report.network`: several clinics in one run (``run_network``) and their summary.
 """
 
 from crm_analysis.report.html import report_html
