@@ -107,6 +107,8 @@ def _run_network(args: argparse.Namespace) -> int:
           f"network summary in {run.summary_dir}")
     for clinic_id, reason in run.failures.items():
         print(f"error: [{clinic_id}] {reason}", file=sys.stderr)
+    if run.summary_error:
+        print(f"error: the network summary was not published: {run.summary_error}", file=sys.stderr)
     return EXIT_OK if run.ok else EXIT_FAILED
 
 

@@ -48,8 +48,8 @@ import pandas as pd
 from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.privacy import DEFAULT_MIN_COUNT
 
-__all__ = ["ANALYSIS_HOOKS", "register_analysis_hooks", "month_end", "notebook_paths", "report_order", "notebook_parameters", "run_month", "run_network", "plan_month",
-           "RunResult", "RunFailed", "NotebookFailed", "PrivacyLeak", "PROJECT_ROOT", "NOTEBOOK_DIR"]
+__all__ = ["ANALYSIS_HOOKS", "register_analysis_hooks", "month_end", "notebook_paths", "report_order", "notebook_parameters", "run_month", "plan_month",
+           "RunResult", "RunFailed", "NotebookFailed", "PrivacyLeak", "PROJECT_ROOT", "NOTEBOOK_DIR", "LOCK_FILE"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -168,10 +168,17 @@ def _shown_source(source: str) -> str:
 
 # --------------------------------------------------------------------------- folders, locks, clean-up
 
+#: The file a run locks in its reports folder (hidden; left in place, it is empty).
+LOCK_FILE = ".crm-analysis.lock"
+
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `folder` (one run at a time writes into it)."""
-    fd = os.open(folder, os.O_RDONLY)
+    """Hold an exclusive lock on `folder` (one run at a time writes into it).
+
+    The lock is taken on a file in the folder, opened for writing: on NFS, ``flock`` is emulated with
+    byte-range locks, which need a file open for writing (a folder opened read-only would fail there).
+    """
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -296,7 +303,7 @@ def _timed_execute(path: Path, target: Path, params: dict[str, str], private: Pa
 
     started = time.perf_counter()
     _execute(path, target, params, private, index)
-    make_reproducible(target, replacements)
+    make_reproducible(target, replacements, id_prefix=f"n{index:02d}")  # distinct table ids in the one-page report
     return round(time.perf_counter() - started, 2)
 
 
@@ -585,6 +592,3 @@ def plan_month(month: str, source: str | Path, *, mapping: str | Path | None = N
     lines.append("  parameters: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
     return lines
 
-
-
-from crm_analysis.network import run_network  # noqa: E402 - re-exported: the run of several clinics

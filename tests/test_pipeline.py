@@ -21,7 +21,8 @@ import pytest
 
 from crm_analysis import load_clinic
 from crm_analysis.cli import main
-from crm_analysis.pipeline import NotebookFailed, PrivacyLeak, month_end, plan_month, report_order, run_month
+from crm_analysis.pipeline import (LOCK_FILE, NotebookFailed, PrivacyLeak, month_end, plan_month, report_order,
+                                   run_month)
 
 SCRIPT = Path(sys.executable).with_name("crm-analysis")
 
@@ -47,6 +48,11 @@ def notebooks(tmp_path):
 
 def _tree(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    """Hidden entries a run left behind, apart from its (empty, permanent) lock file."""
+    return [p for p in folder.glob(".*") if p.name != LOCK_FILE]
 
 
 def _visible(folder: Path) -> list[str]:
@@ -84,7 +90,7 @@ def test_run_publishes_month_report_kpis_and_manifest(tmp_path, notebooks, demo_
     kpis = json.loads((month / "kpis.json").read_text())
     assert kpis["month"] == "2026-10" and kpis["sections"]["patients"]["active_12m"] > 0
     assert "timings" not in json.dumps(kpis)
-    assert not list(out.glob(".*"))  # no temporary folders left behind
+    assert not _leftovers(out)  # no temporary folders left behind
     assert oct((tmp_path / "outreach" / "2026-10").stat().st_mode & 0o777) == "0o700"
 
 
@@ -122,7 +128,7 @@ def test_failed_run_leaves_previous_month_intact(tmp_path, notebooks, demo_dir, 
     failed = out / "2026-10.failed"
     text = (failed / "20_broken.ipynb").read_text()
     assert "An Exception was encountered at" in text and "deliberate failure" in text  # papermill's error banner
-    assert not list(out.glob(".*"))
+    assert not _leftovers(out)
     # the command line: exit status 1 and one line
     code = main(["run", "--month", "2026-10", "--source", str(demo_dir), "--out", str(out), "--outreach-dir",
                  str(tmp_path / "o"), "--notebook-dir", str(notebooks), "--no-pdf", "--no-hooks"])
@@ -171,7 +177,7 @@ def test_same_month_twice_gives_identical_files(tmp_path, notebooks, demo_dir):
     published = {name: data for name, data in _tree(out / "2026-10").items() if name != "manifest.json"}
     assert {"report.html", "report.pdf", "kpis.json", "20_styled.ipynb"} <= set(published)
     styled = published["20_styled.ipynb"].decode()
-    assert "T_s0001" in styled and "Styler>" in styled and " at 0x" not in styled and '"start_time"' not in styled
+    assert "T_n03s0001" in styled and "Styler>" in styled and " at 0x" not in styled and '"start_time"' not in styled
     time.sleep(1.1)  # a later wall-clock second: timestamps must not leak into the files
     run_month("2026-10", demo_dir, **kwargs)
     assert (out / "2026-10" / "kpis.json").read_bytes() == kpis
@@ -225,7 +231,7 @@ def test_sigkill_partway_leaves_previous_month_and_a_rerun_succeeds(tmp_path, no
     assert list(out.glob(".2026-10.partial-*")), "expected the killed run's hidden work folder"
     done = subprocess.run(args, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
-    assert not list(out.glob(".*")), "the re-run should clean what the killed run left"
+    assert not _leftovers(out), "the re-run should clean what the killed run left"
     assert _visible(out / "2026-10") == sorted(before)
 
 

@@ -26,7 +26,7 @@ import socket
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 from crm_analysis.network.config import ClinicSpec
 
@@ -36,11 +36,27 @@ __all__ = ["EXECUTORS", "BranchJob", "BranchOutcome", "run_branch", "run_branche
 EXECUTORS = ("local", "dask")
 #: How often (seconds) a Dask run prints its status while no branch finishes.
 STATUS_EVERY = 30.0
+#: How long to wait for an existing scheduler to answer, and for it to have a worker.
+CONNECT_TIMEOUT = "30s"
 
 
 @dataclass(frozen=True)
 class BranchJob:
-    """Everything one branch's monthly run needs; plain values, so it pickles to any worker."""
+    """Everything one branch's monthly run needs; plain values, so it pickles to any worker.
+
+    Attributes
+    ----------
+    clinic : ClinicSpec
+        The branch (id, name, source, mapping, language).
+    month : str
+        ``YYYY-MM``.
+    out, outreach_dir : str
+        The branch's own reports and outreach folders (absolute: ``<out>/<id>``).
+    lang : str
+        Report language when the branch sets none.
+    min_count, pdf, notebook_dir, analysis_hooks, progress
+        As for :func:`crm_analysis.pipeline.run_month`.
+    """
 
     clinic: ClinicSpec
     month: str
@@ -81,15 +97,33 @@ class BranchOutcome:
     pid: int = 0
 
     def to_dict(self) -> dict:
+        """The outcome as a plain dict (for ``manifest.json``)."""
         return asdict(self)
 
 
 def failure_reason(err: BaseException) -> str:
-    """One line for a branch's failure, naming the kind of problem."""
+    """One line for a branch's failure, naming the kind of problem.
+
+    Parameters
+    ----------
+    err : BaseException
+
+    Returns
+    -------
+    str
+        For bad data: how many contract problems, and the first one's table,
+        column and rule, without the offending values. For the project's own
+        errors and ``ValueError``: their first line. Otherwise the exception's
+        type and first line.
+    """
     from crm_analysis.exceptions import DataValidationError
 
     if isinstance(err, DataValidationError):
-        first = str(err.problems[0]).strip().splitlines()[0] if err.problems else ""
+        # Table, column and rule only: the offending values can be a patient's phone number or name, and
+        # this line goes into the network summary and manifest (validate shows the values to the clinic).
+        problem = err.problems[0] if err.problems else None
+        first = "" if problem is None else \
+            f"[{problem.table}{'.' + problem.column if problem.column else ''}] {problem.message.strip().splitlines()[0]}"
         return (f"the data does not meet the contract ({len(err.problems)} problem(s); first: {first}); "
                 "check it with crm-analysis validate")
     text = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
@@ -101,6 +135,7 @@ def failure_reason(err: BaseException) -> str:
 
 
 def _where() -> tuple[str, str, int]:
+    """(Dask worker address or ``"local"``, host name, process id) of the calling process."""
     try:
         from distributed import get_worker
 
@@ -113,6 +148,17 @@ def _where() -> tuple[str, str, int]:
 def run_branch(job: BranchJob) -> BranchOutcome:
     """Run one branch's month; a failure is returned as an outcome, never raised.
 
+    Parameters
+    ----------
+    job : BranchJob
+
+    Returns
+    -------
+    BranchOutcome
+        Where it ran, how long it took, and why it failed if it did.
+
+    Notes
+    -----
     Only ``Exception`` is caught: an interrupt still stops the run, and a
     worker killed mid-branch is Dask's to retry.
     """
@@ -199,7 +245,12 @@ def run_branches(jobs: Sequence[BranchJob], *, executor: str = "local", schedule
         outcomes = []
         for job in jobs:
             status.show(1, f"{job.clinic.id} started")
-            outcome = task(job)
+            started = time.perf_counter()
+            try:
+                outcome = task(job)
+            except Exception as err:  # noqa: BLE001 - as on Dask: a task that raises fails its branch only
+                outcome = BranchOutcome(job.clinic.id, False, failure_reason(err),
+                                        round(time.perf_counter() - started, 2), "local", *_where()[1:])
             outcomes.append(outcome)
             status.finished(outcome, 0)
         return outcomes
@@ -216,47 +267,47 @@ def _run_on_dask(jobs: Sequence[BranchJob], task: Callable, scheduler: str | Non
     except ImportError:
         raise RunFailed("--executor dask needs Dask distributed: pip install 'distributed'") from None
 
-    # worker-saturation 1.0: a worker holds only the branch it runs, so a worker's death counts against that
-    # branch alone, not against one queued behind it (Dask blames every task "processing" on a lost worker).
-    settings = {"distributed.scheduler.allowed-failures": retries, "distributed.scheduler.worker-saturation": 1.0}
-    with dask.config.set(settings), _quiet_dask():
-        cluster = None
+    with dask.config.set({"distributed.scheduler.allowed-failures": retries}), _quiet_dask():
+        client, cluster = _connect(scheduler, workers, Client, LocalCluster, RunFailed)
         try:
-            if scheduler:
-                client = Client(scheduler, timeout="20s", set_as_default=False)
-            else:
-                # One thread per worker: a branch already runs its notebooks two at a time.
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
-                client = Client(cluster, set_as_default=False)
-        except (OSError, TimeoutError) as err:
-            if cluster is not None:
-                cluster.close()
-            raise RunFailed(f"could not reach the Dask scheduler at {scheduler}: {failure_reason(err)}") from None
-        try:
-            futures = {client.submit(task, job, key=f"branch-{job.month}-{job.clinic.id}-{i}", pure=False): job
-                       for i, job in enumerate(jobs)}
             outcomes: dict[str, BranchOutcome] = {}
-            pending = set(futures)
+            futures: dict = {}
+            todo = list(enumerate(jobs))[::-1]
+            pending: set = set()
+
+            def submit_while_free() -> None:
+                # At most one branch per worker thread is handed to the scheduler: Dask blames every task
+                # assigned to a worker that dies, so a branch queued behind one that runs out of memory
+                # would otherwise be charged with deaths it never caused.
+                slots = max(1, sum(client.nthreads().values()))
+                while todo and len(pending) < slots:
+                    i, job = todo.pop()
+                    future = client.submit(task, job, key=f"branch-{job.month}-{job.clinic.id}-{i}", pure=False)
+                    futures[future] = job
+                    pending.add(future)
+
+            submit_while_free()
             while pending:
                 try:
                     with client.as_current():  # `wait` looks for the current client; this one is not the default
                         finished, pending = wait(pending, timeout=STATUS_EVERY, return_when="FIRST_COMPLETED")
                 except TimeoutError:  # nothing finished for a while (Dask's wait raises rather than return)
-                    status.show(_running(client, pending))
+                    status.show(len(pending))
                     continue
                 for future in finished:
                     job = futures[future]
                     try:
                         outcome = future.result()
-                    except KilledWorker:
+                    except KilledWorker as err:
+                        deaths = getattr(err, "allowed_failures", retries) + 1
                         outcome = BranchOutcome(job.clinic.id, False,
-                                                f"its worker died {retries + 1} time(s) running it (KilledWorker); "
+                                                f"its worker died {deaths} time(s) running it (KilledWorker); "
                                                 "not retried further", 0.0, "lost")
-                    except Exception as err:  # noqa: BLE001 - e.g. the task could not be sent or unpickled
+                    except Exception as err:  # noqa: BLE001 - the task raised, or could not be sent or unpickled
                         outcome = BranchOutcome(job.clinic.id, False, failure_reason(err), 0.0, "unknown")
                     outcomes[job.clinic.id] = outcome
-                    status.finished(outcome, _running(client, pending))
+                    submit_while_free()
+                    status.finished(outcome, len(pending))
         finally:
             client.close()
             if cluster is not None:
@@ -264,15 +315,33 @@ def _run_on_dask(jobs: Sequence[BranchJob], task: Callable, scheduler: str | Non
     return [outcomes[job.clinic.id] for job in jobs]
 
 
-def _running(client, pending: Iterable) -> int:
-    """Branches a worker is processing right now (the rest of `pending` wait for a free worker)."""
+def _connect(scheduler: str | None, workers: int, Client, LocalCluster, RunFailed):
+    """A client of the cluster at `scheduler`, or of a local cluster started for the run (then also returned)."""
+    if not scheduler:
+        try:
+            # One thread per worker: a branch already runs its notebooks two at a time. No memory limit: a
+            # branch that fits when run serially must not be killed by Dask's share-of-RAM default.
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
+                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+        except Exception as err:  # noqa: BLE001 - one line for the user
+            raise RunFailed(f"could not start a local Dask cluster of {workers} worker(s): "
+                            f"{failure_reason(err)}") from None
+        return Client(cluster, set_as_default=False), cluster
     try:
-        processing = {key for keys in client.processing().values() for key in keys}
-        slots = sum(client.nthreads().values())
-    except Exception:  # noqa: BLE001 - status display only
-        return 0
-    # A worker may hold a queued branch beside the one it runs; count at most one per thread.
-    return min(slots, sum(future.key in processing for future in pending))
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except TypeError as err:  # e.g. tls:// without certificates in the Dask config
+        raise RunFailed(f"could not connect to {scheduler}: {failure_reason(err)}; for tls:// set "
+                        "distributed.comm.tls.ca-file, .client.cert and .client.key in the Dask config") from None
+    except (OSError, TimeoutError) as err:
+        raise RunFailed(f"could not reach the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT}: "
+                        f"{failure_reason(err)}") from None
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+    except TimeoutError:
+        client.close()
+        raise RunFailed(f"the Dask scheduler at {scheduler} has no workers; start some with "
+                        f"`dask worker {scheduler} --nthreads 1`") from None
+    return client, None
 
 
 class _quiet_dask:
@@ -280,10 +349,11 @@ class _quiet_dask:
 
     def __enter__(self):
         self.levels = {}
-        for name in ("distributed", "distributed.scheduler", "distributed.worker", "distributed.nanny"):
+        for name in ("distributed", "distributed.scheduler", "distributed.worker", "distributed.nanny",
+                     "distributed.client", "distributed.core"):
             logger = logging.getLogger(name)
             self.levels[name] = logger.level
-            logger.setLevel(logging.ERROR)
+            logger.setLevel(logging.CRITICAL)  # failures reach the user as the branch's one-line reason
         return self
 
     def __exit__(self, *exc) -> None:

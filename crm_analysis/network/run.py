@@ -17,7 +17,7 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from crm_analysis.network.config import NETWORK_DIR, NetworkConfig, read_network_config
@@ -39,13 +39,17 @@ class NetworkRun:
     outcomes : list of BranchOutcome
         One per branch, in config order.
     seconds : float
-        Wall time of the whole run.
+        Wall time of the branches' runs.
+    summary_error : str or None
+        Why the network summary could not be published (the branches' own
+        outputs are published regardless).
     """
 
     month: str
     summary_dir: Path
     outcomes: list[BranchOutcome] = field(default_factory=list)
     seconds: float = 0.0
+    summary_error: str | None = None
 
     @property
     def failures(self) -> dict[str, str]:
@@ -54,8 +58,8 @@ class NetworkRun:
 
     @property
     def ok(self) -> bool:
-        """Whether every branch succeeded."""
-        return not self.failures
+        """Whether every branch succeeded and the summary was published."""
+        return not self.failures and self.summary_error is None
 
 
 def network_jobs(month: str, config: NetworkConfig, *, out: Path, outreach_root: Path, lang: str, min_count: int,
@@ -114,14 +118,37 @@ def run_network(month: str, config: NetworkConfig | str | Path, *, out: str | Pa
                         progress=progress and executor == "local")
     outcomes = run_branches(jobs, executor=executor, scheduler=scheduler, workers=workers, retries=retries,
                             progress=progress)
+    outcomes = [_check_kpis_readable(o, out, month) for o in outcomes]
     result = NetworkRun(month=month, summary_dir=out / NETWORK_DIR / month, outcomes=outcomes)
     result.seconds = round(time.perf_counter() - started, 2)
-    _publish_summary(month, config, out, outcomes, lang=lang, min_count=min_count, pdf=pdf,
-                     run_info={"executor": executor, "scheduler": scheduler or ("local cluster" if executor == "dask"
-                                                                                else None),
-                               "workers": workers if executor == "dask" and not scheduler else None,
-                               "retries": retries, "branch_seconds": result.seconds})
+    run_info = {"executor": executor, "scheduler": scheduler or ("local cluster" if executor == "dask" else None),
+                "workers": workers if executor == "dask" and not scheduler else None,
+                # An existing cluster retries lost workers by its own scheduler's allowed-failures setting.
+                "retries": retries if executor == "dask" and not scheduler else None,
+                "wall_seconds": result.seconds}
+    try:
+        _publish_summary(month, config, out, outcomes, lang=lang, min_count=min_count, pdf=pdf, run_info=run_info)
+    except Exception as err:  # noqa: BLE001 - the branches are published; report the summary's failure in one line
+        from crm_analysis.network.executors import failure_reason
+
+        result.summary_error = failure_reason(err)
     return result
+
+
+def _check_kpis_readable(outcome: BranchOutcome, out: Path, month: str) -> BranchOutcome:
+    """A branch that succeeded on a worker whose files this machine cannot read counts as failed."""
+    from crm_analysis.kpis import KPIS_FILE
+
+    path = out / outcome.clinic_id / month / KPIS_FILE
+    if not outcome.ok:
+        return outcome
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        return replace(outcome, ok=False, reason=f"finished on {outcome.worker}, but {path} cannot be read here "
+                                                 f"({type(err).__name__}); are --out and the workers' folders "
+                                                 "the same shared path?")
+    return outcome
 
 
 def _publish_summary(month: str, config: NetworkConfig, out: Path, outcomes: list[BranchOutcome], *, lang: str,
@@ -158,3 +185,4 @@ def _publish_summary(month: str, config: NetworkConfig, out: Path, outcomes: lis
             _publish(work, root / month)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+

@@ -10,23 +10,29 @@ file text, :func:`network_html` / :func:`write_network_pdf` (in
 
 Rules for the figures
 ---------------------
-- **Branch values** are copied from the branch's ``kpis.json``. Counts from 1
-  to ``min_count - 1`` are hidden again with the network's threshold (a
-  branch run with a lower threshold does not leak here); a rate or an effect
-  is hidden with its counts. Values already hidden in the branch stay hidden.
+- **Branch values** are copied from the branch's ``kpis.json``. A branch whose
+  ``kpis.json`` was made with a lower ``min_count`` than the network's is not
+  used at all (it is listed as missing): hiding its single small cells again
+  here could be undone by subtraction from its own totals. As a second guard,
+  counts from 1 to ``min_count - 1`` are hidden again; a rate or an effect is
+  hidden with its counts. Values already hidden in the branch stay hidden.
 - **Network totals** cover the branches that reported. A total is None when
   any reporting branch's value is hidden or not available: a sum with one
   hidden part would give that part away by subtraction.
 - **Network rates** (no-show, retention, churn) come from summed numerators
   and denominators, never from a mean of the branches' rates.
 - **Network effects** (reminder effect, campaign lift) are fixed-effect
-  inverse-variance pools of the branch estimates; each branch's standard
-  error is taken from its 95% CI as ``(high - low) / (2 * 1.96)``. The
-  branches hold different patients, so the estimates are independent. The
-  reminder effect is pooled only when every branch runs the same reminder
-  schedule.
-- **Missing branches** (no ``kpis.json``, a failed run, or one for another
-  month) are listed with their one-line reason and left out of the totals.
+  inverse-variance pools of the branch estimates: they assume one common
+  effect across branches. Each branch's standard error is taken from its
+  95% CI as ``(high - low) / (2 * 1.96)``, so the CIs are taken as symmetric.
+  The branches hold different patients, so the estimates are independent.
+  Cochran's Q (with its chi-square p-value) and I² say how far the branches
+  disagree beyond chance; a large I² means the common-effect assumption is
+  doubtful. The reminder effect is pooled only when every branch runs the
+  same reminder schedule.
+- **Missing branches** (no ``kpis.json``, a failed run, one for another
+  month, or one made with a lower ``min_count``) are listed with their
+  one-line reason and left out of the totals.
 
 The summary's keys
 ------------------
@@ -38,7 +44,8 @@ The summary's keys
 ``sections``: ``no_show``, ``retention``, ``vip``, ``campaigns``,
 ``revenue``, and ``churn`` when any branch has it. Each section has ``rows``
 (``id``, ``name``, ``available``, ``hidden_below`` and the figures) and
-``total``.
+``total``. The pooled effects in the totals carry ``q``, ``q_p_value`` and
+``i2`` (None for fewer than two branches).
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ import json
 import math
 from pathlib import Path
 from typing import Any, Callable
+
+from scipy.stats import chi2
 
 from crm_analysis.privacy import DEFAULT_MIN_COUNT, _check_threshold
 
@@ -59,6 +68,11 @@ SCHEMA_VERSION = 1
 _Z = 1.959963984540054
 #: The reason shown for a missing branch whose failure was not recorded.
 NO_REASON = "no reason recorded"
+#: How a network effect is pooled (also shown in the HTML/PDF notes).
+POOL_METHOD = ("fixed-effect pool (assumes one common effect across branches; "
+               "standard errors from symmetric 95% CIs)")
+#: The heterogeneity keys of a pooled effect.
+_HETEROGENEITY = ("q", "q_p_value", "i2")
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -94,34 +108,44 @@ def _shown_if(value: Any, *counts: Any) -> Any:
 
 
 def pool_effects(effects: list[tuple[float, float, float]]) -> dict | None:
-    """Fixed-effect inverse-variance pool of independent estimates with 95% CIs.
+    """Fixed-effect inverse-variance pool of independent estimates with 95% CIs, with heterogeneity.
+
+    The pool assumes one common effect across branches. Each standard error is taken from a
+    symmetric 95% CI as ``(high - low) / (2 * 1.96)``.
 
     Parameters
     ----------
     effects : list of (estimate, ci_low, ci_high)
-        One per branch. The standard error of each is ``(high - low) / (2 * 1.96)``.
+        One per branch.
 
     Returns
     -------
     dict or None
-        ``estimate``, ``ci_low``, ``ci_high`` (rounded to 4 decimals), ``n_branches`` and
-        ``method``; None when `effects` is empty, a value is missing, or a CI has no width.
-        A single estimate is returned as it is.
+        ``estimate``, ``ci_low``, ``ci_high``, ``n_branches``, ``method`` and the heterogeneity:
+        ``q`` (Cochran's Q, ``sum(w_i * (e_i - pooled) ** 2)`` with ``w_i = 1 / se_i ** 2``),
+        ``q_p_value`` (``P(chi2(k - 1) >= Q)``) and ``i2`` (``max(0, (Q - (k - 1)) / Q)``, a
+        share from 0 to 1; 0 when Q is 0). Numbers are rounded to 4 decimals. None when
+        `effects` is empty, a value is missing, or a CI has no width. A single estimate is
+        returned as it is, with the heterogeneity keys None.
     """
     if not effects or any(v is None for e in effects for v in e):
         return None
     if len(effects) == 1:
         est, low, high = effects[0]
-        return {"estimate": est, "ci_low": low, "ci_high": high, "n_branches": 1, "method": "one branch"}
+        return {"estimate": est, "ci_low": low, "ci_high": high, "n_branches": 1, "method": "one branch",
+                **dict.fromkeys(_HETEROGENEITY)}
     se = [(high - low) / (2 * _Z) for _, low, high in effects]
     if any(s <= 0 for s in se):
         return None
     weights = [1 / s ** 2 for s in se]
     est = sum(w * e for w, (e, _, _) in zip(weights, effects)) / sum(weights)
     half = _Z * math.sqrt(1 / sum(weights))
+    df = len(effects) - 1
+    q = sum(w * (e - est) ** 2 for w, (e, _, _) in zip(weights, effects))
+    i2 = max(0.0, (q - df) / q) if q > 0 else 0.0
     return {"estimate": round(est, 4), "ci_low": round(est - half, 4), "ci_high": round(est + half, 4),
-            "n_branches": len(effects),
-            "method": "fixed-effect inverse-variance pool of the branch estimates (SE from the 95% CI)"}
+            "n_branches": len(effects), "method": POOL_METHOD,
+            "q": round(q, 4), "q_p_value": round(float(chi2.sf(q, df)), 4), "i2": round(i2, 4)}
 
 
 # --------------------------------------------------------------------------- the sections, branch by branch
@@ -204,7 +228,8 @@ def _no_show_total(rows: list[dict]) -> dict:
     return {**total, "rate": _ratio(total["no_shows"], total["appointments"]),
             "risk_difference": pooled and pooled["estimate"], "ci_low": pooled and pooled["ci_low"],
             "ci_high": pooled and pooled["ci_high"], "regime": regimes.pop() if len(regimes) == 1 else None,
-            "effect_method": pooled and pooled["method"]}
+            "effect_method": pooled and pooled["method"],
+            **{k: pooled and pooled[k] for k in _HETEROGENEITY}}
 
 
 def _campaign_total(rows: list[dict], kinds: list[str]) -> dict:
@@ -220,7 +245,8 @@ def _campaign_total(rows: list[dict], kinds: list[str]) -> dict:
         pooled = pool_effects([(b["lift"], b["ci_low"], b["ci_high"]) for b in ran]) if ran and None not in ran \
             else None
         out[kind] = {**counts, "lift": pooled and pooled["estimate"], "ci_low": pooled and pooled["ci_low"],
-                     "ci_high": pooled and pooled["ci_high"], "n_branches": len(ran) if None not in ran else None}
+                     "ci_high": pooled and pooled["ci_high"], "n_branches": len(ran) if None not in ran else None,
+                     "method": pooled and pooled["method"], **{k: pooled and pooled[k] for k in _HETEROGENEITY}}
     return out
 
 
@@ -239,7 +265,7 @@ _SECTIONS: dict[str, Callable[[dict, int], dict]] = {
     "churn": _churn}
 
 
-def _missing_reason(cid: str, data: Any, month: str, failures: dict[str, str]) -> str | None:
+def _missing_reason(cid: str, data: Any, month: str, failures: dict[str, str], min_count: int) -> str | None:
     """Why a branch cannot be used, or None when it can."""
     if data is None:
         reason = str(failures.get(cid) or NO_REASON).strip()
@@ -248,6 +274,12 @@ def _missing_reason(cid: str, data: Any, month: str, failures: dict[str, str]) -
         return "its kpis.json has no 'sections'; rerun the branch's monthly job"
     if data.get("month") not in (None, month):
         return f"its kpis.json is for {data.get('month')}, not {month}; rerun the branch for {month}"
+    branch_min = data.get("min_count")
+    if isinstance(branch_min, (int, float)) and branch_min < min_count:
+        # Its figures were suppressed below a lower threshold: re-hiding single cells here could still be
+        # undone by subtraction from the branch's own totals.
+        return (f"its kpis.json hides counts below {branch_min:g}, not {min_count}; "
+                f"rerun the branch with --min-count {min_count}")
     return None
 
 
@@ -269,7 +301,8 @@ def network_summary(month: str, kpis: dict[str, dict | None], names: dict[str, s
     network : str
         The network's name.
     min_count : int
-        Counts from 1 to ``min_count - 1`` are hidden (also when a branch ran with a lower threshold).
+        Counts from 1 to ``min_count - 1`` are hidden. A branch whose kpis.json was made with a
+        lower threshold is listed as missing (rerun it with this one), never shown.
 
     Returns
     -------
@@ -296,7 +329,7 @@ def network_summary(month: str, kpis: dict[str, dict | None], names: dict[str, s
     name_of = {cid: str(names.get(cid) or cid) for cid in ids}
     reported, missing = [], []
     for cid in ids:
-        reason = _missing_reason(cid, kpis.get(cid), month, failures)
+        reason = _missing_reason(cid, kpis.get(cid), month, failures, min_count)
         if reason is None:
             reported.append(cid)
         else:

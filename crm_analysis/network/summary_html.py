@@ -9,6 +9,11 @@ The look is the monthly report's (:data:`crm_analysis.report.html.REPORT_CSS`).
 Hidden small counts show as ``<5`` (the threshold), anything else that is
 hidden or not available as ``–``. Only what the summary holds is printed, and
 the summary holds no hidden value.
+
+The network's reminder effect and campaign lifts are labelled as a
+fixed-effect pool (one common effect assumed across branches; standard errors
+from symmetric 95% CIs), with I² (the share of the branches' disagreement
+beyond chance) beside each pooled figure.
 """
 
 from __future__ import annotations
@@ -47,6 +52,13 @@ def _effect(est: Any, low: Any, high: Any) -> str:
     return f"{est * 100:+.1f}%p ({low * 100:+.1f} ~ {high * 100:+.1f})"
 
 
+def _pooled(block: dict, est_key: str) -> str:
+    """A network effect with its CI and, when two or more branches were pooled, I² beside it."""
+    shown = _effect(block.get(est_key), block.get("ci_low"), block.get("ci_high"))
+    i2 = block.get("i2")
+    return shown if shown == DASH or i2 is None else f"{shown} · I² {i2:.0%}"
+
+
 def _text(value: Any, row: dict) -> str:
     return DASH if value in (None, "") else str(value)
 
@@ -58,6 +70,10 @@ def _note(key: str, lang: str) -> str:
     if lang == "en":
         return f'<p class="note">{escape(label(key, "en"))}</p>'
     return f'<p class="note">{escape(label(key, "ko"))}<br><em>{escape(label(key, "en"))}</em></p>'
+
+
+def _notes(keys: tuple[str, ...], lang: str) -> str:
+    return "\n".join(_note(k, lang) for k in keys)
 
 
 def _table(headers: list[str], rows: list[dict], total: dict | None,
@@ -73,8 +89,9 @@ def _table(headers: list[str], rows: list[dict], total: dict | None,
     return f"<table>\n<thead>{head}</thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>"
 
 
-def _section(heading: str, table: str, note: str, lang: str) -> str:
-    return f"<section>\n<h2>{escape(label(heading, lang))}</h2>\n{table}\n{_note(note, lang)}\n</section>"
+def _section(heading: str, table: str, note: str | tuple[str, ...], lang: str) -> str:
+    notes = _notes((note,) if isinstance(note, str) else note, lang)
+    return f"<section>\n<h2>{escape(label(heading, lang))}</h2>\n{table}\n{notes}\n</section>"
 
 
 def _col(key: str, fmt: Callable[[Any, dict], str]) -> Callable[[dict], str]:
@@ -102,11 +119,11 @@ def _glance(summary: dict, lang: str) -> str:
 
 def _no_show(section: dict, lang: str) -> str:
     cells = [_col("appointments", _count), _col("no_shows", _count), _col("rate", _rate),
-             lambda r: _effect(r.get("risk_difference"), r.get("ci_low"), r.get("ci_high")), _col("regime", _text)]
+             lambda r: _pooled(r, "risk_difference"), _col("regime", _text)]
     headers = [label(k, lang) for k in ("net_col_appointments", "net_col_no_shows", "net_col_no_show_rate",
                                         "net_col_reminder_effect", "net_col_regime")]
     return _section("net_h_no_show", _table(headers, section["rows"], section["total"], cells, lang),
-                    "net_note_no_show", lang)
+                    ("net_note_no_show", "net_note_pool"), lang)
 
 
 def _retention(section: dict, lang: str) -> str:
@@ -132,13 +149,12 @@ def _campaigns(section: dict, lang: str) -> str:
         def show(row):
             block = section["total"][kind] if row.get("_total") else (
                 row.get("overall") if kind == "overall" else row.get("kinds", {}).get(kind))
-            block = block or {}
-            return _effect(block.get("lift"), block.get("ci_low"), block.get("ci_high"))
+            return _pooled(block or {}, "lift")
         return show
 
     headers = [k if k != "overall" else label("net_col_campaign_overall", lang) for k in kinds]
     table = _table(headers, section["rows"], {}, [lift(k) for k in kinds], lang)
-    return _section("net_h_campaigns", table, "net_note_campaigns", lang)
+    return _section("net_h_campaigns", table, ("net_note_campaigns", "net_note_pool"), lang)
 
 
 def _revenue(section: dict, lang: str) -> str:

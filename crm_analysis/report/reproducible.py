@@ -21,13 +21,14 @@ __all__ = ["make_reproducible", "INJECTED_CELL_ID"]
 INJECTED_CELL_ID = "injected-parameters"
 #: Metadata papermill and nbclient write with wall-clock times.
 _TIMING_KEYS = ("start_time", "end_time", "duration")
-#: pandas' Styler ids: ``T_`` + the first five hex digits of a uuid4.
-_STYLER_ID = re.compile(r"\bT_([0-9a-f]{5})(?![0-9A-Za-z])")
+#: pandas' Styler ids: ``T_`` + the first five hex digits of a uuid4, as an HTML id (``id=\"T_…``, escaped
+#: in the notebook's JSON) or a CSS selector (``#T_…``); look-alike text elsewhere is left alone.
+_STYLER_ID = re.compile(r'(?:(?<=#)|(?<=id=\\"))T_([0-9a-f]{5})(?![0-9A-Za-z])')
 #: Default Python reprs carry the object's memory address: ``<pandas...Styler at 0x7f40...>``.
-_ADDRESS = re.compile(r"(<[A-Za-z_][\w.]*) at 0x[0-9a-fA-F]+>")
+_ADDRESS = re.compile(r"(<[A-Za-z_][\w.]*(?: object)?) at 0x[0-9a-fA-F]+>")
 
 
-def make_reproducible(path: str | Path, replacements: Mapping[str, str] | None = None) -> Path:
+def make_reproducible(path: str | Path, replacements: Mapping[str, str] | None = None, *, id_prefix: str = "") -> Path:
     """Rewrite an executed notebook without its run-specific traces.
 
     Parameters
@@ -37,6 +38,9 @@ def make_reproducible(path: str | Path, replacements: Mapping[str, str] | None =
     replacements : mapping, optional
         Text -> replacement applied to the whole notebook first, e.g. the
         run's temporary folder -> the folder the month is published to.
+    id_prefix : str
+        Put into the renumbered table ids, so notebooks shown on one page
+        (the report) keep distinct ids: ``T_<prefix>s0001``.
 
     Returns
     -------
@@ -48,7 +52,7 @@ def make_reproducible(path: str | Path, replacements: Mapping[str, str] | None =
     Removed: ``start_time``, ``end_time`` and ``duration`` (papermill, per
     notebook and per cell) and each cell's ``execution`` timestamps
     (nbclient). Renumbered, in order of appearance: the Styler table ids, as
-    ``T_s0001``, ``T_s0002``, ... Dropped: memory addresses in default reprs
+    ``T_<prefix>s0001``, ``T_<prefix>s0002``, ... Dropped: memory addresses in default reprs
     (``<...Styler at 0x7f...>`` becomes ``<...Styler>``). Fixed: the
     injected-parameters cell's id.
     """
@@ -56,8 +60,9 @@ def make_reproducible(path: str | Path, replacements: Mapping[str, str] | None =
     text = path.read_text(encoding="utf-8")
     for old, new in (replacements or {}).items():
         if old:
-            text = text.replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1])
-    text = _ADDRESS.sub(r"\1>", _renumber_styler_ids(text))
+            # nbformat writes non-ASCII as is (a Korean folder name), but JSON-escapes quotes and backslashes.
+            text = text.replace(json.dumps(old, ensure_ascii=False)[1:-1], json.dumps(new, ensure_ascii=False)[1:-1])
+    text = _ADDRESS.sub(r"\1>", _renumber_styler_ids(text, id_prefix))
     notebook = json.loads(text)
     _drop_timings(notebook.get("metadata", {}).get("papermill", {}))
     for cell in notebook.get("cells", []):
@@ -75,13 +80,13 @@ def _drop_timings(metadata: dict) -> None:
         metadata.pop(key, None)
 
 
-def _renumber_styler_ids(text: str) -> str:
+def _renumber_styler_ids(text: str, prefix: str) -> str:
     numbers: dict[str, str] = {}
 
     def renumber(match: re.Match) -> str:
         uid = match.group(1)
         if uid not in numbers:
-            numbers[uid] = f"s{len(numbers) + 1:04d}"
+            numbers[uid] = f"{prefix}s{len(numbers) + 1:04d}"
         return f"T_{numbers[uid]}"
 
     return _STYLER_ID.sub(renumber, text)

@@ -35,7 +35,9 @@ def _dies_until_marked(job: BranchJob) -> BranchOutcome:
 
 
 def test_a_failing_branch_is_an_outcome_not_an_exception(tmp_path):
-    outcome = run_branch(_job("nowhere", str(tmp_path / "no such folder")))
+    job = BranchJob(clinic=ClinicSpec(id="nowhere", name="nowhere", source=str(tmp_path / "no such folder")),
+                    month="2026-10", out=str(tmp_path / "r"), outreach_dir=str(tmp_path / "o"), lang="ko", min_count=5)
+    outcome = run_branch(job)
     assert not outcome.ok and outcome.worker == "local" and outcome.pid == os.getpid()
     assert outcome.reason.startswith("the data does not meet the contract") and "no such folder" in outcome.reason
 
@@ -48,19 +50,21 @@ def test_failure_reasons_are_one_line():
                                         Problem(table="patients", column="phone", message="not a phone")])
     reason = failure_reason(err)
     print(reason)
-    assert "\n" not in reason and "2 problem(s)" in reason and "visits" in reason and "2026-13-45" in reason
+    # Where and what, never the offending values: they can be a patient's phone or name, and the reason
+    # goes into the network summary.
+    assert "\n" not in reason and "2 problem(s)" in reason and "[visits.visit_date] not a date" in reason
+    assert "2026-13-45" not in reason
 
 
 def test_serial_executor_keeps_going_after_a_failure():
     def task(job):
         if job.clinic.id == "b":
-            raise AssertionError("run_branch never raises; an executor must survive a task that does")
+            raise ZeroDivisionError("run_branch never raises, but an executor must survive a task that does")
         return BranchOutcome(job.clinic.id, True, None, 0.0, "local")
 
-    with pytest.raises(AssertionError):
-        run_branches([_job("a"), _job("b")], task=task, progress=False)
-    outcomes = run_branches([_job("a"), _job("c")], task=task, progress=False)
-    assert [o.clinic_id for o in outcomes] == ["a", "c"] and all(o.ok for o in outcomes)
+    outcomes = run_branches([_job("a"), _job("b"), _job("c")], task=task, progress=False)
+    assert [(o.clinic_id, o.ok) for o in outcomes] == [("a", True), ("b", False), ("c", True)]
+    assert outcomes[1].reason.startswith("ZeroDivisionError: run_branch never raises")
 
 
 def test_lost_workers_are_retried_a_bounded_number_of_times(tmp_path, capsys):
@@ -105,3 +109,33 @@ def test_a_long_dask_run_keeps_showing_its_status(monkeypatch, capsys):
     print(err)
     assert "[network] 0/1 done, 1 running, 0 failed, 0 waiting\n" in err  # a status line while nothing finished
     assert err.rstrip().endswith("slow ok in 2.0 s (" + outcomes[0].worker + ")")
+
+
+def _double(job: BranchJob) -> BranchOutcome:
+    worker, host, pid = _where()
+    return BranchOutcome(job.clinic.id, True, None, 0.0, worker, host, pid)
+
+
+def test_an_existing_scheduler_is_used_as_given():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        outcomes = run_branches([_job("a"), _job("b")], executor="dask", scheduler=cluster.scheduler_address,
+                                task=_double, progress=False)
+        assert [o.clinic_id for o in outcomes] == ["a", "b"] and all(o.ok for o in outcomes)
+        assert {o.worker for o in outcomes} == set(cluster.scheduler_info["workers"])
+
+
+def test_an_unreachable_scheduler_is_one_clear_line(monkeypatch, tmp_path, capsys):
+    import crm_analysis.network.executors as executors
+    from crm_analysis.cli import main
+
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT", "1s")
+    config = tmp_path / "n.yaml"
+    config.write_text(f"clinics:\n  - {{id: a, source: {tmp_path}}}\n")
+    code = main(["run", "--month", "2026-10", "--clinics", str(config), "--out", str(tmp_path / "r"),
+                 "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith("error: could not reach the Dask scheduler at tcp://127.0.0.1:9 within 1s")
+    assert not (tmp_path / "r" / "a").exists()

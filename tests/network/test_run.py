@@ -84,7 +84,8 @@ def test_serial_network_runs_every_branch_and_reports_the_broken_one(tmp_path, d
     assert code == 1 and "Traceback" not in err
     reason = re.search(r"error: \[broken\] (.+)", err).group(1)
     print("broken branch:", reason)
-    assert "does not meet the contract" in reason and "visits" in reason and "2026-13-45" in reason
+    assert "does not meet the contract" in reason and "[visits.visit_date]" in reason
+    assert "2026-13-45" not in reason  # the reason reaches the summary: no values from the data
     assert "[network] 2/3 done, 0 running, 1 failed, 0 waiting" in err
     assert (earlier / "kpis.json").read_text() == '{"from": "an earlier run"}'  # earlier output intact
     for cid in ("north", "south"):
@@ -150,11 +151,14 @@ def test_dask_cluster_of_two_workers_matches_a_serial_run(tmp_path, demo_dir, ca
     serial_summary = (tmp_path / "r" / "network" / MONTH / "network_kpis.json").read_bytes()
     assert serial["gangnam"]["r/kpis.json"] != serial["mapo"]["r/kpis.json"]  # three different clinics
 
+    for cid in serial:  # the Dask run must produce these itself
+        shutil.rmtree(tmp_path / "r" / cid)
+        shutil.rmtree(tmp_path / "o" / cid)
     code = main([*common, "--executor", "dask", "--workers", "2"])
     err = capsys.readouterr().err
     print(err)
     assert code == 1 and "Traceback" not in err
-    assert re.search(r"error: \[broken\] the data does not meet the contract .*visits.*2026-13-45", err)
+    assert re.search(r"error: \[broken\] the data does not meet the contract .*\[visits\.visit_date\]", err)
     for cid, files in serial.items():
         dask_files = _files(tmp_path, cid)
         assert sorted(dask_files) == sorted(files)
@@ -163,7 +167,20 @@ def test_dask_cluster_of_two_workers_matches_a_serial_run(tmp_path, demo_dir, ca
     manifest = json.loads((tmp_path / "r" / "network" / MONTH / "manifest.json").read_text())
     workers = {b["clinic_id"]: b["worker"] for b in manifest["branches"]}
     print("branch -> worker:", workers)
-    assert manifest["executor"] == "dask" and manifest["workers"] == 2
+    assert manifest["executor"] == "dask" and manifest["workers"] == 2 and manifest["retries"] == 2
+    assert {b["clinic_id"] for b in manifest["branches"] if b["ok"]} == set(serial)
     assert all(w.startswith("tcp://") for w in workers.values()) and len(set(workers.values())) == 2
     assert all(b["seconds"] > 0 for b in manifest["branches"] if b["ok"])
     assert (tmp_path / "r" / "network" / MONTH / "network.pdf").stat().st_size > 0
+
+
+def test_a_branch_whose_outputs_this_machine_cannot_read_counts_as_failed(tmp_path):
+    from crm_analysis.network.executors import BranchOutcome
+    from crm_analysis.network.run import _check_kpis_readable
+
+    done = BranchOutcome("far", True, None, 12.0, "tcp://10.0.0.7:40000")
+    checked = _check_kpis_readable(done, tmp_path, MONTH)  # the worker wrote to a folder not shared with us
+    assert not checked.ok and "cannot be read here" in checked.reason and "tcp://10.0.0.7:40000" in checked.reason
+    (tmp_path / "far" / MONTH).mkdir(parents=True)
+    (tmp_path / "far" / MONTH / "kpis.json").write_text("{}")
+    assert _check_kpis_readable(done, tmp_path, MONTH) == done

@@ -3,10 +3,14 @@
 Branches (module-scoped, built with ``monthly_kpis``; no monthly runs):
 
 - ``big``: the demo clinic (1,500 patients, seed 7), every section plus the churn section;
-- ``strict``: the same clinic with a suppression threshold of 50 and without the reminder effect;
-- ``small``: a second generated clinic (200 patients, seed 11) with the threshold 1, so its kpis.json
-  holds small counts (1..4) the network summary must hide again;
+- ``strict``: the same clinic with a suppression threshold of 50 and without the reminder effect
+  (a higher threshold than the network's 5: usable, its own threshold stays);
+- ``small``: a second generated clinic (200 patients, seed 11) with the network's threshold 5, so its
+  kpis.json hides small counts the summary must show as ``<5``;
 - ``broken``: failed (kpis None).
+
+``loose`` (the ``small`` clinic with the threshold 1) is kept out of ``branches``: a kpis.json made with a
+lower threshold than the network's must be listed as missing, never shown.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ from html import escape
 import pytest
 
 from crm_analysis.kpis import CORE_SECTIONS, monthly_kpis
-from crm_analysis.network.summary import (DEFAULT_MIN_COUNT, network_html, network_json, network_summary,
-                                          pool_effects, write_network_pdf)
+from crm_analysis.network.summary import (DEFAULT_MIN_COUNT, POOL_METHOD, network_html, network_json,
+                                          network_summary, pool_effects, write_network_pdf)
 
 MONTH, AS_OF = "2026-10", "2026-10-31"
 SMALL_SEED, SMALL_PATIENTS = 11, 200
 NAMES = {"big": "강남본점", "strict": "분당엄격점", "small": "제주작은점", "broken": "부산고장점"}
+CHEAP = [*CORE_SECTIONS, "vip", "campaigns"]
+LOOSE_REASON = (f"its kpis.json hides counts below 1, not {DEFAULT_MIN_COUNT}; "
+                f"rerun the branch with --min-count {DEFAULT_MIN_COUNT}")
 FAILURES = {"broken": "the data does not meet the contract (3 problem(s)); run validate on it"}
 COUNT_KEYS = {"appointments", "no_shows", "base", "retained", "active_12m", "new_month", "returning_month", "count",
               "entered", "left", "n_sent", "n_holdout", "returned_sent", "returned_holdout", "patients", "churned",
@@ -49,10 +56,16 @@ def branches(demo_clinic, small_clinic):
     big = monthly_kpis(demo_clinic, AS_OF).to_dict()
     # the churn section as the monthly run's hook adds it (computed directly: no global registration here)
     big["sections"]["churn"] = {"available": True, **churn_kpis(demo_clinic, AS_OF, big["min_count"])}
-    cheap = [*CORE_SECTIONS, "vip", "campaigns"]
-    strict = monthly_kpis(demo_clinic, AS_OF, sections=cheap, min_count=50).to_dict()
-    small = monthly_kpis(small_clinic, AS_OF, sections=cheap, min_count=1).to_dict()
+    strict = monthly_kpis(demo_clinic, AS_OF, sections=CHEAP, min_count=50).to_dict()
+    small = monthly_kpis(small_clinic, AS_OF, sections=CHEAP, min_count=DEFAULT_MIN_COUNT).to_dict()
+    assert (big["min_count"], strict["min_count"], small["min_count"]) == (DEFAULT_MIN_COUNT, 50, DEFAULT_MIN_COUNT)
     return {"big": big, "strict": strict, "small": small, "broken": None}
+
+
+@pytest.fixture(scope="module")
+def loose(small_clinic):
+    """The small clinic's kpis.json made with the threshold 1: it holds counts 1..4 and their money."""
+    return monthly_kpis(small_clinic, AS_OF, sections=CHEAP, min_count=1).to_dict()
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +213,33 @@ def test_pool_effects_by_hand():
     assert pooled["estimate"] == round(est, 4) and pooled["n_branches"] == 2
     assert pooled["ci_high"] - pooled["ci_low"] == pytest.approx(2 * z / math.sqrt(sum(w)), abs=2e-4)
     assert pool_effects([(0.1, None, 0.2)]) is None and pool_effects([]) is None
+    assert pooled["method"] == POOL_METHOD and "one common effect" in POOL_METHOD
+    one = pool_effects([(-0.1, -0.12, -0.08)])
+    assert one["n_branches"] == 1 and (one["q"], one["q_p_value"], one["i2"]) == (None, None, None)
+
+
+def test_heterogeneity_q_and_i2_by_hand():
+    z = 1.959963984540054
+    # three made-up estimates that disagree: 0.10 +- 0.04, 0.02 +- 0.02, 0.06 +- 0.06 (95% CI half-widths)
+    effects = [(0.10, 0.06, 0.14), (0.02, 0.00, 0.04), (0.06, 0.00, 0.12)]
+    se = [0.04 / z, 0.02 / z, 0.06 / z]
+    w = [1 / s ** 2 for s in se]
+    est = sum(wi * e for wi, (e, _, _) in zip(w, effects)) / sum(w)
+    q = sum(wi * (e - est) ** 2 for wi, (e, _, _) in zip(w, effects))
+    p = math.exp(-q / 2)  # the chi-square survival function with 2 degrees of freedom, in closed form
+    i2 = (q - 2) / q
+    pooled = pool_effects(effects)
+    print(f"by hand: pooled {est:.4f}, Q {q:.4f}, p {p:.4f}, I2 {i2:.4f}; pool_effects: "
+          f"{pooled['estimate']}, {pooled['q']}, {pooled['q_p_value']}, {pooled['i2']}")
+    assert pooled["estimate"] == round(est, 4)
+    assert pooled["q"] == pytest.approx(q, abs=1e-4) and pooled["q_p_value"] == pytest.approx(p, abs=1e-4)
+    assert pooled["i2"] == pytest.approx(i2, abs=1e-4) and 0.5 < pooled["i2"] < 1 and pooled["q_p_value"] < 0.05
+    # estimates closer together than chance allows: Q below its degrees of freedom, I2 floored at 0
+    close = pool_effects([(0.05, 0.01, 0.09), (0.06, 0.02, 0.10), (0.055, 0.015, 0.095)])
+    q_close = sum((e - 0.055) ** 2 for e in (0.05, 0.06, 0.055)) / (0.04 / z) ** 2
+    print(f"close estimates: Q {close['q']} (by hand {q_close:.4f}), p {close['q_p_value']}, I2 {close['i2']}")
+    assert close["q"] == pytest.approx(q_close, abs=1e-4) and close["q"] < 2 and close["i2"] == 0
+    assert close["q_p_value"] == pytest.approx(math.exp(-q_close / 2), abs=1e-4)
 
 
 def test_reminder_effects_pool_only_for_one_schedule(branches):
@@ -209,6 +249,17 @@ def test_reminder_effects_pool_only_for_one_schedule(branches):
     total = s["sections"]["no_show"]["total"]
     assert total["risk_difference"] == pytest.approx(rem["risk_difference"], abs=1e-4)
     assert total["ci_high"] - total["ci_low"] < rem["ci_high"] - rem["ci_low"]  # twice the data: narrower
+    assert (total["q"], total["q_p_value"], total["i2"]) == (0, 1, 0)  # identical estimates agree perfectly
+    assert total["effect_method"] == POOL_METHOD
+    assert s["sections"]["campaigns"]["total"]["overall"]["i2"] == 0
+    html, en = network_html(s), network_html(s, lang="en")
+    pooled = f"{total['risk_difference'] * 100:+.1f}%p ({total['ci_low'] * 100:+.1f} ~ {total['ci_high'] * 100:+.1f})"
+    assert f"<th>{pooled} · I² 0%</th>" in html and f"<th>{pooled} · I² 0%</th>" in en
+    campaigns = html.split("캠페인 효과 (최근 12개월)</h2>")[1].split("</table>")[0]
+    assert "I² 0%" in campaigns  # the pooled campaign lifts carry I² too
+    assert "<td>" + pooled not in html  # the branch rows show no I²
+    assert POOL_METHOD in en and POOL_METHOD in html and "고정효과 통합값" in html
+    assert html.count(POOL_METHOD) == 2 and en.count(POOL_METHOD) == 2  # under the reminder and campaign tables
     twin["sections"]["reminder_effect"]["regime"] = "1d"
     assert network_summary(MONTH, {"big": branches["big"], "twin": twin}, NAMES)["sections"]["no_show"]["total"][
         "risk_difference"] is None
@@ -278,21 +329,90 @@ def _counts(obj, path=""):
             yield from _counts(value, f"{path}[{i}]")
 
 
+def _hidden_counts(obj):
+    """The paths of the count keys that are None (hidden) anywhere in a branch's kpis.json sections."""
+    return [p for p, v in _counts(obj) if v is None]
+
+
 def test_no_count_below_the_threshold_shows(summary, branches):
     small_vip = branches["small"]["sections"]["vip"]
     raw = [small_vip[k] for k in ("entered", "left")]
-    print(f"small branch (threshold 1) VIP entered/left in its kpis.json: {raw}")
-    assert any(v is not None and 0 < v < DEFAULT_MIN_COUNT for v in raw)  # the test has something to hide
+    hidden = _hidden_counts(branches["small"]["sections"])
+    print(f"small branch (threshold 5) VIP entered/left in its kpis.json: {raw}; hidden counts: {hidden}")
+    assert None in raw and hidden  # the small branch hid some counts: the test has something to show as <5
+    vip_total = summary["sections"]["vip"]["total"]
+    print(f"network VIP total count/entered/left: {vip_total}")
+    assert vip_total["entered"] is None and vip_total["left"] is None  # a hidden part empties the total
+    assert vip_total["count"] == sum(branches[c]["sections"]["vip"]["count"] for c in ("big", "small", "strict"))
     leaks = [(p, v) for p, v in _counts(summary) if v is not None and 0 < v < DEFAULT_MIN_COUNT]
     assert leaks == []
     strict_rows = [r for section in summary["sections"].values() for r in section["rows"] if r["id"] == "strict"]
     strict = [(p, v) for p, v in _counts(strict_rows) if v is not None and 0 < v < 50]
     assert len(strict_rows) == len(summary["sections"]) and strict == []  # a branch's own higher threshold stays
+    assert {r["id"]: r["hidden_below"] for r in summary["clinics"]} == {"big": 5, "small": 5, "strict": 50}
     html = network_html(summary)
     assert f"&lt;{DEFAULT_MIN_COUNT}" in html and "&lt;50" in html
     row = re.search(r"<tr><td>제주작은점</td>(.*?)</tr>", html.split("VIP 환자</h2>")[1]).group(1)
     cells = re.findall(r"<td>(.*?)</td>", row)
-    assert cells[1:] == ["&lt;5" if v is not None and 0 < v < 5 else f"{v:,}" for v in raw]
+    assert cells[1:] == ["&lt;5" if v is None else f"{v:,}" for v in raw]
+
+
+def test_a_threshold_50_branch_serves_a_network_threshold_up_to_50(branches):
+    for network_min in (DEFAULT_MIN_COUNT, 20, 50):
+        s = network_summary(MONTH, branches, NAMES, FAILURES, min_count=network_min)
+        assert "strict" in s["reported"], network_min
+        leaks = [(p, v) for p, v in _counts(s) if v is not None and 0 < v < network_min]
+        assert leaks == [], network_min
+    # under the network threshold 50 the threshold-5 branches are missing, the threshold-50 one is shown
+    s = network_summary(MONTH, branches, NAMES, FAILURES, min_count=50)
+    reasons = {m["id"]: m["reason"] for m in s["missing"]}
+    print(f"network threshold 50: reported {s['reported']}, missing {sorted(reasons)}")
+    assert s["reported"] == ["strict"] and set(reasons) == {"big", "small", "broken"}
+    assert reasons["big"] == "its kpis.json hides counts below 5, not 50; rerun the branch with --min-count 50"
+    assert s["totals"]["active_12m"] == branches["strict"]["sections"]["patients"]["active_12m"]
+    assert "&lt;50" in network_html(s) and "&lt;5<" not in network_html(s)
+
+
+def test_a_branch_with_a_lower_threshold_is_missing_not_shown(branches, loose):
+    raw = loose["sections"]
+    small_counts = [(p, v) for p, v in _counts(raw) if v is not None and 0 < v < DEFAULT_MIN_COUNT]
+    print(f"loose branch (threshold 1): counts below {DEFAULT_MIN_COUNT} in its kpis.json: {small_counts}")
+    assert loose["min_count"] == 1 and small_counts  # it does hold something that must not show
+    names = {**NAMES, "loose": "제주느슨점"}
+    with_loose = network_summary(MONTH, {**branches, "loose": loose}, names, FAILURES, network="시험 네트워크")
+    reasons = {m["id"]: m["reason"] for m in with_loose["missing"]}
+    print(f"missing: {reasons}")
+    assert reasons == {"broken": FAILURES["broken"], "loose": LOOSE_REASON}
+    assert "loose" not in with_loose["reported"] and with_loose["failed"] == ["broken", "loose"]
+    assert all(r["id"] != "loose" for r in with_loose["clinics"])
+    assert all(r["id"] != "loose" for sec in with_loose["sections"].values() for r in sec["rows"])
+    # the others' figures and totals are exactly those of the network without it
+    without = network_summary(MONTH, branches, NAMES, FAILURES, network="시험 네트워크")
+    assert with_loose["totals"] == without["totals"] and with_loose["sections"] == without["sections"]
+    assert with_loose["clinics"] == without["clinics"]
+    # the outputs do not depend on its figures at all: the same as a failed branch with that reason
+    as_failed = network_summary(MONTH, {**branches, "loose": None}, names, {**FAILURES, "loose": LOOSE_REASON},
+                                network="시험 네트워크")
+    assert network_json(with_loose) == network_json(as_failed)
+    for lang in ("ko", "en"):
+        assert network_html(with_loose, lang) == network_html(as_failed, lang)
+    # and none of its money figures (distinct won amounts) is printed
+    rev = raw["revenue_by_department"]
+    money = {v for v in [rev["total"][k] for k in ("insured", "self_pay", "total")]
+             + [r["total"] for r in rev["rows"]] if v}
+    # the same figures the small branch (threshold 5) shows legitimately are not evidence of a leak
+    shown = {v for v in [branches["small"]["sections"]["revenue_by_department"]["total"][k]
+                         for k in ("insured", "self_pay", "total")]
+             + [r["total"] for r in branches["small"]["sections"]["revenue_by_department"]["rows"]] if v}
+    only_loose = {f"{v:,.0f}" for v in money - shown}
+    without_small = network_summary(MONTH, {k: v for k, v in branches.items() if k != "small"} | {"loose": loose},
+                                    names, FAILURES)
+    html, text = network_html(without_small), network_json(without_small)
+    all_money = {f"{v:,.0f}" for v in money}
+    print(f"loose money figures checked: {len(all_money)} ({len(only_loose)} hidden in the small branch)")
+    assert only_loose and len(all_money) >= 4
+    assert [m for m in all_money if m in html] == []
+    assert [v for v in money if re.search(rf"\b{v:.0f}(?:\.0)?\b", text)] == []
 
 
 def test_the_artefacts_hold_nothing_personal(summary, demo_clinic, small_clinic, tmp_path):
