@@ -136,12 +136,13 @@ def failure_reason(err: BaseException) -> str:
 
 def _where() -> tuple[str, str, int]:
     """(Dask worker address or ``"local"``, host name, process id) of the calling process."""
-    try:
-        from distributed import get_worker
-
-        worker = get_worker().address
-    except (ImportError, ValueError):
-        worker = "local"
+    worker = "local"
+    distributed = sys.modules.get("distributed")  # a Dask worker has it; the serial executor need not import it
+    if distributed is not None:
+        try:
+            worker = distributed.get_worker().address
+        except ValueError:  # not running inside a worker
+            pass
     return worker, socket.gethostname(), os.getpid()
 
 
