@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Collection, Mapping
@@ -21,7 +22,7 @@ from crm_analysis.exceptions import CrmAnalysisError
 __all__ = ["load_rule_file"]
 
 
-def load_rule_file(rules: str | os.PathLike | Mapping | None, *, defaults: Mapping, defaults_path: Path, what: str,
+def load_rule_file(rules: str | os.PathLike | Mapping | None, *, defaults_path: Path, what: str,
                    check: Callable[[dict], None], open_sections: Collection[str] = ()) -> Mapping[str, Any]:
     """The defaults with `rules` merged in, checked and made read-only.
 
@@ -30,10 +31,8 @@ def load_rule_file(rules: str | os.PathLike | Mapping | None, *, defaults: Mappi
     rules : path, mapping or None
         A YAML file or a dict of overrides; None for the defaults. Rules this
         function returned before are returned unchanged.
-    defaults : Mapping
-        The shipped defaults (read from `defaults_path`); not modified.
     defaults_path : Path
-        The defaults file, named in error messages.
+        The shipped defaults (YAML; read once per process, and named in error messages).
     what : str
         What the rules are for, e.g. ``"churn"``, used in error messages.
     check : callable
@@ -68,10 +67,18 @@ def load_rule_file(rules: str | os.PathLike | Mapping | None, *, defaults: Mappi
         override = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(override, Mapping):
             raise CrmAnalysisError(f"{what} rules file {path} must hold a YAML mapping (key: value lines)")
-    merged = _merge(dict(defaults), override, "", what=what, defaults_path=defaults_path, open_sections=open_sections)
+    merged = _merge(_shipped_defaults(Path(defaults_path)), override, "", what=what, defaults_path=defaults_path,
+                    open_sections=open_sections)  # _merge copies: the cached defaults stay as read
     check(merged)
     merged["_loaded"] = True
     return _freeze(merged)
+
+
+@lru_cache(maxsize=None)
+def _shipped_defaults(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def _merge(base: dict, override: Mapping, path: str, *, what: str, defaults_path: Path,

@@ -11,7 +11,6 @@ defaults key by key, so an override names only what changes, e.g.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -22,13 +21,6 @@ __all__ = ["load_churn_rules", "DEFAULT_RULES_PATH"]
 
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "rules" / "churn.yaml"
 _RANK_KEYS = ("overdue_ratio", "p_return", "elapsed_days", "expected_days")
-
-
-@lru_cache(maxsize=1)
-def _defaults() -> dict:
-    import yaml
-
-    return yaml.safe_load(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
 
 
 def load_churn_rules(rules: str | os.PathLike | Mapping | None = None) -> Mapping[str, Any]:
@@ -51,7 +43,7 @@ def load_churn_rules(rules: str | os.PathLike | Mapping | None = None) -> Mappin
         If a key is unknown or a value is out of range, naming the key and
         how to fix it.
     """
-    return load_rule_file(rules, defaults=_defaults(), defaults_path=DEFAULT_RULES_PATH, what="churn",
+    return load_rule_file(rules, defaults_path=DEFAULT_RULES_PATH, what="churn",
                           check=_check, open_sections=())
 
 

@@ -264,12 +264,12 @@ def _run_on_dask(jobs: Sequence[BranchJob], task: Callable, scheduler: str | Non
 
     try:
         import dask
-        from distributed import Client, KilledWorker, LocalCluster, wait
+        from distributed import KilledWorker, wait
     except ImportError:
         raise RunFailed("--executor dask needs Dask distributed: pip install 'distributed'") from None
 
     with dask.config.set({"distributed.scheduler.allowed-failures": retries}), _quiet_dask():
-        client, cluster = _connect(scheduler, workers, Client, LocalCluster, RunFailed)
+        client, cluster = _connect(scheduler, workers)
         try:
             outcomes: dict[str, BranchOutcome] = {}
             futures: dict = {}
@@ -316,8 +316,12 @@ def _run_on_dask(jobs: Sequence[BranchJob], task: Callable, scheduler: str | Non
     return [outcomes[job.clinic.id] for job in jobs]
 
 
-def _connect(scheduler: str | None, workers: int, Client, LocalCluster, RunFailed):
+def _connect(scheduler: str | None, workers: int):
     """A client of the cluster at `scheduler`, or of a local cluster started for the run (then also returned)."""
+    from distributed import Client, LocalCluster
+
+    from crm_analysis.pipeline import RunFailed
+
     if not scheduler:
         try:
             # One thread per worker: a branch already runs its notebooks two at a time. No memory limit: a

@@ -118,7 +118,9 @@ def run_network(month: str, config: NetworkConfig | str | Path, *, out: str | Pa
                         progress=progress and executor == "local")
     outcomes = run_branches(jobs, executor=executor, scheduler=scheduler, workers=workers, retries=retries,
                             progress=progress)
-    outcomes = [_check_kpis_readable(o, out, month) for o in outcomes]
+    read = [_read_branch_kpis(o, out, month) for o in outcomes]
+    outcomes = [outcome for outcome, _ in read]
+    kpis = {outcome.clinic_id: data for outcome, data in read}
     result = NetworkRun(month=month, summary_dir=out / NETWORK_DIR / month, outcomes=outcomes)
     result.seconds = round(time.perf_counter() - started, 2)
     run_info = {"executor": executor, "scheduler": scheduler or ("local cluster" if executor == "dask" else None),
@@ -127,7 +129,8 @@ def run_network(month: str, config: NetworkConfig | str | Path, *, out: str | Pa
                 "retries": retries if executor == "dask" and not scheduler else None,
                 "wall_seconds": result.seconds}
     try:
-        _publish_summary(month, config, out, outcomes, lang=lang, min_count=min_count, pdf=pdf, run_info=run_info)
+        _publish_summary(month, config, out, outcomes, kpis, result.failures, lang=lang, min_count=min_count,
+                         pdf=pdf, run_info=run_info)
     except Exception as err:  # noqa: BLE001 - the branches are published; report the summary's failure in one line
         from crm_analysis.network.executors import failure_reason
 
@@ -135,36 +138,30 @@ def run_network(month: str, config: NetworkConfig | str | Path, *, out: str | Pa
     return result
 
 
-def _check_kpis_readable(outcome: BranchOutcome, out: Path, month: str) -> BranchOutcome:
-    """A branch that succeeded on a worker whose files this machine cannot read counts as failed."""
+def _read_branch_kpis(outcome: BranchOutcome, out: Path, month: str) -> tuple[BranchOutcome, dict | None]:
+    """The branch's ``kpis.json`` of this run (None if it failed: an older month would pass stale figures off
+    as current); a branch that succeeded on a worker whose files this machine cannot read counts as failed."""
     from crm_analysis.kpis import KPIS_FILE
 
-    path = out / outcome.clinic_id / month / KPIS_FILE
     if not outcome.ok:
-        return outcome
+        return outcome, None
+    path = out / outcome.clinic_id / month / KPIS_FILE
     try:
-        json.loads(path.read_text(encoding="utf-8"))
+        return outcome, json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         return replace(outcome, ok=False, reason=f"finished on {outcome.worker}, but {path} cannot be read here "
                                                  f"({type(err).__name__}); are --out and the workers' folders "
-                                                 "the same shared path?")
-    return outcome
+                                                 "the same shared path?"), None
 
 
-def _publish_summary(month: str, config: NetworkConfig, out: Path, outcomes: list[BranchOutcome], *, lang: str,
-                     min_count: int, pdf: bool, run_info: dict) -> None:
+def _publish_summary(month: str, config: NetworkConfig, out: Path, outcomes: list[BranchOutcome],
+                     kpis: dict[str, dict | None], failures: dict[str, str], *, lang: str, min_count: int, pdf: bool,
+                     run_info: dict) -> None:
     """Build the summary from the branches' ``kpis.json`` and swap it into ``out/network/YYYY-MM/``."""
-    from crm_analysis.kpis import KPIS_FILE
     from crm_analysis.network.summary import network_html, network_json, network_summary, write_network_pdf
     from crm_analysis.pipeline import _clean_partials, _folder_lock, _publish
     from crm_analysis.report.manifest import package_versions
 
-    kpis: dict[str, dict | None] = {}
-    failures = {o.clinic_id: o.reason or "failed" for o in outcomes if not o.ok}
-    for outcome in outcomes:
-        path = out / outcome.clinic_id / month / KPIS_FILE
-        # Only this run's results: a failed branch's older month would pass stale figures off as current.
-        kpis[outcome.clinic_id] = json.loads(path.read_text(encoding="utf-8")) if outcome.ok else None
     names = {c.id: c.name for c in config.clinics}
     summary = network_summary(month, kpis, names, failures, network=config.name, min_count=min_count)
     manifest = {"month": month, "network": config.name, "config": config.path, **run_info,

@@ -51,11 +51,10 @@ The summary's keys
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Callable
 
-from scipy.stats import chi2
+import numpy as np
 
 from crm_analysis.privacy import DEFAULT_MIN_COUNT, _check_threshold
 
@@ -108,7 +107,8 @@ def _shown_if(value: Any, *counts: Any) -> Any:
 
 
 def pool_effects(effects: list[tuple[float, float, float]]) -> dict | None:
-    """Fixed-effect inverse-variance pool of independent estimates with 95% CIs, with heterogeneity.
+    """Fixed-effect inverse-variance pool of independent estimates with 95% CIs, with heterogeneity
+    (:func:`statsmodels.stats.meta_analysis.combine_effects`).
 
     The pool assumes one common effect across branches. Each standard error is taken from a
     symmetric 95% CI as ``(high - low) / (2 * 1.96)``.
@@ -134,18 +134,20 @@ def pool_effects(effects: list[tuple[float, float, float]]) -> dict | None:
         est, low, high = effects[0]
         return {"estimate": est, "ci_low": low, "ci_high": high, "n_branches": 1, "method": "one branch",
                 **dict.fromkeys(_HETEROGENEITY)}
-    se = [(high - low) / (2 * _Z) for _, low, high in effects]
-    if any(s <= 0 for s in se):
+    from statsmodels.stats.meta_analysis import combine_effects
+
+    se = np.array([(high - low) / (2 * _Z) for _, low, high in effects])
+    if (se <= 0).any():
         return None
-    weights = [1 / s ** 2 for s in se]
-    est = sum(w * e for w, (e, _, _) in zip(weights, effects)) / sum(weights)
-    half = _Z * math.sqrt(1 / sum(weights))
-    df = len(effects) - 1
-    q = sum(w * (e - est) ** 2 for w, (e, _, _) in zip(weights, effects))
-    i2 = max(0.0, (q - df) / q) if q > 0 else 0.0
-    return {"estimate": round(est, 4), "ci_low": round(est - half, 4), "ci_high": round(est + half, 4),
-            "n_branches": len(effects), "method": POOL_METHOD,
-            "q": round(q, 4), "q_p_value": round(float(chi2.sf(q, df)), 4), "i2": round(i2, 4)}
+    with np.errstate(divide="ignore", invalid="ignore"):  # identical estimates: Q = 0 and I² = 0/0
+        pooled = combine_effects(np.array([e for e, _, _ in effects]), se ** 2, use_t=False)
+        low, high = pooled.conf_int(use_t=False)[0]  # the fixed-effect interval comes first
+    i2 = float(pooled.i2)
+    i2 = i2 if np.isfinite(i2) and i2 > 0 else 0.0  # I² = max(0, (Q - df) / Q); statsmodels does not clip
+    return {"estimate": round(float(pooled.mean_effect_fe), 4), "ci_low": round(float(low), 4),
+            "ci_high": round(float(high), 4), "n_branches": len(effects), "method": POOL_METHOD,
+            "q": round(float(pooled.q), 4), "q_p_value": round(float(pooled.test_homogeneity().pvalue), 4),
+            "i2": round(i2, 4)}
 
 
 # --------------------------------------------------------------------------- the sections, branch by branch

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,13 +22,6 @@ from crm_analysis.rule_files import load_rule_file
 __all__ = ["load_rules", "DEFAULT_RULES_PATH"]
 
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "rules" / "reminders.yaml"
-
-
-@lru_cache(maxsize=1)
-def _defaults() -> dict:
-    import yaml
-
-    return yaml.safe_load(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
 
 
 def load_rules(rules: str | os.PathLike | Mapping | None = None) -> Mapping[str, Any]:
@@ -51,7 +43,7 @@ def load_rules(rules: str | os.PathLike | Mapping | None = None) -> Mapping[str,
     CrmAnalysisError
         If a key is unknown or a value is out of range, naming the key.
     """
-    return load_rule_file(rules, defaults=_defaults(), defaults_path=DEFAULT_RULES_PATH, what="reminder",
+    return load_rule_file(rules, defaults_path=DEFAULT_RULES_PATH, what="reminder",
                           check=_check, open_sections=("message_cost_krw",))
 
 

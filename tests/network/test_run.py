@@ -182,11 +182,11 @@ def test_dask_cluster_of_two_workers_matches_a_serial_run(tmp_path, demo_dir, ca
 
 def test_a_branch_whose_outputs_this_machine_cannot_read_counts_as_failed(tmp_path):
     from crm_analysis.network.executors import BranchOutcome
-    from crm_analysis.network.run import _check_kpis_readable
+    from crm_analysis.network.run import _read_branch_kpis
 
     done = BranchOutcome("far", True, None, 12.0, "tcp://10.0.0.7:40000")
-    checked = _check_kpis_readable(done, tmp_path, MONTH)  # the worker wrote to a folder not shared with us
+    checked, _ = _read_branch_kpis(done, tmp_path, MONTH)  # the worker wrote to a folder not shared with us
     assert not checked.ok and "cannot be read here" in checked.reason and "tcp://10.0.0.7:40000" in checked.reason
     (tmp_path / "far" / MONTH).mkdir(parents=True)
     (tmp_path / "far" / MONTH / "kpis.json").write_text("{}")
-    assert _check_kpis_readable(done, tmp_path, MONTH) == done
+    assert _read_branch_kpis(done, tmp_path, MONTH) == (done, {})
