@@ -279,7 +279,8 @@ def _run_on_dask(jobs: Sequence[BranchJob], task: Callable, scheduler: str | Non
             def submit_while_free() -> None:
                 # At most one branch per worker thread is handed to the scheduler: Dask blames every task
                 # assigned to a worker that dies, so a branch queued behind one that runs out of memory
-                # would otherwise be charged with deaths it never caused.
+                # would otherwise be charged with deaths it never caused. (Branches Dask moves off a dead
+                # worker onto a busy one are still charged if that one dies too.)
                 slots = max(1, sum(client.nthreads().values()))
                 while todo and len(pending) < slots:
                     i, job = todo.pop()
