@@ -307,12 +307,27 @@ def _timed_execute(path: Path, target: Path, params: dict[str, str], private: Pa
     return round(time.perf_counter() - started, 2)
 
 
+def _ClientTrackingKernelManager(**kwargs):
+    """A ``KernelManager`` that remembers the clients it hands out (nbclient does not stop the clients of a
+    kernel manager it was given)."""
+    from jupyter_client.manager import KernelManager
+
+    class ClientTrackingKernelManager(KernelManager):
+        def client(self, **client_kwargs):
+            client = super().client(**client_kwargs)
+            self.clients.append(client)
+            return client
+
+    km = ClientTrackingKernelManager(**kwargs)
+    km.clients = []
+    return km
+
+
 def _execute(path: Path, target: Path, params: dict[str, str], private: Path, index: int) -> None:
     """Run one notebook through papermill on a kernel reached over a private Unix socket (no TCP)."""
     import papermill as pm
-    from jupyter_client.manager import KernelManager
 
-    km = KernelManager(kernel_name="python3", transport="ipc", ip=str(private / f"kernel{index}"))
+    km = _ClientTrackingKernelManager(kernel_name="python3", transport="ipc", ip=str(private / f"kernel{index}"))
     try:
         # The kernel starts in the notebook's folder through nbclient's resources, not papermill's `cwd`:
         # papermill's `cwd` does os.chdir in this process, which two notebook threads would race on (and
@@ -323,6 +338,8 @@ def _execute(path: Path, target: Path, params: dict[str, str], private: Path, in
         if km.has_kernel:  # a kernel manager we pass in is ours to stop (nbclient stops only its own)
             km.shutdown_kernel(now=True)
         km.cleanup_resources()
+        for client in km.clients:  # ... and so are its clients' sockets: left to the garbage collector, a
+            client.stop_channels()  # context can be finalized before them and hang the process in zmq_ctx_term
 
 
 def run_month(month: str, source: str | Path, *, mapping: str | Path | None = None, lang: str = "ko",
