@@ -16,10 +16,22 @@ from typing import Mapping
 import pandas as pd
 
 from crm_analysis.contract import CHANNELS, TABLES
-from crm_analysis.exceptions import MissingTableError, Problem
+from crm_analysis.exceptions import MissingTableError, Problem, SourceError
 from crm_analysis.findings import ValidationReport
 
-__all__ = ["ClinicData"]
+__all__ = ["ClinicData", "RECORDED_EVENTS"]
+
+#: The columns whose dates record something that happened, by table: together they give the span of
+#: days an extract covers (:meth:`ClinicData.recorded_range`). Appointments also count their
+#: ``scheduled_at`` when the appointment took place (attended or missed), never a booking still ahead.
+RECORDED_EVENTS = {
+    "patients": ("first_visit_date",),
+    "visits": ("visit_date",),
+    "appointments": ("booked_at", "cancelled_at"),
+    "reminders": ("sent_at",),
+    "contacts": ("sent_at",),
+}
+_TOOK_PLACE = ("attended", "no_show")
 
 
 @dataclass(frozen=True)
@@ -141,6 +153,70 @@ class ClinicData:
                                           + (", ".join(left_out) or "none") + ")", check="snapshot")]
         report = replace(self.report, info=[*self.report.info, *info])
         return replace(self, tables=t, as_of=as_of, report=report)
+
+    def recorded_range(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """The first and last day on which the data records something that happened.
+
+        Counted from the dates in :data:`RECORDED_EVENTS`: visits, bookings and cancellations,
+        appointments that took place, reminders and outreach messages sent, and patients' first
+        visits. Appointments still ahead do not extend the range (an extract taken on 31 October
+        holds bookings for November).
+
+        Returns
+        -------
+        (first, last) : tuple of Timestamp, or None
+            Days (midnight), or None when no such date is recorded at all.
+        """
+        dates = [self.tables[name][col] for name, cols in RECORDED_EVENTS.items() if name in self.tables
+                 for col in cols if col in self.tables[name]]
+        if "appointments" in self.tables:
+            appts = self.tables["appointments"]
+            dates.append(appts.loc[appts["status"].isin(_TOOK_PLACE).fillna(False).to_numpy(), "scheduled_at"])
+        firsts = [d.min() for d in dates if d.notna().any()]
+        lasts = [d.max() for d in dates if d.notna().any()]
+        if not firsts:
+            return None
+        return pd.Timestamp(min(firsts)).normalize(), pd.Timestamp(max(lasts)).normalize()
+
+    def check_month(self, month: str) -> list[str]:
+        """Whether the data can report on `month` (``YYYY-MM``), as the monthly run needs.
+
+        Returns
+        -------
+        list of str
+            One warning when the data covers the month only in part (it starts or ends inside
+            it), else nothing.
+
+        Raises
+        ------
+        SourceError
+            If the month lies wholly before or after :meth:`recorded_range`, or no visit is
+            recorded on or before the month's last day: publishing would show an empty month
+            as if it were real.
+        """
+        period = pd.Period(month, freq="M")
+        start, end = period.start_time.normalize(), period.end_time.normalize()
+        span = self.recorded_range()
+        if span is None:
+            raise SourceError("the data records no dated events (no visits, bookings or messages), "
+                              f"so there is nothing to report for --month {month}")
+        first, last = span
+        runs = f"the data runs from {first:%Y-%m-%d} to {last:%Y-%m-%d}"
+        visits = self.tables["visits"]["visit_date"] if "visits" in self.tables else pd.Series(dtype="datetime64[ns]")
+        first_visit = visits.min() if visits.notna().any() else None
+        months = (f"choose a month from {first_visit:%Y-%m} to {last:%Y-%m}"
+                  if first_visit is not None and first_visit <= last else "")
+        if start > last or end < first:
+            newer = "; for a later month, give a newer extract" if start > last else ""
+            raise SourceError(f"{runs}; --month {month} lies outside it ({months or 'no visits are recorded'}{newer})")
+        if not (visits <= end).any():
+            seen = f"the first visit is on {first_visit:%Y-%m-%d}" if first_visit is not None else "there are no visits"
+            raise SourceError(f"no visit is recorded on or before {end:%Y-%m-%d}, the last day of --month {month} "
+                              f"({seen}), so there is nothing to analyse; {months or 'add the visits table'}")
+        missing = [f"before {first:%Y-%m-%d}"] * (first > start) + [f"after {last:%Y-%m-%d}"] * (last < end)
+        if missing:
+            return [f"{runs}, so --month {month} is only partly covered (nothing recorded {' or '.join(missing)})"]
+        return []
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n}={len(df):,}" for n, df in self.tables.items())

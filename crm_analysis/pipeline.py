@@ -153,6 +153,7 @@ class RunResult:
     report_html: Path | None = None
     report_pdf: Path | None = None
     manifest: Path | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def _resolve_source(source: str | Path) -> str:
@@ -394,6 +395,10 @@ def run_month(month: str, source: str | Path, *, mapping: str | Path | None = No
         Bad month, language or threshold.
     DataValidationError
         The source breaks the data contract (nothing is written).
+    SourceError
+        The month lies outside the data's recorded range, or no visit is recorded by its last day
+        (nothing is written; see :meth:`crm_analysis.clinic.ClinicData.check_month`). A month the
+        data covers only in part runs, with a warning in ``RunResult.warnings`` and the manifest.
     NotebookFailed, PrivacyLeak, RunFailed
         With a one-line reason; the work is kept in ``out/YYYY-MM.failed/``.
     """
@@ -424,7 +429,10 @@ def run_month(month: str, source: str | Path, *, mapping: str | Path | None = No
         try:
             with steps.step("load"):
                 clinic = load_clinic(source_text, mapping=mapping_text)
+                result.warnings = clinic.check_month(month)  # SourceError (exit 2) when the data cannot show the month
                 params = _notebook_source(clinic, private, source_text, mapping_text, as_of, work, lang)
+            for warning in result.warnings:
+                print(f"warning: {warning}", file=sys.stderr, flush=True)
             if analysis_hooks:
                 register_analysis_hooks(lang)
                 sections = None
@@ -577,7 +585,8 @@ def _manifest(month: str, params: dict[str, str], source: str, mapping: str | No
                           notebooks=[p.name for p in paths], timings=dict(result.timings), outputs=outputs,
                           project_root=PROJECT_ROOT,
                           extra={"privacy_scan": {"files_scanned": scanned, "hits": 0},
-                                 "outreach_lists": sorted(p.name for p in result.outreach_files)})
+                                 "outreach_lists": sorted(p.name for p in result.outreach_files),
+                                 "warnings": list(result.warnings)})
 
 
 def plan_month(month: str, source: str | Path, *, mapping: str | Path | None = None, lang: str = "ko",
