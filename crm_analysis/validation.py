@@ -335,6 +335,14 @@ def _fill_first_visit(tables: dict[str, pd.DataFrame], report: ValidationReport,
                                       n_rows=n_filled, check="derived_first_visit"))
 
 
+#: Added to the "required table missing" message: the way out when a table is not exported as such.
+_MISSING_TABLE_HINTS = {
+    "visits": ". Add a visits file (visits or 내원), or, when the export has appointments but no visits, derive one "
+              "outpatient visit per attended appointment with a mapping file: 'from_appointments: attended' under "
+              "tables: visits: (see docs/mapping.md)",
+}
+
+
 def validate_tables(tables: dict[str, pd.DataFrame], *, as_of: pd.Timestamp | None = None,
                     on_invalid: str = "raise", pending: Iterable[RowIssue] = (),
                     structural: Iterable[Problem] = (),
@@ -377,8 +385,8 @@ def validate_tables(tables: dict[str, pd.DataFrame], *, as_of: pd.Timestamp | No
     problems = list(structural)
     for name in REQUIRED_TABLES:
         if name not in tables:
-            problems.append(Problem(name, None, f"required table '{name}' ({get_table(name).ko}) is missing from the source",
-                                    check="missing_table"))
+            problems.append(Problem(name, None, f"required table '{name}' ({get_table(name).ko}) is missing from the source"
+                                                + _MISSING_TABLE_HINTS.get(name, ""), check="missing_table"))
         elif tables[name].empty:
             problems.append(Problem(name, None, f"required table '{name}' has no rows", check="empty_table"))
     # Tables whose structure is broken are left out of the row checks, so that

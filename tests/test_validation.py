@@ -251,11 +251,12 @@ def test_inputs_are_not_modified_by_validation(tmp_path, tables):
         pd.testing.assert_frame_equal(frames[name], before[name])
 
 
-def test_visits_derived_from_appointments_without_mapping(tmp_path, tables):
+def test_visits_are_not_derived_from_appointments_without_being_asked(tmp_path, tables):
+    # Only a mapping's `from_appointments: attended` derives visits (tests/test_bad_input.py); a missing visits
+    # file is reported as missing.
     del tables["visits"]
-    clinic = load_clinic(write_clinic_csv(tmp_path / "derive", tables), as_of=AS_OF)
-    assert clinic.visits["visit_id"].tolist() == ["A1"]  # the one attended appointment
-    assert any(p.check == "derived_visits" for p in clinic.report.info)
+    with pytest.raises(DataValidationError, match=r"required table 'visits' .*missing.*from_appointments: attended"):
+        load_clinic(write_clinic_csv(tmp_path / "derive", tables), as_of=AS_OF)
 
 
 def test_missing_column_does_not_hide_other_problems(tmp_path, tables):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from pathlib import Path
 
 import pandas as pd
 
 from crm_analysis.coercion import TEXT
-from crm_analysis.exceptions import DataValidationError, Problem
+from crm_analysis.exceptions import DataValidationError, Problem, SourceError
 
 __all__ = ["detect_encoding", "read_text_table", "CANDIDATE_ENCODINGS"]
 
@@ -23,9 +24,21 @@ CANDIDATE_ENCODINGS = ("utf-8", "cp949")
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed when it is gzipped.
+
+    Raises
+    ------
+    SourceError
+        If a ``.gz`` file is truncated (a copy or download cut short) or not gzip at all.
+    """
     data = path.read_bytes()
-    if path.suffix == ".gz":
-        data = gzip.decompress(data)
+    if path.suffix.lower() == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as err:  # cut short: EOFError; not gzip: BadGzipFile (an OSError)
+            detail = (str(err).splitlines() or [type(err).__name__])[0]
+            raise SourceError(f"{path.name} is truncated or corrupt: it cannot be decompressed as gzip ({detail}). "
+                              "Copy or export the file again.") from None
     return data
 
 

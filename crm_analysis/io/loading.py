@@ -9,9 +9,9 @@ import pandas as pd
 from crm_analysis.clinic import ClinicData
 from crm_analysis.coercion import DEFAULT_TIMEZONE
 from crm_analysis.contract import TABLES
-from crm_analysis.exceptions import DataValidationError, Problem
+from crm_analysis.exceptions import DataValidationError, Problem, SourceError
 from crm_analysis.io.mapping import Mapping, attended_visits, default_raw_tables, mapped_raw_tables, read_mapping
-from crm_analysis.io.sources import DatabaseSource, open_source
+from crm_analysis.io.sources import DatabaseSource, Source, open_source
 from crm_analysis.phones import is_mobile, normalise_phones
 from crm_analysis.findings import RowIssue, ValidationReport
 from crm_analysis.validation import conform_table, validate_tables
@@ -58,6 +58,9 @@ def load_clinic(source: str | Path, mapping: str | Path | Mapping | None = None,
         Listing every problem (table, column, rows, example values).
     MappingError
         If the mapping file is malformed or does not fit the source.
+    SourceError
+        If the source cannot be read as given: two files claim one table (``patients.csv`` and
+        ``patients.parquet``, or ``patients.csv`` and ``환자.csv``), or a gzipped file is truncated.
 
     Examples
     --------
@@ -78,6 +81,7 @@ def load_clinic(source: str | Path, mapping: str | Path | Mapping | None = None,
         if mapping is not None:
             raw_tables, notes = mapped_raw_tables(opened, mapping)
         else:
+            _check_one_name_per_table(opened)
             raw_tables, notes = default_raw_tables(opened)
     finally:
         if isinstance(opened, DatabaseSource):
@@ -100,8 +104,9 @@ def load_clinic(source: str | Path, mapping: str | Path | Mapping | None = None,
                                                                source=opened.description, timezone=zone)
         typed[name], structural, pending = frame, structural + missing_cols, pending + unreadable
         report.warnings += extra
-    wants_derived = mapping.tables["visits"].from_appointments if mapping and "visits" in mapping.tables else \
-        mapping is None and "visits" not in typed and "appointments" in typed
+    # Visits come from appointments only when the mapping says so: a visits file that is simply missing
+    # is reported as missing (with the mapping key as the way out), never quietly replaced.
+    wants_derived = bool(mapping and "visits" in mapping.tables and mapping.tables["visits"].from_appointments)
     if wants_derived:
         if "appointments" not in typed:
             structural.append(Problem("visits", None, "visits are to be derived from appointments, "
@@ -125,6 +130,18 @@ def load_clinic(source: str | Path, mapping: str | Path | Mapping | None = None,
     return ClinicData(tables=tables, as_of=as_of, report=report, source=opened.description,
                       mapping=str(mapping.path) if mapping and mapping.path else None,
                       encodings=dict(opened.encodings))
+
+
+def _check_one_name_per_table(source: Source) -> None:
+    """Without a mapping a table is found by its English or its Korean name (``patients`` or ``환자``); a source
+    holding both is refused rather than one of them read silently."""
+    for name, table in TABLES.items():
+        found = [raw for raw in (name, table.ko) if source.has(raw)]
+        if len(found) > 1:
+            both = " and ".join(source.origin(raw) for raw in found)
+            raise SourceError(f"{both} in {source.description} are both the table '{name}' ({table.ko}), so it is not "
+                              "clear which one holds the data; keep only one of them in the source (or name the one "
+                              "to read in a mapping file)")
 
 
 _INFO_CHECKS = {"mapping_where", "mapping_distinct", "empty_optional_table"}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from crm_analysis.coercion import TEXT
-from crm_analysis.exceptions import DataValidationError, Problem
+from crm_analysis.exceptions import DataValidationError, Problem, SourceError
 from crm_analysis.io.encoding import read_text_table
 
 __all__ = ["Source", "FolderSource", "WorkbookSource", "DatabaseSource", "open_source", "is_database_url", "redact_url"]
@@ -60,6 +60,11 @@ def _unreadable(path: Path, err: Exception) -> DataValidationError:
                                         check="unreadable_file")])
 
 
+def _listed(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items)
+
+
 def _missing(name: str, where: str, available: list[str]) -> DataValidationError:
     listed = ", ".join(available) if available else "nothing"
     return DataValidationError([Problem(name, None, f"'{name}' was not found in {where}; it has: {listed}",
@@ -83,6 +88,10 @@ class Source:
         """Whether the source holds a raw table called `name`."""
         return name in self.names()
 
+    def origin(self, name: str) -> str:
+        """Where the raw table `name` is, for messages: its file (or files), sheet or database table."""
+        return f"the table '{name}'"
+
     def files(self) -> list[Path]:
         """Files the source reads (for input hashes); empty for databases."""
         return []
@@ -98,7 +107,10 @@ class FolderSource(Source):
 
     A raw table is named by its file name without extension (``patients.csv``
     is ``patients``); the full file name works too. An Excel workbook adds its
-    sheets as raw tables.
+    sheets as raw tables. Reading a name that two files (or sheets) share, such
+    as ``patients.csv`` beside ``patients.parquet``, raises
+    :class:`~crm_analysis.exceptions.SourceError` naming both: neither silently
+    wins.
     """
 
     path: Path = Path(".")
@@ -111,13 +123,16 @@ class FolderSource(Source):
         else:
             paths = sorted(p for p in self.path.iterdir() if p.is_file())
         self._files: dict[str, Path] = {}
+        self._claims: dict[str, list[str]] = {}  # raw name -> every file or sheet that answers to it
         self._workbooks: list[Path] = []
         self._sheet_index: dict[str, tuple[Path, str]] | None = None
+        self._unreadable_workbook = False
         for p in paths:
             lower = p.name.lower()
             if lower.endswith(TEXT_SUFFIXES + PARQUET_SUFFIXES):
                 self._files[_stem(p)] = p
                 self._files[p.name] = p
+                self._claims.setdefault(_stem(p), []).append(p.name)
             elif lower.endswith(EXCEL_SUFFIXES) and not p.name.startswith("~$"):
                 self._workbooks.append(p)
 
@@ -134,6 +149,7 @@ class FolderSource(Source):
                     raise _unreadable(path, err) from None
                 for sheet in sheets:
                     self._sheet_index[sheet] = (path, sheet)
+                    self._claims.setdefault(sheet, []).append(f"sheet '{sheet}' of {path.name}")
         return self._sheet_index
 
     def has(self, name: str) -> bool:
@@ -146,7 +162,37 @@ class FolderSource(Source):
     def files(self) -> list[Path]:
         return sorted(set(self._files.values()) | set(self._workbooks))
 
+    def origin(self, name: str) -> str:
+        if name in self._files and self._files[name].name == name:
+            return name  # a full file name is one file
+        self._workbook_sheets_if_readable()
+        return _listed(self._claims.get(name, [])) or f"'{name}'"
+
+    def _workbook_sheets_if_readable(self) -> None:
+        """Index the workbooks' sheets, to see whether one shares a name with a file; an unreadable
+        workbook is left alone here (it is reported if a table is read from it)."""
+        if self._workbooks and self._sheet_index is None and not self._unreadable_workbook:
+            try:
+                self._sheets
+            except DataValidationError:
+                self._sheet_index, self._unreadable_workbook = None, True
+                self._claims = {n: [c for c in claims if not c.startswith("sheet '")]
+                                for n, claims in self._claims.items()}
+
+    def _check_one_claim(self, name: str) -> None:
+        if name in self._files and self._files[name].name == name:
+            return
+        self._workbook_sheets_if_readable()
+        claims = self._claims.get(name, [])
+        if len(claims) > 1:
+            which = "both" if len(claims) == 2 else "all"
+            example = "" if claims[0].startswith("sheet '") else f", as in 'from: {claims[0]}'"
+            raise SourceError(f"{_listed(claims)} in {self.path} are {which} read as '{name}', so it is not clear "
+                              "which one holds the data; keep only one of them in the source (or name the one to "
+                              f"read in a mapping file{example})")
+
     def read(self, name: str) -> pd.DataFrame:
+        self._check_one_claim(name)
         if name not in self._files and name in self._sheets:
             path, sheet = self._sheets[name]
             try:
@@ -198,6 +244,9 @@ class DatabaseSource(Source):
         import sqlalchemy as sa
 
         return sorted(sa.inspect(self._engine).get_table_names(schema=self.schema))
+
+    def origin(self, name: str) -> str:
+        return f"the database table '{name}'"
 
     def read(self, name: str) -> pd.DataFrame:
         import sqlalchemy as sa
