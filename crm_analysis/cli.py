@@ -71,6 +71,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                        notebook_dir=args.notebook_dir, analysis_hooks=args.analysis_hooks)
     print(f"{args.month}: report, kpis.json and {len(result.notebooks)} notebook(s) in {result.out_dir}; "
           f"{len(result.outreach_files)} outreach file(s) in {result.outreach_dir}")
+    if result.skipped:
+        names = sorted({s["analysis"] for s in result.skipped})
+        print(f"{len(names)} section(s) skipped because the data cannot support them yet: {', '.join(names)} "
+              f"(reasons in the report and in manifest.json)")
     return EXIT_OK
 
 

@@ -41,7 +41,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from crm_analysis.exceptions import InsufficientDataError
 from crm_analysis.features import _arrow, _days, _id_codes, patient_features
+from crm_analysis.sufficiency import require
 
 __all__ = ["CLVModel", "ClvBacktest", "clv_backtest", "visit_spend_multipliers"]
 
@@ -197,10 +199,13 @@ class CLVModel:
         if as_of is None:
             raise ValueError("CLVModel.fit needs an explicit as_of date")
         self.as_of_ = pd.Timestamp(as_of).normalize()
+        require("clv", clinic, self.as_of_)
         d = _model_data(clinic, self.as_of_, self.time_unit_days)
         if len(d) < 20:
-            raise ValueError(f"CLVModel needs at least 20 patients registered by {self.as_of_:%Y-%m-%d}; "
-                             f"found {len(d)}")
+            raise InsufficientDataError("clv", f"Lifetime value: it needs at least 20 patients registered by "
+                                               f"{self.as_of_:%Y-%m-%d}; the data has {len(d)}.",
+                                        f"생애가치: {self.as_of_:%Y-%m-%d}까지 등록 환자가 20명 이상 필요한데 "
+                                        f"{len(d)}명뿐입니다.")
         args = (d["x"].to_numpy(), d["t_x"].to_numpy(), d["T"].to_numpy())
         bg, bg_cov, bg_ll, bg_ok = _fit_ml(_bgnbd_loglik, [0.5, 1.0, 1.0, 3.0], args)
         spend = d[d["n_z"] > 0]
@@ -397,8 +402,12 @@ def clv_backtest(clinic, cutoff, horizon_days: int = 365, model: CLVModel | None
     end = cutoff + pd.Timedelta(days=horizon_days)
     data_end = clinic.as_of if getattr(clinic, "as_of", None) is not None else clinic.tables["visits"]["visit_date"].max()
     if end > data_end:
-        raise ValueError(f"the back-test needs data to {end:%Y-%m-%d} (cutoff + {horizon_days} days); "
-                         f"the data ends {data_end:%Y-%m-%d}. Choose an earlier cutoff.")
+        raise InsufficientDataError("clv_backtest",
+                                    f"CLV back-test: it needs data to {end:%Y-%m-%d} (cutoff + {horizon_days} days); "
+                                    f"the data ends {data_end:%Y-%m-%d}. Choose an earlier cutoff.",
+                                    f"생애가치 백테스트: {end:%Y-%m-%d}까지의 자료가 필요한데 {data_end:%Y-%m-%d}에 "
+                                    "끝납니다.")
+    require("clv_backtest", clinic, end)
     model = (model or CLVModel(horizon_days=horizon_days)).fit(clinic, cutoff)
     pred = model.predict_value(horizon_days)
     naive = model.data_["value_12m"] * horizon_days / 365.0

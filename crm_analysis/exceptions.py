@@ -16,6 +16,8 @@ __all__ = [
     "DataValidationError",
     "MappingError",
     "MissingTableError",
+    "InsufficientDataError",
+    "SourceError",
     "PatientNotFoundError",
     "Problem",
     "CrmAnalysisWarning",
@@ -122,15 +124,48 @@ class MappingError(DataValidationError):
     """The mapping file is malformed or does not fit the source."""
 
 
-class MissingTableError(CrmAnalysisError):
+class SourceError(CrmAnalysisError, ValueError):
+    """The source cannot be used as given: two files claim one table, a file is truncated, the month
+    lies outside the data. Bad input (the CLI exits 2); also a :class:`ValueError`."""
+
+
+class InsufficientDataError(CrmAnalysisError):
+    """The clinic's data is too thin for one analysis: a table, a column, months of history or a minimum
+    count is missing. The analysis is skipped with :attr:`reason`; the rest of the run goes on.
+
+    Parameters
+    ----------
+    analysis : str
+        Name of the analysis (a key of :data:`crm_analysis.sufficiency.REQUIREMENTS`).
+    reason : str
+        One plain English sentence: what is missing and what would make it work.
+    reason_ko : str, optional
+        The same sentence in Korean (the reports' default language).
+    """
+
+    def __init__(self, analysis: str, reason: str, reason_ko: str | None = None):
+        self.analysis = analysis
+        self.reason = reason
+        self.reason_ko = reason_ko or reason
+        super().__init__(reason)
+
+    def reason_in(self, lang: str) -> str:
+        """The reason in `lang` (``"ko"`` or ``"en"``)."""
+        return self.reason_ko if lang == "ko" else self.reason
+
+
+class MissingTableError(InsufficientDataError):
     """An analysis needs an optional table that this clinic's data does not have."""
 
     def __init__(self, table: str, needed_for: str):
         self.table = table
         self.needed_for = needed_for
         super().__init__(
+            needed_for,
             f"{needed_for} needs the '{table}' table, which this clinic's data does not include. "
-            f"Add a '{table}' file or sheet to the source, or map it in the mapping file."
+            f"Add a '{table}' file or sheet to the source, or map it in the mapping file.",
+            f"{needed_for}: 이 병원 자료에 '{table}' 테이블이 없어 분석하지 못했습니다. "
+            f"자료에 '{table}' 파일(시트)을 넣거나 매핑 파일에 연결하면 분석됩니다.",
         )
 
 

@@ -17,9 +17,13 @@ theirs with :func:`register_section` without touching this module::
 
 A section receives the snapshot, the month-end ``as_of`` and the suppression
 threshold, and returns a JSON-ready dict (ints, floats rounded, strings,
-lists, dicts, None). A section that needs a table the clinic lacks raises
-:class:`~crm_analysis.exceptions.MissingTableError`; it then appears as
-``{"available": false, "reason": ...}`` instead of failing the month.
+lists, dicts, None). What a section needs from the data is declared once in
+:data:`crm_analysis.sufficiency.REQUIREMENTS` and checked before it runs; a
+section whose data falls short (or that raises
+:class:`~crm_analysis.exceptions.InsufficientDataError` itself, e.g. a model
+that cannot be fitted on thin data) appears as ``{"available": false,
+"reason": ..., "reason_ko": ...}`` with its declared figures ``null``,
+instead of failing the month.
 
 Counts from 1 to ``min_count - 1`` are suppressed (``null``); a rate whose
 numerator is suppressed is suppressed too; tables get secondary suppression
@@ -38,9 +42,10 @@ import numpy as np
 import pandas as pd
 
 from crm_analysis.clinic import ClinicData
-from crm_analysis.exceptions import MissingTableError
+from crm_analysis.exceptions import InsufficientDataError
 from crm_analysis.i18n import check_lang, label, localise_columns
 from crm_analysis.privacy import DEFAULT_MIN_COUNT, suppress_small_counts
+from crm_analysis.sufficiency import REQUIREMENTS, require
 
 __all__ = ["SCHEMA_VERSION", "SECTIONS", "CORE_SECTIONS", "ANALYSIS_SECTIONS", "register_section", "monthly_kpis", "MonthlyKpis", "kpis_for_report",
            "KPIS_FILE"]
@@ -59,9 +64,12 @@ ANALYSIS_SECTIONS = ("reminder_effect", "vip", "campaigns")
 
 #: Registered sections, in report order: name -> function(clinic, as_of, min_count) -> dict.
 SECTIONS: dict[str, Section] = {}
+#: The headline figures of each section: ``null`` in kpis.json when the section is skipped.
+FIGURES: dict[str, tuple[str, ...]] = {}
 
 
-def register_section(name: str, func: Section | None = None, *, replace: bool = False):
+def register_section(name: str, func: Section | None = None, *, replace: bool = False,
+                     figures: tuple[str, ...] = ()):
     """Add a KPI section (usable as a decorator).
 
     Parameters
@@ -72,6 +80,10 @@ def register_section(name: str, func: Section | None = None, *, replace: bool = 
         ``func(clinic, as_of, min_count) -> dict``; omit to use as a decorator.
     replace : bool
         Allow replacing a section of the same name.
+    figures : tuple of str
+        Top-level keys the section returns that are shown as ``null`` when the
+        data is insufficient (see :mod:`crm_analysis.sufficiency`; declare the
+        section's needs there under the same name).
 
     Raises
     ------
@@ -82,6 +94,7 @@ def register_section(name: str, func: Section | None = None, *, replace: bool = 
         if name in SECTIONS and not replace:
             raise ValueError(f"a KPI section named {name!r} is already registered; pass replace=True to replace it")
         SECTIONS[name] = f
+        FIGURES[name] = tuple(figures)
         return f
 
     return add if func is None else add(func)
@@ -129,7 +142,7 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- the sections
 
-@register_section("patients")
+@register_section("patients", figures=("active_12m", "visiting_month", "new_month", "returning_month", "registered"))
 def _patients(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     """Active (seen in the last 12 months), visiting, new and returning patients this month."""
     visits = clinic.visits
@@ -145,7 +158,7 @@ def _patients(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
             "registered": _count(int((first <= as_of).sum()), min_count)}
 
 
-@register_section("retention")
+@register_section("retention", figures=("base", "retained", "rate"))
 def _retention(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     """Share of the patients seen in the previous 12 months who came back in the last 12 months."""
     visits = clinic.visits
@@ -160,7 +173,7 @@ def _retention(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
             "history_complete": bool(pd.notna(earliest) and earliest <= prior_start)}
 
 
-@register_section("no_show")
+@register_section("no_show", figures=("month", "last_12m"))
 def _no_show(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     """No-show rate of appointments due this month and in the last 12 months (attended + no-show)."""
     appts = clinic.require("appointments", "the no-show KPI")
@@ -174,7 +187,7 @@ def _no_show(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     return out
 
 
-@register_section("revenue_by_department")
+@register_section("revenue_by_department", figures=("rows", "total"))
 def _revenue(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     """Visits, patients and charges (insured / self-pay, KRW) by department this month."""
     month = _between(clinic.visits, "visit_date", _month_start(as_of), as_of)
@@ -202,7 +215,7 @@ def _revenue(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     return {"rows": _records(shown.reset_index()), "total": total, "suppressed_rows": suppressed}
 
 
-@register_section("trend")
+@register_section("trend", figures=("rows",))
 def _trend(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     """Visits, patients and new patients in each of the last 12 months."""
     visits = _between(clinic.visits, "visit_date", _month_start(as_of, 11), as_of)
@@ -226,9 +239,9 @@ def _trend(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
 # Defined here and registered by default: they need only package code. Each imports its analysis lazily,
 # so importing this module stays cheap and free of import cycles.
 
-def _unavailable(reason: str) -> dict:
-    """A section that cannot be computed on this clinic's data (overrides ``available: true``)."""
-    return {"available": False, "reason": reason}
+def _insufficient(name: str, reason: str, reason_ko: str) -> InsufficientDataError:
+    """The error of a section that cannot be computed on this clinic's data."""
+    return InsufficientDataError(name, reason, reason_ko)
 
 
 def _round(value: Any, digits: int = 4) -> float | None:
@@ -245,21 +258,21 @@ def _p_value(value: Any) -> float | None:
     return None if value is None else float(f"{value:.3g}")
 
 
-@register_section("reminder_effect")
+@register_section("reminder_effect", figures=("risk_difference", "ci_low", "ci_high", "p_value", "appointments"))
 def _reminder_effect(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     """The adjusted no-show effect of the current reminder regime (95% CI) and this month's no-show rate."""
     from crm_analysis.exceptions import CrmAnalysisError
     from crm_analysis.reminders import ReminderEffectModel, appointment_table, load_rules, period_masks
 
     table = appointment_table(clinic, as_of)  # MissingTableError without appointments
-    if "reminders" not in clinic.tables:
-        return _unavailable("the clinic's data has no reminders table (알림 발송 기록), so the reminder effect "
-                            "cannot be estimated; add it to the source or mapping")
     analysed = table["analysed"].to_numpy(dtype=bool)
     reminded = analysed & table["reminded"].to_numpy(dtype=bool)
-    if not reminded.any():
-        return _unavailable("no appointment up to as_of received a reminder, so there is no reminder effect to "
-                            "estimate; check that the reminders table is loaded")
+    if not reminded.any() or reminded.sum() == analysed.sum():
+        raise _insufficient("reminder_effect",
+                            "Reminder effect: no analysed appointment up to as_of went without a reminder (or none "
+                            "had one), so there is nothing to compare; check that the reminders table is complete.",
+                            "예약 알림 효과: 알림을 받은 예약과 받지 않은 예약이 모두 있어야 비교할 수 있는데 한쪽이 "
+                            "없습니다. 알림 발송 기록이 빠짐없이 들어왔는지 확인하세요.")
     rules = load_rules()
     periods = {name: mask for name, mask in period_masks(table, rules).items() if name != "all" and mask.any()}
     if periods:  # the current regime: the last roll-out period with appointments in the data
@@ -273,8 +286,12 @@ def _reminder_effect(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) ->
         model = ReminderEffectModel(rules, conf_level=0.95).fit(table)
         rd, _ = model.marginal_effect(table, mask, estimand=f"{group}: no-show rate with reminders as received "
                                                             "minus none")
+    except InsufficientDataError:
+        raise
     except CrmAnalysisError as err:
-        return _unavailable(f"the reminder model could not be fitted: {err}")
+        raise _insufficient("reminder_effect", f"Reminder effect: the reminder model could not be fitted on this "
+                                               f"clinic's data ({err}).",
+                            f"예약 알림 효과: 이 병원 자료로는 알림 효과 모형을 추정할 수 없었습니다 ({err}).") from None
     month = (table["scheduled_at"] >= _month_start(as_of)).to_numpy() & analysed
     n_appts, n_patients = int(mask.sum()), int(rd.extras["n_patients"])
     shown = _count(n_appts, min_count) is not None and _count(n_patients, min_count) is not None
@@ -300,7 +317,7 @@ def _hide_vip_partner(moves: dict) -> dict:
     return {**moves, partner: None}
 
 
-@register_section("vip")
+@register_section("vip", figures=("count", "entered", "left", "qualified", "segments"))
 def _vip(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     """VIPs now and at the previous month's end, who entered and left, and the RFM segment sizes."""
     from crm_analysis.features import patient_features
@@ -361,7 +378,7 @@ def _lift_rows(per: pd.DataFrame, overall, name: str, min_count: int) -> tuple[l
     return rows, pooled
 
 
-@register_section("campaigns")
+@register_section("campaigns", figures=("last_month", "last_12m"))
 def _campaigns(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     """Return-rate lift (sent − holdout) of last month's campaign runs and of the last 12 months' campaigns by kind."""
     from crm_analysis.campaigns import evaluate_campaigns, load_campaigns
@@ -437,6 +454,33 @@ class MonthlyKpis:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
     # ------------------------------------------------------------------ display
+    def _require(self, section: str) -> dict:
+        """The section's figures, or the InsufficientDataError that kept it from being computed."""
+        block = self.sections.get(section)
+        if block is None:
+            raise InsufficientDataError(section, f"{section}: not computed in this run.",
+                                        f"{section}: 이번 실행에서 계산하지 않았습니다.")
+        if not block.get("available", False):
+            reason = block.get("reason") or f"{section}: not available."
+            raise InsufficientDataError(section, reason, block.get("reason_ko") or reason)
+        return block
+
+    def skipped_table(self, lang: str = "ko") -> pd.DataFrame:
+        """The sections the data could not support, with the reason (empty when none was skipped)."""
+        check_lang(lang)
+        rows = [{"section": REQUIREMENTS[name].title(lang) if name in REQUIREMENTS else name,
+                 "reason": block.get("reason_ko" if lang == "ko" else "reason") or block.get("reason") or ""}
+                for name, block in self.sections.items() if not block.get("available", False)]
+        return pd.DataFrame(rows, columns=["section", "reason"])
+
+    def skipped_view(self, lang: str = "ko"):
+        """:meth:`skipped_table` for display (None when nothing was skipped, so the report shows nothing)."""
+        table = self.skipped_table(lang)
+        if table.empty:
+            return None
+        names = {"section": label("kpi_col_section", lang), "reason": label("kpi_col_reason", lang)}
+        return table.rename(columns=names).style.hide(axis="index")
+
     def _get(self, section: str, *keys: str) -> Any:
         value: Any = self.sections.get(section, {})
         for key in keys:
@@ -502,7 +546,7 @@ class MonthlyKpis:
         from crm_analysis.segmentation import segment_names
 
         check_lang(lang)
-        rows = self._get("vip", "segments")
+        rows = self._require("vip").get("segments")
         if not rows:
             return pd.DataFrame()
         table = pd.DataFrame(rows)
@@ -518,7 +562,7 @@ class MonthlyKpis:
         Rates and lifts in percentage points (lift with its 95% CI as text); hidden values are missing.
         """
         check_lang(lang)
-        block = self._get("campaigns", period)
+        block = self._require("campaigns").get(period)
         if not isinstance(block, dict) or not block.get("rows"):
             return pd.DataFrame()
         name = "kind" if period == "last_12m" else "campaign_id"
@@ -555,7 +599,7 @@ class MonthlyKpis:
     def department_table(self, lang: str = "ko") -> pd.DataFrame:
         """Revenue by department this month, with a total row; suppressed cells are missing."""
         check_lang(lang)
-        section = self.sections.get("revenue_by_department", {})
+        section = self._require("revenue_by_department")
         if not section.get("rows"):
             return pd.DataFrame()
         table = pd.DataFrame(section["rows"])
@@ -661,9 +705,12 @@ def monthly_kpis(clinic: ClinicData, as_of: str | pd.Timestamp, *, sections: lis
     out = {}
     for name in names:
         try:
+            if name in REQUIREMENTS:
+                require(name, snap, as_of)
             out[name] = {"available": True, **SECTIONS[name](snap, as_of, min_count)}
-        except MissingTableError as err:
-            out[name] = {"available": False, "reason": str(err)}
+        except InsufficientDataError as err:
+            out[name] = {"available": False, **dict.fromkeys(FIGURES.get(name, ()), None),
+                         "reason": err.reason, "reason_ko": err.reason_ko}
     return MonthlyKpis(month=f"{as_of:%Y-%m}", as_of=f"{as_of:%Y-%m-%d}", min_count=min_count, sections=out)
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from crm_analysis.features import patient_features
 from crm_analysis.segmentation import assign_segments, rfm_scores, segment_names
+from crm_analysis.sufficiency import require
 from crm_analysis.vip import select_vips
 
 __all__ = ["segment_migration", "SegmentMigration", "NOT_REGISTERED", "previous_month_end"]
@@ -129,6 +130,7 @@ def segment_migration(clinic, from_as_of, to_as_of, *, rules: str | Path | Mappi
         If `from_as_of` is not before `to_as_of`.
     """
     t0, t1 = pd.Timestamp(from_as_of).normalize(), pd.Timestamp(to_as_of).normalize()
+    require("migration", clinic, t1)
     if t0 >= t1:
         raise ValueError(f"from_as_of ({t0:%Y-%m-%d}) must be before to_as_of ({t1:%Y-%m-%d})")
     f0, f1 = patient_features(clinic, t0), patient_features(clinic, t1)

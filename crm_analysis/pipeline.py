@@ -153,6 +153,8 @@ class RunResult:
     report_html: Path | None = None
     report_pdf: Path | None = None
     manifest: Path | None = None
+    #: Sections the data could not support: ``{"where", "analysis", "reason"}`` (also in manifest.json).
+    skipped: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -490,6 +492,7 @@ def _run_steps(steps: _Progress, clinic, paths: list[Path], params: dict[str, st
     from crm_analysis.privacy import fixed_report_text, personal_values, scan_artefacts
     from crm_analysis.report.html import report_html
     from crm_analysis.report.outreach import produce_outreach, write_outreach_lists
+    from crm_analysis.report.sections import skipped_sections
 
     # The notebooks are independent (each reads the same private cache), so their kernels run in the
     # background, NOTEBOOK_JOBS at a time, while this process computes the KPIs. The front matter (the KPI
@@ -508,6 +511,8 @@ def _run_steps(steps: _Progress, clinic, paths: list[Path], params: dict[str, st
                 partial.write_text(kpis.to_json(), encoding="utf-8")
                 os.replace(partial, work / KPIS_FILE)
                 result.kpis = kpis.to_dict()
+                result.skipped += [{"where": KPIS_FILE, "analysis": name, "reason": block.get("reason", "")}
+                                   for name, block in kpis.sections.items() if not block.get("available", False)]
             running.update({path: pool.submit(_timed_execute, path, work / path.name, params, private, index[path],
                                    replacements)
                             for path in front})
@@ -526,6 +531,8 @@ def _run_steps(steps: _Progress, clinic, paths: list[Path], params: dict[str, st
                                          f"(executed notebooks kept in {failed})") from None
                 steps.record(path.stem, seconds)
                 result.notebooks.append(result.out_dir / path.name)
+                result.skipped += [{"where": s["notebook"], "analysis": s["analysis"], "reason": s["reason"]}
+                                   for s in skipped_sections(work / path.name)]
         except BaseException:
             for other in running.values():
                 other.cancel()
@@ -545,6 +552,8 @@ def _run_steps(steps: _Progress, clinic, paths: list[Path], params: dict[str, st
             result.report_pdf = result.out_dir / "report.pdf"
     with steps.step("outreach"):
         lists = produce_outreach(snapshot, as_of, producers)
+        result.skipped += [{"where": "outreach", "analysis": name, "reason": reason}
+                           for name, reason in lists.skipped.items()]
         written = write_outreach_lists(lists, staging, as_of=as_of)
         result.outreach_files = [result.outreach_dir / p.name for p in written]
     with steps.step("privacy_scan"):
@@ -586,7 +595,8 @@ def _manifest(month: str, params: dict[str, str], source: str, mapping: str | No
                           project_root=PROJECT_ROOT,
                           extra={"privacy_scan": {"files_scanned": scanned, "hits": 0},
                                  "outreach_lists": sorted(p.name for p in result.outreach_files),
-                                 "warnings": list(result.warnings)})
+                                 "warnings": list(result.warnings),
+                                 "skipped_sections": result.skipped})
 
 
 def plan_month(month: str, source: str | Path, *, mapping: str | Path | None = None, lang: str = "ko",

@@ -156,7 +156,8 @@ def plot_monthly_coverage(coverage: pd.DataFrame, lang: str = "ko", ax=None):
     ax.set_ylabel(label("coverage_ylabel", lang))
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    step = next(s for s in (1, 2, 3, 6, 12, 24, 60) if len(coverage) <= 12 * s)
+    # About a dozen ticks: every 1..60 months, then whole decades for exports reaching back further.
+    step = next((s for s in (1, 2, 3, 6, 12, 24, 60) if len(coverage) <= 12 * s), 120 * -(-len(coverage) // 1440))
     ax.xaxis.set_major_locator(mdates.MonthLocator(bymonth=range(1, 13, step)) if step < 12
                                else mdates.YearLocator(base=step // 12))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))

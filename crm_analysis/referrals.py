@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from crm_analysis.features import patient_features
+from crm_analysis.sufficiency import require
 
 __all__ = ["referral_source_by_month", "top_referrers", "referral_value_summary", "plot_referral_sources"]
 
@@ -20,6 +21,7 @@ UNKNOWN = "unknown"
 
 def _new_patients(clinic, as_of) -> pd.DataFrame:
     as_of = pd.Timestamp(as_of).normalize()
+    require("referrals", clinic, as_of)
     p = clinic.tables["patients"]
     p = p.loc[(p["first_visit_date"] <= as_of).to_numpy(dtype=bool, na_value=False)]
     return p

@@ -333,7 +333,8 @@ def value_view(df: pd.DataFrame, lang: str = "ko"):
         elif pd.api.types.is_integer_dtype(df[col]):
             formats[col] = "{:,}"
         elif pd.api.types.is_float_dtype(df[col]):
-            small = df[col].abs().max() < 1000 if len(df) else True
+            largest = df[col].abs().max()  # NA when every value is hidden
+            small = bool(pd.isna(largest) or largest < 1000)
             formats[col] = "{:,.1f}" if small else "{:,.0f}"
     out.columns = [tr(c) for c in out.columns]
     formats = {tr(c): f for c, f in formats.items()}

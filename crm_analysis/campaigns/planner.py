@@ -27,7 +27,7 @@ Every drop is counted with its reason (:attr:`CampaignPlan.dropped`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from typing import Mapping
 
@@ -40,8 +40,10 @@ from crm_analysis.campaigns.definitions import Campaign, CampaignConfig, load_ca
 from crm_analysis.campaigns.holdout import assign_holdout
 from crm_analysis.campaigns.suppression import SUPPRESSION_COLUMNS, suppression_list
 from crm_analysis.campaigns.templates import render
+from crm_analysis.exceptions import InsufficientDataError
 from crm_analysis.features import completed_years
 from crm_analysis.i18n import check_lang
+from crm_analysis.sufficiency import require
 
 __all__ = ["CampaignPlan", "plan_campaigns", "plan_period", "SEND_COLUMNS"]
 
@@ -67,6 +69,9 @@ class CampaignPlan:
         Messages not planned, counted by campaign and reason.
     suppression : DataFrame
         The suppression list used.
+    skipped : dict
+        Campaign id -> why it was not planned: its audience needs an analysis
+        the data cannot support (e.g. recall needs the churn model).
     """
 
     as_of: pd.Timestamp
@@ -76,6 +81,7 @@ class CampaignPlan:
     holdout: pd.DataFrame
     dropped: pd.DataFrame
     suppression: pd.DataFrame
+    skipped: dict = field(default_factory=dict)
 
     def summary(self) -> pd.DataFrame:
         """Messages per campaign and channel, holdout size and drops: aggregates only."""
@@ -157,6 +163,7 @@ def plan_campaigns(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
     end = pd.Timestamp(end).normalize() if end is not None else d_end
     if start <= as_of:
         raise ValueError(f"the period must start after as_of ({as_of:%Y-%m-%d}); got start {start:%Y-%m-%d}")
+    require("campaign_plan", clinic, as_of)
     patients = clinic.tables["patients"]
     pidx = patients.assign(patient_id=patients["patient_id"].astype(str)).set_index("patient_id")
     if clinic.has("contacts"):
@@ -164,9 +171,14 @@ def plan_campaigns(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
     else:
         supp = pd.DataFrame(columns=SUPPRESSION_COLUMNS)
     candidates = dict(candidates or {})
-    frames, holdouts, drops = [], [], []
+    frames, holdouts, drops, skipped = [], [], [], {}
     for camp in cfg.campaigns:
-        aud = AUDIENCES[camp.audience](clinic, camp, start, end, as_of, lang, candidates=candidates.get(camp.audience))
+        try:
+            aud = AUDIENCES[camp.audience](clinic, camp, start, end, as_of, lang,
+                                           candidates=candidates.get(camp.audience))
+        except InsufficientDataError as err:  # this campaign's audience needs more data; plan the others
+            skipped[camp.id] = err.reason_in(lang)
+            continue
         if aud.empty:
             continue
         aud = aud.assign(campaign_id=camp.id, run_id=camp.run_id(start)).reset_index(drop=True)
@@ -186,7 +198,7 @@ def plan_campaigns(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
     dropped = dropped.groupby(["campaign_id", "reason"], as_index=False)["n"].sum()
     assert_compliant(sends, patients.assign(patient_id=patients["patient_id"].astype(str)), cfg, holdout)
     return CampaignPlan(as_of=as_of, start=start, end=end, sends=sends, holdout=holdout, dropped=dropped,
-                        suppression=supp)
+                        suppression=supp, skipped=skipped)
 
 
 def _one_campaign(aud: pd.DataFrame, camp: Campaign, cfg: CampaignConfig, pidx: pd.DataFrame, supp: pd.DataFrame,

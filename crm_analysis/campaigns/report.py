@@ -62,12 +62,18 @@ def suppression_counts(plan: CampaignPlan, lang: str = "ko") -> pd.DataFrame:
     return suppress_small_counts(t, ["camp_suppressed"], additive="columns")
 
 
-def recent_lifts(clinic, as_of, *, months: int = 12, by: str = "campaign") -> CampaignEvaluation | None:
-    """Evaluation of the campaigns sent in the `months` before `as_of` (None without a contacts table)."""
-    from crm_analysis.campaigns.evaluation import evaluate_campaigns
+def recent_lifts(clinic, as_of, *, months: int = 12, by: str = "campaign") -> CampaignEvaluation:
+    """Evaluation of the campaigns sent in the `months` before `as_of`.
 
-    if not clinic.has("contacts"):
-        return None
+    Raises
+    ------
+    InsufficientDataError
+        Without contacts, or without both sent and holdout contacts (:mod:`crm_analysis.sufficiency`).
+    """
+    from crm_analysis.campaigns.evaluation import evaluate_campaigns
+    from crm_analysis.sufficiency import require
+
+    require("campaign_lifts", clinic, as_of)
     since = pd.Timestamp(as_of).normalize() - pd.DateOffset(months=months)
     return evaluate_campaigns(clinic, as_of, sent_from=since + pd.Timedelta(days=1), by=by)
 

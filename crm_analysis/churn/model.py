@@ -49,7 +49,8 @@ from scipy import stats
 from crm_analysis.churn.design import learn_design
 from crm_analysis.churn.rules import load_churn_rules
 from crm_analysis.churn.survival_data import PREDICTION_COVARIATES, TRUTH_COVARIATES, current_gaps, survival_data
-from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
+from crm_analysis.sufficiency import require
 
 __all__ = ["ChurnModel", "HORIZONS"]
 
@@ -166,14 +167,19 @@ class ChurnModel:
         from lifelines import CoxPHFitter, WeibullAFTFitter
 
         self.as_of_ = pd.Timestamp(as_of).normalize()
+        require("churn_model", clinic, self.as_of_)
         gaps = survival_data(clinic, self.as_of_) if gaps is None else gaps
         _check_gaps_at(gaps, self.as_of_)
         rng = np.random.default_rng(self.seed)
         usable = gaps.loc[(gaps["duration"] > 0).to_numpy()]
         self.n_gaps_ = len(usable)
         if int(usable["event"].sum()) < 10:
-            raise CrmAnalysisError(f"only {int(usable['event'].sum())} returns (second or later visits) on or before "
-                                   f"{self.as_of_:%Y-%m-%d}: too few to fit a churn model; use a later as_of or more data")
+            n = int(usable["event"].sum())
+            raise InsufficientDataError(
+                "churn_model", f"Churn model: only {n} returns (second or later visits) on or before "
+                               f"{self.as_of_:%Y-%m-%d}, too few to fit; it needs at least 10 (more history helps).",
+                f"이탈 모형: {self.as_of_:%Y-%m-%d}까지 재방문이 {n}건뿐이라 모형을 만들 수 없습니다 "
+                "(10건 이상 필요; 더 긴 기간의 자료가 도움이 됩니다).")
         fit_gaps = _sample(usable, self.max_gaps, rng)
         self.n_fit_gaps_ = len(fit_gaps)
         self.design_ = learn_design(fit_gaps, self.covariates, self.min_events)

@@ -59,7 +59,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
 
 __all__ = ["survival_data", "current_gaps", "TRUTH_COVARIATES", "PREDICTION_COVARIATES", "GAP_COLUMNS"]
 
@@ -155,8 +155,10 @@ def survival_data(clinic, as_of) -> pd.DataFrame:
     vday = _days(visits["visit_date"])
     keep = vday <= end_day
     if not keep.any():
-        raise CrmAnalysisError(f"no visit on or before {as_of:%Y-%m-%d}: nothing to build survival data from; "
-                               "check as_of and the visits table")
+        raise InsufficientDataError("return_curves",
+                                    f"Return curves: no visit on or before {as_of:%Y-%m-%d}, so there is nothing to "
+                                    "build survival data from; check as_of and the visits table.",
+                                    f"재방문 곡선: {as_of:%Y-%m-%d}까지 내원 기록이 없어 분석할 수 없습니다.")
     patients = clinic.patients
     pid_codes, pid_uniques = pd.factorize(pd.concat([patients["patient_id"], visits["patient_id"]],
                                                     ignore_index=True).astype("string[pyarrow]"))

@@ -24,7 +24,7 @@ import pandas as pd
 
 from crm_analysis.clinic import ClinicData
 from crm_analysis.estimates import Estimate
-from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
 from crm_analysis.i18n import check_lang, label
 from crm_analysis.reminders.adjusted import ReminderEffectModel, crude_effect, mantel_haenszel, period_masks
 from crm_analysis.reminders.analysis_table import appointment_table
@@ -33,6 +33,7 @@ from crm_analysis.reminders.pilot import PilotResult, pilot_analysis, plan_pilot
 from crm_analysis.reminders.rollout import ITSResult, interrupted_time_series, plot_its
 from crm_analysis.reminders.rules import load_rules
 from crm_analysis.reminders.schedules import schedule_comparison, step_value
+from crm_analysis.sufficiency import require
 
 __all__ = ["ReminderEvaluation", "evaluate_reminders", "headline_sentence"]
 
@@ -341,10 +342,14 @@ def evaluate_reminders(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None
         If no appointment ever received a reminder.
     """
     as_of = pd.Timestamp(as_of).normalize()
+    require("reminders", clinic, as_of)
     table = appointment_table(clinic, as_of, rules)
     if not (table["analysed"] & table["reminded"]).any():
-        raise CrmAnalysisError("no non-cancelled appointment up to as_of received a reminder: there is no reminder "
-                               "effect to evaluate. Check that the reminders table is loaded (mapping file).")
+        raise InsufficientDataError(
+            "reminders", "Reminder evaluation: no non-cancelled appointment up to as_of received a reminder, so there "
+                         "is no reminder effect to evaluate; check that the reminders table is loaded (mapping file).",
+            "예약 알림 평가: 기준일까지 알림을 받은 (취소되지 않은) 예약이 없어 효과를 평가할 수 없습니다. "
+            "알림 발송 기록이 매핑되었는지 확인하세요.")
     r, notes = _effective_rules(table, rules)
     model = ReminderEffectModel(r, conf_level).fit(table)
     first = r["rollouts"][0]["date"] if r["rollouts"] else None

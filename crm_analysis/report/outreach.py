@@ -34,8 +34,17 @@ from typing import Callable, Mapping
 import pandas as pd
 
 from crm_analysis.clinic import ClinicData
+from crm_analysis.exceptions import InsufficientDataError
 
-__all__ = ["PRODUCERS", "register_producer", "produce_outreach", "write_outreach_lists"]
+
+class OutreachLists(dict):
+    """Name -> list (DataFrame), plus :attr:`skipped`: name -> the reason a list could not be made."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skipped: dict[str, str] = {}
+
+__all__ = ["PRODUCERS", "OutreachLists", "register_producer", "produce_outreach", "write_outreach_lists"]
 
 Producer = Callable[[ClinicData, pd.Timestamp], pd.DataFrame]
 
@@ -88,7 +97,10 @@ def produce_outreach(clinic: ClinicData, as_of: str | pd.Timestamp,
 
     Returns
     -------
-    dict of str to DataFrame
+    OutreachLists
+        Name -> DataFrame. A list whose producer found the data too thin
+        (:class:`~crm_analysis.exceptions.InsufficientDataError`) is left out
+        and named in ``.skipped`` with the reason.
 
     Raises
     ------
@@ -97,14 +109,18 @@ def produce_outreach(clinic: ClinicData, as_of: str | pd.Timestamp,
     """
     as_of = pd.Timestamp(as_of).normalize()
     producers = PRODUCERS if producers is None else producers
+    lists = OutreachLists()
     if not producers:
-        return {}
+        return lists
     snap = clinic if clinic.as_of is not None and clinic.as_of == as_of else clinic.snapshot(as_of)
-    lists = {}
     for name, producer in producers.items():
         if not _NAME.match(name):
             raise ValueError(f"outreach list name {name!r} must be letters, digits, '_' or '-'")
-        frame = producer(snap, as_of)
+        try:
+            frame = producer(snap, as_of)
+        except InsufficientDataError as err:  # e.g. no churn model on thin data: no recall list this month
+            lists.skipped[name] = err.reason
+            continue
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"outreach producer {name!r} returned {type(frame).__name__}, not a DataFrame")
         lists[name] = frame

@@ -1,0 +1,124 @@
+"""Data sufficiency: declared needs, the check, the skipped-section notes, and KPI sections that degrade."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from crm_analysis.clinic import ClinicData
+from crm_analysis.exceptions import InsufficientDataError, MissingTableError
+from crm_analysis.kpis import SECTIONS, monthly_kpis
+from crm_analysis.report.sections import Skipped, attempt, skip_note
+from crm_analysis.sufficiency import REQUIREMENTS, check, history_months, require, requirements_table
+from tests.conftest import DEMO_END
+
+
+def _visits_only(clinic: ClinicData, months: int | None = None, patients: int | None = None) -> ClinicData:
+    """The clinic with only patients and visits, optionally the last `months` and the first `patients`."""
+    visits, people = clinic.tables["visits"], clinic.tables["patients"]
+    if months is not None:
+        start = (pd.Timestamp(DEMO_END).to_period("M") - (months - 1)).start_time
+        visits = visits.loc[(visits["visit_date"] >= start).to_numpy()]
+    if patients is not None:
+        keep = people["patient_id"].iloc[:patients]
+        people = people.loc[people["patient_id"].isin(keep).to_numpy()]
+        visits = visits.loc[visits["patient_id"].isin(keep).to_numpy()]
+    return ClinicData(tables={"patients": people, "visits": visits}, as_of=clinic.as_of)
+
+
+def test_every_kpi_section_and_notebook_analysis_is_declared():
+    from crm_analysis.pipeline import register_analysis_hooks
+
+    register_analysis_hooks()
+    assert set(SECTIONS) <= set(REQUIREMENTS), set(SECTIONS) - set(REQUIREMENTS)
+    table = requirements_table("en")
+    assert list(table.columns) == ["analysis", "key", "tables", "columns", "min_history_months", "min_counts"]
+    assert table["key"].is_unique and len(table) == len(REQUIREMENTS)
+
+
+def test_the_full_demo_clinic_satisfies_every_requirement(demo_clinic):
+    short = {name: check(name, demo_clinic, DEMO_END).reason("en") for name in REQUIREMENTS}
+    assert not any(short.values()), {k: v for k, v in short.items() if v}
+
+
+def test_history_months_counts_calendar_months_up_to_as_of(demo_clinic):
+    assert history_months(_visits_only(demo_clinic, months=6), DEMO_END) == 6
+    assert history_months(_visits_only(demo_clinic, months=6), "2026-08-15") == 4
+    assert history_months(_visits_only(demo_clinic, months=6), "2025-01-31") == 0
+
+
+def test_short_history_names_what_is_missing_in_both_languages(demo_clinic):
+    result = check("clv_backtest", _visits_only(demo_clinic, months=6), DEMO_END)
+    assert not result.ok
+    en, ko = result.reason("en"), result.reason("ko")
+    print(en, ko, sep="\n")
+    assert en.startswith("CLV back-test: not enough data") and "18 months of visit history" in en and "has 6" in en
+    assert "18개월" in ko and "6개월" in ko
+    with pytest.raises(InsufficientDataError, match="18 months") as caught:
+        require("clv_backtest", _visits_only(demo_clinic, months=6), DEMO_END)
+    assert caught.value.analysis == "clv_backtest" and caught.value.reason_in("ko") == ko
+
+
+def test_missing_table_is_reported_as_insufficient_data(demo_clinic):
+    result = check("reminder_effect", _visits_only(demo_clinic), DEMO_END)
+    assert "no appointments, reminders table" in result.reason("en")
+    assert issubclass(MissingTableError, InsufficientDataError)
+
+
+def test_small_counts_are_named_with_the_numbers(demo_clinic):
+    tiny = _visits_only(demo_clinic, patients=12)
+    reason = check("churn", tiny, DEMO_END).reason("en")
+    assert "at least 30 patients with visits on two or more days" in reason
+
+
+def test_a_column_without_values_is_named(demo_clinic):
+    no_charges = ClinicData(tables={"patients": demo_clinic.patients,
+                                    "visits": demo_clinic.visits.assign(charge_insured=pd.NA, charge_self_pay=pd.NA)},
+                            as_of=demo_clinic.as_of)
+    assert "visits.charge_insured or visits.charge_self_pay holds no values" in check("vip", no_charges,
+                                                                                      DEMO_END).reason("en")
+
+
+def test_kpis_of_a_thin_clinic_give_null_figures_with_reasons(demo_clinic):
+    thin = _visits_only(demo_clinic, months=3, patients=40)
+    kpis = monthly_kpis(thin, DEMO_END).to_dict()["sections"]
+    retention = kpis["retention"]
+    assert retention["available"] is False
+    assert retention["rate"] is None and retention["base"] is None and "24 months" in retention["reason"]
+    assert "24개월" in retention["reason_ko"]
+    for name in ("no_show", "reminder_effect", "campaigns"):
+        assert kpis[name]["available"] is False and kpis[name]["reason"], name
+    assert kpis["patients"]["available"] is True
+    json.dumps(kpis)  # JSON-ready
+    table = monthly_kpis(thin, DEMO_END).skipped_table("en")
+    assert set(table["section"]) >= {"12-month retention", "No-show rate", "Reminder effect", "Campaign lifts"}
+
+
+def test_kpi_views_of_a_skipped_section_raise_the_reason(demo_clinic):
+    kpis = monthly_kpis(_visits_only(demo_clinic), DEMO_END, sections=["patients", "campaigns"])
+    with pytest.raises(InsufficientDataError, match="contacts"):
+        kpis.campaign_view("en")
+    assert kpis.skipped_view("en") is not None
+    full = monthly_kpis(demo_clinic, DEMO_END, sections=["patients"])
+    assert full.skipped_view("en") is None
+
+
+def test_skipped_stand_in_raises_the_original_error_when_used():
+    err = InsufficientDataError("clv", "Lifetime value: not enough data — x.", "생애가치: 자료 부족.")
+    stand_in = attempt(lambda: (_ for _ in ()).throw(err))
+    assert isinstance(stand_in, Skipped) and not stand_in
+    with pytest.raises(InsufficientDataError) as caught:
+        stand_in.summary()
+    assert caught.value is err
+    assert attempt(lambda x: x + 1, 1) == 2
+
+
+def test_skip_note_escapes_the_reason_and_carries_metadata():
+    err = InsufficientDataError("referrals", "Word of mouth: <img src=x onerror=alert(1)> missing.", "입소문: <b>없음</b>")
+    data, meta = skip_note(err, "en")
+    assert "<img" not in data["text/html"] and "&lt;img" in data["text/html"]
+    assert meta["crm_analysis_skipped"]["analysis"] == "referrals"
+    again, _ = skip_note(err, "ko", again=True)
+    assert "위에서 설명한" in again["text/plain"] and "<b>" not in again["text/html"]
