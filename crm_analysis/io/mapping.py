@@ -25,11 +25,16 @@ A mapping is YAML. Every key is optional except ``tables``::
         distinct:             # one row per key, for tables built from event-level files
           key: patient_id
           order_by: 예약일      # keep the row with the largest value of this source column
-        derive:               # contract columns computed from source columns
+        derive:               # contract columns computed from source columns (crm_analysis.io.derive)
           reminder_id: {template: "R{AppointmentID}"}
           birth_date: {from_age: Age, at: AppointmentDay}
       visits:
         from_appointments: attended   # no visit export: one outpatient visit per attended appointment
+
+``derive`` also computes day differences (``days_between``), dates from
+year/month/day columns (``date_from_parts``) and values looked up in another
+raw table of the same source, by key, optionally summed (``lookup``); see
+:mod:`crm_analysis.io.derive`.
 
 Without a mapping, a raw table named like a contract table (``patients`` or
 its Korean name ``환자``) is used, and columns named like contract columns (or
@@ -38,7 +43,6 @@ their Korean labels) are recognised.
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,9 +51,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from crm_analysis.coercion import TEXT
+from crm_analysis.coercion import to_id
 from crm_analysis.contract import TABLES, get_table
 from crm_analysis.exceptions import DataValidationError, MappingError, Problem
+from crm_analysis.io.derive import LookupReader, check_derive, derive_column, derive_source_columns, rows_where
 from crm_analysis.io.sources import Source
 
 __all__ = ["Mapping", "TableMapping", "read_mapping", "default_raw_tables"]
@@ -57,7 +62,6 @@ __all__ = ["Mapping", "TableMapping", "read_mapping", "default_raw_tables"]
 _TOP_KEYS = {"version", "name", "description", "encoding", "on_invalid", "timezone", "files", "tables"}
 _TABLE_KEYS = {"from", "columns", "values", "formats", "constants", "where", "distinct", "derive",
                "from_appointments"}
-_DERIVERS = {"template", "from_age"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class TableMapping:
     constants: dict[str, Any] = field(default_factory=dict)
     where: dict[str, list[str]] = field(default_factory=dict)
     distinct: dict[str, str] = field(default_factory=dict)
-    derive: dict[str, dict[str, str]] = field(default_factory=dict)
+    derive: dict[str, dict[str, Any]] = field(default_factory=dict)
     from_appointments: str | None = None
 
     def source_columns(self) -> set[str]:
@@ -81,10 +85,7 @@ class TableMapping:
         if self.distinct.get("order_by"):
             used.add(self.distinct["order_by"])
         for spec in self.derive.values():
-            if "template" in spec:
-                used |= {f for _, f, _, _ in string.Formatter().parse(spec["template"]) if f}
-            else:
-                used |= {spec["from_age"], spec["at"]}
+            used |= derive_source_columns(spec)
         return used
 
 
@@ -193,12 +194,7 @@ def _parse_table(name: str, spec: Any, problems: list[Problem]) -> TableMapping:
             problems.append(Problem("mapping", col, f"tables.{name}.values.{col} must map source values to contract values",
                                     check="mapping_shape"))
     for col, spec_ in derive.items():
-        if not isinstance(spec_, dict) or len(set(spec_) & _DERIVERS) != 1:
-            problems.append(Problem("mapping", col, f"tables.{name}.derive.{col} needs exactly one of "
-                                                    f"{', '.join(sorted(_DERIVERS))}", check="mapping_shape"))
-        elif "from_age" in spec_ and "at" not in spec_:
-            problems.append(Problem("mapping", col, f"tables.{name}.derive.{col}: from_age needs 'at' (the date the age refers to)",
-                                    check="mapping_shape"))
+        check_derive(spec_, f"tables.{name}.derive.{col}", col, problems)
     if distinct and "key" not in distinct:
         problems.append(Problem("mapping", None, f"tables.{name}.distinct needs 'key' (a contract column)",
                                 check="mapping_shape"))
@@ -224,47 +220,32 @@ def _parse_table(name: str, spec: Any, problems: list[Problem]) -> TableMapping:
 # Applying a mapping
 # ---------------------------------------------------------------------------
 
-def _template(frame: pd.DataFrame, template: str) -> pd.Series:
-    out = pd.Series("", index=frame.index, dtype=TEXT)
-    for literal, field_name, _, _ in string.Formatter().parse(template):
-        out = out + literal
-        if field_name:
-            out = out + frame[field_name].astype(TEXT)
-    return out
-
-
-def _from_age(frame: pd.DataFrame, age_col: str, on_col: str, table: str,
-              notes: list[Problem]) -> pd.Series:
-    """Approximate birth dates: `age` years and half a year before the date in `on_col`."""
-    age = pd.to_numeric(frame[age_col], errors="coerce")
-    on = pd.to_datetime(frame[on_col], format="ISO8601", errors="coerce", utc=True).dt.tz_localize(None).dt.normalize()
-    bad = age.isna() | (age < 0)
-    given_bad = bad & frame[age_col].notna()
-    if given_bad.any():
-        examples = tuple(frame.loc[given_bad, age_col].head(5).tolist())
-        notes.append(Problem(table, "birth_date", f"{age_col} values that are not valid ages were treated as unknown "
-                                                  "(birth date left missing)",
-                             rows=tuple(frame.index[given_bad.to_numpy()][:5]), examples=examples,
-                             n_rows=int(given_bad.sum()), check="invalid_age"))
-    old = age > 100
-    if old.any():
-        notes.append(Problem(table, "birth_date", f"{age_col} above 100 (kept; check they are real)",
-                             rows=tuple(frame.index[old.to_numpy()][:5]),
-                             examples=tuple(frame.loc[old, age_col].head(5).tolist()), n_rows=int(old.sum()),
-                             check="age_over_100"))
-    days = (age.where(~bad) * 365.25 + 182).round()
-    birth = on - pd.to_timedelta(days, unit="D")
-    return birth.dt.normalize().dt.strftime("%Y-%m-%d").astype(TEXT)
-
-
 def _resolve(mapping: Mapping, raw_name: str) -> str:
     return mapping.files.get(raw_name, raw_name)
 
 
-def apply_table_mapping(raw: pd.DataFrame, spec: TableMapping, raw_name: str) -> tuple[pd.DataFrame, list[Problem]]:
+def apply_table_mapping(raw: pd.DataFrame, spec: TableMapping, raw_name: str,
+                        read: LookupReader | None = None) -> tuple[pd.DataFrame, list[Problem]]:
     """Rename, filter, recode and derive one raw table onto contract columns.
 
-    Returns the contract-named frame (text values) and the findings it made.
+    Parameters
+    ----------
+    raw : DataFrame
+        The raw table, with its own column names.
+    spec : TableMapping
+        How it maps onto its contract table.
+    raw_name : str
+        Its name in the source, for messages.
+    read : callable, optional
+        ``read(name, optional)``: another raw table of the same source, for
+        ``lookup`` entries of ``derive`` (None when an optional one is absent).
+
+    Returns
+    -------
+    frame : DataFrame
+        Contract-named columns, values as the source gave them (typed later).
+    notes : list of Problem
+        Findings: rows left out or collapsed, values set missing, approximations.
     """
     notes: list[Problem] = []
     check_unique_columns(raw, spec.table)
@@ -275,7 +256,7 @@ def apply_table_mapping(raw: pd.DataFrame, spec: TableMapping, raw_name: str) ->
                                     f"it has: {', '.join(map(str, raw.columns))}", check="mapping_column")])
     frame = raw
     for column, allowed in spec.where.items():
-        keep = frame[column].astype(TEXT).str.strip().isin(allowed).fillna(False)
+        keep = rows_where(frame, {column: allowed})
         notes.append(Problem(spec.table, None, f"{int(keep.sum()):,} of {len(frame):,} rows of '{raw_name}' kept where "
                                                f"{column} is {' or '.join(allowed)}; {int((~keep).sum()):,} left out "
                                                "as the mapping asks", n_rows=int((~keep).sum()), check="mapping_where"))
@@ -302,15 +283,12 @@ def apply_table_mapping(raw: pd.DataFrame, spec: TableMapping, raw_name: str) ->
     for contract_col, source_col in spec.columns.items():
         out[contract_col] = frame[source_col]
     for contract_col, derive in spec.derive.items():
-        if "template" in derive:
-            out[contract_col] = _template(frame, derive["template"])
-        else:
-            out[contract_col] = _from_age(frame, derive["from_age"], derive["at"], spec.table, notes)
+        out[contract_col] = derive_column(frame, derive, spec.table, contract_col, notes, read)
     for contract_col, value in spec.constants.items():
         out[contract_col] = pd.Series(value, index=out.index, dtype="object")
     for contract_col, recode in spec.values.items():
         if contract_col in out:
-            text = out[contract_col].astype(TEXT).str.strip().astype("object")
+            text = to_id(out[contract_col])[0].astype("object")  # 8507.0 from a database column with NULLs reads 8507
             out[contract_col] = text.map(recode).where(text.isin(list(recode)), text)
     return out, notes
 
@@ -331,6 +309,20 @@ def mapped_raw_tables(source: Source, mapping: Mapping) -> tuple[dict[str, pd.Da
     """Every raw table the mapping names, on contract column names."""
     tables, notes = {}, []
     cache: dict[str, pd.DataFrame | None] = {}
+
+    def read_lookup(name: str, optional: bool) -> pd.DataFrame | None:
+        raw_name = _resolve(mapping, name)
+        if raw_name not in cache:
+            if optional and not source.has(raw_name):
+                return None
+            try:
+                cache[raw_name] = source.read(raw_name)
+            except DataValidationError as err:
+                if not optional or any(p.check != "empty_table" for p in err.problems):
+                    raise
+                cache[raw_name] = None
+        return cache[raw_name]
+
     for name, spec in mapping.tables.items():
         if spec.from_appointments:
             continue
@@ -339,7 +331,7 @@ def mapped_raw_tables(source: Source, mapping: Mapping) -> tuple[dict[str, pd.Da
             cache[raw_name] = _read_table(source, raw_name, name, notes)
         if cache[raw_name] is None:
             continue
-        tables[name], found = apply_table_mapping(cache[raw_name], spec, raw_name)
+        tables[name], found = apply_table_mapping(cache[raw_name], spec, raw_name, read_lookup)
         notes += found
     return tables, notes
 

@@ -34,6 +34,22 @@ MALFORMED = [
     ("values_not_a_mapping", "tables:\n  patients:\n    from: patients\n    values:\n      sex: [M, F]\n",
      "must map source values"),
     ("no_from", "tables:\n  patients:\n    columns: {patient_id: id}\n", "needs 'from'"),
+    ("two_derivers", "tables:\n  visits:\n    from: v\n    derive:\n      inpatient_days: "
+                     "{days_between: [a, b], template: x}\n", "needs exactly one of date_from_parts, days_between"),
+    ("days_between_one_column", "tables:\n  visits:\n    from: v\n    derive:\n      inpatient_days: "
+                                "{days_between: [a]}\n", "days_between needs two source columns"),
+    ("date_parts_without_year", "tables:\n  patients:\n    from: p\n    derive:\n      birth_date: "
+                                "{date_from_parts: {month: m}}\n", "date_from_parts needs source columns for year"),
+    ("lookup_without_key", "tables:\n  visits:\n    from: v\n    derive:\n      department: "
+                           "{lookup: ward, take: name}\n", "lookup needs 'key'"),
+    ("lookup_on_read_as_true", "tables:\n  visits:\n    from: v\n    derive:\n      department: "
+                               "{lookup: ward, on: id, take: name}\n", "unknown key 'True' .*YAML reads on"),
+    ("lookup_take_and_found", "tables:\n  visits:\n    from: v\n    derive:\n      department: "
+                              "{lookup: ward, key: id, take: name, found: x}\n", "exactly one of 'take' .* or 'found'"),
+    ("lookup_bad_agg", "tables:\n  visits:\n    from: v\n    derive:\n      charge_insured: "
+                       "{lookup: bill, key: id, take: paid, agg: median}\n", "agg goes with take and is one of sum"),
+    ("lookup_optional_not_bool", "tables:\n  visits:\n    from: v\n    derive:\n      department: "
+                                 "{lookup: ward, key: id, take: name, optional: maybe}\n", "optional is true or false"),
 ]
 
 
@@ -169,3 +185,133 @@ def test_kaggle_cli_validate(capsys):
     out = capsys.readouterr().out
     assert status == 0
     assert "Quarantined:" in out and "scheduled before they were booked" in out
+
+
+# ---------------------------------------------------------------------------
+# derive: days_between, date_from_parts, lookup (hand-computed tiny hospital export)
+# ---------------------------------------------------------------------------
+
+HOSPITAL = {
+    "pt": [{"id": "1", "gender": "8507", "yob": "1980", "mob": "3", "dob": "15"},
+           {"id": "2", "gender": "8532", "yob": "1990", "mob": "2", "dob": ""},     # day unknown: the 15th
+           {"id": "3", "gender": "8507", "yob": "2001", "mob": "", "dob": ""},      # year only: 1 July
+           {"id": "4", "gender": "0", "yob": "1975", "mob": "13", "dob": "1"}],     # no such month
+    "died": [{"pid": "3", "day": "2024-06-01"}, {"pid": "3", "day": "2024-06-01"}],
+    "stay": [{"sid": "10", "pid": "1", "start": "2024-01-05", "end": "2024-01-05", "ward_id": "1"},
+             {"sid": "11", "pid": "2", "start": "2024-02-05", "end": "2024-02-08", "ward_id": "2"},
+             {"sid": "12", "pid": "3", "start": "2024-03-01", "end": "2024-03-01", "ward_id": ""},
+             {"sid": "13", "pid": "1", "start": "2024-04-01", "end": "not a date", "ward_id": "9"}],
+    "ward": [{"ward_id": "1", "ward_name": "내과"}, {"ward_id": "2", "ward_name": "정형외과"}],
+    "bill": [{"event_id": "10", "domain": "Visit", "payer": "1000", "patient": "200"},
+             {"event_id": "10", "domain": "Visit", "payer": "1,500", "patient": "300"},
+             {"event_id": "10", "domain": "Drug", "payer": "99999", "patient": "9999"},   # not a visit's cost
+             {"event_id": "11", "domain": "Visit", "payer": "", "patient": ""},         # amounts unknown
+             {"event_id": "12", "domain": "Visit", "payer": "0", "patient": "700"}],
+}
+
+HOSPITAL_MAPPING = """
+tables:
+  patients:
+    from: pt
+    columns: {patient_id: id, sex: gender}
+    values: {sex: {"8507": M, "8532": F, "0": null}}
+    derive:
+      birth_date: {date_from_parts: {year: yob, month: mob, day: dob}}
+      record_status: {lookup: died, key: {id: pid}, found: deceased, otherwise: active, optional: true}
+  visits:
+    from: stay
+    columns: {visit_id: sid, patient_id: pid, visit_date: start}
+    derive:
+      inpatient_days: {days_between: [start, end]}
+      department: {lookup: ward, key: ward_id, take: ward_name}
+      charge_insured: {lookup: bill, key: {sid: event_id}, where: {domain: Visit}, take: payer, agg: sum, optional: true}
+      charge_self_pay: {lookup: bill, key: {sid: event_id}, where: {domain: Visit}, take: patient, agg: sum, optional: true}
+"""
+
+
+@pytest.fixture
+def hospital(tmp_path) -> tuple[Path, Path]:
+    return write_clinic_csv(tmp_path / "hospital", copy.deepcopy(HOSPITAL)), _mapping(tmp_path, HOSPITAL_MAPPING)
+
+
+def test_days_between_dates_from_parts_and_lookups(hospital):
+    folder, mapping = hospital
+    clinic = load_clinic(folder, mapping=mapping, as_of=AS_OF)
+    pats = clinic.patients.set_index("patient_id")
+    assert pats["birth_date"].dt.strftime("%Y-%m-%d").fillna("-").to_dict() == {
+        "1": "1980-03-15", "2": "1990-02-15", "3": "2001-07-01", "4": "-"}
+    assert pats["sex"].astype(object).fillna("-").to_dict() == {"1": "M", "2": "F", "3": "M", "4": "-"}
+    assert pats["record_status"].astype(object).to_dict() == {"1": "active", "2": "active", "3": "deceased",
+                                                              "4": "active"}
+    visits = clinic.visits.set_index("visit_id")
+    assert visits["inpatient_days"].astype(object).fillna("-").to_dict() == {"10": 0, "11": 3, "12": 0, "13": "-"}
+    assert visits["department"].astype(object).fillna("-").to_dict() == {"10": "내과", "11": "정형외과", "12": "-",
+                                                                          "13": "-"}
+    # Visit-domain rows summed (thousands separators read); all-unknown amounts stay unknown, not 0.
+    assert visits["charge_insured"].fillna(-1).to_dict() == {"10": 2500.0, "11": -1, "12": 0.0, "13": -1}
+    assert visits["charge_self_pay"].fillna(-1).to_dict() == {"10": 500.0, "11": -1, "12": 700.0, "13": -1}
+    found = {p.check: p for p in clinic.report.repairs + clinic.report.info}
+    assert found["approximate_date"].n_rows == 2 and found["approximate_date"].rows == (2, 3)
+    assert found["invalid_date_parts"].rows == (4,) and found["invalid_date_parts"].examples == ("1975-13-1",)
+    assert found["unreadable_date"].examples == ("not a date",) and found["unreadable_date"].column == "inpatient_days"
+    assert "4 of 5 rows of 'bill' used where domain is Visit" in found["mapping_where"].message
+
+
+def test_optional_lookup_tables_may_be_absent(hospital):
+    folder, mapping = hospital
+    (folder / "bill.csv").unlink()
+    (folder / "died.csv").unlink()
+    clinic = load_clinic(folder, mapping=mapping, as_of=AS_OF)
+    assert clinic.visits["charge_insured"].isna().all() and clinic.visits["charge_self_pay"].isna().all()
+    assert clinic.patients["record_status"].isna().all()  # no death table: unknown, not "active"
+    absent = sorted(p.message for p in clinic.report.info if p.check == "empty_optional_table")
+    assert absent[0] == "the optional lookup table 'bill' is absent or empty; charge_insured is left missing"
+    assert len(absent) == 3
+
+
+def test_required_lookup_table_must_be_present(hospital):
+    folder, mapping = hospital
+    (folder / "ward.csv").unlink()
+    with pytest.raises(DataValidationError, match=r"'ward' was not found in the folder"):
+        load_clinic(folder, mapping=mapping, as_of=AS_OF)
+
+
+def test_lookup_needs_agg_when_keys_repeat(hospital, tmp_path):
+    folder, mapping = hospital
+    mapping.write_text(HOSPITAL_MAPPING.replace("take: payer, agg: sum", "take: payer"), encoding="utf-8")
+    with pytest.raises(MappingError, match=r"'bill' has several rows for one event_id \(1 keys, e.g. 10\); "
+                                           "add agg: first, last or sum"):
+        load_clinic(folder, mapping=mapping, as_of=AS_OF)
+
+
+def test_lookup_reading_absent_columns(hospital):
+    folder, mapping = hospital
+    mapping.write_text(HOSPITAL_MAPPING.replace("take: ward_name", "take: 병동명"), encoding="utf-8")
+    with pytest.raises(MappingError, match=r"the lookup for department reads columns missing from 'ward': 병동명; "
+                                           "it has: ward_id, ward_name"):
+        load_clinic(folder, mapping=mapping, as_of=AS_OF)
+
+
+def test_lookup_sum_of_text_is_refused(hospital):
+    folder, mapping = hospital
+    tables = copy.deepcopy(HOSPITAL)
+    tables["bill"][4]["payer"] = "무료"
+    write_clinic_csv(folder, tables)
+    with pytest.raises(DataValidationError, match=r"\[bill\.payer\] values that cannot be read as a number, so sum "
+                                                  r"for visits\.charge_insured cannot be taken") as caught:
+        load_clinic(folder, mapping=mapping, as_of=AS_OF)
+    assert caught.value.problems[0].rows == (5,)
+
+
+def test_database_style_keys_and_codes_with_nulls(hospital):
+    """Integer columns with NULLs arrive as floats (8507.0, 2.0): codes and keys still match."""
+    folder, mapping = hospital
+    for name, floats in (("pt", ["gender", "mob", "dob"]), ("stay", ["ward_id"])):
+        frame = pd.read_csv(folder / f"{name}.csv", dtype=str)
+        frame[floats] = frame[floats].astype(float)
+        (folder / f"{name}.csv").unlink()
+        frame.to_parquet(folder / f"{name}.parquet")
+    clinic = load_clinic(folder, mapping=mapping, as_of=AS_OF)
+    assert clinic.patients["sex"].astype(object).fillna("-").tolist() == ["M", "F", "M", "-"]
+    assert clinic.visits["department"].astype(object).fillna("-").tolist() == ["내과", "정형외과", "-", "-"]
+    assert clinic.patients["birth_date"].dt.strftime("%Y-%m-%d").iloc[0] == "1980-03-15"
