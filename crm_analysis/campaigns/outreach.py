@@ -90,8 +90,10 @@ def build_outreach(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
     if clinic.as_of is None or clinic.as_of != as_of:
         clinic = clinic.snapshot(as_of)
     plan = plan_campaigns(clinic, as_of, config=config, lang=lang, candidates=candidates)
-    holdout = plan.holdout.assign(planned_send_at=plan.holdout["planned_send_at"].dt.strftime("%Y-%m-%d %H:%M"))
-    supp = plan.suppression.assign(since=plan.suppression["since"].dt.strftime("%Y-%m-%d"))
+    # to_datetime: an empty plan's columns carry no datetime dtype
+    holdout = plan.holdout.assign(
+        planned_send_at=pd.to_datetime(plan.holdout["planned_send_at"]).dt.strftime("%Y-%m-%d %H:%M"))
+    supp = plan.suppression.assign(since=pd.to_datetime(plan.suppression["since"]).dt.strftime("%Y-%m-%d"))
     return {"outreach": staff_list(_with_names(plan, clinic), lang), "holdout": holdout.reset_index(drop=True),
             "suppression": supp.reset_index(drop=True)}
 
@@ -99,8 +101,10 @@ def build_outreach(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
 def _with_names(plan: CampaignPlan, clinic) -> CampaignPlan:
     from dataclasses import replace
 
-    names = clinic.tables["patients"].assign(patient_id=lambda d: d["patient_id"].astype(str)).set_index(
-        "patient_id")["name"]
+    patients = clinic.tables["patients"]
+    if "name" not in patients.columns:  # an export without names: the list shows ids and phones only
+        patients = patients.assign(name="")
+    names = patients.assign(patient_id=lambda d: d["patient_id"].astype(str)).set_index("patient_id")["name"]
     sends = plan.sends.assign(name=names.reindex(plan.sends["recipient_id"].astype(str)).fillna("").to_numpy())
     return replace(plan, sends=sends)
 

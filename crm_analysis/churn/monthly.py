@@ -90,6 +90,7 @@ def register_monthly(*, replace: bool = False) -> list[str]:
     from crm_analysis.kpis import register_section
     from crm_analysis.report.outreach import register_producer
 
-    register_section("churn", lambda clinic, as_of, min_count: churn_kpis(clinic, as_of, min_count), replace=replace)
+    register_section("churn", lambda clinic, as_of, min_count: churn_kpis(clinic, as_of, min_count), replace=replace,
+                     figures=("patients", "churned", "churn_rate", "recall_candidates"))
     register_producer("recall", recall_outreach, replace=replace)
     return ["kpis:churn", "outreach:recall"]
