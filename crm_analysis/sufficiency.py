@@ -244,6 +244,24 @@ class Sufficiency:
         return f"<p>{escape(self.reason('en') or self.requirement.title_en + ': enough data.')}</p>"
 
 
+#: Counts already taken, per (clinic, day): ``[(clinic, day, {counter: value})]``, compared with ``is`` (an id
+#: can be reused by a new object). Several analyses ask for the same counts of the same clinic in one run.
+_COUNTED: list[tuple[object, pd.Timestamp, dict]] = []
+
+
+def _count(counter: Callable, clinic, as_of: pd.Timestamp) -> int:
+    for c, day, counts in _COUNTED:
+        if c is clinic and day == as_of:
+            break
+    else:
+        counts = {}
+        _COUNTED.append((clinic, as_of, counts))
+        del _COUNTED[:-2]
+    if counter not in counts:
+        counts[counter] = counter(clinic, as_of)
+    return counts[counter]
+
+
 def _column_holds_values(clinic, spec: str) -> bool:
     for alternative in spec.split("|"):
         table, column = alternative.split(".")
@@ -288,12 +306,12 @@ def check(name: str, clinic, as_of) -> Sufficiency:
             en.append(f"{shown} holds no values; export and map it")
             ko.append(f"{shown} 항목에 값이 없습니다 (내보내기와 매핑에 넣으세요)")
     if req.months > 1:
-        have = history_months(clinic, as_of)
+        have = _count(history_months, clinic, as_of)
         if have < req.months:
             en.append(f"it needs {req.months} months of visit history up to {as_of:%Y-%m-%d}, the data has {have}")
             ko.append(f"{as_of:%Y-%m-%d}까지 {req.months}개월의 내원 기록이 필요한데 {have}개월뿐입니다")
     for need in req.counts:
-        have = need.counter(clinic, as_of)
+        have = _count(need.counter, clinic, as_of)
         if have < need.minimum:
             en.append(f"it needs at least {need.minimum:,} {need.what_en}, the data has {have:,}")
             ko.append(f"{need.what_ko}이(가) {need.minimum:,}건 이상 필요한데 {have:,}건뿐입니다")

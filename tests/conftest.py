@@ -47,6 +47,21 @@ def demo_clinic(demo_dir):
 
 
 @pytest.fixture(scope="session")
+def demo_monthly_run(demo_dir, tmp_path_factory):
+    """The monthly run (every real notebook, HTML, PDF, outreach) of 2026-10 on the small demo clinic, once.
+
+    Shared by the report tests and the notebook tests (each executed notebook is read from it). Do not modify
+    what it published.
+    """
+    from crm_analysis.pipeline import run_month
+
+    root = tmp_path_factory.mktemp("monthly_run")
+    result = run_month("2026-10", demo_dir, out=root / "reports", outreach_dir=root / "outreach", progress=False)
+    print(f"\n[monthly run] 2026-10 on the demo clinic: timings {result.timings}")
+    return result
+
+
+@pytest.fixture(scope="session")
 def postgres_url() -> str:
     """URL of a PostgreSQL database to write to (``.ci/run`` starts one).
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from crm_analysis import load_clinic
+from crm_analysis.exceptions import InsufficientDataError
 from crm_analysis.kpis import (ANALYSIS_SECTIONS, CORE_SECTIONS, KPIS_FILE, SECTIONS, MonthlyKpis, kpis_for_report,
                                monthly_kpis, register_section)
 
@@ -65,8 +66,9 @@ def test_by_hand_on_a_tiny_clinic(tiny):
     assert rows["(unknown)"]["insured"] == 5000 and rows["외과"]["total"] == 8000
     assert s["revenue_by_department"]["total"] == {"visits": 3, "patients": 3, "insured": 12000, "self_pay": 4000,
                                                     "total": 16000}
-    assert s["retention"]["base"] == 0 and s["retention"]["rate"] is None
-    assert s["retention"]["history_complete"] is False
+    # two months of history cannot show a 12-month retention: the section says so, figures null
+    assert s["retention"]["available"] is False and s["retention"]["base"] is None and s["retention"]["rate"] is None
+    assert "24 months of visit history" in s["retention"]["reason"]
     trend = {r["month"]: r for r in s["trend"]["rows"]}
     assert trend["2026-01"] == {"month": "2026-01", "visits": 1, "patients": 1, "new_patients": 1}
     assert trend["2026-02"] == {"month": "2026-02", "visits": 3, "patients": 3, "new_patients": 2}
@@ -283,13 +285,15 @@ def test_analysis_sections_without_their_tables(tiny):
     s = kpis.to_dict()["sections"]
     assert s["reminder_effect"]["available"] is False and "reminders" in s["reminder_effect"]["reason"]
     assert s["campaigns"]["available"] is False and "contacts" in s["campaigns"]["reason"]
-    assert s["vip"]["available"] is True and s["vip"]["count"] == 0  # nobody has 3 visit days yet
+    assert s["vip"]["available"] is False and s["vip"]["count"] is None  # three patients: too few to rank
+    assert "at least 20 patients with a visit, the data has 3" in s["vip"]["reason"]
     no_appts = replace(tiny, tables={n: df for n, df in tiny.tables.items() if n != "appointments"})
     gone = monthly_kpis(no_appts, "2026-02-28", min_count=1).to_dict()["sections"]["reminder_effect"]
     assert gone["available"] is False and "appointments" in gone["reason"]
     head = kpis.headline("en").set_index("indicator")["value"]
     assert head[label_en("kpi_reminder_effect")] == "–" and head[label_en("kpi_campaign_lift")] == "–"
-    assert kpis.campaign_table("en").empty
+    with pytest.raises(InsufficientDataError, match="contacts"):
+        kpis.campaign_table("en")
 
 
 def label_en(key):

@@ -15,9 +15,11 @@ Thin notebooks
     IPython magics (``%``/``!`` lines) skipped.
 
 Execution and privacy
-    Each notebook runs through papermill on the demo clinic, and nothing it
-    shows (text, HTML, errors; images excluded) contains a patient's name,
-    phone number or email from the demo patients table.
+    Each notebook runs through papermill on the demo clinic (the session's
+    monthly run, ``demo_monthly_run`` in ``tests/conftest.py``), every code
+    cell ran without error and skipped no section, and nothing it shows
+    (text, HTML, errors; images excluded) contains a patient's name, phone
+    number or email from the demo patients table.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import pandas as pd
 import pytest
 
 from crm_analysis.pipeline import notebook_parameters
+from crm_analysis.report.sections import skipped_sections
 from tests.conftest import DEMO_END, PROJECT_ROOT
 from tests.notebook_runner import KERNEL, NOTEBOOKS, parameter_defaults, parameter_names, run_notebook
 
@@ -137,12 +140,13 @@ def _personal_values(patients: pd.DataFrame) -> set[str]:
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, **_ids)
-def test_runs_on_demo_clinic_without_personal_data(path, demo_dir, demo_clinic, tmp_path):
-    params = _pipeline_parameters(str(demo_dir), tmp_path / "reports" / "2026-10")
-    nb = run_notebook(path, tmp_path, **params)
+def test_runs_on_demo_clinic_without_personal_data(path, demo_monthly_run, demo_clinic):
+    """Each notebook as the monthly run executed it (papermill, demo clinic, 2026-10; tests/conftest.py)."""
+    nb = nbformat.read(demo_monthly_run.out_dir / path.name, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code), "some cells did not run"
     assert not any(o.output_type == "error" for c in code for o in c.outputs)
+    assert skipped_sections(demo_monthly_run.out_dir / path.name) == [], "the demo clinic supports every section"
     shown = _shown_text(nb)
     personal = _personal_values(demo_clinic.tables["patients"])
     assert personal, "the demo patients table has no names, phones or emails to look for"

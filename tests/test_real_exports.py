@@ -136,9 +136,10 @@ tables:
 """, encoding="utf-8")
     run = run_month_cli(capsys, tmp_path, "2026-10", export, "--mapping", str(mapping))
     skipped = run.skipped
-    assert {"retention", "clv_backtest", "no_show"} <= set(skipped), skipped
-    assert "18 months" not in skipped.get("clv", "")  # CLV itself needs 6 months: it is computed
-    assert "clv" not in skipped and run.kpis["sections"]["vip"]["available"]
+    assert {"retention", "no_show", "reminders", "campaigns", "referrals"} <= set(skipped), skipped
+    assert "24 months" in skipped["retention"] and "has 18" in skipped["retention"]
+    # 18 months hold a CLV fit and its back-test (6 months before the cut-off a year back), VIPs and churn
+    assert not {"clv", "clv_backtest", "vip", "churn", "churn_model"} & set(skipped)
 
 
 def test_three_hundred_patient_demo_publishes(capsys, tmp_path):

@@ -59,7 +59,7 @@ def staff_list(plan: CampaignPlan, lang: str = "ko") -> pd.DataFrame:
         "name": (patients_name if patients_name is not None else pd.Series("", index=s.index)).astype(object),
         "contact": s["contact"].astype(str),
         "channel": s["channel"].map(lambda c: label(f"camp_channel_{c}", lang)),
-        "send_at": s["send_at"].dt.strftime("%Y-%m-%d %H:%M"),
+        "send_at": pd.to_datetime(s["send_at"]).dt.strftime("%Y-%m-%d %H:%M"),  # an empty plan has no dtype
         "message": s["message"].astype(str),
     })
     return out.rename(columns={c: label(f"camp_col_{c}", lang) for c in STAFF_COLUMNS})

@@ -8,7 +8,7 @@ import pytest
 
 from crm_analysis.churn import ChurnModel
 from crm_analysis.clinic import ClinicData
-from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
 
 #: Seeds and size of the recovery clinics (exact PH: no campaigns).
 RECOVERY_SEEDS = (11, 12, 13)
@@ -143,7 +143,7 @@ def test_errors_are_clear(churn_clinic):
         ChurnModel(penalizer=-1)
     with pytest.raises(CrmAnalysisError, match="unknown covariate 'height'"):
         ChurnModel({"height": ("tall",)}, weibull=False).fit(churn_clinic, "2026-10-31")
-    with pytest.raises(CrmAnalysisError, match="too few to fit"):
+    with pytest.raises(InsufficientDataError, match="not enough data"):
         ChurnModel(weibull=False).fit(churn_clinic, "2023-11-02")
 
 

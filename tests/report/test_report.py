@@ -1,6 +1,6 @@
 """End to end: the monthly run with the real notebooks on the small demo clinic.
 
-One module-scoped run (1,500 patients, seed 7, month 2026-10) produces the
+One session-scoped run (1,500 patients, seed 7, month 2026-10) produces the
 report; the tests check the PDF renders (pages are not blank, A4, Korean text
 extractable), the HTML hides code and is self-contained, and no artefact shows
 any name, phone number or email of the input's patients.
@@ -15,17 +15,14 @@ import nbformat
 import numpy as np
 import pytest
 
-from crm_analysis.pipeline import notebook_paths, run_month
+from crm_analysis.pipeline import notebook_paths
 
 MONTH = "2026-10"
 
 
 @pytest.fixture(scope="module")
-def monthly_run(demo_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("monthly_run")
-    result = run_month(MONTH, demo_dir, out=root / "reports", outreach_dir=root / "outreach", progress=False)
-    print(f"\n[monthly run] {MONTH} on the demo clinic: timings {result.timings}")
-    return result
+def monthly_run(demo_monthly_run):
+    return demo_monthly_run  # tests/conftest.py: one run per session, shared with tests/test_notebooks.py
 
 
 def test_month_folder_holds_every_artefact(monthly_run):
