@@ -468,9 +468,13 @@ class MonthlyKpis:
     def skipped_table(self, lang: str = "ko") -> pd.DataFrame:
         """The sections the data could not support, with the reason (empty when none was skipped)."""
         check_lang(lang)
-        rows = [{"section": REQUIREMENTS[name].title(lang) if name in REQUIREMENTS else name,
-                 "reason": block.get("reason_ko" if lang == "ko" else "reason") or block.get("reason") or ""}
-                for name, block in self.sections.items() if not block.get("available", False)]
+        rows = []
+        for name, block in self.sections.items():
+            if block.get("available", False):
+                continue
+            title = REQUIREMENTS[name].title(lang) if name in REQUIREMENTS else name
+            reason = block.get("reason_ko" if lang == "ko" else "reason") or block.get("reason") or ""
+            rows.append({"section": title, "reason": reason.removeprefix(f"{title}: ")})  # the title is beside it
         return pd.DataFrame(rows, columns=["section", "reason"])
 
     def skipped_view(self, lang: str = "ko"):
@@ -479,7 +483,7 @@ class MonthlyKpis:
         if table.empty:
             return None
         names = {"section": label("kpi_col_section", lang), "reason": label("kpi_col_reason", lang)}
-        return table.rename(columns=names).style.hide(axis="index")
+        return table.rename(columns=names).style.hide(axis="index").set_properties(**{"text-align": "left"})
 
     def _get(self, section: str, *keys: str) -> Any:
         value: Any = self.sections.get(section, {})

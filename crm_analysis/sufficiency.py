@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from crm_analysis.contract import TABLES
 from crm_analysis.exceptions import InsufficientDataError
 
 __all__ = ["Requirement", "MinCount", "REQUIREMENTS", "Sufficiency", "check", "require", "requirements_table",
@@ -298,13 +299,16 @@ def check(name: str, clinic, as_of) -> Sufficiency:
     absent = [t for t in req.tables if t not in clinic.tables]
     if absent:
         en.append(f"the source has no {', '.join(absent)} table; add it to the source or the mapping file")
-        ko.append(f"자료에 {', '.join(absent)} 테이블이 없습니다 (자료나 매핑 파일에 추가하세요)")
+        ko.append(f"자료에 {', '.join(f'{TABLES[t].ko}({t})' for t in absent)} 자료가 없습니다 "
+                  "(자료나 매핑 파일에 추가하세요)")
         return Sufficiency(req, as_of, tuple(en), tuple(ko))
     for spec in req.columns:
         if not _column_holds_values(clinic, spec):
-            shown = " or ".join(spec.split("|"))
-            en.append(f"{shown} holds no values; export and map it")
-            ko.append(f"{shown} 항목에 값이 없습니다 (내보내기와 매핑에 넣으세요)")
+            columns = [alt.split(".") for alt in spec.split("|")]
+            named_en = " or ".join(f"{TABLES[t].column(c).en} ({t}.{c})" for t, c in columns)
+            named_ko = " 또는 ".join(f"{TABLES[t].column(c).ko}({c})" for t, c in columns)
+            en.append(f"the data has no {named_en}; export it and map it")
+            ko.append(f"{named_ko} 값이 없습니다 (내보내기와 매핑에 넣으세요)")
     if req.months > 1:
         have = _count(history_months, clinic, as_of)
         if have < req.months:

@@ -77,8 +77,10 @@ def test_a_column_without_values_is_named(demo_clinic):
     no_charges = ClinicData(tables={"patients": demo_clinic.patients,
                                     "visits": demo_clinic.visits.assign(charge_insured=pd.NA, charge_self_pay=pd.NA)},
                             as_of=demo_clinic.as_of)
-    assert "visits.charge_insured or visits.charge_self_pay holds no values" in check("vip", no_charges,
-                                                                                      DEMO_END).reason("en")
+    result = check("vip", no_charges, DEMO_END)
+    assert "no insured charge (KRW) (visits.charge_insured) or self-pay charge (KRW) (visits.charge_self_pay)" \
+        in result.reason("en")
+    assert "급여 진료비(charge_insured) 또는 비급여 진료비(charge_self_pay) 값이 없습니다" in result.reason("ko")
 
 
 def test_kpis_of_a_thin_clinic_give_null_figures_with_reasons(demo_clinic):

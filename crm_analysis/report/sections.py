@@ -42,8 +42,16 @@ __all__ = ["section", "attempt", "Skipped", "skip_note", "skipped_sections", "ME
 METADATA_KEY = "crm_analysis_skipped"
 
 
-#: Reasons already shown in this kernel (the notebook): shown again in short form.
-_SHOWN: set[tuple[str, str]] = set()
+#: Reasons shown in full in this kernel (the notebook), with the cell (execution count) that showed them: other
+#: cells show them again in short form; the same cell run again shows them in full.
+_SHOWN: dict[tuple[str, str], int | None] = {}
+
+
+def _cell() -> int | None:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return None if shell is None else shell.execution_count
 
 
 class Skipped:
@@ -113,9 +121,11 @@ def section(lang: str = "ko") -> Iterator[None]:
             plt.close(number)
         from IPython.display import display
 
-        key = (err.analysis, err.reason)
-        data, metadata = skip_note(err, lang, again=key in _SHOWN)
-        _SHOWN.add(key)
+        key, cell = (err.analysis, err.reason), _cell()
+        again = key in _SHOWN and _SHOWN[key] != cell
+        if not again:
+            _SHOWN[key] = cell
+        data, metadata = skip_note(err, lang, again=again)
         display(data, raw=True, metadata=metadata)
 
 
