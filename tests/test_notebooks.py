@@ -139,6 +139,7 @@ def _personal_values(patients: pd.DataFrame) -> set[str]:
 
 
 @pytest.mark.notebook
+@pytest.mark.xdist_group("demo_monthly_run")  # with pytest-xdist: on the worker that holds the session's run
 @pytest.mark.parametrize("path", NOTEBOOKS, **_ids)
 def test_runs_on_demo_clinic_without_personal_data(path, demo_monthly_run, demo_clinic):
     """Each notebook as the monthly run executed it (papermill, demo clinic, 2026-10; tests/conftest.py)."""

@@ -5,7 +5,7 @@ tables and optional columns, cuts the history to 1–14 months, shrinks the
 clinic to 20–500 patients, and may leave one department or no phone numbers.
 Every variant must publish (exit 0, no traceback) with every skipped section
 carrying a reason. Each example is a whole monthly run (every notebook), so
-CI runs a few derandomised examples plus the thinnest case;
+CI runs one derandomised example plus the thinnest case;
 ``benchmarks/bench_thin_clinics.py`` runs a larger random sample.
 """
 
@@ -41,7 +41,7 @@ THINNEST = Thinning(months=1, patients=20, drop_tables=frozenset(OPTIONAL_TABLES
 
 
 @pytest.mark.slow
-@settings(max_examples=2, deadline=None, derandomize=True, database=None,
+@settings(max_examples=1, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @example(how=THINNEST)
 @given(how=thinnings)

@@ -18,6 +18,8 @@ import pytest
 from crm_analysis.pipeline import notebook_paths
 
 MONTH = "2026-10"
+#: With pytest-xdist, these tests and the notebook tests share one worker, so the session's run is made once.
+pytestmark = pytest.mark.xdist_group("demo_monthly_run")
 
 
 @pytest.fixture(scope="module")
