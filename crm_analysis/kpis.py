@@ -45,7 +45,7 @@ from crm_analysis.clinic import ClinicData
 from crm_analysis.exceptions import InsufficientDataError
 from crm_analysis.i18n import check_lang, label, localise_columns
 from crm_analysis.privacy import DEFAULT_MIN_COUNT, suppress_small_counts
-from crm_analysis.sufficiency import REQUIREMENTS, require
+from crm_analysis.sufficiency import REQUIREMENTS, SHORT_OF_DATA, require
 
 __all__ = ["SCHEMA_VERSION", "SECTIONS", "CORE_SECTIONS", "ANALYSIS_SECTIONS", "register_section", "monthly_kpis", "MonthlyKpis", "kpis_for_report",
            "KPIS_FILE"]
@@ -474,7 +474,9 @@ class MonthlyKpis:
                 continue
             title = REQUIREMENTS[name].title(lang) if name in REQUIREMENTS else name
             reason = block.get("reason_ko" if lang == "ko" else "reason") or block.get("reason") or ""
-            rows.append({"section": title, "reason": reason.removeprefix(f"{title}: ")})  # the title is beside it
+            # the title stands beside the reason, and the column header says it was skipped
+            rows.append({"section": title,
+                         "reason": reason.removeprefix(f"{title}: ").removeprefix(SHORT_OF_DATA[lang])})
         return pd.DataFrame(rows, columns=["section", "reason"])
 
     def skipped_view(self, lang: str = "ko"):

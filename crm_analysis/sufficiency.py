@@ -32,7 +32,10 @@ from crm_analysis.contract import TABLES
 from crm_analysis.exceptions import InsufficientDataError
 
 __all__ = ["Requirement", "MinCount", "REQUIREMENTS", "Sufficiency", "check", "require", "requirements_table",
-           "history_months"]
+           "history_months", "SHORT_OF_DATA"]
+
+#: How a reason says "not enough data", by language: ``"<title>: <this><what is missing>."``.
+SHORT_OF_DATA = {"en": "not enough data — ", "ko": "자료가 부족해 분석하지 못했습니다 — "}
 
 
 # --------------------------------------------------------------------------- what can be counted
@@ -233,10 +236,9 @@ class Sufficiency:
         """One sentence: the analysis, what it lacks, what would make it work ('' when nothing lacks)."""
         if self.ok:
             return ""
-        if lang == "ko":
-            return (f"{self.requirement.title_ko}: 자료가 부족해 분석하지 못했습니다 — "
-                    + "; ".join(self.missing_ko) + ".")
-        return f"{self.requirement.title_en}: not enough data — " + "; ".join(self.missing_en) + "."
+        missing = self.missing_ko if lang == "ko" else self.missing_en
+        return f"{self.requirement.title(lang)}: {SHORT_OF_DATA['ko' if lang == 'ko' else 'en']}" \
+            + "; ".join(missing) + "."
 
     def error(self) -> InsufficientDataError:
         return InsufficientDataError(self.requirement.name, self.reason("en"), self.reason("ko"))

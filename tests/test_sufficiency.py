@@ -96,6 +96,8 @@ def test_kpis_of_a_thin_clinic_give_null_figures_with_reasons(demo_clinic):
     json.dumps(kpis)  # JSON-ready
     table = monthly_kpis(thin, DEMO_END).skipped_table("en")
     assert set(table["section"]) >= {"12-month retention", "No-show rate", "Reminder effect", "Campaign lifts"}
+    reasons = dict(zip(table["section"], table["reason"]))  # the title and "not enough data" are not repeated
+    assert reasons["12-month retention"].startswith("it needs 24 months of visit history up to 2026-10-31")
 
 
 def test_kpi_views_of_a_skipped_section_raise_the_reason(demo_clinic):
