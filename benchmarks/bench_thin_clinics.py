@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_thin_clinics.py                 # 20 random thinnings
     .venv/bin/python benchmarks/bench_thin_clinics.py --examples 50 --seed 3
 
-The test suite runs a few derandomised examples of the same property
+The test suite runs one derandomised example and the thinnest case of the same property
 (``tests/test_thin_clinics.py``); this script runs a larger random sample. Each
 example thins the 1,500-patient demo clinic (``tests/thinning.py``: optional
 tables and columns dropped, 1–14 months, 20–500 patients, maybe one department

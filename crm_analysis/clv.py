@@ -401,12 +401,9 @@ def clv_backtest(clinic, cutoff, horizon_days: int = 365, model: CLVModel | None
     cutoff = pd.Timestamp(cutoff).normalize()
     end = cutoff + pd.Timedelta(days=horizon_days)
     data_end = clinic.as_of if getattr(clinic, "as_of", None) is not None else clinic.tables["visits"]["visit_date"].max()
-    if end > data_end:
-        raise InsufficientDataError("clv_backtest",
-                                    f"CLV back-test: it needs data to {end:%Y-%m-%d} (cutoff + {horizon_days} days); "
-                                    f"the data ends {data_end:%Y-%m-%d}. Choose an earlier cutoff.",
-                                    f"생애가치 백테스트: {end:%Y-%m-%d}까지의 자료가 필요한데 {data_end:%Y-%m-%d}에 "
-                                    "끝납니다.")
+    if end > data_end:  # the caller's cut-off, not thin data
+        raise ValueError(f"the back-test needs data to {end:%Y-%m-%d} (cutoff + {horizon_days} days); "
+                         f"the data ends {data_end:%Y-%m-%d}. Choose an earlier cutoff.")
     require("clv_backtest", clinic, end)
     model = (model or CLVModel(horizon_days=horizon_days)).fit(clinic, cutoff)
     pred = model.predict_value(horizon_days)

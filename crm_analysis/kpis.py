@@ -485,7 +485,8 @@ class MonthlyKpis:
         if table.empty:
             return None
         names = {"section": label("kpi_col_section", lang), "reason": label("kpi_col_reason", lang)}
-        return table.rename(columns=names).style.hide(axis="index").set_properties(**{"text-align": "left"})
+        return (table.rename(columns=names).style.format(escape="html").hide(axis="index")
+                .set_properties(**{"text-align": "left"}))
 
     def _get(self, section: str, *keys: str) -> Any:
         value: Any = self.sections.get(section, {})

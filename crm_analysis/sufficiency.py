@@ -108,8 +108,14 @@ def _sent_contacts(clinic, as_of) -> int:
     return int((c["arm"].astype("object") == "sent").sum())
 
 
-def _referral_sources(clinic, as_of) -> int:
+def _patients_known(clinic, as_of) -> pd.DataFrame:
+    """Patients first seen by `as_of` (the rows an analysis as of that day may use)."""
     p = clinic.tables["patients"]
+    return _up_to(p, "first_visit_date", as_of) if "first_visit_date" in p.columns else p
+
+
+def _referral_sources(clinic, as_of) -> int:
+    p = _patients_known(clinic, as_of)
     return int(p["referral_source"].notna().sum()) if "referral_source" in p.columns else 0
 
 
@@ -265,11 +271,15 @@ def _count(counter: Callable, clinic, as_of: pd.Timestamp) -> int:
     return counts[counter]
 
 
-def _column_holds_values(clinic, spec: str) -> bool:
+def _column_holds_values(clinic, spec: str, as_of: pd.Timestamp) -> bool:
+    """Whether any row known by `as_of` holds a value in one of the ``table.column`` alternatives of `spec`."""
+    known = {"visits": _visits, "patients": _patients_known}
     for alternative in spec.split("|"):
         table, column = alternative.split(".")
-        frame = clinic.tables.get(table)
-        if frame is not None and column in frame.columns and frame[column].notna().any():
+        if table not in clinic.tables:
+            continue
+        frame = known[table](clinic, as_of) if table in known else clinic.tables[table]
+        if column in frame.columns and frame[column].notna().any():
             return True
     return False
 
@@ -305,7 +315,7 @@ def check(name: str, clinic, as_of) -> Sufficiency:
                   "(자료나 매핑 파일에 추가하세요)")
         return Sufficiency(req, as_of, tuple(en), tuple(ko))
     for spec in req.columns:
-        if not _column_holds_values(clinic, spec):
+        if not _column_holds_values(clinic, spec, as_of):
             columns = [alt.split(".") for alt in spec.split("|")]
             named_en = " or ".join(f"{TABLES[t].column(c).en} ({t}.{c})" for t, c in columns)
             named_ko = " 또는 ".join(f"{TABLES[t].column(c).ko}({c})" for t, c in columns)

@@ -112,10 +112,11 @@ def test_kpi_views_of_a_skipped_section_raise_the_reason(demo_clinic):
 def test_skipped_stand_in_raises_the_original_error_when_used():
     err = InsufficientDataError("clv", "Lifetime value: not enough data — x.", "생애가치: 자료 부족.")
     stand_in = attempt(lambda: (_ for _ in ()).throw(err))
-    assert isinstance(stand_in, Skipped) and not stand_in
-    with pytest.raises(InsufficientDataError) as caught:
-        stand_in.summary()
-    assert caught.value is err
+    assert isinstance(stand_in, Skipped)
+    for use in (lambda s: s.summary(), bool, len, iter, lambda s: s["x"], lambda s: s or "a default"):
+        with pytest.raises(InsufficientDataError) as caught:
+            use(stand_in)
+        assert caught.value is err
     assert attempt(lambda x: x + 1, 1) == 2
 
 
@@ -126,3 +127,28 @@ def test_skip_note_escapes_the_reason_and_carries_metadata():
     assert meta["crm_analysis_skipped"]["analysis"] == "referrals"
     again, _ = skip_note(err, "ko", again=True)
     assert "위에서 설명한" in again["text/plain"] and "<b>" not in again["text/html"]
+
+
+@pytest.mark.parametrize("how", [
+    # found by review: reminder steps always sent together on a small clinic made the GLM's design singular
+    # (LinAlgError), and a huge standard error overflowed math.exp in the risk-ratio bounds (OverflowError)
+    dict(months=7, patients=60, no_phones=True, seed=34788),
+    dict(months=7, patients=35, seed=6),
+], ids=["singular-design", "overflowing-ci"])
+def test_reminder_analyses_on_small_clinics_skip_or_succeed(demo_synth, tmp_path, how):
+    """What the KPI step and notebook 30 compute, on thinned clinics: a result or InsufficientDataError, never a crash."""
+    from crm_analysis import load_clinic
+    from crm_analysis.reminders import evaluate_reminders
+    from tests.thinning import Thinning, thin_tables, write_export
+
+    export = write_export(thin_tables(demo_synth.tables, Thinning(**how), DEMO_END), tmp_path / "export")
+    clinic = load_clinic(export).snapshot(DEMO_END)
+    kpis = monthly_kpis(clinic, DEMO_END, sections=["reminder_effect"]).to_dict()["sections"]["reminder_effect"]
+    assert kpis["available"] or kpis["reason"]
+    evaluation = attempt(evaluate_reminders, clinic, DEMO_END)
+    for show in ("headline", "note_texts", "pilot_table", "planner_table", "comparison_table", "explain_crude",
+                 "its_table", "schedule_table", "step_2h_sentence", "cost_table"):
+        try:
+            getattr(evaluation, show)("en")
+        except InsufficientDataError as err:
+            assert err.reason

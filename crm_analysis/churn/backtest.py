@@ -39,7 +39,7 @@ import pandas as pd
 from crm_analysis.churn.calibration import brier_score, decile_calibration
 from crm_analysis.churn.model import ChurnModel
 from crm_analysis.churn.survival_data import _days, survival_data
-from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
+from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.sufficiency import require
 
 __all__ = ["BacktestResult", "backtest"]
@@ -133,12 +133,9 @@ def backtest(clinic, cutoff=None, horizon: int = 180, *, model: ChurnModel | Map
     data_end = clinic.as_of if clinic.as_of is not None else pd.Timestamp(clinic.visits["visit_date"].max())
     cutoff = data_end - pd.Timedelta(days=horizon) if cutoff is None else pd.Timestamp(cutoff).normalize()
     if cutoff + pd.Timedelta(days=horizon) > data_end:
-        raise InsufficientDataError(
-            "churn_backtest", f"Churn back-test: the data runs to {data_end:%Y-%m-%d}, so a cut-off of "
-                              f"{cutoff:%Y-%m-%d} cannot be followed for {horizon} days; use a cut-off on or before "
-                              f"{data_end - pd.Timedelta(days=horizon):%Y-%m-%d}.",
-            f"이탈 모형 과거 시점 검증: 자료가 {data_end:%Y-%m-%d}에 끝나 {cutoff:%Y-%m-%d} 이후 {horizon}일을 "
-            "따라갈 수 없습니다.")
+        raise CrmAnalysisError(f"the data runs to {data_end:%Y-%m-%d}, so a cut-off of {cutoff:%Y-%m-%d} cannot be "
+                               f"followed for {horizon} days; use a cut-off on or before "
+                               f"{data_end - pd.Timedelta(days=horizon):%Y-%m-%d}")
     require("churn_backtest", clinic, data_end)
     past = clinic.snapshot(cutoff)
     if model is None or isinstance(model, Mapping):

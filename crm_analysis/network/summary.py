@@ -171,7 +171,9 @@ def _no_show(s: dict, m: int) -> dict:
 def _retention(s: dict, m: int) -> dict:
     ret, pat = s.get("retention") or {}, s.get("patients") or {}
     base, kept = _count(ret.get("base"), m), _count(ret.get("retained"), m)
-    return {"available": bool(ret.get("available")) and bool(pat.get("available")), "base": base,
+    # the row is the patient figures' (retention needs 24 months; without them base/retained/rate are null)
+    return {"available": bool(pat.get("available")), "retention_available": bool(ret.get("available")),
+            "base": base,
             "retained": kept, "rate": _shown_if(ret.get("rate"), base, kept),
             **{k: _count(pat.get(k), m) for k in ("active_12m", "new_month", "returning_month")}}
 

@@ -407,7 +407,8 @@ class ReminderEffectModel:
         se_log = math.sqrt(max(glog @ cov @ glog, 0.0))
         lrr = math.log(m1 / m0)
         p_rr = 2 * stats.norm.sf(abs(lrr) / se_log) if se_log > 0 else float("nan")
-        rr_est = Estimate(m1 / m0, math.exp(lrr - z * se_log), math.exp(lrr + z * se_log), p_rr, method, len(sub),
+        low, high = np.exp([lrr - z * se_log, lrr + z * se_log])  # inf, not OverflowError, when se_log is huge
+        rr_est = Estimate(m1 / m0, float(low), float(high), p_rr, method, len(sub),
                           "risk_ratio", estimand, self.conf_level, {**extras, "se_log": se_log})
         return rd_est, rr_est
 

@@ -17,7 +17,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.exceptions import InsufficientDataError
 
 __all__ = ["BinomialGLMFit", "fit_binomial"]
 
@@ -73,8 +73,9 @@ def fit_binomial(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[s
 
     Raises
     ------
-    CrmAnalysisError
-        If the fit does not converge (for example under perfect separation).
+    InsufficientDataError
+        If the fit does not converge or the design is singular (for example under perfect separation, or
+        too few appointments for the covariates): thin data, so the monthly run skips the section.
     """
     model = sm.GLM(y, x, family=sm.families.Binomial())
     cov_kwds = {"groups": groups} if "cluster" in cov_type else None
@@ -87,11 +88,19 @@ def fit_binomial(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[s
     except (np.linalg.LinAlgError, ValueError):
         converged = False
     if not converged:  # a singular Hessian (aliased columns): IRLS solves with a pseudo-inverse
-        res = model.fit(method="irls", cov_type=cov_type, cov_kwds=cov_kwds, maxiter=max_iter)
-        converged = bool(res.converged) and bool(np.all(np.isfinite(res.params)))
-    if not converged:
-        raise CrmAnalysisError(f"reminder effect model: the logistic fit did not converge in {max_iter} iterations "
-                               "(perfect separation?). Merge rare covariate levels (rules: model.min_level_count).")
+        try:
+            res = model.fit(method="irls", cov_type=cov_type, cov_kwds=cov_kwds, maxiter=max_iter)
+            converged = bool(res.converged) and bool(np.all(np.isfinite(res.params)))
+            converged = converged and bool(np.all(np.isfinite(res.cov_params())))
+        except (np.linalg.LinAlgError, ValueError):  # singular even so: too few distinct appointments
+            converged = False
+    if not converged:  # on a real clinic this is thin data: too few appointments to tell the covariates apart
+        raise InsufficientDataError(
+            "reminders", f"Reminder evaluation: the logistic model could not be fitted on this clinic's appointments "
+                         f"(no convergence in {max_iter} iterations or a singular design: too few appointments for "
+                         "its covariates, or reminder steps always sent together); more months of data help.",
+            "예약 알림 평가: 예약 자료가 적어 (또는 알림 단계가 늘 함께 발송되어) 노쇼 모형을 추정할 수 없었습니다. "
+            "더 긴 기간의 자료가 도움이 됩니다.")
     n_iter = int(res.mle_retvals.get("iterations", 0)) if hasattr(res, "mle_retvals") and res.mle_retvals else 0
     return BinomialGLMFit(pd.Series(np.asarray(res.params), index=names), np.asarray(res.cov_params()), cov_type,
                           n_iter, float(res.deviance))

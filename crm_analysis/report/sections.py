@@ -70,8 +70,17 @@ class Skipped:
             raise AttributeError(name)  # IPython and copy probe these; they are not uses of the result
         raise self.error
 
-    def __bool__(self) -> bool:
-        return False
+    def __bool__(self) -> bool:  # `result or default` must not quietly stand in a default
+        raise self.error
+
+    def __len__(self) -> int:
+        raise self.error
+
+    def __iter__(self):
+        raise self.error
+
+    def __getitem__(self, key):
+        raise self.error
 
     def __repr__(self) -> str:
         return f"Skipped({self.error.reason!r})"
