@@ -152,3 +152,21 @@ def test_reminder_analyses_on_small_clinics_skip_or_succeed(demo_synth, tmp_path
             getattr(evaluation, show)("en")
         except InsufficientDataError as err:
             assert err.reason
+
+
+def test_skip_reasons_on_the_kpi_page_are_escaped():
+    from crm_analysis.kpis import MonthlyKpis
+
+    hostile = "Reminder effect: the model failed (<img src=x onerror=alert(1)>)."
+    kpis = MonthlyKpis("2026-10", "2026-10-31", 5, {"reminder_effect": {"available": False, "reason": hostile,
+                                                                        "reason_ko": hostile}})
+    html = kpis.skipped_view("en").to_html()
+    assert "<img" not in html and "&lt;img" in html
+
+
+def test_a_network_branch_keeps_its_patient_figures_without_retention():
+    from crm_analysis.network.summary import _retention
+
+    row = _retention({"patients": {"available": True, "active_12m": 40, "new_month": 6, "returning_month": 9},
+                      "retention": {"available": False, "base": None, "retained": None, "rate": None}}, 5)
+    assert row["available"] and row["active_12m"] == 40 and not row["retention_available"] and row["rate"] is None
