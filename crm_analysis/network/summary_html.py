@@ -126,8 +126,13 @@ def _no_show(section: dict, lang: str) -> str:
                     ("net_note_no_show", "net_note_pool"), lang)
 
 
+def _retention_count(value: Any, row: dict) -> str:
+    """A retention count: "–" where the branch's data cannot support retention (under 24 months), not "<5"."""
+    return DASH if value is None and not row.get("retention_available", True) else _count(value, row)
+
+
 def _retention(section: dict, lang: str) -> str:
-    keys = [("base", "net_col_base", _count), ("retained", "net_col_retained", _count),
+    keys = [("base", "net_col_base", _retention_count), ("retained", "net_col_retained", _retention_count),
             ("rate", "net_col_retention_rate", _rate), ("active_12m", "net_col_active", _count),
             ("new_month", "net_col_new", _count), ("returning_month", "net_col_returning", _count)]
     table = _table([label(h, lang) for _, h, _ in keys], section["rows"], section["total"],
