@@ -239,11 +239,6 @@ def _trend(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
 # Defined here and registered by default: they need only package code. Each imports its analysis lazily,
 # so importing this module stays cheap and free of import cycles.
 
-def _insufficient(name: str, reason: str, reason_ko: str) -> InsufficientDataError:
-    """The error of a section that cannot be computed on this clinic's data."""
-    return InsufficientDataError(name, reason, reason_ko)
-
-
 def _round(value: Any, digits: int = 4) -> float | None:
     """A float rounded to `digits` decimals; None for missing / NaN / infinite."""
     if value is None or value is pd.NA:
@@ -268,7 +263,7 @@ def _reminder_effect(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) ->
     analysed = table["analysed"].to_numpy(dtype=bool)
     reminded = analysed & table["reminded"].to_numpy(dtype=bool)
     if not reminded.any() or reminded.sum() == analysed.sum():
-        raise _insufficient("reminder_effect",
+        raise InsufficientDataError("reminder_effect",
                             "Reminder effect: no analysed appointment up to as_of went without a reminder (or none "
                             "had one), so there is nothing to compare; check that the reminders table is complete.",
                             "예약 알림 효과: 알림을 받은 예약과 받지 않은 예약이 모두 있어야 비교할 수 있는데 한쪽이 "
@@ -289,7 +284,7 @@ def _reminder_effect(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) ->
     except InsufficientDataError:
         raise
     except CrmAnalysisError as err:
-        raise _insufficient("reminder_effect", f"Reminder effect: the reminder model could not be fitted on this "
+        raise InsufficientDataError("reminder_effect", f"Reminder effect: the reminder model could not be fitted on this "
                                                f"clinic's data ({err}).",
                             f"예약 알림 효과: 이 병원 자료로는 알림 효과 모형을 추정할 수 없었습니다 ({err}).") from None
     month = (table["scheduled_at"] >= _month_start(as_of)).to_numpy() & analysed

@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import DEMO_END, KAGGLE_NOSHOW, PROJECT_ROOT, SHARED_DATA
 from tests.monthly_run import run_month_cli
+from tests.test_notebooks import _shown_text
 
 HANGU = SHARED_DATA / "hangu_clinic" / "Data.csv"
 needs_kaggle = pytest.mark.skipif(not KAGGLE_NOSHOW.is_file(), reason=f"{KAGGLE_NOSHOW} is absent (../shared)")
@@ -41,21 +42,12 @@ def test_kaggle_export_publishes_with_thin_sections_explained(capsys, tmp_path):
     # notebook 30 on the real export: SMS reminders lower the reminded appointments' no-shows once lead time is
     # accounted for, while the crude comparison says they raise them (SMS only went to long-lead appointments);
     # what the export cannot support is said plainly
-    shown = _shown(nbformat.read(run.month_dir / "30_reminders.ipynb", as_version=4))
+    shown = _shown_text(nbformat.read(run.month_dir / "30_reminders.ipynb", as_version=4))
     assert re.search(r"예약 알림은 알림을 받은 예약의 노쇼율을 [0-9.]+%p 낮춥니다", shown)
     assert re.search(r"단순 비교\(\+[0-9.]+%p\)는 알림의 효과를 가립니다", shown)
     for said in ("무작위 시범 운영", "도입 전후 시계열 분석(ITS)은 생략", "일정별 비교는 할 수 없습니다", "자료에 진료비가 없어"):
         assert said in shown, said
 
-
-def _shown(nb) -> str:
-    """What an executed notebook shows, images excluded."""
-    parts = []
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            parts.append(out.get("text", ""))
-            parts += [str(v) for k, v in out.get("data", {}).items() if not k.startswith("image/")]
-    return "\n".join(parts)
 
 
 def _hangu_visits() -> pd.DataFrame:
