@@ -80,9 +80,9 @@ def main() -> None:
         return
 
     from crm_analysis.features import patient_features
-    from crm_analysis.loyalty import loyalty_score
-    from crm_analysis.segmentation import assign_segments, rfm_scores
-    from crm_analysis.vip import select_vips
+    from crm_analysis.value.loyalty import loyalty_score
+    from crm_analysis.value.segmentation import assign_segments, rfm_scores
+    from crm_analysis.value.vip import select_vips
 
     results = []
 

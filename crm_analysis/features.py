@@ -126,8 +126,8 @@ def patient_features(clinic, as_of) -> pd.DataFrame:
 
     See Also
     --------
-    crm_analysis.segmentation.rfm_scores : RFM quintile scores from these features.
-    crm_analysis.loyalty.loyalty_score : the hospital loyalty score.
+    crm_analysis.value.segmentation.rfm_scores : RFM quintile scores from these features.
+    crm_analysis.value.loyalty.loyalty_score : the hospital loyalty score.
     """
     if as_of is None:
         raise ValueError("patient_features needs an explicit as_of date, e.g. as_of='2026-10-31'")
@@ -437,7 +437,7 @@ def _id_codes(values: pd.Series, id_set, mask: np.ndarray | None = None) -> np.n
 
 def _opted_out_everywhere(patients: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
     """Opted out of every channel on or before `as_of` (an undated opt-out counts), by the campaign rules' test."""
-    from crm_analysis.campaigns.compliance import opted_out
+    from crm_analysis.consent import opted_out
     from crm_analysis.contract import CHANNELS
 
     if not all(f"{c}_opt_out" in patients for c in CHANNELS):

@@ -316,8 +316,8 @@ def _hide_vip_partner(moves: dict) -> dict:
 def _vip(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     """VIPs now and at the previous month's end, who entered and left, and the RFM segment sizes."""
     from crm_analysis.features import patient_features
-    from crm_analysis.migration import NOT_REGISTERED, previous_month_end, segment_migration
-    from crm_analysis.vip import select_vips, vip_rules
+    from crm_analysis.value.migration import NOT_REGISTERED, previous_month_end, segment_migration
+    from crm_analysis.value.vip import select_vips, vip_rules
 
     before = previous_month_end(as_of)
     vips = select_vips(patient_features(clinic, as_of), as_of)
@@ -545,7 +545,7 @@ class MonthlyKpis:
 
     def vip_segment_table(self, lang: str = "ko") -> pd.DataFrame:
         """Patients per RFM segment at the previous month's end and now, and how many stayed (hidden: missing)."""
-        from crm_analysis.segmentation import segment_names
+        from crm_analysis.value.segmentation import segment_names
 
         check_lang(lang)
         rows = self._require("vip").get("segments")

@@ -229,8 +229,8 @@ def test_reminder_effect_on_the_demo_clinic(demo_kpis, demo_clinic, demo_synth):
 
 def test_vip_on_the_demo_clinic(demo_kpis, demo_clinic):
     from crm_analysis.features import patient_features
-    from crm_analysis.segmentation import assign_segments, rfm_scores
-    from crm_analysis.vip import select_vips
+    from crm_analysis.value.segmentation import assign_segments, rfm_scores
+    from crm_analysis.value.vip import select_vips
 
     s = demo_kpis.sections["vip"]
     before = pd.Timestamp("2026-09-30")

@@ -11,7 +11,7 @@ One concept per module:
 - :mod:`~crm_analysis.campaigns.planner`: one compliant send plan for the period;
 - :mod:`~crm_analysis.campaigns.evaluation`: sent versus holdout lifts, per campaign and pooled;
 - :mod:`~crm_analysis.campaigns.outreach`: staff lists (CSV with BOM, XLSX), written privately;
-- :mod:`~crm_analysis.campaigns.report`: aggregate tables for notebook 40.
+- :mod:`~crm_analysis.campaigns.views`: aggregate tables for notebook 40.
 
 Importing this package reads no file; the shipped rules are read when first used.
 """

@@ -19,7 +19,7 @@ Only data known on `as_of` is used; the messages fall in the period
 ``[start, end]`` (days, inclusive).
 
 VIP and recall audiences use the segmentation and churn modules when they are
-installed (``crm_analysis.vip.select_vips``, ``crm_analysis.churn.recall_candidates``);
+installed (``crm_analysis.value.vip.select_vips``, ``crm_analysis.churn.recall_candidates``);
 a candidates DataFrame (``patient_id``, ``reason``, ranked best first) can also be
 passed in, and without either a simple documented rule is used (VIP: at least
 ``vip_min_visits_12m`` visits in the last 12 months, ranked by 12-month spend;
@@ -77,14 +77,14 @@ def _visits_known(clinic, as_of) -> pd.DataFrame:
 def vip_candidates(clinic, as_of, *, min_visits_12m: int = 10) -> pd.DataFrame:
     """VIP candidates ranked best first: ``patient_id``, ``reason``.
 
-    Uses ``crm_analysis.vip.select_vips(patient_features(clinic, as_of), as_of)``
+    Uses ``crm_analysis.value.vip.select_vips(patient_features(clinic, as_of), as_of)``
     (the patients it marks ``selected``, in its rank order, reason ``vip_<rule>``)
     when those modules are installed; otherwise the fallback rule in the module
     docstring.
     """
     try:
         from crm_analysis.features import patient_features
-        from crm_analysis.vip import select_vips
+        from crm_analysis.value.vip import select_vips
     except ImportError:
         pass
     else:

@@ -33,52 +33,15 @@ import numpy as np
 import pandas as pd
 
 from crm_analysis.campaigns.templates import render_sample
+from crm_analysis.consent import night_consent, opted_out, valid_consent
 from crm_analysis.exceptions import CampaignConfigError
 
-__all__ = ["AD_PREFIX", "valid_consent", "opted_out", "night_consent", "in_daytime", "check_text",
+__all__ = ["AD_PREFIX", "in_daytime", "check_text",
            "check_template", "check_sends", "assert_compliant", "VIOLATION_COLUMNS"]
 
 AD_PREFIX = "(광고)"
 _OPT_OUT = re.compile(r"무료\s*(?:수신)?\s*거부")
 VIOLATION_COLUMNS = ["rule", "campaign_id", "recipient_id", "channel", "send_at", "detail"]
-
-
-def _flag(values: pd.Series) -> np.ndarray:
-    """A yes/no column as booleans, missing meaning no."""
-    return values.astype("boolean").fillna(False).to_numpy(dtype=bool)
-
-
-def _days_between(later: pd.Series, earlier: pd.Series) -> pd.Series:
-    return (later.dt.normalize() - earlier).dt.days
-
-
-def valid_consent(recipients: pd.DataFrame, channel: str, at: pd.Series, *, valid_days: int = 730) -> np.ndarray:
-    """Whether each row has a valid marketing consent for `channel` at time `at`.
-
-    Valid means ``<channel>_consent`` is true, dated on or before the send day
-    and less than `valid_days` days before it, and no opt-out on that channel.
-    A consent without a date is not valid (its age cannot be shown).
-    """
-    flag = _flag(recipients[f"{channel}_consent"])
-    date = recipients[f"{channel}_consent_date"]
-    age = _days_between(at, date)
-    ok = flag & date.notna().to_numpy() & (age >= 0).fillna(False).to_numpy() & (age < valid_days).fillna(False).to_numpy()
-    return ok & ~opted_out(recipients, channel, at)
-
-
-def opted_out(recipients: pd.DataFrame, channel: str, at: pd.Series) -> np.ndarray:
-    """Whether each row has opted out of `channel` by time `at` (an undated opt-out counts)."""
-    flag = _flag(recipients[f"{channel}_opt_out"])
-    date = recipients[f"{channel}_opt_out_date"]
-    before = (date <= at).fillna(True).to_numpy() if len(date) else np.zeros(0, bool)
-    return flag & (date.isna().to_numpy() | before)
-
-
-def night_consent(recipients: pd.DataFrame, at: pd.Series) -> np.ndarray:
-    """Whether each row has a night-time advertising consent given by the day of `at`."""
-    flag = _flag(recipients["night_ad_consent"])
-    date = recipients["night_ad_consent_date"]
-    return flag & (date <= at.dt.normalize()).fillna(False).to_numpy()
 
 
 def _minutes(hhmm: str) -> int:

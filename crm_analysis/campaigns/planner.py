@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 from crm_analysis.campaigns.audiences import AUDIENCES
-from crm_analysis.campaigns.compliance import assert_compliant, in_daytime, night_consent, opted_out, valid_consent
+from crm_analysis.campaigns.compliance import assert_compliant, in_daytime
+from crm_analysis.consent import night_consent, opted_out, valid_consent
 from crm_analysis.campaigns.definitions import Campaign, CampaignConfig, load_campaigns
 from crm_analysis.campaigns.holdout import assign_holdout
 from crm_analysis.campaigns.suppression import SUPPRESSION_COLUMNS, suppression_list

@@ -21,7 +21,7 @@ from crm_analysis.churn.backtest import BacktestResult, backtest
 from crm_analysis.churn.curves import ReturnCurves, return_curves
 from crm_analysis.churn.definition import churn_by_segment, churn_status, patient_segments
 from crm_analysis.churn.model import HORIZONS, ChurnModel
-from crm_analysis.churn.report import churn_view
+from crm_analysis.churn.views import churn_view
 from crm_analysis.churn.recall import recall_candidates, recall_counts, recall_table
 from crm_analysis.churn.rules import load_churn_rules
 from crm_analysis.churn.survival_data import PREDICTION_COVARIATES, TRUTH_COVARIATES, current_gaps, survival_data

@@ -91,7 +91,7 @@ def churn_by_segment(status: pd.DataFrame, segments: pd.Series, rules=None, min_
 
 
 def patient_segments(clinic, as_of, lang: str | None = None) -> pd.Series:
-    """Each patient's segment on `as_of`, from :mod:`crm_analysis.segmentation`.
+    """Each patient's segment on `as_of`, from :mod:`crm_analysis.value.segmentation`.
 
     Uses ``patient_features`` → ``rfm_scores`` → ``assign_segments`` (the
     segmentation's default rules).
@@ -104,19 +104,19 @@ def patient_segments(clinic, as_of, lang: str | None = None) -> pd.Series:
     Raises
     ------
     CrmAnalysisError
-        If :mod:`crm_analysis.segmentation` is not available.
+        If :mod:`crm_analysis.value.segmentation` is not available.
     """
     try:
         from crm_analysis.features import patient_features
-        from crm_analysis.segmentation import assign_segments, rfm_scores
+        from crm_analysis.value.segmentation import assign_segments, rfm_scores
     except ImportError as err:
-        raise CrmAnalysisError(f"segments need crm_analysis.segmentation and crm_analysis.features ({err}); "
+        raise CrmAnalysisError(f"segments need crm_analysis.value.segmentation and crm_analysis.features ({err}); "
                                "pass your own segments Series instead") from None
     features = patient_features(clinic, as_of)
     seg = assign_segments(rfm_scores(features))
     seg = seg["segment"] if isinstance(seg, pd.DataFrame) else seg
     if lang is not None:
-        from crm_analysis.segmentation import segment_names
+        from crm_analysis.value.segmentation import segment_names
 
         seg = seg.cat.rename_categories(segment_names(lang=lang))
     return seg.rename("segment")

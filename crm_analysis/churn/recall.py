@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from crm_analysis.churn.model import ChurnModel
-from crm_analysis.campaigns.compliance import opted_out
+from crm_analysis.consent import opted_out
 from crm_analysis.churn.rules import load_churn_rules
 from crm_analysis.contract import CHANNELS
 from crm_analysis.exceptions import CrmAnalysisError

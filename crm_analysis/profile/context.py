@@ -9,13 +9,13 @@ slice (milliseconds, even with a million patients):
 =====================  ========================================================
 ``phones``             :class:`~crm_analysis.profile.index.PhoneIndex`.
 ``features``           :func:`~crm_analysis.features.patient_features`.
-``segments``           :func:`~crm_analysis.segmentation.rfm_scores` +
-                       :func:`~crm_analysis.segmentation.assign_segments`.
-``vips``               :func:`~crm_analysis.vip.select_vips` (with reasons).
+``segments``           :func:`~crm_analysis.value.segmentation.rfm_scores` +
+                       :func:`~crm_analysis.value.segmentation.assign_segments`.
+``vips``               :func:`~crm_analysis.value.vip.select_vips` (with reasons).
 ``churn``              :func:`~crm_analysis.churn.recall_table` from a fitted
                        :class:`~crm_analysis.churn.ChurnModel`: return
                        probability, overdue ratio, recall candidate.
-``clv``                :class:`~crm_analysis.clv.CLVModel` expected value of
+``clv``                :class:`~crm_analysis.value.clv.CLVModel` expected value of
                        the next 12 months.
 =====================  ========================================================
 
@@ -163,10 +163,10 @@ def _consent_flags(patients: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """Per patient (row position) and channel: ``<channel>_valid`` and ``<channel>_opted_out`` at the end of as_of.
 
     Valid and opted-out follow the campaign rules
-    (:func:`~crm_analysis.campaigns.compliance.valid_consent`: given, dated,
+    (:func:`~crm_analysis.consent.valid_consent`: given, dated,
     under 2 years old, no opt-out).
     """
-    from crm_analysis.campaigns.compliance import opted_out, valid_consent
+    from crm_analysis.consent import opted_out, valid_consent
     from crm_analysis.contract import CHANNELS
 
     at = pd.Series(np.full(len(patients), as_of + pd.Timedelta(hours=23, minutes=59)), index=patients.index)
@@ -309,13 +309,13 @@ class CardContext:
         feats = parts["features"]
 
         def segments():
-            from crm_analysis.segmentation import assign_segments, rfm_scores, segment_rules as read_segment_rules
+            from crm_analysis.value.segmentation import assign_segments, rfm_scores, segment_rules as read_segment_rules
 
             settings["segment_rules"] = read_segment_rules(segment_rules)
             return assign_segments(rfm_scores(feats), segment_rules)
 
         def vips():
-            from crm_analysis.vip import select_vips
+            from crm_analysis.value.vip import select_vips
 
             return select_vips(feats, as_of, vip_rules)
 
@@ -341,7 +341,7 @@ class CardContext:
             notes["churn"] = "not computed: switched off for this lookup"
 
         def lifetime_value():
-            from crm_analysis.clv import CLVModel
+            from crm_analysis.value.clv import CLVModel
 
             return CLVModel(horizon_days=clv_horizon_days).fit(clinic, as_of).predict_value()
 

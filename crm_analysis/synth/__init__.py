@@ -18,14 +18,14 @@ from crm_analysis.synth.generator import (
     generate_clinic,
 )
 from crm_analysis.synth.params import CampaignSpec, SynthParams
-from crm_analysis.synth.writer import write_clinic
+from crm_analysis.synth.writer import write_demo
 
 __all__ = [
     "generate_clinic",
     "SyntheticClinic",
     "SynthParams",
     "CampaignSpec",
-    "write_clinic",
+    "write_demo",
     "GENERATOR_VERSION",
     "DEFAULT_START",
     "DEFAULT_END",

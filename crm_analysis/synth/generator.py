@@ -29,7 +29,7 @@ from crm_analysis.synth.referrals import assign_referrers, assign_status
 from crm_analysis.synth.reminders import reminder_rows, reminder_truth
 from crm_analysis.synth.tables import TableBuilder
 from crm_analysis.synth.visits import VisitPath, simulate_visits
-from crm_analysis.synth.writer import write_clinic
+from crm_analysis.synth.writer import write_demo
 
 __all__ = ["SyntheticClinic", "generate_clinic", "GENERATOR_VERSION", "DEFAULT_START", "DEFAULT_END"]
 
@@ -65,9 +65,9 @@ class SyntheticClinic:
     def write(self, out_dir: str | os.PathLike, format: str = "csv") -> dict[str, Path]:
         """Write ``<table>.csv`` (or ``.parquet``) and ``truth.json`` into `out_dir`.
 
-        See :func:`crm_analysis.synth.writer.write_clinic`.
+        See :func:`crm_analysis.synth.writer.write_demo`.
         """
-        return write_clinic(self.tables, self.truth, out_dir, format=format)
+        return write_demo(self.tables, self.truth, out_dir, format=format)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={len(v):,}" for k, v in self.tables.items())

@@ -16,7 +16,7 @@ import pandas as pd
 from crm_analysis.io.writing import atomic_write
 from crm_analysis.io.writing import write_clinic as write_tables
 
-__all__ = ["write_clinic", "write_truth", "FORMATS"]
+__all__ = ["write_demo", "write_truth", "FORMATS"]
 
 FORMATS = ("csv", "parquet")
 
@@ -27,7 +27,7 @@ def write_truth(truth: Mapping, path: Path) -> Path:
     return atomic_write(path, lambda handle: handle.write(data))
 
 
-def write_clinic(tables: Mapping[str, pd.DataFrame], truth: Mapping, out_dir: str | os.PathLike,
+def write_demo(tables: Mapping[str, pd.DataFrame], truth: Mapping, out_dir: str | os.PathLike,
                  format: str = "csv") -> dict[str, Path]:
     """Write every table and ``truth.json`` into `out_dir` (created if needed).
 

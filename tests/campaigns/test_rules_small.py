@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from crm_analysis.campaigns import load_campaigns
-from crm_analysis.campaigns.compliance import check_sends, valid_consent
+from crm_analysis.campaigns.compliance import check_sends
+from crm_analysis.consent import valid_consent
 from crm_analysis.campaigns.holdout import assign_holdout, holdout_uniform
 from crm_analysis.campaigns.suppression import suppression_list
 

@@ -167,8 +167,8 @@ def test_segment_vip_and_return_probability_come_from_the_shared_analyses(demo_c
                                                                           tmp_path):
     from crm_analysis.churn import ChurnModel, recall_table
     from crm_analysis.features import patient_features
-    from crm_analysis.segmentation import assign_segments, rfm_scores
-    from crm_analysis.vip import select_vips
+    from crm_analysis.value.segmentation import assign_segments, rfm_scores
+    from crm_analysis.value.vip import select_vips
 
     feats = patient_features(demo_clinic, as_of)
     seg = assign_segments(rfm_scores(feats))["segment"]

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from crm_analysis.features import patient_features
-from crm_analysis.segmentation import assign_segments, rfm_scores, segment_names
+from crm_analysis.value.segmentation import assign_segments, rfm_scores, segment_names
 from crm_analysis.sufficiency import require
-from crm_analysis.vip import select_vips
+from crm_analysis.value.vip import select_vips
 
 __all__ = ["segment_migration", "SegmentMigration", "NOT_REGISTERED", "previous_month_end"]
 
@@ -116,9 +116,9 @@ def segment_migration(clinic, from_as_of, to_as_of, *, rules: str | Path | Mappi
     from_as_of, to_as_of : str or Timestamp
         The earlier and later date (e.g. last month's end and this month's).
     rules : optional
-        Segment rules (see :func:`~crm_analysis.segmentation.assign_segments`).
+        Segment rules (see :func:`~crm_analysis.value.segmentation.assign_segments`).
     vip_rules : optional
-        VIP rules (see :func:`~crm_analysis.vip.select_vips`).
+        VIP rules (see :func:`~crm_analysis.value.vip.select_vips`).
 
     Returns
     -------

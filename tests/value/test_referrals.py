@@ -1,4 +1,4 @@
-"""Tests for crm_analysis.referrals (word of mouth) and crm_analysis.migration, against the demo truth."""
+"""Tests for crm_analysis.value.referrals (word of mouth) and crm_analysis.value.migration, against the demo truth."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from crm_analysis.clinic import ClinicData
-from crm_analysis.migration import NOT_REGISTERED, segment_migration
-from crm_analysis.referrals import referral_source_by_month, referral_value_summary, top_referrers
+from crm_analysis.value.migration import NOT_REGISTERED, segment_migration
+from crm_analysis.value.referrals import referral_source_by_month, referral_value_summary, top_referrers
 from tests.conftest import DEMO_END
 from tests.test_features import AS_OF, _tamper_after
 

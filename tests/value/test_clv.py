@@ -1,4 +1,4 @@
-"""Tests for crm_analysis.clv: the back-test beats the naive baseline, Gamma-Gamma recovers the demo
+"""Tests for crm_analysis.value.clv: the back-test beats the naive baseline, Gamma-Gamma recovers the demo
 generator's spend truth, the BG/NBD formula matches numerical integration, no look-ahead."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from scipy import integrate, stats
 
 from crm_analysis.clinic import ClinicData
-from crm_analysis.clv import CLVModel, ClvBacktest, clv_backtest
+from crm_analysis.value.clv import CLVModel, ClvBacktest, clv_backtest
 from tests.conftest import DEMO_END
 from tests.test_features import _tamper_after
 

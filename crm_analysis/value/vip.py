@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crm_analysis.segmentation import read_rules
+from crm_analysis.value.segmentation import read_rules
 
 __all__ = ["select_vips", "vip_rules", "vip_summary"]
 

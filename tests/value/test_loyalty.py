@@ -1,4 +1,4 @@
-"""Tests for crm_analysis.loyalty: a hand-computed score, monotonicity (hypothesis), tiers and rules."""
+"""Tests for crm_analysis.value.loyalty: a hand-computed score, monotonicity (hypothesis), tiers and rules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from crm_analysis.clinic import ClinicData
 from crm_analysis.features import patient_features
-from crm_analysis.loyalty import loyalty_rules, loyalty_score, loyalty_tier_summary
+from crm_analysis.value.loyalty import loyalty_rules, loyalty_score, loyalty_tier_summary
 from tests.conftest import DEMO_END
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crm_analysis.segmentation import read_rules
+from crm_analysis.value.segmentation import read_rules
 
 __all__ = ["loyalty_score", "loyalty_rules", "loyalty_tier_summary", "plot_loyalty_distribution"]
 

@@ -1,4 +1,4 @@
-"""Tests for crm_analysis.segmentation: RFM quintiles by hand, tie-breaking, rule files, one segment per
+"""Tests for crm_analysis.value.segmentation: RFM quintiles by hand, tie-breaking, rule files, one segment per
 patient on the demo clinic (and under random rules), reproducibility and no look-ahead."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from crm_analysis.clinic import ClinicData
 from crm_analysis.features import patient_features
-from crm_analysis.segmentation import (assign_segments, rfm_scores, segment_names, segment_rules,
+from crm_analysis.value.segmentation import (assign_segments, rfm_scores, segment_names, segment_rules,
                                        segment_summary)
 from tests.conftest import DEMO_END
 from tests.test_features import AS_OF, _tamper_after

@@ -1,4 +1,4 @@
-"""Tests for crm_analysis.vip: a hand-computed tiny case (exact), reasons for everyone on the demo clinic,
+"""Tests for crm_analysis.value.vip: a hand-computed tiny case (exact), reasons for everyone on the demo clinic,
 rule overrides and errors."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 
 from crm_analysis.clinic import ClinicData
 from crm_analysis.features import patient_features
-from crm_analysis.vip import select_vips, vip_rules, vip_summary
+from crm_analysis.value.vip import select_vips, vip_rules, vip_summary
 from tests.conftest import DEMO_END
 
 AS_OF = "2026-10-31"
