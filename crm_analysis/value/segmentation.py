@@ -27,7 +27,7 @@ __all__ = ["rfm_scores", "assign_segments", "segment_rules", "segment_summary", 
            "read_rules", "value_view", "RULES_DIR"]
 
 #: Folder of the default rule files shipped with the package.
-RULES_DIR = Path(__file__).resolve().parent / "rules"
+RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
 
 _SCORES = ("r", "f", "m")
 
