@@ -157,7 +157,7 @@ def _exclusions(clinic, as_of: pd.Timestamp, ids: pd.Index, rec) -> dict[str, np
 
 
 def recall_candidates(clinic, as_of, *, model: ChurnModel | None = None, segments: pd.Series | None = None,
-                      rules=None) -> pd.DataFrame:
+                      rules=None, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """The ranked recall list.
 
     Parameters
@@ -171,6 +171,8 @@ def recall_candidates(clinic, as_of, *, model: ChurnModel | None = None, segment
         Segment per ``patient_id``.
     rules : path, mapping or None
         Churn rules (``recall`` section: band, overdue ratio, exclusions, ranking, cap).
+    table : DataFrame, optional
+        :func:`recall_table` already made for the same clinic, `as_of`, model and rules (not rebuilt).
 
     Returns
     -------
@@ -185,7 +187,8 @@ def recall_candidates(clinic, as_of, *, model: ChurnModel | None = None, segment
     """
     rules = load_churn_rules(rules)
     rec = rules["recall"]
-    table = recall_table(clinic, as_of, model=model, segments=segments, rules=rules)
+    if table is None:
+        table = recall_table(clinic, as_of, model=model, segments=segments, rules=rules)
     cand = table[table["candidate"]].reset_index()
     keys = list(rec["rank_by"]) + ["patient_id"]
     cand = cand.sort_values(keys, ascending=[False] * (len(keys) - 1) + [True], kind="stable")
