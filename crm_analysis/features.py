@@ -77,7 +77,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["patient_features", "AGE_BANDS", "FEATURE_COLUMNS", "completed_years", "age_band"]
+__all__ = ["patient_features", "AGE_BANDS", "FEATURE_COLUMNS", "completed_years", "age_band", "day_numbers",
+           "id_positions"]
 
 #: Age bands (label, lowest age) used for ``age_band``.
 AGE_BANDS: tuple[tuple[str, int], ...] = (("0-19", 0), ("20-39", 20), ("40-59", 40), ("60+", 60))
@@ -95,9 +96,31 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 _DAY = np.int64(86_400_000_000_000)
 
 
-def _days(values) -> np.ndarray:
+def day_numbers(values) -> np.ndarray:
     """Dates as int64 day numbers since 1970 (NaT becomes a very small number)."""
     return np.asarray(values, dtype="datetime64[ns]").view("int64") // _DAY
+
+
+def id_positions(values: pd.Series, ids, mask: np.ndarray | None = None) -> np.ndarray:
+    """Position of each text id in `values` (only the rows in `mask`, if given) among `ids`; -1 if absent or missing.
+
+    An Arrow hash look-up: much faster than pandas' ``isin``/``get_indexer``/``groupby`` on Arrow text ids.
+
+    Parameters
+    ----------
+    values : Series
+        Text ids (Arrow or object strings).
+    ids : Index, Series or array-like
+        The ids to find, each once.
+    mask : array of bool, optional
+        Look up only these rows of `values`.
+
+    Returns
+    -------
+    ndarray of int64
+        One position per (masked) row.
+    """
+    return _id_codes(values, _arrow(pd.Series(ids)), mask)
 
 
 def patient_features(clinic, as_of) -> pd.DataFrame:
@@ -135,12 +158,12 @@ def patient_features(clinic, as_of) -> pd.DataFrame:
     if getattr(clinic, "as_of", None) is not None and as_of > clinic.as_of:
         raise ValueError(f"as_of {as_of:%Y-%m-%d} is after the data's own as_of {clinic.as_of:%Y-%m-%d}; "
                          "features cannot describe days the data does not cover")
-    end = int(_days([as_of])[0])
+    end = int(day_numbers([as_of])[0])
     patients = clinic.tables["patients"]
     visits = clinic.tables["visits"]
 
     # ---- visits on or before as_of, coded by patient
-    vdays_all = _days(visits["visit_date"])
+    vdays_all = day_numbers(visits["visit_date"])
     keep = vdays_all <= end
     all_ids = pd.Index(patients["patient_id"].astype("string"))
     id_set = _arrow(patients["patient_id"])
@@ -153,7 +176,7 @@ def patient_features(clinic, as_of) -> pd.DataFrame:
         keep_idx = np.flatnonzero(keep)
 
     # ---- which patients: first visit on or before as_of (from visits or the patients table)
-    fv_table = _days(patients["first_visit_date"])
+    fv_table = day_numbers(patients["first_visit_date"])
     fv_table = np.where(patients["first_visit_date"].isna().to_numpy(), np.iinfo(np.int64).max, fv_table)
     has_visit = np.zeros(len(patients), dtype=bool)
     has_visit[vcode] = True
@@ -184,7 +207,7 @@ def patient_features(clinic, as_of) -> pd.DataFrame:
     ins, sp = col("charge_insured"), col("charge_self_pay")
     inp_days = col("inpatient_days")
     total = ins + sp
-    year_ago = int(_days([as_of - pd.DateOffset(years=1)])[0])
+    year_ago = int(day_numbers([as_of - pd.DateOffset(years=1)])[0])
     recent = vdays > year_ago
     m_ins, m_sp = bsum(ins), bsum(sp)
     m_total = m_ins + m_sp

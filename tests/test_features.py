@@ -191,3 +191,16 @@ def test_completed_years_and_age_band_at_the_band_edge():
     assert list(bands[[0, 1, 3]]) == ["0-19", "20-39", "40-59"] and pd.isna(bands[2])
     # a scalar date works the same way (19 years and 364 days is still 19)
     assert completed_years(birth, "2026-10-31").iloc[0] == 19.0
+
+
+@pytest.mark.parametrize("dtype", ["string[pyarrow]", "object"])
+def test_id_positions_and_day_numbers(dtype):
+    from crm_analysis.features import day_numbers, id_positions
+
+    values = pd.Series(["b", None, "z", "a", "b"], dtype=dtype)
+    ids = pd.Index(["a", "b", "c"], dtype=dtype)
+    assert id_positions(values, ids).tolist() == [1, -1, -1, 0, 1]
+    mask = np.array([False, True, True, True, False])
+    assert id_positions(values, ids, mask).tolist() == [-1, -1, 0]
+    days = day_numbers(pd.to_datetime(["1970-01-02 00:00", "2026-10-31 23:59"]))
+    assert days.tolist() == [1, (pd.Timestamp("2026-10-31") - pd.Timestamp("1970-01-01")).days]

@@ -1,7 +1,7 @@
 """Back-test: fit on the past, predict, then watch what happened next.
 
-:func:`backtest` fits a :class:`~crm_analysis.churn.ChurnModel` on
-``clinic.snapshot(cutoff)`` (nothing after the cut-off is visible), predicts
+:func:`backtest` fits a :class:`~crm_analysis.churn.ChurnModel` on the data
+up to the cut-off (as on ``clinic.snapshot(cutoff)``: nothing later is visible), predicts
 for every patient seen by the cut-off the probability of returning within
 ``horizon`` days of it, and compares with the visits actually made in
 (cutoff, cutoff + horizon] in the full data.
@@ -38,8 +38,9 @@ import pandas as pd
 
 from crm_analysis.churn.calibration import brier_score, decile_calibration
 from crm_analysis.churn.model import ChurnModel
-from crm_analysis.churn.survival_data import _days, survival_data
+from crm_analysis.churn.survival_data import survival_data
 from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.features import day_numbers, id_positions
 from crm_analysis.sufficiency import require
 
 __all__ = ["BacktestResult", "backtest"]
@@ -65,7 +66,7 @@ class BacktestResult:
         Per model, the decile table (``decile``, ``n``, ``predicted``,
         ``observed``).
     model : ChurnModel
-        The model fitted on the cut-off snapshot.
+        The model fitted on the data up to the cut-off.
     """
 
     cutoff: pd.Timestamp
@@ -137,21 +138,25 @@ def backtest(clinic, cutoff=None, horizon: int = 180, *, model: ChurnModel | Map
                                f"followed for {horizon} days; use a cut-off on or before "
                                f"{data_end - pd.Timedelta(days=horizon):%Y-%m-%d}")
     require("churn_backtest", clinic, data_end)
-    past = clinic.snapshot(cutoff)
     if model is None or isinstance(model, Mapping):
         # the proportional-hazards check is not part of a back-test's result: skip its Cox refit
         model = ChurnModel(**{"ph_test": False, **(model or {})})
-    gaps = survival_data(past, cutoff)
-    model.fit(past, cutoff, gaps=gaps)
+    # survival_data and the fit use only rows up to the cut-off, exactly as on clinic.snapshot(cutoff)
+    # (tested), so the full data is passed and no snapshot copied
+    gaps = survival_data(clinic, cutoff)
+    model.fit(clinic, cutoff, gaps=gaps)
     state = model.current_
     p_cox = model.predict_probability(horizon, state).to_numpy()
-    # observe the next `horizon` days in the full data
+    # observe the next `horizon` days in the full data: each patient's first visit day after the cut-off
     v = clinic.visits
-    vday = _days(v["visit_date"])
-    c_day = _days([cutoff])[0]
+    vday = day_numbers(v["visit_date"])
+    c_day = day_numbers([cutoff])[0]
     after = vday > c_day
-    nxt = pd.Series(vday[after], index=v["patient_id"].astype(str).to_numpy()[after]).groupby(level=0).min()
-    days_to = (nxt.reindex(state.index.astype(str)).to_numpy(dtype=np.float64) - c_day)
+    who = id_positions(v["patient_id"], state.index, after)
+    seen = who >= 0
+    first_after = np.full(len(state), np.inf)
+    np.minimum.at(first_after, who[seen], vday[after][seen].astype(np.float64))
+    days_to = np.where(np.isfinite(first_after), first_after - c_day, np.nan)
     returned = np.isfinite(days_to) & (days_to <= horizon)
     t_obs = np.where(returned, days_to, horizon)
     elapsed = state["elapsed_days"].to_numpy(dtype=np.float64)

@@ -52,9 +52,7 @@ class Design:
                                    "crm_analysis.churn.survival_data")
         out = np.zeros((len(data), len(self.levels)), dtype=np.int16)
         for j, (cov, levs) in enumerate(self.levels.items()):
-            values = data[cov].astype("object").to_numpy()
-            code = pd.Index(levs).get_indexer(values)
-            out[:, j] = np.where(code < 0, 0, code)
+            out[:, j] = _level_codes(data[cov], levs)
         return out
 
     def matrix(self, data: pd.DataFrame, codes: np.ndarray | None = None) -> pd.DataFrame:
@@ -118,12 +116,39 @@ def learn_design(gaps: pd.DataFrame, spec: Mapping[str, Sequence[str]], min_even
         if cov not in gaps.columns:
             raise CrmAnalysisError(f"unknown covariate {cov!r}; choose from the columns of survival_data: "
                                    f"{', '.join(map(str, gaps.columns))}")
-        values = gaps[cov].astype("object")
-        counts = values.value_counts()
-        events = values[event].value_counts()
-        present = [lev for lev in preferred if lev in counts.index]
-        ref = present[0] if present else (str(counts.index[0]) if len(counts) else "")
-        others = [lev for lev in present[1:]] + sorted(str(v) for v in counts.index if v not in preferred)
+        counts, events = _level_counts(gaps[cov], event)
+        present = [lev for lev in preferred if lev in counts]
+        if present:
+            ref = present[0]
+        else:  # the most common level, ties broken as pandas' value_counts does
+            common = gaps[cov].astype("object").value_counts()
+            ref = str(common.index[0]) if len(common) else ""
+        others = [lev for lev in present[1:]] + sorted(str(v) for v in counts if v not in preferred)
         others = [lev for lev in others if lev != ref and events.get(lev, 0) >= min_events]
         levels[cov] = (ref, *others)
     return Design(levels)
+
+
+def _level_counts(values: pd.Series, event: np.ndarray) -> tuple[dict, dict]:
+    """Rows and events per level present (missing values left out), counted on categorical codes when possible."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        ok = codes >= 0
+        k = len(values.cat.categories)
+        n = np.bincount(codes[ok], minlength=k)
+        n_ev = np.bincount(codes[ok & event], minlength=k)
+        cats = values.cat.categories
+        return ({cats[i]: int(n[i]) for i in np.flatnonzero(n)}, {cats[i]: int(n_ev[i]) for i in np.flatnonzero(n_ev)})
+    values = values.astype("object")
+    return values.value_counts().to_dict(), values[event].value_counts().to_dict()
+
+
+def _level_codes(values: pd.Series, levels: Sequence[str]) -> np.ndarray:
+    """Position of each value in `levels`; missing and unknown values give 0 (the reference)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        # look up the few categories, not every row
+        lookup = np.append(pd.Index(levels).get_indexer(values.cat.categories.astype("object")), -1)
+        code = lookup[values.cat.codes.to_numpy()]
+    else:
+        code = pd.Index(levels).get_indexer(values.astype("object").to_numpy())
+    return np.where(code < 0, 0, code)

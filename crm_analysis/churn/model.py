@@ -38,6 +38,7 @@ safer for real data with patient-level dependence between gaps, but slower.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from html import escape
 from typing import Mapping, Sequence
@@ -183,7 +184,7 @@ class ChurnModel:
         fit_gaps = _sample(usable, self.max_gaps, rng)
         self.n_fit_gaps_ = len(fit_gaps)
         self.design_ = learn_design(fit_gaps, self.covariates, self.min_events)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _one_blas_thread():
             warnings.simplefilter("ignore")
             cox = CoxPHFitter(penalizer=self.penalizer)
             if self.robust:
@@ -369,7 +370,7 @@ class ChurnModel:
         h_e = H0[np.minimum(e, last)]
         out = {"elapsed_days": e}
         for h in horizons:
-            out[f"p_return_{int(h)}d"] = 1 - np.exp(-(H0[np.minimum(e + int(h), last)] - h_e) * ph)
+            out[f"p_return_{int(h)}d"] = self._p_return(e, ph, h)
         out["p_return_ever"] = 1 - np.exp(-np.clip(H0[self.max_day_] - h_e, 0, None) * ph)
         out["expected_days"] = self._restricted_mean(e, ph)
         target = h_e + np.log(2) / ph
@@ -397,7 +398,17 @@ class ChurnModel:
         Series
             Indexed by ``patient_id``, named ``p_return_<horizon>d``.
         """
-        return self.predict_return(state, horizons=(horizon,))[f"p_return_{int(horizon)}d"]
+        self._check_fitted()
+        state = self.current_ if state is None else state
+        e = np.clip(state["elapsed_days"].to_numpy(dtype=np.int64), 0, None)
+        ph = np.exp(self._log_partial_hazard(state))
+        # only this column: the rest of predict_return (restricted means, medians) is the costly part
+        return pd.Series(self._p_return(e, ph, horizon), index=state.index, name=f"p_return_{int(horizon)}d")
+
+    def _p_return(self, e: np.ndarray, ph: np.ndarray, horizon: int) -> np.ndarray:
+        """1 − S(e + h | x) / S(e | x) from the baseline on the day grid."""
+        H0, last = self._H0, len(self._H0) - 1
+        return 1 - np.exp(-(H0[np.minimum(e + int(horizon), last)] - H0[np.minimum(e, last)]) * ph)
 
     def predict_weibull_return(self, state: pd.DataFrame | None = None, horizon: int = 180) -> pd.Series:
         """The Weibull AFT alternative's P(return within `horizon` | elapsed), computed in closed form.
@@ -437,14 +448,20 @@ class ChurnModel:
         cum = (((e + horizon) / lam) ** rho) - ((e / lam) ** rho)
         return pd.Series(1 - np.exp(-cum), index=state.index, name=f"p_return_{int(horizon)}d")
 
-    def _restricted_mean(self, e: np.ndarray, ph: np.ndarray, chunk: int = 20_000) -> np.ndarray:
+    def _restricted_mean(self, e: np.ndarray, ph: np.ndarray, chunk: int = 2_048) -> np.ndarray:
+        """Σ_{k<R} S(e + k | x) / S(e | x): rows of a sliding window over H0 (padded with its last value)."""
         R, H0, last = self.restricted_days, self._H0, len(self._H0) - 1
-        steps = np.arange(R)
+        windows = np.lib.stride_tricks.sliding_window_view(np.concatenate([H0, np.full(R, H0[last])]), R)
+        start = np.minimum(e, last)
         out = np.empty(len(e))
-        for lo in range(0, len(e), chunk):
-            ee, pp = e[lo: lo + chunk], ph[lo: lo + chunk]
-            idx = np.minimum(ee[:, None] + steps[None, :], last)
-            out[lo: lo + chunk] = np.exp(-(H0[idx] - H0[np.minimum(ee, last)][:, None]) * pp[:, None]).sum(axis=1)
+        for lo in range(0, len(e), chunk):  # chunks of a few MB stay in cache; operations in place
+            s = start[lo: lo + chunk]
+            d = windows[s]
+            d -= H0[s][:, None]
+            np.negative(d, out=d)
+            d *= ph[lo: lo + chunk, None]
+            np.exp(d, out=d)
+            out[lo: lo + chunk] = d.sum(axis=1)
         return out
 
     def _model_usual_interval(self, ph: np.ndarray) -> np.ndarray:
@@ -514,6 +531,20 @@ class ChurnModel:
             return f"<p>{escape(repr(self))}</p>"
         return (f"<h4>{escape(repr(self))}</h4><p>Cox concordance {self.cox_.concordance_index_:.3f}</p>"
                 + self.summary.round(3).to_html(index=False))
+
+
+def _one_blas_thread():
+    """BLAS on one thread while lifelines fits (a no-op without ``threadpoolctl``).
+
+    lifelines' Efron step and Weibull likelihood make thousands of small matrix products; threaded
+    OpenBLAS hands each between threads, which on a busy 2-core machine costs several times the CPU
+    and wall time of one thread (estimates agree to ~1e-12).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _check_gaps_at(gaps: pd.DataFrame, as_of: pd.Timestamp) -> None:

@@ -287,12 +287,16 @@ def _completed_years(birth_day: np.ndarray, day: np.ndarray) -> np.ndarray:
 
 
 def _prior_no_shows(clinic, pid_uniques, g_code, g_day, end_day) -> np.ndarray:
-    """No-shows of the patient scheduled on or before each gap's start day (and on or before as_of)."""
+    """No-shows of the patient scheduled on or before each gap's start day, as known on as_of."""
     out = np.zeros(len(g_code), dtype=np.int64)
     if not clinic.has("appointments"):
         return out
     appts = clinic.appointments
     ns = (appts["status"] == "no_show").to_numpy(dtype=bool, na_value=False)
+    # as on a snapshot at as_of: a booking made later, or one cancelled later, was no no-show then
+    for col in ("booked_at", "cancelled_at"):
+        if col in appts.columns:
+            ns &= ~(_days(appts[col]) > end_day)
     if not ns.any():
         return out
     sday = _days(appts["scheduled_at"].to_numpy()[ns])

@@ -42,7 +42,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from crm_analysis.exceptions import InsufficientDataError
-from crm_analysis.features import _arrow, _days, _id_codes, patient_features
+from crm_analysis.features import day_numbers, id_positions, patient_features
 from crm_analysis.sufficiency import require
 
 __all__ = ["CLVModel", "ClvBacktest", "clv_backtest", "visit_spend_multipliers"]
@@ -135,17 +135,16 @@ def visit_spend_multipliers(clinic, as_of) -> pd.DataFrame:
 def _model_data(clinic, as_of, unit_days):
     f = patient_features(clinic, as_of)
     vs = visit_spend_multipliers(clinic, as_of)
-    ids = _arrow(pd.Series(f.index))
-    code = _id_codes(vs["patient_id"], ids)
+    code = id_positions(vs["patient_id"], f.index)
     good = code >= 0
     n = len(f)
     n_z = np.bincount(code[good], minlength=n)
     sum_z = np.bincount(code[good], weights=vs["z"].to_numpy()[good], minlength=n)
     sum_base = np.bincount(code[good], weights=vs["base"].to_numpy()[good], minlength=n)
     freq = f["frequency"].to_numpy()
-    end = _days([pd.Timestamp(as_of)])[0]
-    first = _days(f["first_visit_date"])
-    last = np.where(f["last_visit_date"].isna(), first, _days(f["last_visit_date"].fillna(pd.Timestamp(0))))
+    end = day_numbers([pd.Timestamp(as_of)])[0]
+    first = day_numbers(f["first_visit_date"])
+    last = np.where(f["last_visit_date"].isna(), first, day_numbers(f["last_visit_date"].fillna(pd.Timestamp(0))))
     d = pd.DataFrame({
         "x": np.maximum(freq - 1, 0).astype("float64"),
         "t_x": (last - first) / unit_days,
@@ -411,7 +410,7 @@ def clv_backtest(clinic, cutoff, horizon_days: int = 365, model: CLVModel | None
     v = clinic.tables["visits"]
     win = ((v["visit_date"] > cutoff) & (v["visit_date"] <= end)).to_numpy()
     total = (v["charge_insured"].fillna(0) + v["charge_self_pay"].fillna(0)).to_numpy()[win]
-    code = _id_codes(v["patient_id"], _arrow(pd.Series(pred.index)), win)
+    code = id_positions(v["patient_id"], pred.index, win)
     ok = code >= 0
     actual = np.bincount(code[ok], weights=total[ok], minlength=len(pred))
     df = pd.DataFrame({"predicted": pred.to_numpy(), "naive": naive.to_numpy(), "actual": actual}, index=pred.index)

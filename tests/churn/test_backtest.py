@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from crm_analysis.churn import backtest
+from crm_analysis.churn import ChurnModel, backtest
 from crm_analysis.exceptions import CrmAnalysisError
 
 CUTOFF = "2026-04-30"
@@ -42,6 +44,23 @@ def test_calibration_and_brier(result):
 def test_fitted_on_the_cut_off_only(result):
     assert result.model.as_of_.strftime("%Y-%m-%d") == CUTOFF
     assert result.model.current_["start_date"].max().strftime("%Y-%m-%d") <= CUTOFF
+
+
+def test_same_model_as_on_the_cut_off_snapshot(result, churn_clinic):
+    """The back-test fits on the full data cut at the cut-off; a fit on the snapshot gives the same model."""
+    snap = churn_clinic.snapshot(CUTOFF)
+    on_snap = ChurnModel(ph_test=False, weibull_max_gaps=4_000).fit(snap, CUTOFF)
+    pd.testing.assert_frame_equal(result.model.summary, on_snap.summary)
+    pd.testing.assert_series_equal(result.model.predict_probability(HORIZON),
+                                   on_snap.predict_probability(HORIZON))
+
+
+def test_observed_returns_by_hand(result, churn_clinic):
+    v = churn_clinic.visits
+    cut = pd.Timestamp(CUTOFF)
+    window = v[(v["visit_date"] > cut) & (v["visit_date"] <= cut + pd.Timedelta(days=HORIZON))]
+    returned = result.model.current_.index.isin(window["patient_id"].unique())
+    np.testing.assert_allclose(result.observed_rate, returned.mean())
 
 
 def test_horizon_beyond_the_data_is_a_clear_error(churn_clinic):

@@ -93,6 +93,20 @@ def test_prediction_properties(churn_model):
     assert np.all(np.diff(churn_model.predict_probability(180, one).to_numpy()) < 0)
 
 
+def test_predict_probability_is_predict_returns_column(churn_model):
+    state = churn_model.current_.iloc[::7]
+    full = churn_model.predict_return(state, horizons=(45,))["p_return_45d"]
+    pd.testing.assert_series_equal(churn_model.predict_probability(45, state), full)
+
+
+def test_design_codes_same_for_categorical_and_text_columns(churn_model, churn_gaps):
+    design = churn_model.design_
+    sample = churn_gaps.iloc[::11]
+    as_text = sample.astype({c: "object" for c in design.levels})
+    np.testing.assert_array_equal(design.codes(sample), design.codes(as_text))
+    pd.testing.assert_frame_equal(design.compress(sample), design.compress(as_text))
+
+
 def test_summary_checks_and_comparison(churn_model):
     s = churn_model.summary
     assert {"term", "hazard_ratio", "lower", "upper", "p"} <= set(s.columns)

@@ -98,6 +98,18 @@ def test_same_as_on_a_snapshot_no_look_ahead(churn_clinic):
     assert (direct["start_date"] + pd.to_timedelta(direct["duration"], unit="D")).max() == pd.Timestamp(cutoff)
 
 
+def test_no_shows_unknown_on_as_of_are_not_counted():
+    """A no-show booked, or cancelled, after as_of was no no-show then (as on a snapshot)."""
+    clinic = _tiny()
+    appts = clinic.appointments.assign(booked_at=pd.to_datetime(["2025-06-01", "2025-10-05"]))
+    late_booked = ClinicData({**clinic.tables, "appointments": appts})
+    appts = clinic.appointments.assign(cancelled_at=pd.to_datetime([None, "2025-10-05"]))
+    late_cancelled = ClinicData({**clinic.tables, "appointments": appts})
+    for c in (late_booked, late_cancelled):
+        gaps = survival_data(c, "2025-09-30")
+        assert gaps.loc[gaps["patient_id"] == "P1", "prior_no_shows"].tolist() == [1, 1, 1]
+
+
 def test_gaps_match_the_generator_truth_counts(demo_synth, churn_gaps):
     visits = demo_synth.tables["visits"]
     days = visits.drop_duplicates(["patient_id", "visit_date"])
