@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import phonenumbers
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from crm_analysis.coercion import TEXT
 
-__all__ = ["normalise_phone", "normalise_phones", "is_mobile"]
+__all__ = ["normalise_phone", "normalise_phones", "is_mobile", "are_mobile"]
 
 _NON_DIGIT = re.compile(r"[^0-9+]")
 
@@ -71,10 +72,67 @@ def is_mobile(canonical: str) -> bool:
         PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
 
+_KR = phonenumbers.PhoneMetadata.metadata_for_region("KR")
+
 # libphonenumber's own pattern for Korean mobile numbers (national significant
 # number, without the trunk 0). Numbers written as plain Korean mobiles are
 # checked and formatted with it column-wise; everything else is parsed one by one.
-_KR_MOBILE = phonenumbers.PhoneMetadata.metadata_for_region("KR").mobile.national_number_pattern
+_KR_MOBILE = _KR.mobile.national_number_pattern
+
+# The kinds libphonenumber's ``number_type`` tries, in its order, before fixed line and mobile.
+_KINDS_BEFORE_MOBILE = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
+                        "voicemail")
+# A Korean number in national format: trunk 0, then digits and single hyphens. Numbers starting 00
+# (international prefix) or 08 (carrier codes) parse differently and are left to libphonenumber.
+_KR_NATIONAL = r"0[1-79](?:-?[0-9])*"
+
+
+def _matches_desc(national: pd.Series, desc: phonenumbers.PhoneNumberDesc | None) -> np.ndarray:
+    """libphonenumber's ``_is_number_matching_desc``, for a column of national significant numbers."""
+    if desc is None or not desc.national_number_pattern:
+        return np.zeros(len(national), dtype=bool)
+    found = national.str.fullmatch(desc.national_number_pattern).fillna(False).to_numpy(dtype=bool)
+    if desc.possible_length:
+        found &= national.str.len().isin(desc.possible_length).fillna(False).to_numpy(dtype=bool)
+    return found
+
+
+def are_mobile(canonical: pd.Series) -> pd.Series:
+    """:func:`is_mobile` for a column of normalised numbers (missing values are not mobile).
+
+    Korean numbers in national format are typed column-wise with libphonenumber's
+    own metadata, in the order its ``number_type`` uses (general pattern,
+    then premium rate, toll free, ... and last mobile); any other value is
+    passed to :func:`is_mobile` once per distinct value. Both give the same
+    answer (``tests/test_phones.py`` checks it).
+
+    Parameters
+    ----------
+    canonical : pandas.Series
+        Numbers as :func:`normalise_phones` writes them.
+
+    Returns
+    -------
+    pandas.Series
+        Booleans, on the index of `canonical`.
+    """
+    text = canonical.astype(TEXT)
+    national = text.str.replace("-", "", regex=False).str.slice(1)  # parsing strips the trunk 0
+    general = _KR.general_desc
+    typed = (text.str.fullmatch(_KR_NATIONAL).fillna(False).to_numpy(dtype=bool)
+             & _matches_desc(national, general)
+             & ~national.str.len().isin(general.possible_length_local_only).fillna(False).to_numpy(dtype=bool))
+    mobile = _matches_desc(national, _KR.mobile)
+    if _KR.same_mobile_and_fixed_line_pattern:
+        mobile |= _matches_desc(national, _KR.fixed_line)
+    for kind in _KINDS_BEFORE_MOBILE:
+        mobile &= ~_matches_desc(national, getattr(_KR, kind))
+    result = typed & mobile
+    rest = text.notna().to_numpy(dtype=bool) & ~typed
+    if rest.any():
+        lookup = {number: is_mobile(number) for number in pd.unique(text[rest])}
+        result[rest] = text[rest].map(lookup).to_numpy(dtype=bool)
+    return pd.Series(result, index=canonical.index, dtype=bool)
 
 
 def normalise_phones(values: pd.Series) -> tuple[pd.Series, pd.Index]:

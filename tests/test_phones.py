@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm_analysis.phones import is_mobile, normalise_phone, normalise_phones
+from crm_analysis.phones import are_mobile, is_mobile, normalise_phone, normalise_phones
 
 
 @pytest.mark.parametrize("spelling", ["010-1234-5678", "01012345678", "+82 10-1234-5678", "+821012345678",
@@ -39,3 +39,25 @@ def test_column_fast_path_agrees_with_libphonenumber(spellings):
     expected = [normalise_phone(s) for s in spellings]
     assert [None if pd.isna(v) else v for v in normalised] == expected
     assert list(invalid) == [i for i, e in enumerate(expected) if e is None]
+
+
+def test_are_mobile_on_a_column():
+    values = pd.Series(["010-1234-5678", "02-123-4567", "+1 415-555-2671", None, "011-234-5678", "1588-1234",
+                        "050-1234-5678", "070-1234-5678"], index=range(10, 18), dtype="string[pyarrow]")
+    assert are_mobile(values).tolist() == [True, False, False, False, True, False, False, False]
+    assert list(are_mobile(values).index) == list(values.index)
+
+
+korean_national = st.builds(lambda prefix, body: prefix + body,
+                            st.sampled_from(["010", "011", "016", "019", "02", "031", "051", "064", "050", "060",
+                                             "070", "080", "15", "16", "18", "30", "+82", "+1", "+44", "+8210"]),
+                            st.text("0123456789", min_size=3, max_size=10))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(korean_national, min_size=1, max_size=30))
+def test_are_mobile_agrees_with_libphonenumber(spellings):
+    """The column-wise typing from libphonenumber's metadata gives what parsing each number gives."""
+    canonical = pd.Series([normalise_phone(s) for s in spellings], dtype="string[pyarrow]")
+    expected = [False if pd.isna(number) else is_mobile(number) for number in canonical]
+    assert are_mobile(canonical).tolist() == expected

@@ -8,12 +8,17 @@ second. A file that is neither is reported with the first bad byte.
 
 from __future__ import annotations
 
+import codecs
+import csv
 import gzip
 import io
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from crm_analysis.coercion import TEXT
 from crm_analysis.exceptions import DataValidationError, Problem, SourceError
@@ -105,12 +110,86 @@ def read_text_table(path: Path, *, encoding: str = "auto", table: str | None = N
     header = text.split("\n", 1)[0]
     sep = "\t" if path.suffix == ".tsv" or header.count("\t") > max(header.count(","), header.count(";")) else (
         ";" if header.count(";") > header.count(",") else ",")
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=TEXT, keep_default_na=False,
-                            na_values=[""], skipinitialspace=False)
-    except pd.errors.ParserError as err:
-        raise DataValidationError([Problem(name, None, f"the file {path.name} is not a readable table: {err}",
-                                           check="unparseable_file")]) from None
+    codec = codecs.lookup(encoding).name
+    if codec in ("utf-8", "utf-8-sig"):  # already UTF-8: no second encoding
+        raw = data[len(codecs.BOM_UTF8):] if codec == "utf-8-sig" and data.startswith(codecs.BOM_UTF8) else data
+    else:
+        raw = text.encode("utf-8")
+    frame = _parse_with_arrow(raw, text, sep)
+    if frame is None:
+        frame = _parse_with_pandas(text, sep, name, path)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame.index = pd.RangeIndex(1, len(frame) + 1)
     return frame, encoding
+
+
+def _parse_with_pandas(text: str, sep: str, name: str, path: Path) -> pd.DataFrame:
+    """The reference reader: every value as text, only blanks missing; ragged rows are padded or refused."""
+    try:
+        return pd.read_csv(io.StringIO(text), sep=sep, dtype=TEXT, keep_default_na=False,
+                           na_values=[""], skipinitialspace=False)
+    except pd.errors.ParserError as err:
+        raise DataValidationError([Problem(name, None, f"the file {path.name} is not a readable table: {err}",
+                                           check="unparseable_file")]) from None
+
+
+def _same_for_both_readers(data: bytes, sep: str) -> bool:
+    """False if `data` holds a NUL byte, a lone carriage return, or a line starting with a blank (other than `sep`)."""
+    if b"\x00" in data or (b"\r" in data and data.count(b"\r") != data.count(b"\r\n")):
+        return False
+    byte = np.frombuffer(data, dtype=np.uint8)
+    first = byte[np.concatenate([[0], np.flatnonzero(byte[:-1] == ord("\n")) + 1])] if len(byte) else byte
+    blank = (first == ord(" ")) | ((first == ord("\t")) & (sep != "\t"))
+    return not blank.any()
+
+
+def _parse_with_arrow(data: bytes, text: str, sep: str) -> pd.DataFrame | None:
+    """The same table as :func:`_parse_with_pandas`, read by pyarrow's CSV reader (several times faster).
+
+    Parameters
+    ----------
+    data : bytes
+        `text` encoded as UTF-8 (pyarrow reads UTF-8 only).
+    text : str
+        The decoded file, for its header.
+    sep : str
+        The delimiter.
+
+    Returns
+    -------
+    DataFrame or None
+        None wherever the two readers could differ, so that pandas decides:
+        rows with too few or too many fields, blank or repeated column names
+        (pandas renames them), lines of blanks or starting with one (pandas
+        skips blank-only lines), a carriage return not followed by a line
+        feed, a NUL byte (pandas ends the value there), a quoted value left
+        open at the end of the file (pandas refuses it), or any other file
+        pyarrow refuses.
+    """
+    if not _same_for_both_readers(data, sep):
+        return None
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=sep))
+    except (StopIteration, csv.Error):
+        return None
+    if not header or len(set(header)) < len(header) or any(not n for n in header):
+        return None
+    # A last row of markers: it is read as a row of its own only if the file does not end inside quotes.
+    marker = "\x01end\x01"
+    closing = ("\n" + sep.join([marker] * len(header)) + "\n").encode("utf-8")
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data + closing),
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=max(1 << 20, min(len(data) + 1024, 1 << 26))),
+            parse_options=pacsv.ParseOptions(delimiter=sep, quote_char='"', double_quote=True, escape_char=False,
+                                             newlines_in_values=True, ignore_empty_lines=True),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in header}, null_values=[""],
+                                                 strings_can_be_null=True, quoted_strings_can_be_null=True))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if table.column_names != header or any(t != pa.string() for t in table.schema.types) or not table.num_rows:
+        return None
+    last = table.slice(table.num_rows - 1)
+    if any(column.to_pylist() != [marker] for column in last.columns):
+        return None
+    return table.slice(0, table.num_rows - 1).to_pandas(types_mapper={pa.string(): TEXT}.get)

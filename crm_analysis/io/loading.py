@@ -12,7 +12,7 @@ from crm_analysis.contract import TABLES
 from crm_analysis.exceptions import DataValidationError, Problem, SourceError
 from crm_analysis.io.mapping import Mapping, attended_visits, default_raw_tables, mapped_raw_tables, read_mapping
 from crm_analysis.io.sources import DatabaseSource, Source, open_source
-from crm_analysis.phones import is_mobile, normalise_phones
+from crm_analysis.phones import are_mobile, normalise_phones
 from crm_analysis.findings import RowIssue, ValidationReport
 from crm_analysis.validation import conform_table, validate_tables
 
@@ -173,9 +173,7 @@ def _normalise_phone_column(typed: dict[str, pd.DataFrame], report: ValidationRe
                          "(these patients cannot be reached by SMS or KakaoTalk)",
                          invalid, tuple(patients.loc[invalid[:5], "phone"].tolist()))
         report.repairs.append(issue.to_problem())
-    uniques = pd.unique(normalised.dropna())
-    mobiles = [number for number in uniques if is_mobile(number)]
-    not_mobile = normalised.notna() & ~normalised.isin(mobiles)
+    not_mobile = normalised.notna() & ~are_mobile(normalised)
     if not_mobile.any():
         report.warnings.append(RowIssue("patients", "phone", "not_mobile",
                                         "numbers that are not Korean mobile numbers (landlines or foreign numbers "
