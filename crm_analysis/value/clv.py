@@ -50,24 +50,55 @@ __all__ = ["CLVModel", "ClvBacktest", "clv_backtest", "visit_spend_multipliers"]
 
 # ----------------------------------------------------------------------------- likelihoods
 
-def _bgnbd_loglik(params, x, tx, T):
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values and each element's position among them."""
+    return np.unique(values, return_inverse=True)
+
+
+class _BgnbdData:
+    """x, t_x, T as distinct values plus positions: a few hundred each among thousands of patients."""
+
+    def __init__(self, x, tx, T):
+        (self.ux, self.ix), (self.utx, self.itx), (self.uT, self.iT) = _distinct(x), _distinct(tx), _distinct(T)
+        self.repeat = (self.ux > 0)[self.ix]
+
+
+def _bgnbd_loglik(params, data: _BgnbdData) -> np.ndarray:
+    """BG/NBD log-likelihood per patient (Fader, Hardie & Lee 2005, eq. 6).
+
+    Every term is computed once per distinct x, t_x or T and taken per patient, in the order of
+    operations of the per-patient formula, so each patient's value is exactly that formula's.
+    """
     r, alpha, a, b = params
     lg = special.gammaln
-    a1 = lg(r + x) - lg(r) + r * np.log(alpha)
-    a2 = lg(a + b) + lg(b + x) - lg(b) - lg(a + b + x)
-    a3 = -(r + x) * np.log(alpha + T)
+    ux, d = data.ux, data
+    a12 = (lg(r + ux) - lg(r) + r * np.log(alpha)) + (lg(a + b) + lg(b + ux) - lg(b) - lg(a + b + ux))
+    rx = r + ux
+    a3 = (-rx)[d.ix] * np.log(alpha + d.uT)[d.iT]
     with np.errstate(divide="ignore", invalid="ignore"):
-        a4 = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + tx),
-                      -np.inf)
-    return a1 + a2 + np.logaddexp(a3, a4)
+        head = np.log(a) - np.log(np.maximum(b + ux - 1, 1e-300))
+        a4 = np.where(d.repeat, head[d.ix] - rx[d.ix] * np.log(alpha + d.utx)[d.itx], -np.inf)
+    return a12[d.ix] + np.logaddexp(a3, a4)
 
 
-def _gg_loglik(params, n, zbar):
+class _GammaGammaData:
+    """Visits per patient as distinct counts plus positions; log(z̄) and n·z̄ once."""
+
+    def __init__(self, n, zbar):
+        self.un, self.i_n = _distinct(n)
+        self.log_zbar = np.log(zbar)
+        self.n_zbar = n * zbar
+
+
+def _gg_loglik(params, data: _GammaGammaData) -> np.ndarray:
+    """Gamma-Gamma log-likelihood of the mean spend multiplier per patient, term order as per patient."""
     p, q, gamma = params
     lg = special.gammaln
-    px = p * n
-    return (lg(px + q) - lg(px) - lg(q) + q * np.log(gamma) + (px - 1) * np.log(zbar)
-            + px * np.log(n) - (px + q) * np.log(gamma + n * zbar))
+    pn = p * data.un
+    head = lg(pn + q) - lg(pn) - lg(q) + q * np.log(gamma)
+    i = data.i_n
+    return (head[i] + (pn - 1)[i] * data.log_zbar + (pn * np.log(data.un))[i]
+            - (pn + q)[i] * np.log(gamma + data.n_zbar))
 
 
 def _fit_ml(loglik, start, args):
@@ -121,9 +152,10 @@ def visit_spend_multipliers(clinic, as_of) -> pd.DataFrame:
                                 "charge_insured", "charge_self_pay"]]
     total = v["charge_insured"].fillna(0).to_numpy() + v["charge_self_pay"].fillna(0).to_numpy()
     care = np.maximum(v["inpatient_days"].fillna(0).to_numpy(dtype="float64"), 1.0)
-    group = pd.MultiIndex.from_arrays([v["department"].astype("object").fillna("?"),
-                                       v["visit_type"].astype("object").fillna("?")])
-    codes, _ = pd.factorize(group)
+    # (department, visit type) groups from per-column codes: a MultiIndex of Python tuples is slow
+    dept, _ = pd.factorize(v["department"].astype("object").fillna("?"))
+    kind, kinds = pd.factorize(v["visit_type"].astype("object").fillna("?"))
+    codes, _ = pd.factorize(dept.astype(np.int64) * max(len(kinds), 1) + kind)
     per_day = np.bincount(codes, weights=total, minlength=codes.max() + 1) / \
         np.bincount(codes, weights=care, minlength=codes.max() + 1)
     base = per_day[codes] * care
@@ -205,11 +237,11 @@ class CLVModel:
                                                f"{self.as_of_:%Y-%m-%d}; the data has {len(d)}.",
                                         f"생애가치: {self.as_of_:%Y-%m-%d}까지 등록 환자가 20명 이상 필요한데 "
                                         f"{len(d)}명뿐입니다.")
-        args = (d["x"].to_numpy(), d["t_x"].to_numpy(), d["T"].to_numpy())
-        bg, bg_cov, bg_ll, bg_ok = _fit_ml(_bgnbd_loglik, [0.5, 1.0, 1.0, 3.0], args)
+        visits = _BgnbdData(d["x"].to_numpy(), d["t_x"].to_numpy(), d["T"].to_numpy())
+        bg, bg_cov, bg_ll, bg_ok = _fit_ml(_bgnbd_loglik, [0.5, 1.0, 1.0, 3.0], (visits,))
         spend = d[d["n_z"] > 0]
-        gg, gg_cov, gg_ll, gg_ok = _fit_ml(_gg_loglik, [2.0, 3.0, 1.0],
-                                           (spend["n_z"].to_numpy(dtype="float64"), spend["z_mean"].to_numpy()))
+        spend = _GammaGammaData(spend["n_z"].to_numpy(dtype="float64"), spend["z_mean"].to_numpy())
+        gg, gg_cov, gg_ll, gg_ok = _fit_ml(_gg_loglik, [2.0, 3.0, 1.0], (spend,))
         self.data_ = d
         self.params_ = dict(zip(("r", "alpha", "a", "b", "p", "q", "gamma"), [*bg, *gg]))
         self.converged_ = bg_ok and gg_ok

@@ -96,3 +96,32 @@ def test_fit_needs_as_of_and_predict_needs_fit(demo):
         CLVModel().fit(demo, None)
     with pytest.raises(RuntimeError, match="call fit"):
         CLVModel().predict_value()
+
+
+def test_likelihoods_per_distinct_value_equal_the_per_patient_formulas():
+    """The fit evaluates each term once per distinct x, t_x, T (or visit count); every patient's value
+    must still be exactly the textbook per-patient formula, so the optimiser takes the same path."""
+    from scipy import special
+
+    from crm_analysis.value.clv import _BgnbdData, _bgnbd_loglik, _GammaGammaData, _gg_loglik
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 30, 3_000).astype(float)
+    T = rng.integers(1, 500, 3_000) / 7.0
+    tx = np.where(x > 0, np.floor(rng.random(3_000) * T * 7) / 7.0, 0.0)
+    r, alpha, a, b = 0.7, 3.2, 0.4, 2.5
+    lg = special.gammaln
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a4 = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + tx), -np.inf)
+    a1 = lg(r + x) - lg(r) + r * np.log(alpha)
+    a2 = lg(a + b) + lg(b + x) - lg(b) - lg(a + b + x)
+    direct = a1 + a2 + np.logaddexp(-(r + x) * np.log(alpha + T), a4)
+    assert np.array_equal(_bgnbd_loglik((r, alpha, a, b), _BgnbdData(x, tx, T)), direct)
+
+    n = rng.integers(1, 40, 3_000).astype(float)
+    zbar = rng.gamma(2.0, 0.5, 3_000)
+    p, q, gamma = 2.1, 3.3, 1.2
+    px = p * n
+    direct = (lg(px + q) - lg(px) - lg(q) + q * np.log(gamma) + (px - 1) * np.log(zbar) + px * np.log(n)
+              - (px + q) * np.log(gamma + n * zbar))
+    assert np.array_equal(_gg_loglik((p, q, gamma), _GammaGammaData(n, zbar)), direct)
