@@ -60,15 +60,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("give --source (one clinic) or --clinics network.yaml (several)")
     if args.executor != "local" or args.scheduler:
         raise ValueError("--executor dask and --scheduler spread a network's branches: use them with --clinics")
-    from crm_analysis.pipeline import plan_month, run_month
+    from crm_analysis.monthly.run import plan_month, run_month
 
     if args.dry_run:
         print("\n".join(plan_month(args.month, args.source, mapping=args.mapping, lang=args.lang, out=args.out,
-                                   outreach_dir=args.outreach_dir, pdf=args.pdf, notebook_dir=args.notebook_dir)))
+                                   outreach_dir=args.outreach_dir, pdf=args.pdf, notebook_dir=args.notebook_dir,
+                                   rules=args.rules)))
         return EXIT_OK
     result = run_month(args.month, args.source, mapping=args.mapping, lang=args.lang, out=args.out,
                        outreach_dir=args.outreach_dir, min_count=args.min_count, pdf=args.pdf,
-                       notebook_dir=args.notebook_dir, analysis_hooks=args.analysis_hooks)
+                       notebook_dir=args.notebook_dir, analysis_hooks=args.analysis_hooks, rules=args.rules)
     print(f"{args.month}: report, kpis.json and {len(result.notebooks)} notebook(s) in {result.out_dir}; "
           f"{len(result.outreach_files)} outreach file(s) in {result.outreach_dir}")
     if result.skipped:
@@ -80,7 +81,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _run_network(args: argparse.Namespace) -> int:
     from crm_analysis.network import read_network_config
-    from crm_analysis.pipeline import plan_month
+    from crm_analysis.monthly.run import plan_month
 
     if args.clinics and args.source:
         raise ValueError("give either --source (one clinic) or --clinics (a network config), not both")
@@ -164,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="suppress counts below this in report tables (default 5: counts 1-4 are hidden)")
     run.add_argument("--no-pdf", dest="pdf", action="store_false", help="skip report.pdf")
     run.add_argument("--no-hooks", dest="analysis_hooks", action="store_false",
-                     help="skip the analysis modules' KPI sections and outreach lists (core KPIs only)")
+                     help="skip the analyses' models, KPI sections and outreach lists (core KPIs only)")
+    run.add_argument("--rules", default=None, metavar="DIR",
+                     help="your own rule files (segments.yaml, vip.yaml, loyalty.yaml, churn.yaml, campaigns.yaml, "
+                          "reminders.yaml; any subset): applied to the report and the lists, recorded in the manifest")
     run.add_argument("--notebook-dir", dest="notebook_dir", default=None,
                      help="folder of the notebooks to run (default: the project's notebooks/)")
     run.add_argument("--dry-run", action="store_true", help="list what would run, and stop")

@@ -15,6 +15,7 @@ from typing import Mapping
 
 import pandas as pd
 
+from crm_analysis.coercion import isin
 from crm_analysis.contract import CHANNELS, TABLES
 from crm_analysis.exceptions import MissingTableError, Problem, SourceError
 from crm_analysis.findings import ValidationReport
@@ -135,7 +136,7 @@ class ClinicData:
             rem = t["reminders"]
             keep = ~(rem["sent_at"] >= end).fillna(False)
             if "appointments" in t:
-                keep &= rem["appointment_id"].isin(t["appointments"]["appointment_id"].unique())
+                keep &= isin(rem["appointment_id"], t["appointments"]["appointment_id"])
             t["reminders"] = rem.loc[keep.to_numpy()].reset_index(drop=True)
         if "contacts" in t:
             t["contacts"] = _before(t["contacts"], "sent_at", end)
@@ -236,10 +237,10 @@ def _patients_known(tables: dict[str, pd.DataFrame], end: pd.Timestamp) -> pd.Da
     keep = ~(patients["first_visit_date"] >= end).fillna(False)
     for name in ("visits", "appointments", "contacts", "pregnancies"):
         if name in tables:
-            keep |= patients["patient_id"].isin(tables[name]["patient_id"].unique())  # unique(): isin on Arrow text is slow
+            keep |= isin(patients["patient_id"], tables[name]["patient_id"])
     patients = patients.loc[keep.to_numpy()].copy()
     for col in ("referred_by", "guardian_id"):
-        unknown = patients[col].notna() & ~patients[col].isin(patients["patient_id"])
+        unknown = patients[col].notna() & ~isin(patients[col], patients["patient_id"])
         patients.loc[unknown, col] = pd.NA
     for channel in CHANNELS:
         _undo_later(patients, f"{channel}_consent", end)

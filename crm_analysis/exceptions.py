@@ -19,6 +19,10 @@ __all__ = [
     "InsufficientDataError",
     "SourceError",
     "PatientNotFoundError",
+    "RuleFileError",
+    "RunFailed",
+    "NotebookFailed",
+    "PrivacyLeak",
     "Problem",
     "CrmAnalysisWarning",
     "DataRepairWarning",
@@ -183,6 +187,25 @@ class CampaignConfigError(CrmAnalysisError, ValueError):
     The message names the campaign and says how to fix it. Also a
     :class:`ValueError`, so callers catching that keep working.
     """
+
+
+class RuleFileError(CrmAnalysisError, ValueError):
+    """An analyst's rule folder or file cannot be used (missing, unknown name, not valid YAML).
+
+    Also a :class:`ValueError`: bad input, so the command exits with status 2.
+    """
+
+
+class RunFailed(CrmAnalysisError):
+    """The monthly run failed; nothing was published. The message is one line."""
+
+
+class NotebookFailed(RunFailed):
+    """A notebook raised an error during the monthly run."""
+
+
+class PrivacyLeak(RunFailed):
+    """A report artefact shows a patient's name, phone number or email; the month was not published."""
 
 
 class CrmAnalysisWarning(UserWarning):

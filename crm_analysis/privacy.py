@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["DEFAULT_MIN_COUNT", "suppress_small_counts", "suppressed_mask", "personal_values", "fixed_report_text",
+__all__ = ["DEFAULT_MIN_COUNT", "check_threshold", "shown_count", "suppress_small_counts", "suppressed_mask", "personal_values", "fixed_report_text",
            "scan_text",
            "scan_artefacts", "artefact_text", "PrivacyHit"]
 
@@ -36,11 +36,33 @@ DEFAULT_MIN_COUNT = 5
 MIN_NAME_LENGTH = 3
 
 
-def _check_threshold(threshold: int) -> int:
+def check_threshold(threshold: int) -> int:
+    """`threshold` as an int, checked: a whole number of at least 1.
+
+    Raises
+    ------
+    ValueError
+        If `threshold` is not a whole number of at least 1.
+    """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, np.integer)) or threshold < 1:
         raise ValueError(f"the suppression threshold must be a whole number of at least 1, not {threshold!r} "
                          f"(counts from 1 to threshold - 1 are hidden; the default is {DEFAULT_MIN_COUNT})")
     return int(threshold)
+
+
+def shown_count(n: int | np.integer, min_count: int = DEFAULT_MIN_COUNT) -> int | None:
+    """A count as published: None when it is small enough to single someone out (1 .. min_count - 1).
+
+    The one place where a single count (a KPI, a network figure) is suppressed; tables use
+    :func:`suppress_small_counts`, which adds secondary suppression.
+
+    Examples
+    --------
+    >>> shown_count(3), shown_count(0), shown_count(12)
+    (None, 0, 12)
+    """
+    n = int(n)
+    return None if 0 < n < min_count else n
 
 
 def suppressed_mask(table: pd.DataFrame, columns: Sequence[str], threshold: int = DEFAULT_MIN_COUNT, *,
@@ -83,7 +105,7 @@ def suppressed_mask(table: pd.DataFrame, columns: Sequence[str], threshold: int 
     last resort), and this repeats until every group is safe. Report tables
     are small, so the loop runs over groups, not patients.
     """
-    threshold = _check_threshold(threshold)
+    threshold = check_threshold(threshold)
     if additive not in ("both", "columns", "rows"):
         raise ValueError(f"additive must be 'both', 'columns' or 'rows', not {additive!r}")
     missing = [c for c in columns if c not in table.columns]

@@ -11,6 +11,7 @@ marked as loaded, so passing it back in returns it unchanged.
 from __future__ import annotations
 
 import copy
+import copyreg
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,19 @@ from typing import Any, Callable, Collection, Mapping
 from crm_analysis.exceptions import CrmAnalysisError
 
 __all__ = ["load_rule_file"]
+
+
+def read_only(mapping: dict) -> MappingProxyType:
+    """`mapping` as a read-only view (how loaded rules are unpickled)."""
+    return MappingProxyType(mapping)
+
+
+def _reduce_mappingproxy(proxy: MappingProxyType):
+    return read_only, (dict(proxy),)
+
+
+# Loaded rules travel with fitted models (the monthly run pickles them); a read-only mapping pickles as one.
+copyreg.pickle(MappingProxyType, _reduce_mappingproxy)
 
 
 def load_rule_file(rules: str | os.PathLike | Mapping | None, *, defaults_path: Path, what: str,

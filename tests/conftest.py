@@ -53,7 +53,7 @@ def demo_monthly_run(demo_dir, tmp_path_factory):
     Shared by the report tests and the notebook tests (each executed notebook is read from it). Do not modify
     what it published.
     """
-    from crm_analysis.pipeline import run_month
+    from crm_analysis.monthly.run import run_month
 
     root = tmp_path_factory.mktemp("monthly_run")
     result = run_month("2026-10", demo_dir, out=root / "reports", outreach_dir=root / "outreach", progress=False)

@@ -1,7 +1,7 @@
 """Run and inspect the analysis notebooks from tests.
 
 Notebooks execute through papermill exactly as the monthly run does
-(:func:`crm_analysis.pipeline.run_month`): kernel ``python3``, working
+(:func:`crm_analysis.monthly.run.run_month`): kernel ``python3``, working
 directory = the notebook's folder, parameters injected after the cell tagged
 ``parameters``.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 
-from crm_analysis.pipeline import notebook_paths
+from crm_analysis.monthly.notebooks import notebook_paths
 
 __all__ = ["NOTEBOOKS", "KERNEL", "run_notebook", "parameter_names", "parameter_defaults"]
 

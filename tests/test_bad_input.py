@@ -29,7 +29,7 @@ import yaml
 from crm_analysis import DataValidationError, load_clinic
 from crm_analysis.cli import main
 from crm_analysis.exceptions import SourceError
-from crm_analysis.pipeline import run_month
+from crm_analysis.monthly.run import run_month
 from tests.test_validation import AS_OF, VALID, write_clinic_csv
 
 #: What the tiny clinic records, from the first booking (A1, 2023-12-20) to the last (A4, 2024-12-20);
@@ -127,7 +127,7 @@ def test_run_for_a_month_before_the_first_visit_exits_2(clinic_dir, tmp_path, no
 def test_a_month_covered_in_part_runs_with_one_warning_listed_in_the_manifest(clinic_dir, tmp_path, notebook_dir,
                                                                             monkeypatch, capsys):
     # Only the plumbing is tested here: the analysis steps are replaced, so nothing but the manifest is published.
-    monkeypatch.setattr("crm_analysis.pipeline._run_steps", lambda *args, **kwargs: 0)
+    monkeypatch.setattr("crm_analysis.monthly.run._run_steps", lambda *args, **kwargs: 0)
     result = run_month("2024-12", clinic_dir, out=tmp_path / "reports", outreach_dir=tmp_path / "outreach",
                        notebook_dir=notebook_dir, pdf=False, analysis_hooks=False, progress=False)
     expected = f"{RANGE}, so --month 2024-12 is only partly covered (nothing recorded after 2024-12-20)"

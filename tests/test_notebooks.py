@@ -4,7 +4,7 @@ Stored form
     No outputs and no execution counts (outputs are reports, not sources);
     nbformat 4 with the ``python3`` kernel; exactly one cell tagged
     ``parameters``, whose names are exactly those the monthly run injects
-    (:func:`crm_analysis.pipeline.notebook_parameters`), each with a type
+    (:func:`crm_analysis.monthly.notebooks.notebook_parameters`), each with a type
     annotation and a comment.
 
 Thin notebooks
@@ -32,7 +32,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from crm_analysis.pipeline import notebook_parameters
+from crm_analysis.monthly.notebooks import notebook_parameters
 from crm_analysis.report.sections import skipped_sections
 from tests.conftest import DEMO_END, PROJECT_ROOT
 from tests.notebook_runner import KERNEL, NOTEBOOKS, parameter_defaults, parameter_names, run_notebook

@@ -9,7 +9,7 @@ import pytest
 
 from crm_analysis.clinic import ClinicData
 from crm_analysis.exceptions import InsufficientDataError, MissingTableError
-from crm_analysis.kpis import SECTIONS, monthly_kpis
+from crm_analysis.monthly.kpis import SECTIONS, monthly_kpis
 from crm_analysis.report.sections import Skipped, attempt, skip_note
 from crm_analysis.sufficiency import REQUIREMENTS, check, history_months, require, requirements_table
 from tests.conftest import DEMO_END
@@ -29,9 +29,6 @@ def _visits_only(clinic: ClinicData, months: int | None = None, patients: int | 
 
 
 def test_every_kpi_section_and_notebook_analysis_is_declared():
-    from crm_analysis.pipeline import register_analysis_hooks
-
-    register_analysis_hooks()
     assert set(SECTIONS) <= set(REQUIREMENTS), set(SECTIONS) - set(REQUIREMENTS)
     table = requirements_table("en")
     assert list(table.columns) == ["analysis", "key", "tables", "columns", "min_history_months", "min_counts"]
@@ -155,7 +152,7 @@ def test_reminder_analyses_on_small_clinics_skip_or_succeed(demo_synth, tmp_path
 
 
 def test_skip_reasons_on_the_kpi_page_are_escaped():
-    from crm_analysis.kpis import MonthlyKpis
+    from crm_analysis.monthly.kpis import MonthlyKpis
 
     hostile = "Reminder effect: the model failed (<img src=x onerror=alert(1)>)."
     kpis = MonthlyKpis("2026-10", "2026-10-31", 5, {"reminder_effect": {"available": False, "reason": hostile,

@@ -37,6 +37,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep, test_propor
 
 from crm_analysis.campaigns.definitions import CampaignConfig, load_campaigns
 from crm_analysis.estimates import Estimate
+from crm_analysis.features import id_positions
 
 __all__ = ["CampaignEvaluation", "contact_outcomes", "evaluate_campaigns"]
 
@@ -55,23 +56,29 @@ def contact_outcomes(contacts: pd.DataFrame, visits: pd.DataFrame, as_of, *, win
     c["window_end"] = c["day"] + pd.Timedelta(days=window_days)
     c = c.loc[(c["window_end"] <= as_of).to_numpy()].reset_index(drop=True)
     c["patient_id"] = c["patient_id"].astype(str)
-    v = visits.loc[(visits["visit_date"] <= as_of).to_numpy(), ["patient_id", "visit_date"]].copy()
-    v["patient_id"] = v["patient_id"].astype(str)
-    v["revenue"] = (visits.loc[v.index, "charge_insured"].fillna(0) + visits.loc[v.index, "charge_self_pay"].fillna(0))
-    v = v.groupby(["patient_id", "visit_date"], as_index=False)["revenue"].sum()
-    v = v.sort_values(["visit_date", "patient_id"], kind="stable")
-    v["cum"] = v.sort_values(["patient_id", "visit_date"]).groupby("patient_id")["revenue"].cumsum()
+    # patients as integer codes, and only the visits of contacted patients: text keys make the
+    # group-bys and as-of joins below several times slower
+    c["who"], contacted = pd.factorize(c["patient_id"])
+    keep = (visits["visit_date"] <= as_of).to_numpy()
+    who = id_positions(visits["patient_id"], contacted, keep)
+    rows = np.flatnonzero(keep)[who >= 0]
+    v = pd.DataFrame({"who": who[who >= 0], "visit_date": visits["visit_date"].to_numpy()[rows],
+                      "revenue": (visits["charge_insured"].fillna(0) + visits["charge_self_pay"].fillna(0))
+                      .to_numpy()[rows]})
+    v = v.groupby(["who", "visit_date"], as_index=False)["revenue"].sum()
+    v["cum"] = v.groupby("who")["revenue"].cumsum()  # rows are sorted by (who, visit_date)
+    v = v.sort_values(["visit_date", "who"], kind="stable")
     c["after"] = c["day"] + pd.Timedelta(days=1)
     order = c.sort_values("after", kind="stable").index
-    nxt = pd.merge_asof(c.loc[order, ["after", "patient_id"]], v[["visit_date", "patient_id"]], left_on="after",
-                        right_on="visit_date", by="patient_id", direction="forward")
+    nxt = pd.merge_asof(c.loc[order, ["after", "who"]], v[["visit_date", "who"]], left_on="after",
+                        right_on="visit_date", by="who", direction="forward")
     c.loc[order, "next_visit"] = nxt["visit_date"].to_numpy()
-    cum = v[["visit_date", "patient_id", "cum"]]
-    at_start = pd.merge_asof(c.loc[order, ["day", "patient_id"]], cum, left_on="day", right_on="visit_date",
-                             by="patient_id", direction="backward")["cum"].fillna(0).to_numpy()
+    cum = v[["visit_date", "who", "cum"]]
+    at_start = pd.merge_asof(c.loc[order, ["day", "who"]], cum, left_on="day", right_on="visit_date",
+                             by="who", direction="backward")["cum"].fillna(0).to_numpy()
     order_end = c.sort_values("window_end", kind="stable").index
-    at_end = pd.merge_asof(c.loc[order_end, ["window_end", "patient_id"]], cum, left_on="window_end",
-                           right_on="visit_date", by="patient_id", direction="backward")["cum"].fillna(0).to_numpy()
+    at_end = pd.merge_asof(c.loc[order_end, ["window_end", "who"]], cum, left_on="window_end",
+                           right_on="visit_date", by="who", direction="backward")["cum"].fillna(0).to_numpy()
     c.loc[order, "cum_start"] = at_start
     c.loc[order_end, "cum_end"] = at_end
     c["returned"] = (c["next_visit"] <= c["window_end"]).fillna(False).astype(bool)

@@ -18,11 +18,9 @@ folder), atomically. Output is byte-identical for the same inputs: rows are
 sorted, times are the plan's, and the XLSX zip carries fixed timestamps and
 document properties (never the clock).
 
-The monthly run (``crm_analysis.pipeline``) writes outreach lists from
-registered producers (:mod:`crm_analysis.report.outreach`);
-:func:`register_outreach_producers` registers the three tables as
-``campaign_outreach``, ``campaign_holdout`` and ``campaign_suppression``
-(the plan is computed once per clinic and date and shared by the three).
+The monthly run (:mod:`crm_analysis.monthly.run`) writes the three tables of
+the month's plan (:func:`outreach_tables`) as ``campaign_outreach``,
+``campaign_holdout`` and ``campaign_suppression``.
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ from crm_analysis.campaigns.planner import CampaignPlan, plan_campaigns
 from crm_analysis.i18n import check_lang, label
 from crm_analysis.io.writing import atomic_write
 
-__all__ = ["STAFF_COLUMNS", "staff_list", "build_outreach", "write_outreach", "register_outreach_producers"]
+__all__ = ["STAFF_COLUMNS", "staff_list", "build_outreach", "outreach_tables", "write_outreach"]
 
 #: Staff list columns (label keys ``camp_col_<name>``).
 STAFF_COLUMNS = ["campaign", "name", "contact", "channel", "send_at", "message"]
@@ -90,6 +88,25 @@ def build_outreach(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
     if clinic.as_of is None or clinic.as_of != as_of:
         clinic = clinic.snapshot(as_of)
     plan = plan_campaigns(clinic, as_of, config=config, lang=lang, candidates=candidates)
+    return outreach_tables(plan, clinic, lang)
+
+
+def outreach_tables(plan: CampaignPlan, clinic, lang: str = "ko") -> dict[str, pd.DataFrame]:
+    """A plan's ``outreach`` (the staff list, with names), ``holdout`` and ``suppression`` tables.
+
+    Parameters
+    ----------
+    plan : CampaignPlan
+        From :func:`~crm_analysis.campaigns.plan_campaigns`.
+    clinic : ClinicData
+        The clinic the plan was made on (names come from its patients table).
+    lang : {"ko", "en"}
+        Language of the headers.
+
+    Returns
+    -------
+    dict of str to DataFrame
+    """
     # to_datetime: an empty plan's columns carry no datetime dtype
     holdout = plan.holdout.assign(
         planned_send_at=pd.to_datetime(plan.holdout["planned_send_at"]).dt.strftime("%Y-%m-%d %H:%M"))
@@ -158,35 +175,3 @@ def write_outreach(lists: Mapping[str, pd.DataFrame], folder: str | Path) -> lis
         written.append(atomic_write(folder / f"{name}.csv", lambda h, b=csv: h.write(b), mode=0o600))
         written.append(atomic_write(folder / f"{name}.xlsx", lambda h, b=xlsx: h.write(b), mode=0o600))
     return sorted(written)
-
-
-_LAST: dict = {}
-
-
-def _cached_outreach(clinic, as_of, lang: str) -> dict[str, pd.DataFrame]:
-    """build_outreach, remembered for the last (clinic, as_of, lang) so three producers plan once."""
-    # the clinic object itself is kept (not only its id): an id can be reused once an object is freed
-    key = (f"{pd.Timestamp(as_of):%Y-%m-%d}", lang)
-    if _LAST.get("clinic") is not clinic or _LAST.get("key") != key:
-        _LAST.clear()
-        _LAST.update(clinic=clinic, key=key, lists=build_outreach(clinic, as_of, lang=lang))
-    return _LAST["lists"]
-
-
-def register_outreach_producers(*, lang: str = "ko", replace: bool = False) -> list[str]:
-    """Register the campaign lists with the monthly run's outreach producers.
-
-    Returns
-    -------
-    list of str
-        The producer names: ``campaign_outreach``, ``campaign_holdout``, ``campaign_suppression``.
-    """
-    from crm_analysis.report.outreach import register_producer
-
-    names = []
-    for table in ("outreach", "holdout", "suppression"):
-        name = f"campaign_{table}"
-        register_producer(name, lambda clinic, as_of, t=table: _cached_outreach(clinic, as_of, lang)[t],
-                          replace=replace)
-        names.append(name)
-    return names

@@ -1,15 +1,12 @@
-"""Hooks for the monthly run: a churn KPI section and the recall outreach list.
+"""Churn for the monthly run: the ``churn`` KPI section and the front desk's recall list.
 
-Nothing is registered on import. The lead (or the monthly run's set-up) calls
-:func:`register_monthly` once, which adds
+- :func:`churn_kpis`: patients, churned, churn rate and recall candidates (small counts hidden);
+- :func:`recall_outreach`: the ranked recall list with name and phone, for staff (never a report).
 
-- the KPI section ``churn`` (:func:`churn_kpis`) to :mod:`crm_analysis.kpis`;
-- the outreach producer ``recall`` (:func:`recall_outreach`) to
-  :mod:`crm_analysis.report.outreach`: the ranked recall list with name and
-  phone for the front desk (a staff list, never a report).
-
-Both use one churn model per (clinic, as_of), fitted once and remembered, so
-the month fits it once however many hooks ask.
+Both take the month's fitted model and recall table when given (the monthly
+run fits them once, :class:`crm_analysis.monthly.Month`) and fit them
+otherwise. The run registers them in :mod:`crm_analysis.monthly.kpis` and
+its outreach lists.
 """
 
 from __future__ import annotations
@@ -21,24 +18,16 @@ from crm_analysis.churn.definition import churn_status
 from crm_analysis.churn.model import ChurnModel
 from crm_analysis.churn.recall import recall_candidates, recall_table
 from crm_analysis.churn.rules import load_churn_rules
+from crm_analysis.figures import shown_count
 
-__all__ = ["churn_kpis", "recall_outreach", "register_monthly"]
+__all__ = ["churn_kpis", "recall_outreach", "CHURN_FIGURES"]
 
-def _model(clinic, as_of: pd.Timestamp) -> ChurnModel:
-    """The churn model of (`clinic`, `as_of`), fitted once and shared (:func:`crm_analysis.churn.cache.fitted_model`).
-
-    Keyed by the clinic object itself (held, compared with ``is``), not by ``id(clinic)``: an id can be
-    reused by a new object once the old one is freed, which would hand back another clinic's model.
-    """
-    return fitted_model(clinic, as_of)
+#: The headline figures (``null`` in kpis.json when the section is skipped).
+CHURN_FIGURES = ("patients", "churned", "churn_rate", "recall_candidates")
 
 
-def _count(n: int, min_count: int) -> int | None:
-    n = int(n)
-    return None if 0 < n < min_count else n
-
-
-def churn_kpis(clinic, as_of, min_count: int = 5) -> dict:
+def churn_kpis(clinic, as_of, min_count: int = 5, *, model: ChurnModel | None = None,
+               recall: pd.DataFrame | None = None, rules=None) -> dict:
     """The month's churn figures: patients, churned, churn rate and recall candidates (small counts hidden).
 
     Parameters
@@ -48,6 +37,12 @@ def churn_kpis(clinic, as_of, min_count: int = 5) -> dict:
     as_of : str or Timestamp
     min_count : int
         Counts from 1 to ``min_count − 1`` become None, and so do rates built on them.
+    model : ChurnModel, optional
+        Fitted at `as_of` with `rules` (the default model is fitted, once per clinic and day, when omitted).
+    recall : DataFrame, optional
+        :func:`~crm_analysis.churn.recall_table` from `model` (made here when omitted).
+    rules : path, mapping or None
+        Churn rules.
 
     Returns
     -------
@@ -55,42 +50,36 @@ def churn_kpis(clinic, as_of, min_count: int = 5) -> dict:
         ``definition``, ``patients``, ``churned``, ``churn_rate``, ``recall_candidates``, ``recall_band``.
     """
     as_of = pd.Timestamp(as_of).normalize()
-    rules = load_churn_rules()
-    model = _model(clinic, as_of)
+    rules = load_churn_rules(rules)
+    if model is None:
+        model = fitted_model(clinic, as_of) if rules["model"] == load_churn_rules(None)["model"] \
+            else ChurnModel(rules=rules).fit(clinic, as_of)
     status = churn_status(model, rules=rules)
-    table = recall_table(clinic, as_of, model=model, rules=rules)
+    table = recall if recall is not None else recall_table(clinic, as_of, model=model, rules=rules)
     n, churned = len(status), int(status["churned"].sum())
-    shown_n, shown_c = _count(n, min_count), _count(churned, min_count)
+    shown_n, shown_c = shown_count(n, min_count), shown_count(churned, min_count)
     return {"definition": f"P(return within {rules['churn']['horizon_days']}d) < "
                           f"{rules['churn']['max_return_probability']}",
             "patients": shown_n, "churned": shown_c,
             "churn_rate": round(churned / n, 4) if shown_n and shown_c is not None and n else None,
-            "recall_candidates": _count(int(table["candidate"].sum()), min_count),
+            "recall_candidates": shown_count(int(table["candidate"].sum()), min_count),
             "recall_band": [float(x) for x in rules["recall"]["band"]]}
 
 
-def recall_outreach(clinic, as_of) -> pd.DataFrame:
-    """The recall list for staff: rank, patient id, name, phone, last visit, reason (Korean)."""
+def recall_outreach(clinic, as_of, *, candidates: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The recall list for staff: rank, patient id, name, phone, last visit, reason (Korean).
+
+    Parameters
+    ----------
+    clinic : ClinicData
+    as_of : str or Timestamp
+    candidates : DataFrame, optional
+        :func:`~crm_analysis.churn.recall_candidates` (made with the default model when omitted).
+    """
     as_of = pd.Timestamp(as_of).normalize()
-    cand = recall_candidates(clinic, as_of, model=_model(clinic, as_of))
+    cand = candidates if candidates is not None else recall_candidates(clinic, as_of,
+                                                                       model=fitted_model(clinic, as_of))
     people = clinic.patients.assign(patient_id=clinic.patients["patient_id"].astype(str)).set_index("patient_id")
     cols = [c for c in ("name", "phone") if c in people.columns]
     out = cand[["rank", "patient_id", "last_visit_date", "reason"]].join(people[cols], on="patient_id")
     return out[["rank", "patient_id", *cols, "last_visit_date", "reason"]]
-
-
-def register_monthly(*, replace: bool = False) -> list[str]:
-    """Register the ``churn`` KPI section and the ``recall`` outreach producer.
-
-    Returns
-    -------
-    list of str
-        What was registered: ``["kpis:churn", "outreach:recall"]``.
-    """
-    from crm_analysis.kpis import register_section
-    from crm_analysis.report.outreach import register_producer
-
-    register_section("churn", lambda clinic, as_of, min_count: churn_kpis(clinic, as_of, min_count), replace=replace,
-                     figures=("patients", "churned", "churn_rate", "recall_candidates"))
-    register_producer("recall", recall_outreach, replace=replace)
-    return ["kpis:churn", "outreach:recall"]

@@ -1,7 +1,7 @@
 """Where a network's branches run: one after another in this process, or on a Dask cluster.
 
 Each branch is one call of :func:`run_branch`: the monthly run of one clinic
-(:func:`crm_analysis.pipeline.run_month`) with plain arguments, which returns
+(:func:`crm_analysis.monthly.run.run_month`) with plain arguments, which returns
 a :class:`BranchOutcome` instead of raising, so one branch's bad data or crash
 never stops the others. :func:`run_branches` runs them all:
 
@@ -55,7 +55,7 @@ class BranchJob:
     lang : str
         Report language when the branch sets none.
     min_count, pdf, notebook_dir, analysis_hooks, progress
-        As for :func:`crm_analysis.pipeline.run_month`.
+        As for :func:`crm_analysis.monthly.run.run_month`.
     """
 
     clinic: ClinicSpec
@@ -163,7 +163,7 @@ def run_branch(job: BranchJob) -> BranchOutcome:
     Only ``Exception`` is caught: an interrupt still stops the run, and a
     worker killed mid-branch is Dask's to retry.
     """
-    from crm_analysis.pipeline import run_month
+    from crm_analysis.monthly.run import run_month
 
     worker, host, pid = _where()
     started = time.perf_counter()
@@ -260,7 +260,7 @@ def run_branches(jobs: Sequence[BranchJob], *, executor: str = "local", schedule
 
 def _run_on_dask(jobs: Sequence[BranchJob], task: Callable, scheduler: str | None, workers: int, retries: int,
                  status: _Status) -> list[BranchOutcome]:
-    from crm_analysis.pipeline import RunFailed
+    from crm_analysis.exceptions import RunFailed
 
     try:
         import dask
@@ -321,7 +321,7 @@ def _connect(scheduler: str | None, workers: int):
     """A client of the cluster at `scheduler`, or of a local cluster started for the run (then also returned)."""
     from distributed import Client, LocalCluster
 
-    from crm_analysis.pipeline import RunFailed
+    from crm_analysis.exceptions import RunFailed
 
     if not scheduler:
         try:

@@ -90,7 +90,7 @@ def run_network(month: str, config: NetworkConfig | str | Path, *, out: str | Pa
     config : NetworkConfig or str or Path
         The network config, or its path.
     out, outreach_dir, lang, min_count, pdf, notebook_dir, analysis_hooks
-        As for :func:`crm_analysis.pipeline.run_month` (a branch's own ``lang`` wins).
+        As for :func:`crm_analysis.monthly.run.run_month` (a branch's own ``lang`` wins).
     progress : bool
         Status lines on standard error (and, with the local executor, each branch's steps).
     executor, scheduler, workers, retries
@@ -102,12 +102,12 @@ def run_network(month: str, config: NetworkConfig | str | Path, *, out: str | Pa
         ``.ok`` is False when any branch failed.
     """
     from crm_analysis.i18n import check_lang
-    from crm_analysis.pipeline import month_end
-    from crm_analysis.privacy import _check_threshold
+    from crm_analysis.monthly.run import month_end
+    from crm_analysis.privacy import check_threshold
 
     month_end(month)
     check_lang(lang)
-    min_count = _check_threshold(min_count)
+    min_count = check_threshold(min_count)
     if not isinstance(config, NetworkConfig):
         config = read_network_config(config)
     started = time.perf_counter()
@@ -141,7 +141,7 @@ def run_network(month: str, config: NetworkConfig | str | Path, *, out: str | Pa
 def _read_branch_kpis(outcome: BranchOutcome, out: Path, month: str) -> tuple[BranchOutcome, dict | None]:
     """The branch's ``kpis.json`` of this run (None if it failed: an older month would pass stale figures off
     as current); a branch that succeeded on a worker whose files this machine cannot read counts as failed."""
-    from crm_analysis.kpis import KPIS_FILE
+    from crm_analysis.monthly.kpis import KPIS_FILE
 
     if not outcome.ok:
         return outcome, None
@@ -159,7 +159,7 @@ def _publish_summary(month: str, config: NetworkConfig, out: Path, outcomes: lis
                      run_info: dict) -> None:
     """Build the summary from the branches' ``kpis.json`` and swap it into ``out/network/YYYY-MM/``."""
     from crm_analysis.network.summary import network_html, network_json, network_summary, write_network_pdf
-    from crm_analysis.pipeline import _clean_partials, _folder_lock, _publish
+    from crm_analysis.monthly.publish import clean_partials, folder_lock, publish
     from crm_analysis.report.manifest import package_versions
 
     names = {c.id: c.name for c in config.clinics}
@@ -169,8 +169,8 @@ def _publish_summary(month: str, config: NetworkConfig, out: Path, outcomes: lis
                 "versions": package_versions()}
     root = out / NETWORK_DIR
     root.mkdir(parents=True, exist_ok=True)
-    with _folder_lock(root):
-        _clean_partials(root, month)
+    with folder_lock(root):
+        clean_partials(root, month)
         work = Path(tempfile.mkdtemp(prefix=f".{month}.partial-", dir=root))
         try:
             (work / "network_kpis.json").write_text(network_json(summary), encoding="utf-8")
@@ -179,7 +179,7 @@ def _publish_summary(month: str, config: NetworkConfig, out: Path, outcomes: lis
                 write_network_pdf(summary, work / "network.pdf", lang)
             (work / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True)
                                                 + "\n", encoding="utf-8")
-            _publish(work, root / month)
+            publish(work, root / month)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

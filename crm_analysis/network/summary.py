@@ -56,7 +56,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from crm_analysis.privacy import DEFAULT_MIN_COUNT, _check_threshold
+from crm_analysis.privacy import DEFAULT_MIN_COUNT, check_threshold, shown_count
 
 __all__ = ["network_summary", "network_json", "network_html", "write_network_pdf", "pool_effects",
            "DEFAULT_MIN_COUNT", "SCHEMA_VERSION"]
@@ -84,10 +84,9 @@ def _get(data: Any, *path: str) -> Any:
 
 def _count(value: Any, min_count: int) -> int | None:
     """A count, or None when missing or small enough to single someone out (1 .. min_count - 1)."""
-    if value is None or isinstance(value, bool):
+    if value is None or isinstance(value, bool):  # a branch's hidden or missing figure stays hidden
         return None
-    value = int(value)
-    return None if 0 < value < min_count else value
+    return shown_count(value, min_count)
 
 
 def _sum(values: list) -> Any:
@@ -325,7 +324,7 @@ def network_summary(month: str, kpis: dict[str, dict | None], names: dict[str, s
     --------
     network_json, network_html, write_network_pdf
     """
-    min_count = _check_threshold(min_count)
+    min_count = check_threshold(min_count)
     if not isinstance(kpis, dict) or not isinstance(names, dict):
         raise TypeError("kpis and names must be dicts keyed by branch id (kpis: id -> parsed kpis.json or None)")
     failures = dict(failures or {})

@@ -58,6 +58,13 @@ def _z(conf_level: float) -> float:
     return float(stats.norm.ppf(0.5 + conf_level / 2))
 
 
+def _spline_info(term: str, leads: tuple[np.ndarray, np.ndarray]):
+    """patsy's design info of the lead-time spline `term`, from the distinct lead times and their counts
+    (the same knots as from every appointment's lead time)."""
+    values, counts = leads
+    return patsy.dmatrix(f"{term} - 1", {"lead_days": np.repeat(values, counts)}).design_info
+
+
 def period_masks(table: pd.DataFrame, rules=None) -> dict[str, np.ndarray]:
     """Eligible non-cancelled appointments of each roll-out period.
 
@@ -308,7 +315,9 @@ class ReminderEffectModel:
             names += [f"{term}[T.{c}]" for c in levels]
         if "lead_days" not in self.categories_:
             term = f"cr(np.log1p(lead_days), df={int(cfg['lead_spline_df'])}, constraints='center')"
-            self.spline_info_ = patsy.dmatrix(f"{term} - 1", {"lead_days": lead.to_numpy(dtype=float)}).design_info
+            # kept to rebuild the basis after unpickling (patsy's design info does not pickle)
+            self._spline_leads = np.unique(lead.to_numpy(dtype=float), return_counts=True)
+            self.spline_info_ = _spline_info(term, self._spline_leads)
             blocks.append(("spline", term, "lead_days", len(self.spline_info_.column_names)))
             names += list(self.spline_info_.column_names)
         for src, name in _NUMERIC.items():
@@ -329,6 +338,17 @@ class ReminderEffectModel:
         self.n_ = len(rows)
         self.n_patients_ = int(groups.max() + 1)
         return self
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("spline_info_", None)  # rebuilt from the lead times in __setstate__
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        spline = [b for b in state.get("blocks_", ()) if b[0] == "spline"]
+        if spline and "_spline_leads" in state:
+            self.spline_info_ = _spline_info(spline[0][1], state["_spline_leads"])
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "result_"):

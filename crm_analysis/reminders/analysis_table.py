@@ -53,6 +53,7 @@ __all__ = ["appointment_table", "step_columns", "STEP_ORDER"]
 #: Canonical order of schedule steps in labels such as ``3d+1d+2h``.
 STEP_ORDER = ("3d", "1d", "2h", "unknown")
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = np.array([f"{m:02d}" for m in range(13)], dtype=object)  # by month number
 
 
 def _step_name(step: str) -> str:
@@ -69,65 +70,84 @@ def _order_steps(steps) -> list[str]:
     return known + sorted(s for s in steps if s not in STEP_ORDER)
 
 
+def _shared_codes(*columns: pd.Series) -> list[np.ndarray]:
+    """Integer codes of id columns on one scale: equal ids get equal codes (one hash pass over all of them).
+
+    Arrow-backed text is hashed by Arrow; pandas' ``isin``, ``get_indexer``
+    and ``map`` on text ids were most of this table's cost.
+    """
+    codes, _ = pd.factorize(pd.concat([pd.Series(c.array) for c in columns], ignore_index=True),
+                            use_na_sentinel=False)
+    return np.split(codes, np.cumsum([len(c) for c in columns])[:-1])
+
+
+def _text_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Codes into the sorted distinct texts of `values`, a missing value read as ``"unknown"``."""
+    codes, uniques = pd.factorize(values)
+    labels = np.array([str(u) for u in uniques] + ["unknown"], dtype=object)
+    codes = np.where(codes < 0, len(uniques), codes)
+    used = np.unique(codes)
+    distinct, inverse = np.unique(labels[used], return_inverse=True)  # "unknown" may also be a value
+    remap = np.zeros(len(labels), dtype=np.int64)
+    remap[used] = inverse.reshape(-1)
+    return remap[codes], list(distinct)
+
+
 def _exposure(appt_ids: pd.Series, reminders: pd.DataFrame | None, end: pd.Timestamp) -> pd.DataFrame:
     """Per appointment: messages sent/delivered, steps received, schedules, messages per channel."""
-    idx = pd.Index(appt_ids, name="appointment_id")
+    n = len(appt_ids)
+    out = pd.DataFrame(index=pd.RangeIndex(n))
     if reminders is None or reminders.empty:
-        out = pd.DataFrame(index=idx)
         out["n_sent"] = 0
         out["n_delivered"] = 0
         out["schedule"] = "none"
         out["schedule_sent"] = "none"
-        return out.reset_index(drop=True)
+        return out
     rem = reminders.loc[~(reminders["sent_at"] >= end).fillna(False).to_numpy()]
-    known = (idx.get_indexer_for(rem["appointment_id"]) >= 0) if idx.is_unique else rem["appointment_id"].isin(idx)
-    rem = rem.loc[np.asarray(known)]  # get_indexer: Series.isin on Arrow strings is ~10x slower
-    step = rem["schedule"].astype("object").fillna("unknown").astype(str)
-    delivered = rem["delivered"].astype("boolean").fillna(True).astype(bool)
-    channel = rem["channel"].astype("object").fillna("unknown").astype(str)
-    frame = pd.DataFrame({"appointment_id": rem["appointment_id"].to_numpy(), "step": step.to_numpy(),
-                          "delivered": delivered.to_numpy().astype(np.int64), "channel": channel.to_numpy()})
-    steps = _order_steps(set(frame["step"]))
-    got = frame.pivot_table(index="appointment_id", columns="step", values="delivered", aggfunc="max",
-                            observed=True).reindex(idx).reindex(columns=steps)
-    sent = frame.pivot_table(index="appointment_id", columns="step", values="delivered", aggfunc="size",
-                             observed=True).reindex(idx).reindex(columns=steps)
-    got = got.fillna(0) > 0
-    sent = sent.fillna(0) > 0
-    out = pd.DataFrame(index=idx)
-    counts = frame.groupby("appointment_id", observed=True)["delivered"].agg(["size", "sum"]).reindex(idx)
-    out["n_sent"] = counts["size"].fillna(0).astype(np.int64).to_numpy()
-    out["n_delivered"] = counts["sum"].fillna(0).astype(np.int64).to_numpy()
-    for s in steps:
-        out[_step_name(s)] = got[s].astype(np.int64).to_numpy()
+    row, code = _shared_codes(appt_ids, rem["appointment_id"])
+    in_table = np.zeros(max(row.max(initial=-1), code.max(initial=-1)) + 1, dtype=bool)
+    in_table[row] = True
+    known = in_table[code]  # reminders of appointments in the table
+    rem, code = rem.loc[known], code[known]
+    step, step_names = _text_codes(rem["schedule"])
+    steps = _order_steps(step_names)
+    step = np.array([steps.index(s) for s in step_names], dtype=np.int64)[step]  # schedule order
+    delivered = rem["delivered"].astype("boolean").fillna(True).to_numpy(dtype=bool)
+    channel, channels = _text_codes(rem["channel"])
+    size = len(in_table)
+    got = np.zeros((size, len(steps)), dtype=bool)
+    got[code[delivered], step[delivered]] = True  # a step counts as received when any message arrived
+    sent = np.zeros((size, len(steps)), dtype=bool)
+    sent[code, step] = True
+    out["n_sent"] = np.bincount(code, minlength=size).astype(np.int64)[row]
+    out["n_delivered"] = np.bincount(code[delivered], minlength=size).astype(np.int64)[row]
+    got, sent = got[row], sent[row]
+    for i, s in enumerate(steps):
+        out[_step_name(s)] = got[:, i].astype(np.int64)
     out["schedule"] = _labels(got, steps)
     out["schedule_sent"] = _labels(sent, steps)
-    per_channel = frame.groupby(["appointment_id", "channel"], observed=True).size().unstack(fill_value=0)
-    per_channel = per_channel.reindex(idx).fillna(0).astype(np.int64)
-    for ch in per_channel.columns:
-        out[f"msgs_{ch}"] = per_channel[ch].to_numpy()
-    return out.reset_index(drop=True)
+    per_channel = np.bincount(code * len(channels) + channel, minlength=size * len(channels))
+    per_channel = per_channel.reshape(size, len(channels))[row].astype(np.int64)
+    for i, ch in enumerate(channels):
+        out[f"msgs_{ch}"] = per_channel[:, i]
+    return out
 
 
-def _labels(flags: pd.DataFrame, steps: list[str]) -> np.ndarray:
+def _labels(flags: np.ndarray, steps: list[str]) -> np.ndarray:
     """'3d+1d+2h'-style labels of boolean step columns, vectorised over the 2**k combinations."""
     code = np.zeros(len(flags), dtype=np.int64)
-    for b, s in enumerate(steps):
-        code |= flags[s].to_numpy().astype(np.int64) << b
+    for b in range(len(steps)):
+        code |= flags[:, b].astype(np.int64) << b
     names = np.array(["+".join(s for b, s in enumerate(steps) if c >> b & 1) or "none"
                       for c in range(2 ** len(steps))], dtype=object)
     return names[code]
 
 
-def _prior_visits(appts: pd.DataFrame, visits: pd.DataFrame) -> np.ndarray:
+def _prior_visits(a_code: np.ndarray, a_day: np.ndarray, v_code: np.ndarray, v_day: np.ndarray) -> np.ndarray:
     """Visits of the same patient strictly before each appointment's day (searchsorted on a composite key)."""
-    cats = pd.Index(pd.unique(pd.concat([appts["patient_id"], visits["patient_id"]]).astype(str)))
     base = np.int64(1 << 20)
-    v_code = cats.get_indexer(visits["patient_id"].astype(str)).astype(np.int64)
-    v_day = visits["visit_date"].to_numpy("datetime64[D]").astype(np.int64)
-    v_key = np.sort(v_code * base + (v_day + (1 << 19)))
-    a_code = cats.get_indexer(appts["patient_id"].astype(str)).astype(np.int64)
-    a_day = appts["scheduled_date"].to_numpy("datetime64[D]").astype(np.int64)
+    v_key = np.sort(v_code.astype(np.int64) * base + (v_day + (1 << 19)))
+    a_code = a_code.astype(np.int64)
     return (np.searchsorted(v_key, a_code * base + (a_day + (1 << 19)), side="left")
             - np.searchsorted(v_key, a_code * base, side="left"))
 
@@ -162,7 +182,7 @@ def appointment_table(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None)
     keep = (appts["scheduled_at"] < end) & (appts["booked_at"] < end)
     a = appts.loc[keep.fillna(False).to_numpy(),
                   ["appointment_id", "patient_id", "booked_at", "scheduled_at", "department", "status",
-                   "cancelled_at"]].copy()
+                   "cancelled_at"]]
     a = a.sort_values(["scheduled_at", "appointment_id"], kind="stable").reset_index(drop=True)
     status = a["status"].astype(str)
     late_cancel = (a["cancelled_at"] >= end).fillna(False)
@@ -192,32 +212,43 @@ def appointment_table(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None)
     band = np.where(hour < 12, "morning", np.where(hour < 15, "early_afternoon", "late_afternoon"))
     a["hour_band"] = np.where(hour.isna(), "unknown", band)
     a["department"] = a["department"].astype("object").fillna("unknown").astype(str)
-    ns = (status == "no_show").astype(np.int64)
-    order = np.lexsort((a["scheduled_at"].to_numpy(), a["patient_id"].astype(str).to_numpy()))
-    cum = pd.Series(ns.to_numpy()[order]).groupby(a["patient_id"].astype(str).to_numpy()[order]).cumsum().to_numpy()
+    visits = clinic.tables.get("visits")
+    if visits is not None:
+        visits = visits.loc[(visits["visit_date"] < end).to_numpy()]
+    patients = clinic.tables.get("patients")
+    if patients is not None and not {"birth_date", "sex"} <= set(patients.columns):
+        patients = None
+    others = {name: t for name, t in (("visits", visits), ("patients", patients)) if t is not None}
+    patient, *codes = _shared_codes(a["patient_id"], *(t["patient_id"] for t in others.values()))
+    codes = dict(zip(others, codes))
+    ns = (status == "no_show").to_numpy().astype(np.int64)
+    order = np.lexsort((a["scheduled_at"].to_numpy(), patient))  # each patient's appointments in time order
+    cum = pd.Series(ns[order]).groupby(patient[order]).cumsum().to_numpy()
     prior = np.empty(len(a), dtype=np.int64)
-    prior[order] = cum - ns.to_numpy()[order]
+    prior[order] = cum - ns[order]
     a["prior_no_shows"] = prior
-    if "visits" in clinic.tables:
-        v = clinic.tables["visits"]
-        v = v.loc[(v["visit_date"] < end).to_numpy()]
-        a["prior_visits"] = _prior_visits(a, v)
+    if visits is not None:
+        a["prior_visits"] = _prior_visits(patient, a["scheduled_date"].to_numpy("datetime64[D]").astype(np.int64),
+                                          codes["visits"], visits["visit_date"].to_numpy("datetime64[D]").astype(np.int64))
     else:
         a["prior_visits"] = 0
     a["prior_visits_band"] = pd.cut(a["prior_visits"], [-1, 0, 2, 9, np.inf],
                                     labels=["0", "1-2", "3-9", "10+"]).astype(str)
-    patients = clinic.tables.get("patients")
-    if patients is not None and {"birth_date", "sex"} <= set(patients.columns):
-        p = patients.drop_duplicates("patient_id").set_index("patient_id")
-        birth = a["patient_id"].map(p["birth_date"])
+    if patients is not None:
+        first = np.full(max(patient.max(initial=-1), codes["patients"].max(initial=-1)) + 1, -1)
+        found, at = np.unique(codes["patients"], return_index=True)
+        first[found] = at  # a patient listed twice: the first row, as drop_duplicates
+        row = first[patient]
+        birth = pd.Series(patients["birth_date"].array.take(row, allow_fill=True), index=a.index)
         bands = age_band(completed_years(birth, a["scheduled_date"]))
         a["age_band"] = pd.Series(bands).astype(object).fillna("unknown").astype(str).to_numpy()
-        a["sex"] = a["patient_id"].map(p["sex"]).astype("object").fillna("unknown").astype(str)
+        sex = pd.Series(patients["sex"].array.take(row, allow_fill=True), index=a.index)
+        a["sex"] = sex.astype("object").fillna("unknown").astype(str)
     else:
         a["age_band"] = "unknown"
         a["sex"] = "unknown"
     a["month"] = a["scheduled_at"].dt.to_period("M")
-    a["month_of_year"] = a["scheduled_at"].dt.month.map("{:02d}".format)
+    a["month_of_year"] = _MONTHS[a["scheduled_at"].dt.month.to_numpy()]
     t0 = a["scheduled_date"].min() if len(a) else pd.Timestamp(as_of)
     a["years"] = (a["scheduled_date"] - t0).dt.days / 365.25
     return a

@@ -54,7 +54,8 @@ def make_reproducible(path: str | Path, replacements: Mapping[str, str] | None =
     (nbclient). Renumbered, in order of appearance: the Styler table ids, as
     ``T_<prefix>s0001``, ``T_<prefix>s0002``, ... Dropped: memory addresses in default reprs
     (``<...Styler at 0x7f...>`` becomes ``<...Styler>``). Fixed: the
-    injected-parameters cell's id.
+    injected-parameters cell's id. Renumbered: the cells' execution counts, from 1 in
+    each notebook (a kernel that ran another notebook first counts on).
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8")
@@ -65,7 +66,15 @@ def make_reproducible(path: str | Path, replacements: Mapping[str, str] | None =
     text = _ADDRESS.sub(r"\1>", _renumber_styler_ids(text, id_prefix))
     notebook = json.loads(text)
     _drop_timings(notebook.get("metadata", {}).get("papermill", {}))
+    executed = 0
     for cell in notebook.get("cells", []):
+        if cell.get("execution_count") is not None:
+            # numbered from 1 in each notebook, whichever kernel (fresh or pooled) ran it
+            executed += 1
+            cell["execution_count"] = executed
+            for output in cell.get("outputs", []):
+                if "execution_count" in output:
+                    output["execution_count"] = executed
         metadata = cell.get("metadata", {})
         _drop_timings(metadata.get("papermill", {}))
         metadata.pop("execution", None)

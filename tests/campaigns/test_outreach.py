@@ -56,15 +56,14 @@ def test_english_headers(demo_data, demo_candidates):
     assert list(out.columns) == ["campaign", "name", "contact", "channel", "send time", "message"]
 
 
-def test_registers_with_the_monthly_run(demo_data, monkeypatch):
-    from crm_analysis.report import outreach as registry
-    from crm_analysis.campaigns import outreach
+def test_outreach_tables_of_a_plan_are_the_built_lists(demo_data, demo_candidates):
+    from crm_analysis.campaigns import plan_campaigns
+    from crm_analysis.campaigns.outreach import outreach_tables
 
-    monkeypatch.setattr(registry, "PRODUCERS", {})
-    calls = []
-    monkeypatch.setattr(outreach, "build_outreach", lambda clinic, as_of, lang: calls.append(1) or {
-        "outreach": pd.DataFrame({"a": [1]}), "holdout": pd.DataFrame({"b": [2]}), "suppression": pd.DataFrame()})
-    names = outreach.register_outreach_producers()
-    assert names == list(registry.PRODUCERS) == ["campaign_outreach", "campaign_holdout", "campaign_suppression"]
-    got = {n: f(demo_data, AS_OF) for n, f in registry.PRODUCERS.items()}
-    assert got["campaign_holdout"]["b"].tolist() == [2] and len(calls) == 1  # planned once for the three lists
+    built = build_outreach(demo_data, AS_OF, lang="en", candidates=demo_candidates)
+    plan = plan_campaigns(demo_data, AS_OF, lang="en", candidates=demo_candidates)
+    tables = outreach_tables(plan, demo_data, "en")
+    assert list(tables) == ["outreach", "holdout", "suppression"]
+    for name in tables:
+        pd.testing.assert_frame_equal(tables[name], built[name])
+

@@ -1,9 +1,9 @@
-"""Monthly-run hooks: the churn KPI section and the recall outreach list."""
+"""Churn in the monthly run: the churn KPI section and the recall outreach list."""
 
 from __future__ import annotations
 
 from crm_analysis.churn import recall_candidates
-from crm_analysis.churn.monthly import churn_kpis, recall_outreach, register_monthly
+from crm_analysis.churn.monthly import churn_kpis, recall_outreach
 from tests.conftest import DEMO_END
 
 
@@ -21,14 +21,16 @@ def test_kpis_and_outreach_agree_with_the_analysis(churn_clinic, churn_model, mo
     assert set(staff["patient_id"]) == set(recall_candidates(churn_clinic, DEMO_END, model=churn_model)["patient_id"])
 
 
-def test_register_monthly(monkeypatch):
-    from crm_analysis import kpis
-    from crm_analysis.report import outreach
+def test_given_model_and_recall_table_are_used_as_they_are(churn_clinic, churn_model):
+    from crm_analysis.churn import recall_table
 
-    monkeypatch.setattr(kpis, "SECTIONS", dict(kpis.SECTIONS))
-    monkeypatch.setattr(outreach, "PRODUCERS", dict(outreach.PRODUCERS))
-    assert register_monthly() == ["kpis:churn", "outreach:recall"]
-    assert "churn" in kpis.SECTIONS and "recall" in outreach.PRODUCERS
+    table = recall_table(churn_clinic, DEMO_END, model=churn_model)
+    chosen = table.index[table["candidate"].to_numpy()]
+    fewer = table.assign(candidate=table.index.isin(chosen[: len(chosen) // 2]))
+    kpis = churn_kpis(churn_clinic, DEMO_END, model=churn_model, recall=fewer)
+    assert kpis["recall_candidates"] == int(fewer["candidate"].sum()) < int(table["candidate"].sum())
+    cand = recall_candidates(churn_clinic, DEMO_END, model=churn_model, table=fewer)
+    assert len(recall_outreach(churn_clinic, DEMO_END, candidates=cand)) == len(cand) == kpis["recall_candidates"]
 
 
 def test_shared_model_is_fitted_once_per_clinic_and_day(churn_clinic, churn_model, monkeypatch):

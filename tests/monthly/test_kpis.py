@@ -11,8 +11,9 @@ import pytest
 
 from crm_analysis import load_clinic
 from crm_analysis.exceptions import InsufficientDataError
-from crm_analysis.kpis import (ANALYSIS_SECTIONS, CORE_SECTIONS, KPIS_FILE, SECTIONS, MonthlyKpis, kpis_for_report,
-                               monthly_kpis, register_section)
+from crm_analysis.monthly.kpis import (ANALYSIS_SECTIONS, CORE_SECTIONS, KPIS_FILE, SECTIONS, MonthlyKpis, kpis_for_report,
+                                       monthly_kpis, register_section)
+from crm_analysis.monthly.month import Month
 
 TINY = {
     "patients": [
@@ -140,8 +141,8 @@ def test_missing_table_makes_a_section_unavailable(tiny):
 
 def test_registry_adds_sections(tiny):
     @register_section("test_visits_total")
-    def _visits_total(clinic, as_of, min_count):
-        return {"visits": int(len(clinic.visits))}
+    def _visits_total(month, min_count):
+        return {"visits": int(len(month.clinic.visits))}
 
     try:
         with pytest.raises(ValueError, match="already registered"):
@@ -171,9 +172,9 @@ def test_json_is_deterministic_and_round_trips(tiny, tmp_path):
 def test_kpis_for_report_prefers_the_runs_file(tiny, tmp_path):
     run = monthly_kpis(tiny, "2026-02-28", min_count=1)
     (tmp_path / KPIS_FILE).write_text(run.to_json(), encoding="utf-8")
-    assert kpis_for_report(tiny, "2026-02-28", tmp_path).min_count == 1  # the run's threshold, read back
-    assert kpis_for_report(tiny, "2026-01-31", tmp_path).month == "2026-01"  # another month: computed
-    assert kpis_for_report(tiny, "2026-02-28", Path(tmp_path / "none")).min_count == 5
+    assert kpis_for_report(Month(tiny, "2026-02-28"), tmp_path).min_count == 1  # the run's threshold, read back
+    assert kpis_for_report(Month(tiny, "2026-01-31"), tmp_path).month == "2026-01"  # another month: computed
+    assert kpis_for_report(Month(tiny, "2026-02-28"), Path(tmp_path / "none")).min_count == 5
 
 
 def test_display_tables_in_both_languages(demo_clinic):
@@ -192,7 +193,7 @@ def test_display_tables_in_both_languages(demo_clinic):
 @pytest.fixture(autouse=True)
 def _core_sections_only(monkeypatch):
     """Sections registered by analysis modules (e.g. by a monthly run earlier in the session) are not tested here."""
-    from crm_analysis import kpis
+    from crm_analysis.monthly import kpis
 
     keep = (*kpis.CORE_SECTIONS, *kpis.ANALYSIS_SECTIONS)
     monkeypatch.setattr(kpis, "SECTIONS", {k: v for k, v in kpis.SECTIONS.items() if k in keep})
@@ -354,7 +355,7 @@ def test_vip_moves_cannot_be_worked_out_from_the_others(demo_kpis, demo_clinic):
 
 
 def test_a_lone_hidden_vip_move_takes_its_partner():
-    from crm_analysis.kpis import _hide_vip_partner
+    from crm_analysis.value.monthly import _hide_partner as _hide_vip_partner
 
     assert _hide_vip_partner({"count": 100, "count_before": 97, "entered": None, "left": 7}) == \
         {"count": 100, "count_before": 97, "entered": None, "left": None}

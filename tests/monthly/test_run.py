@@ -21,8 +21,11 @@ import pytest
 
 from crm_analysis import load_clinic
 from crm_analysis.cli import main
-from crm_analysis.pipeline import (LOCK_FILE, NotebookFailed, PrivacyLeak, month_end, plan_month, report_order,
-                                   run_month)
+from crm_analysis.exceptions import NotebookFailed, PrivacyLeak
+from crm_analysis.monthly.notebooks import report_order
+from crm_analysis.monthly.publish import LOCK_FILE
+from crm_analysis.monthly.run import (month_end, plan_month,
+                                      run_month)
 
 SCRIPT = Path(sys.executable).with_name("crm-analysis")
 
@@ -236,7 +239,7 @@ def test_sigkill_partway_leaves_previous_month_and_a_rerun_succeeds(tmp_path, no
 
 
 def test_a_run_killed_between_the_two_renames_of_publish_loses_nothing(tmp_path):
-    from crm_analysis.pipeline import _clean_partials
+    from crm_analysis.monthly.publish import clean_partials
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()  # a process id that has ended
@@ -244,7 +247,7 @@ def test_a_run_killed_between_the_two_renames_of_publish_loses_nothing(tmp_path)
     (tmp_path / f".2026-10.old-{dead}" / "kpis.json").write_text("previous")
     (tmp_path / "2026-09").mkdir()
     (tmp_path / f".2026-09.old-{dead}").mkdir()  # a swap that completed: the old copy is only rubbish
-    _clean_partials(tmp_path)
+    clean_partials(tmp_path)
     assert _visible(tmp_path) == ["2026-09", "2026-10"] and not list(tmp_path.glob(".*"))
     assert (tmp_path / "2026-10" / "kpis.json").read_text() == "previous"
 

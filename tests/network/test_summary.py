@@ -23,7 +23,7 @@ from html import escape
 
 import pytest
 
-from crm_analysis.kpis import CORE_SECTIONS, monthly_kpis
+from crm_analysis.monthly.kpis import CORE_SECTIONS, monthly_kpis
 from crm_analysis.network.summary import (DEFAULT_MIN_COUNT, POOL_METHOD, network_html, network_json,
                                           network_summary, pool_effects, write_network_pdf)
 

@@ -15,7 +15,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from crm_analysis.pipeline import notebook_paths
+from crm_analysis.monthly.notebooks import notebook_paths
 
 MONTH = "2026-10"
 #: With pytest-xdist, these tests and the notebook tests share one worker, so the session's run is made once.
@@ -123,7 +123,7 @@ def test_privacy_scan_passes_on_every_artefact(monthly_run, demo_clinic):
 def test_outreach_lists_are_private_and_reproducible(monthly_run, demo_dir, tmp_path):
     """The analysis modules' lists are written owner-only, and computing them again gives the same bytes."""
     from crm_analysis import load_clinic
-    from crm_analysis.pipeline import month_end
+    from crm_analysis.monthly.run import month_end
     from crm_analysis.report.outreach import PRODUCERS, produce_outreach, write_outreach_lists
 
     folder = monthly_run.outreach_dir

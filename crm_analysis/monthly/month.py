@@ -1,0 +1,337 @@
+"""One clinic's month: the data as known at ``as_of``, the rules, and the month's models, each fitted once.
+
+:class:`Month` is what the KPI step, every notebook and the outreach lists
+share. Its models (:data:`MODELS`: the reminder evaluation with its no-show
+model, the churn model and its back-test, the recall table, lifetime value
+and its back-test, the campaign plan) are computed on first use and kept.
+The monthly run fits them once, in parallel worker processes
+(:func:`fit_models`), and saves them (pickles) in its private folder; the KPI
+step and the notebooks open that folder and load them, so nothing is fitted
+twice in a run. A notebook run by hand, with no saved models, fits what it
+uses itself.
+
+In JupyterLab::
+
+    from crm_analysis.monthly import Month
+    month = Month.open("data/demo", "2026-10-31")             # the shipped rules
+    month.churn.summary                                       # fitted on first use
+    mine = Month.open("data/demo", "2026-10-31", rules="my_rules/")
+
+A model the data cannot support raises
+:class:`~crm_analysis.exceptions.InsufficientDataError` (or, for the
+reminder model, :class:`~crm_analysis.exceptions.CrmAnalysisError`) each
+time it is asked for; the error is kept (and saved) like a result.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from crm_analysis.clinic import ClinicData
+from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.i18n import check_lang
+from crm_analysis.monthly.rules import RuleSet, load_rule_set
+
+__all__ = ["Month", "MODELS", "FIT_GROUPS", "fit_models"]
+
+#: The month's models, in the order they are fitted when all are asked for.
+MODELS = ("reminders", "churn", "recall", "campaigns", "churn_backtest", "clv", "clv_backtest")
+#: How the run splits the fitting between worker processes: each group runs in one process, in order
+#: (a later model of a group uses an earlier one: the campaign plan's recall audience is the recall table).
+FIT_GROUPS = (("reminders",), ("churn", "recall", "campaigns"), ("churn_backtest", "clv", "clv_backtest"))
+#: Clinic-level errors a model may raise on thin data; they are kept like results.
+_KEPT_ERRORS = (CrmAnalysisError,)
+
+
+class Month:
+    """One clinic's month: the snapshot at `as_of`, its rules and its models.
+
+    Parameters
+    ----------
+    clinic : ClinicData or callable
+        The clinic, cut to `as_of` on first use unless it already is a snapshot at `as_of`; or a function
+        returning it, called on first use (:meth:`open`).
+    as_of : str or Timestamp
+        The month's last day (explicit: nothing defaults to today).
+    rules : str, Path, RuleSet or None
+        The analyst's rule folder (:func:`~crm_analysis.monthly.rules.load_rule_set`); None for the
+        shipped rules.
+    lang : {"ko", "en"}
+        Language of the campaign messages and segment labels.
+    saved : str or Path, optional
+        A folder of models saved by :meth:`save` (the monthly run's); models found there are loaded
+        instead of fitted.
+
+    Attributes
+    ----------
+    clinic : ClinicData
+        The snapshot at `as_of`.
+    as_of : Timestamp
+    rules : RuleSet
+    lang : str
+    """
+
+    def __init__(self, clinic: ClinicData, as_of, *, rules: str | Path | RuleSet | None = None, lang: str = "ko",
+                 saved: str | Path | None = None) -> None:
+        self.as_of = pd.Timestamp(as_of).normalize()
+        self._clinic = clinic
+        self.rules = load_rule_set(rules)
+        self.lang = check_lang(lang)
+        self.saved = Path(saved) if saved else None
+        self._results: dict[str, Any] = {}
+
+    @property
+    def clinic(self) -> ClinicData:
+        """The clinic as known at `as_of` (loaded on first use when the month was opened from a source)."""
+        if callable(self._clinic):  # Month.open: read the source only when something needs the data
+            self._clinic = self._clinic()
+        if self._clinic.as_of is None or self._clinic.as_of != self.as_of:
+            self._clinic = self._clinic.snapshot(self.as_of)
+        return self._clinic
+
+    @classmethod
+    def open(cls, source: str | Path, as_of, *, mapping: str | Path | None = None,
+             rules: str | Path | RuleSet | None = None, lang: str = "ko", models: str | Path | None = None) -> "Month":
+        """Load the clinic from `source` (as :func:`crm_analysis.load_clinic`) and open its month.
+
+        Parameters
+        ----------
+        source : str or Path
+            Clinic data: folder, file or database URL (or the monthly run's private snapshot).
+        as_of : str or Timestamp
+        mapping : str or Path, optional
+            Mapping file; None or ``""`` for none.
+        rules : str, Path, RuleSet or None
+            The analyst's rule folder; None or ``""`` for the shipped rules.
+        lang : {"ko", "en"}
+        models : str or Path, optional
+            The monthly run's saved models; None or ``""``: fit on first use.
+
+        Returns
+        -------
+        Month
+        """
+        from crm_analysis.io import load_clinic
+
+        return cls(lambda: load_clinic(source, mapping=mapping or None), as_of, rules=rules or None, lang=lang,
+                   saved=models or None)
+
+    def __repr__(self) -> str:
+        done = [n for n in MODELS if n in self._results]
+        return (f"Month(as_of={self.as_of:%Y-%m-%d}, "
+                f"rules={'shipped' if self.rules.folder is None else str(self.rules.folder)}, "
+                f"models ready={done})")
+
+    # ------------------------------------------------------------------ cached results
+    def _get(self, name: str, compute: Callable[[], Any]) -> Any:
+        if name not in self._results:
+            path = self.saved / f"{name}.pkl" if self.saved else None
+            if path is not None and path.is_file():
+                with open(path, "rb") as handle:
+                    self._results[name] = pickle.load(handle)
+            else:
+                try:
+                    self._results[name] = compute()
+                except _KEPT_ERRORS as err:
+                    self._results[name] = err
+        result = self._results[name]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def get(self, name: str) -> Any:
+        """The model (or piece) `name`: ``month.get("churn")`` is ``month.churn``.
+
+        Handy with :func:`crm_analysis.report.sections.attempt`, which turns a thin-data error into a
+        skipped-section stand-in: ``model = attempt(month.get, "churn")``.
+        """
+        if name not in MODELS and name not in ("features", "vips", "gaps"):
+            raise KeyError(f"unknown model {name!r}; the month's models are {', '.join(MODELS)}")
+        return getattr(self, name)
+
+    def fit(self, names: tuple[str, ...] | list[str] = MODELS) -> "Month":
+        """Fit (or load) the models `names` now; returns self. Models the data cannot support are skipped."""
+        for name in names:
+            try:
+                getattr(self, name)
+            except _KEPT_ERRORS:
+                pass
+        return self
+
+    def save(self, folder: str | Path, names: tuple[str, ...] | list[str] | None = None) -> list[Path]:
+        """Pickle the models computed so far (or `names`) into `folder`, one file each; returns the files.
+
+        The pickles hold patient-level data: keep `folder` private (the monthly run's is 0700).
+        """
+        folder = Path(folder)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        written = []
+        for name in names if names is not None else [n for n in MODELS if n in self._results]:
+            partial = folder / f".{name}.pkl.{os.getpid()}"
+            with open(partial, "wb") as handle:
+                pickle.dump(self._results[name], handle, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(partial, folder / f"{name}.pkl")
+            written.append(folder / f"{name}.pkl")
+        return written
+
+    # ------------------------------------------------------------------ cheap pieces (not saved)
+    @property
+    def features(self) -> pd.DataFrame:
+        """:func:`~crm_analysis.features.patient_features` at `as_of`."""
+        from crm_analysis.features import patient_features
+
+        return self._get("features", lambda: patient_features(self.clinic, self.as_of))
+
+    def segments(self, lang: str | None = None) -> pd.Series:
+        """Each patient's RFM segment (the rule folder's segments), labels in `lang` (None: segment keys)."""
+        from crm_analysis.value.segmentation import assign_segments, rfm_scores, segment_names
+
+        seg = self._get("segments", lambda: assign_segments(rfm_scores(self.features), rules=self.rules.segments)
+                        ["segment"].rename("segment"))
+        if lang is not None:
+            seg = seg.cat.rename_categories(segment_names(self.rules.segments, lang=lang))
+        return seg
+
+    @property
+    def vips(self) -> pd.DataFrame:
+        """:func:`~crm_analysis.value.vip.select_vips` with the rule folder's VIP rules."""
+        from crm_analysis.value.vip import select_vips
+
+        return self._get("vips", lambda: select_vips(self.features, self.as_of, rules=self.rules.vip))
+
+    @property
+    def gaps(self) -> pd.DataFrame:
+        """:func:`~crm_analysis.churn.survival_data`: the gaps between visits, up to `as_of`."""
+        from crm_analysis.churn import survival_data
+
+        return self._get("gaps", lambda: survival_data(self.clinic, self.as_of))
+
+    # ------------------------------------------------------------------ the models (saved by the run)
+    @property
+    def reminders(self):
+        """:func:`~crm_analysis.reminders.evaluate_reminders`: the reminder evaluation and its no-show model."""
+        from crm_analysis.reminders import evaluate_reminders
+
+        return self._get("reminders", lambda: evaluate_reminders(self.clinic, self.as_of, rules=self.rules.reminders))
+
+    @property
+    def churn(self):
+        """The fitted :class:`~crm_analysis.churn.ChurnModel` (the rule folder's churn rules)."""
+        from crm_analysis.churn import ChurnModel
+
+        return self._get("churn", lambda: ChurnModel(rules=self.rules.churn).fit(self.clinic, self.as_of,
+                                                                                   gaps=self.gaps))
+
+    @property
+    def recall(self) -> pd.DataFrame:
+        """:func:`~crm_analysis.churn.recall_table` from :attr:`churn` (every patient, with ``candidate``)."""
+        from crm_analysis.churn import recall_table
+
+        return self._get("recall", lambda: recall_table(self.clinic, self.as_of, model=self.churn,
+                                                        segments=self.segments(self.lang), rules=self.rules.churn))
+
+    def recall_candidates(self) -> pd.DataFrame:
+        """The ranked recall list (:func:`~crm_analysis.churn.recall_candidates`) from :attr:`recall`."""
+        from crm_analysis.churn import recall_candidates
+
+        return recall_candidates(self.clinic, self.as_of, model=self.churn, rules=self.rules.churn,
+                                 table=self.recall)
+
+    @property
+    def churn_backtest(self):
+        """:func:`~crm_analysis.churn.backtest`: the churn model refitted 180 days back and checked."""
+        from crm_analysis.churn import backtest, load_churn_rules
+
+        return self._get("churn_backtest", lambda: backtest(self.clinic, None, 180,
+                                                            model={"rules": load_churn_rules(self.rules.churn)}))
+
+    @property
+    def clv(self):
+        """The fitted :class:`~crm_analysis.value.clv.CLVModel` (12-month horizon)."""
+        from crm_analysis.value.clv import CLVModel
+
+        return self._get("clv", lambda: CLVModel(horizon_days=365).fit(self.clinic, self.as_of))
+
+    @property
+    def clv_backtest(self):
+        """:func:`~crm_analysis.value.clv.clv_backtest`: lifetime value fitted a year back and checked."""
+        from crm_analysis.value.clv import clv_backtest
+
+        return self._get("clv_backtest", lambda: clv_backtest(self.clinic, self.as_of - pd.Timedelta(days=365),
+                                                              horizon_days=365))
+
+    @property
+    def campaigns(self):
+        """:func:`~crm_analysis.campaigns.plan_campaigns` for the period after `as_of`, with this month's
+        VIP and recall audiences."""
+        from crm_analysis.campaigns import plan_campaigns
+
+        def candidate_frame(ids: pd.Series, reason) -> pd.DataFrame:  # an audience, best first
+            return pd.DataFrame({"patient_id": ids.astype(str).to_numpy(), "reason": pd.Series(reason).to_numpy()
+                                 if isinstance(reason, pd.Series) else reason})
+
+        def plan():
+            audiences = {}
+            vips = self.vips  # as campaigns.audiences.vip_candidates reads them, with this month's VIP rules
+            vips = vips[vips["selected"].astype(bool)]
+            if "rank" in vips.columns:
+                vips = vips.sort_values("rank", kind="stable")
+            ids = vips["patient_id"] if "patient_id" in vips.columns else pd.Series(vips.index, index=vips.index)
+            vip_frame = candidate_frame(ids, "vip_" + vips["rule"].astype(str))
+            audiences["vip_event"] = audiences["vip_birthday"] = vip_frame
+            try:
+                recall = self.recall_candidates()
+            except _KEPT_ERRORS:
+                recall = None  # the planner falls back to its rule-based recall audience
+            if recall is not None:
+                audiences["recall"] = candidate_frame(recall["patient_id"], "churn_recall_candidate")
+            return plan_campaigns(self.clinic, self.as_of, config=self.rules.campaigns, lang=self.lang,
+                                  candidates=audiences)
+
+        return self._get("campaigns", plan)
+
+
+def _fit_group(month: Month, names: tuple[str, ...], folder: Path) -> list[str]:
+    month.fit(names)
+    month.save(folder, [n for n in names if n in month._results])
+    return list(names)
+
+
+def fit_models(month: Month, folder: str | Path, *, jobs: int = 2,
+               groups: tuple[tuple[str, ...], ...] = FIT_GROUPS) -> Month:
+    """Fit the month's models in `jobs` worker processes and save them into `folder`; returns a Month
+    that loads them from there.
+
+    The workers are forked, so they share the loaded clinic without copying
+    it; each runs one group of :data:`FIT_GROUPS` and pickles its models. With
+    ``jobs=1`` (or where fork is unavailable) everything is fitted in this process.
+
+    Raises
+    ------
+    Exception
+        Whatever a model raised that is not a thin-data error (a bug fails the run).
+    """
+    folder = Path(folder)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if jobs > 1 and "fork" in _start_methods():
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
+            futures = [pool.submit(_fit_group, month, group, folder) for group in groups]
+            for future in futures:
+                future.result()
+    else:
+        for group in groups:
+            _fit_group(month, group, folder)
+    return Month(month.clinic, month.as_of, rules=month.rules, lang=month.lang, saved=folder)
+
+
+def _start_methods() -> list[str]:
+    from multiprocessing import get_all_start_methods
+
+    return get_all_start_methods()

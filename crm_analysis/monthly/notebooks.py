@@ -1,0 +1,236 @@
+"""The monthly run's notebooks: which ones, in what order, with which parameters, on which kernels.
+
+Every notebook in ``notebooks/`` whose name starts with two digits is run by
+papermill with the parameters of :func:`notebook_parameters` (the names of
+each notebook's ``parameters`` cell). Notebooks numbered 90 and up open the
+report (the KPI page, ``90_monthly_report``).
+
+:class:`KernelLanes` runs them on a few long-lived kernels ("lanes"), each
+running its notebooks one after another: a notebook's kernel then starts and
+imports the analysis stack once per lane rather than once per notebook, and
+between two notebooks the kernel's namespace is reset (``%reset -f``), so no
+variable passes from one notebook to the next. Which lane runs which
+notebook is fixed (round robin in run order), and
+:func:`~crm_analysis.report.reproducible.make_reproducible` numbers each
+notebook's cells from 1, so the executed notebooks are the same bytes
+however the lanes were scheduled.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import pandas as pd
+
+__all__ = ["PROJECT_ROOT", "NOTEBOOK_DIR", "FRONT_MATTER_FROM", "NOTEBOOK_JOBS", "notebook_paths", "report_order",
+           "notebook_parameters", "KernelLanes", "execute_notebook"]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+#: Notebooks numbered from this up open the report (the KPI page, ``90_monthly_report``).
+FRONT_MATTER_FROM = 90
+#: How many kernels run notebooks at once (the machines this targets have two cores).
+NOTEBOOK_JOBS = 2
+#: What a lane's kernel imports while the run is still fitting the month's models.
+_WARM_UP = ("import pandas, matplotlib.pyplot, IPython.display, crm_analysis.monthly.month, "
+            "crm_analysis.plotting, crm_analysis.report.sections")
+
+
+def notebook_paths(notebook_dir: str | Path | None = None) -> list[Path]:
+    """The analysis notebooks in run order (their names start with a two-digit number)."""
+    folder = Path(notebook_dir or NOTEBOOK_DIR)
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def is_front_matter(path: Path) -> bool:
+    """Whether the notebook opens the report (numbered :data:`FRONT_MATTER_FROM` or more)."""
+    return int(path.name[:2]) >= FRONT_MATTER_FROM
+
+
+def report_order(paths: Sequence[Path]) -> list[Path]:
+    """Notebooks in report order: numbered 90 and up (the KPI page) first, then the rest in run order."""
+    front = [p for p in paths if is_front_matter(p)]
+    return front + [p for p in paths if p not in front]
+
+
+def notebook_parameters(*, source: str, as_of: pd.Timestamp, out_dir: str | Path, lang: str,
+                        mapping: str | None, rules: str | None = None, models: str | None = None) -> dict[str, str]:
+    """The parameters injected into every notebook (the names of their ``parameters`` cell).
+
+    Parameters
+    ----------
+    source : str
+        The clinic's data (the run passes its private validated snapshot).
+    as_of : Timestamp
+        The month's last day.
+    out_dir : str or Path
+        The folder the month is assembled in (``kpis.json`` is read from there).
+    lang : {"ko", "en"}
+    mapping : str, optional
+        Mapping file of `source`.
+    rules : str, optional
+        The analyst's rule folder (``--rules``); empty for the shipped rules.
+    models : str, optional
+        The run's folder of fitted models (:class:`~crm_analysis.monthly.month.Month`); empty: a notebook
+        fits what it needs itself.
+    """
+    return {
+        "source": str(source),
+        "mapping": "" if mapping is None else str(mapping),
+        "as_of": f"{pd.Timestamp(as_of):%Y-%m-%d}",
+        "out_dir": str(out_dir),
+        "lang": lang,
+        "rules": "" if rules is None else str(rules),
+        "models": "" if models is None else str(models),
+    }
+
+
+def _kernel_manager(private: Path, index: int):
+    """A ``KernelManager`` on a private Unix socket (no TCP) that remembers the clients it hands out
+    (nbclient does not stop the clients of a kernel manager it was given)."""
+    from jupyter_client.manager import KernelManager
+
+    class ClientTrackingKernelManager(KernelManager):
+        def client(self, **client_kwargs):
+            client = super().client(**client_kwargs)
+            self.clients.append(client)
+            return client
+
+    km = ClientTrackingKernelManager(kernel_name="python3", transport="ipc", ip=str(private / f"kernel{index}"))
+    km.clients = []
+    return km
+
+
+def _stop(km) -> None:
+    try:
+        if km.has_kernel:  # a kernel manager we pass in is ours to stop (nbclient stops only its own)
+            km.shutdown_kernel(now=True)
+    finally:
+        km.cleanup_resources()
+        for client in km.clients:  # ... and so are its clients' sockets: left to the garbage collector, a
+            client.stop_channels()  # context can be finalized before them and hang the process in zmq_ctx_term
+
+
+def _run_code(km, code: str, timeout: float = 120) -> None:
+    """Run `code` on the kernel of `km` and wait for it (a lane's warm-up and its resets)."""
+    client = km.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=timeout)
+    reply = client.execute_interactive(code, timeout=timeout, store_history=False, output_hook=lambda msg: None)
+    if reply["content"].get("status") != "ok":
+        raise RuntimeError(f"notebook kernel could not run {code!r}: {reply['content'].get('ename')}")
+
+
+def execute_notebook(path: Path, target: Path, params: Mapping[str, str], km) -> None:
+    """Run one notebook through papermill on the (started) kernel of `km`; the result goes to `target`."""
+    import papermill as pm
+
+    # The kernel was started in the notebook's folder; papermill's `cwd` would os.chdir this process,
+    # which two lanes would race on.
+    pm.execute_notebook(str(path), str(target), parameters=dict(params), progress_bar=False,
+                        kernel_name="python3", km=km)
+
+
+class KernelLanes:
+    """Run notebooks on `jobs` long-lived kernels, each lane running its notebooks in turn.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        The notebooks, in run order; lane ``i`` runs ``paths[i::jobs]``.
+    private : Path
+        A private folder for the kernels' sockets and connection files.
+    run_one : callable
+        ``run_one(path, km) -> None``: execute one notebook on the lane's kernel manager
+        (usually :func:`execute_notebook` followed by making the result reproducible).
+    ready : mapping of Path to threading.Event, optional
+        A notebook waits for its event before it starts (e.g. the KPI page waits for ``kpis.json``).
+    jobs : int
+        How many kernels.
+
+    Notes
+    -----
+    :meth:`start` starts the kernels and has them import the analysis stack
+    right away, so the imports overlap with the run's own work; the notebooks
+    themselves start when :meth:`go` is called. Each notebook's result is a
+    :class:`~concurrent.futures.Future` in :attr:`futures` (its wall time in
+    seconds, or the notebook's exception). After a failure, a lane runs none
+    of its remaining notebooks (they fail with :class:`RuntimeError`).
+    """
+
+    def __init__(self, paths: Sequence[Path], private: Path, run_one: Callable[[Path, object], None], *,
+                 ready: Mapping[Path, threading.Event] | None = None, jobs: int = NOTEBOOK_JOBS) -> None:
+        self.paths = list(paths)
+        self.jobs = max(1, min(jobs, len(self.paths)))
+        self.private = Path(private)
+        self.run_one = run_one
+        self.ready = dict(ready or {})
+        self.futures: dict[Path, Future] = {p: Future() for p in self.paths}
+        self._go = threading.Event()
+        self._cancelled = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def lane(self, index: int) -> list[Path]:
+        """The notebooks lane `index` runs, in order."""
+        return self.paths[index::self.jobs]
+
+    def start(self) -> "KernelLanes":
+        """Start the lanes' kernels (they import the analysis stack and then wait for :meth:`go`)."""
+        for i in range(self.jobs):
+            thread = threading.Thread(target=self._run_lane, args=(i,), name=f"notebook-lane-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def go(self) -> None:
+        """Let the lanes run their notebooks."""
+        self._go.set()
+
+    def cancel(self) -> None:
+        """Stop after the notebooks now running; the others are not run."""
+        self._cancelled.set()
+        self._go.set()
+        for event in self.ready.values():
+            event.set()
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join()
+
+    def _run_lane(self, index: int) -> None:
+        lane = self.lane(index)
+        km = _kernel_manager(self.private, index)
+        failed: BaseException | None = None
+        try:
+            try:
+                km.start_kernel(cwd=str(lane[0].parent))
+                _run_code(km, _WARM_UP)
+            except BaseException as err:  # noqa: BLE001 - reported as each notebook's failure
+                failed = err
+            self._go.wait()
+            for n, path in enumerate(lane):
+                future = self.futures[path]
+                if failed is not None or self._cancelled.is_set():
+                    future.set_exception(failed or RuntimeError("cancelled: an earlier step failed"))
+                    continue
+                if path in self.ready:
+                    self.ready[path].wait()
+                    if self._cancelled.is_set():
+                        future.set_exception(RuntimeError("cancelled: an earlier step failed"))
+                        continue
+                started = time.perf_counter()
+                try:
+                    if n:
+                        _run_code(km, "get_ipython().run_line_magic('reset', '-f')")
+                    self.run_one(path, km)
+                except BaseException as err:  # noqa: BLE001 - the caller reports it
+                    failed = err
+                    future.set_exception(err)
+                    continue
+                future.set_result(round(time.perf_counter() - started, 2))
+        finally:
+            _stop(km)

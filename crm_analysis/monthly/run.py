@@ -1,0 +1,553 @@
+"""The monthly run: load once, fit each model once, run the notebooks, build the report, publish atomically.
+
+:func:`run_month` runs one clinic's month (:class:`RunContext` holds its
+settings) in these steps, each timed in ``manifest.json`` and shown as one
+progress line on standard error:
+
+1. **load** — load and validate the extract once, cut it at the month's last
+   day (``as_of``) and write that snapshot to a cache in a private folder
+   (0700, outside the reports folder, deleted after the run) that the
+   notebooks read fast (:mod:`crm_analysis.io.cache`);
+2. **models** — fit the month's models once (:class:`~crm_analysis.monthly.month.Month`:
+   reminder evaluation, churn and its back-test, recall, lifetime value and
+   its back-test, the campaign plan) in two forked worker processes, and save
+   them in the private folder. Meanwhile the notebook kernels start and
+   import the analysis stack, and the KPI sections that need no model run;
+3. **kpis** — the rest of ``kpis.json`` (:mod:`crm_analysis.monthly.kpis`), from the saved models;
+4. **each notebook** in ``notebooks/``, through papermill on two long-lived
+   kernels (:class:`~crm_analysis.monthly.notebooks.KernelLanes`), with
+   ``as_of``, ``out_dir``, ``rules`` and ``models`` (the saved models: no
+   notebook fits a model again); the KPI page (``90_monthly_report``) once
+   ``kpis.json`` is complete;
+5. **outreach** — the staff lists from the same models (while the notebooks run);
+6. **report_html**, **report_pdf** — the management report (KPI page first);
+7. **privacy_scan** — every report artefact is searched for the patients'
+   names, phone numbers and emails; a hit stops the run;
+8. **publish** — the outreach lists to ``outreach/YYYY-MM/`` (0700), then the
+   month to ``reports/YYYY-MM/`` (:mod:`crm_analysis.monthly.publish`).
+
+Work goes into hidden staging folders beside the targets and is moved into
+place only when everything has succeeded: a failed or killed run never
+leaves a partial month and never touches earlier months. A failed run keeps
+its work, with papermill's error banner in the failed notebook, in
+``reports/YYYY-MM.failed/``. One run at a time writes into a reports folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+import pandas as pd
+
+from crm_analysis.exceptions import CrmAnalysisError, NotebookFailed, PrivacyLeak, RunFailed
+from crm_analysis.i18n import check_lang
+from crm_analysis.monthly import publish as pub
+from crm_analysis.monthly.kpis import CORE_SECTIONS, KPIS_FILE, SECTIONS, monthly_kpis
+from crm_analysis.monthly.month import FIT_GROUPS, MODELS, Month
+from crm_analysis.monthly.notebooks import (NOTEBOOK_DIR, PROJECT_ROOT, KernelLanes, execute_notebook,
+                                            is_front_matter, notebook_parameters, notebook_paths, report_order)
+from crm_analysis.monthly.rules import RuleSet, load_rule_set
+from crm_analysis.privacy import DEFAULT_MIN_COUNT, check_threshold
+
+__all__ = ["RunContext", "RunResult", "run_month", "run", "plan_month", "month_end", "MODEL_JOBS"]
+
+#: Worker processes that fit the month's models (the machines this targets have two cores).
+MODEL_JOBS = 2
+
+
+def month_end(month: str) -> pd.Timestamp:
+    """The last day of `month` (``YYYY-MM``).
+
+    Raises
+    ------
+    ValueError
+        If `month` is not ``YYYY-MM``.
+    """
+    try:
+        period = pd.Period(month, freq="M")
+    except (ValueError, TypeError):
+        raise ValueError(f"month must look like 2026-10, not {month!r}") from None
+    if f"{period}" != month:
+        raise ValueError(f"month must look like 2026-10, not {month!r}")
+    return period.end_time.normalize()
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything one monthly run is told: plain values, so a run can be shipped to a worker as it is.
+
+    Build it with :meth:`make` (which checks and resolves the values).
+
+    Attributes
+    ----------
+    month : str
+        ``YYYY-MM``.
+    source : str
+        Clinic data (a resolved path, or a database URL).
+    mapping : str or None
+    lang : str
+    out : Path
+        Reports folder; the month goes to ``out/YYYY-MM/``.
+    outreach_dir : Path
+        Outreach folder; the lists go to ``outreach_dir/YYYY-MM/`` (0700).
+    notebook_dir : Path
+    rules : RuleSet
+    min_count : int
+    clinic_name : str or None
+    pdf : bool
+    progress : bool
+    analyses : bool
+        False: only the core KPI sections, no models, and only the `producers` given.
+    producers : mapping, optional
+        Extra outreach lists: name -> ``f(clinic, as_of) -> DataFrame``.
+    """
+
+    month: str
+    source: str
+    mapping: str | None
+    lang: str
+    out: Path
+    outreach_dir: Path
+    notebook_dir: Path
+    rules: RuleSet
+    min_count: int = DEFAULT_MIN_COUNT
+    clinic_name: str | None = None
+    pdf: bool = True
+    progress: bool = True
+    analyses: bool = True
+    producers: Mapping[str, Callable] | None = None
+
+    @classmethod
+    def make(cls, month: str, source: str | Path, *, mapping: str | Path | None = None, lang: str = "ko",
+             out: str | Path = "reports", outreach_dir: str | Path | None = None,
+             notebook_dir: str | Path | None = None, rules: str | Path | RuleSet | None = None,
+             min_count: int = DEFAULT_MIN_COUNT, clinic_name: str | None = None, pdf: bool = True,
+             progress: bool = True, analyses: bool = True,
+             producers: Mapping[str, Callable] | None = None) -> "RunContext":
+        """Check and resolve the run's settings.
+
+        Raises
+        ------
+        ValueError
+            Bad month, language or threshold.
+        CrmAnalysisError
+            A rule folder that does not exist or holds an unknown rule file.
+        """
+        month_end(month)
+        text = str(source)
+        return cls(month=month, source=text if "://" in text else str(Path(text).resolve()),
+                   mapping=None if mapping is None or mapping == "" else str(Path(mapping).resolve()),
+                   lang=check_lang(lang), out=Path(out).resolve(),
+                   outreach_dir=Path(outreach_dir).resolve() if outreach_dir else Path("outreach").resolve(),
+                   notebook_dir=Path(notebook_dir or NOTEBOOK_DIR).resolve(), rules=load_rule_set(rules),
+                   min_count=check_threshold(min_count), clinic_name=clinic_name, pdf=pdf, progress=progress,
+                   analyses=analyses, producers=producers)
+
+    @property
+    def as_of(self) -> pd.Timestamp:
+        """The month's last day."""
+        return month_end(self.month)
+
+    @property
+    def shown_source(self) -> str:
+        """The source as reports show it (a database URL without its password)."""
+        from crm_analysis.io.sources import redact_url
+
+        return redact_url(self.source) if "://" in self.source else self.source
+
+
+@dataclass
+class RunResult:
+    """What a monthly run published."""
+
+    month: str
+    out_dir: Path
+    notebooks: list[Path] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    kpis: dict = field(default_factory=dict)
+    outreach_dir: Path | None = None
+    outreach_files: list[Path] = field(default_factory=list)
+    report_html: Path | None = None
+    report_pdf: Path | None = None
+    manifest: Path | None = None
+    #: Sections the data could not support: ``{"where", "analysis", "reason"}`` (also in manifest.json).
+    skipped: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Progress:
+    """One line per step on standard error: ``[3/9] 00_data_quality ... 2.1 s``."""
+
+    def __init__(self, total: int, enabled: bool, timings: dict[str, float]) -> None:
+        self.total, self.enabled, self.timings, self.i = total, enabled, timings, 0
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.i += 1
+        if self.enabled:
+            print(f"[{self.i}/{self.total}] {name} ...", end="", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            if self.enabled:
+                print(" failed", file=sys.stderr, flush=True)
+            raise
+        self.timings[name] = round(time.perf_counter() - started, 2)
+        if self.enabled:
+            print(f" {self.timings[name]:.1f} s", file=sys.stderr, flush=True)
+
+    def record(self, name: str, seconds: float | None) -> None:
+        """Report a step that ran in the background (`seconds` None: it failed)."""
+        self.i += 1
+        if seconds is not None:
+            self.timings[name] = seconds
+        if self.enabled:
+            shown = "failed" if seconds is None else f"{seconds:.1f} s"
+            print(f"[{self.i}/{self.total}] {name} ... {shown}", file=sys.stderr, flush=True)
+
+
+def run_month(month: str, source: str | Path, *, mapping: str | Path | None = None, lang: str = "ko",
+              out: str | Path = "reports", outreach_dir: str | Path | None = None,
+              notebook_dir: str | Path | None = None, rules: str | Path | None = None, progress: bool = True,
+              min_count: int = DEFAULT_MIN_COUNT, clinic_name: str | None = None, pdf: bool = True,
+              producers: Mapping[str, Callable] | None = None, analysis_hooks: bool = True) -> RunResult:
+    """Run one clinic's month and publish it atomically.
+
+    Every argument is a plain value (strings, paths, numbers), so a run can be
+    shipped to a worker process as it is.
+
+    Parameters
+    ----------
+    month : str
+        ``YYYY-MM``; everything is computed as of the month's last day.
+    source : str or Path
+        Clinic data, as for :func:`crm_analysis.load_clinic`.
+    mapping : str or Path, optional
+        Mapping file for the source.
+    lang : {"ko", "en"}
+        Report language.
+    out : str or Path
+        Reports folder; the month goes to ``out/YYYY-MM/``.
+    outreach_dir : str or Path, optional
+        Outreach folder (default ``./outreach``); the lists go to ``outreach_dir/YYYY-MM/`` (0700).
+    notebook_dir : str or Path, optional
+        Where the notebooks are (the project's ``notebooks/`` by default).
+    rules : str or Path, optional
+        The analyst's rule folder (:mod:`crm_analysis.monthly.rules`): applied to the KPIs, the
+        notebooks and the lists alike, and recorded in the manifest.
+    progress : bool
+        Print one line per step to standard error.
+    min_count : int
+        Counts from 1 to ``min_count - 1`` are suppressed in ``kpis.json`` and the KPI page.
+    clinic_name : str, optional
+        Shown on the report's cover.
+    pdf : bool
+        Write ``report.pdf`` (WeasyPrint).
+    producers : mapping, optional
+        Extra outreach lists: name -> ``f(clinic, as_of) -> DataFrame`` (see
+        :mod:`crm_analysis.report.outreach`; default: the registered ones).
+    analysis_hooks : bool
+        False: only the core KPI sections, no model fitted, and only the `producers` given.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    ValueError
+        Bad month, language or threshold.
+    DataValidationError
+        The source breaks the data contract (nothing is written).
+    SourceError
+        The month lies outside the data's recorded range, or no visit is recorded by its last day
+        (nothing is written; see :meth:`crm_analysis.clinic.ClinicData.check_month`). A month the
+        data covers only in part runs, with a warning in ``RunResult.warnings`` and the manifest.
+    NotebookFailed, PrivacyLeak, RunFailed
+        With a one-line reason; the work is kept in ``out/YYYY-MM.failed/``.
+    """
+    return run(RunContext.make(month, source, mapping=mapping, lang=lang, out=out, outreach_dir=outreach_dir,
+                               notebook_dir=notebook_dir, rules=rules, min_count=min_count, clinic_name=clinic_name,
+                               pdf=pdf, progress=progress, analyses=analysis_hooks, producers=producers))
+
+
+def run(ctx: RunContext) -> RunResult:
+    """Run the month described by `ctx` (see :func:`run_month`)."""
+    from crm_analysis.io import load_clinic
+
+    paths = notebook_paths(ctx.notebook_dir)
+    if not paths:
+        raise RunFailed(f"no notebooks found in {ctx.notebook_dir}")
+    final, outreach_final = ctx.out / ctx.month, ctx.outreach_dir / ctx.month
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    result = RunResult(month=ctx.month, out_dir=final, outreach_dir=outreach_final)
+    steps = Progress(len(paths) + 8 - (not ctx.pdf) - (not ctx.analyses), ctx.progress, result.timings)
+    with pub.folder_lock(ctx.out):
+        pub.clean_partials(ctx.out, None)
+        pub.clean_partials(ctx.outreach_dir, ctx.month)
+        private = pub.private_workdir()
+        work = pub.staging_folder(ctx.out, ctx.month)
+        staging = pub.staging_folder(pub.ensure_private(ctx.outreach_dir), ctx.month)
+        try:
+            with steps.step("load"):
+                clinic = load_clinic(ctx.source, mapping=ctx.mapping)
+                result.warnings = clinic.check_month(ctx.month)  # SourceError (exit 2) when the data cannot show it
+                snapshot = clinic.snapshot(ctx.as_of)
+                del clinic
+                cache = _write_cache(snapshot, private)
+            for warning in result.warnings:
+                print(f"warning: {warning}", file=sys.stderr, flush=True)
+            try:
+                scanned = _run_steps(ctx, steps, snapshot, paths, cache, private, work, staging, result)
+            except NotebookFailed:
+                raise
+            except Exception as err:  # noqa: BLE001 - any failure after loading keeps the work for diagnosis
+                failed = pub.keep_failed(work, ctx.out, ctx.month) if work.exists() else ctx.out / f"{ctx.month}.failed"
+                if isinstance(err, RunFailed):
+                    raise type(err)(f"{err} (work kept in {failed})") from None
+                first = str(err).splitlines()[0] if str(err) else ""
+                raise RunFailed(f"{type(err).__name__}: {first} (work kept in {failed})") from err
+            manifest = _manifest(ctx, paths, result, work, scanned)
+            result.manifest = final / "manifest.json"
+            (work / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True)
+                                                + "\n", encoding="utf-8")
+            with steps.step("publish"):
+                pub.publish(staging, outreach_final, mode=0o700)
+                pub.publish(work, final)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+            for folder in (work, staging):
+                if folder.exists():
+                    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(ctx.out / f"{ctx.month}.failed", ignore_errors=True)
+    return result
+
+
+def _write_cache(snapshot, private: Path) -> Path:
+    from crm_analysis.io.cache import write_snapshot_cache
+
+    return Path(write_snapshot_cache(snapshot, private / "clinic.cache"))
+
+
+def _fit_group(month: Month, names: tuple[str, ...], folder: Path) -> None:
+    """Fit one group of models in a worker process and save them (see :func:`crm_analysis.monthly.month.fit_models`)."""
+    month.fit(names).save(folder, names)
+
+
+def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], cache: Path, private: Path,
+               work: Path, staging: Path, result: RunResult) -> int:
+    """Steps 2-7 of :func:`run`; returns how many artefacts the privacy scan read."""
+    from crm_analysis.report.sections import skipped_sections
+
+    as_of = ctx.as_of
+    models_dir = private / "models"
+    models_dir.mkdir(mode=0o700)
+    params = notebook_parameters(source=cache, as_of=as_of, out_dir=work, lang=ctx.lang, mapping=None,
+                                 rules=None if ctx.rules.folder is None else str(ctx.rules.folder),
+                                 models=str(models_dir) if ctx.analyses else None)
+    # The notebooks show the clinic's source and the published folder, not this run's private ones.
+    replacements = {str(cache): ctx.shown_source, str(work): str(ctx.out / ctx.month), str(models_dir): ""}
+    index = {path: i for i, path in enumerate(paths, 1)}
+
+    def run_one(path: Path, km) -> None:
+        from crm_analysis.report.reproducible import make_reproducible
+
+        execute_notebook(path, work / path.name, params, km)
+        make_reproducible(work / path.name, replacements, id_prefix=f"n{index[path]:02d}")
+
+    kpis_ready = threading.Event()
+    lanes = KernelLanes(paths, private, run_one, ready={p: kpis_ready for p in paths if is_front_matter(p)})
+    month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang)
+    names = list(SECTIONS) if ctx.analyses else list(CORE_SECTIONS)
+    needs_models = [n for n in names if n in ("reminder_effect", "churn")]
+    try:
+        if ctx.analyses:
+            with steps.step("models"):
+                # Fork the model workers before any thread starts (the lanes' threads and sockets).
+                with ProcessPoolExecutor(max_workers=MODEL_JOBS, mp_context=get_context("fork")) as pool:
+                    fits = [pool.submit(_fit_group, month, group, models_dir) for group in FIT_GROUPS]
+                    lanes.start()  # the kernels start and import while the models are fitted
+                    early = monthly_kpis(month, sections=[n for n in names if n not in needs_models],
+                                         min_count=ctx.min_count)
+                    for fit in fits:
+                        fit.result()
+            month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang, saved=models_dir)
+        else:
+            lanes.start()
+            early = monthly_kpis(month, sections=names, min_count=ctx.min_count)
+            needs_models = []
+        lanes.go()
+        with steps.step("kpis"):
+            late = monthly_kpis(month, sections=needs_models, min_count=ctx.min_count)
+            kpis = replace(early, sections={n: {**early.sections, **late.sections}[n] for n in names})
+            partial = work / f".{KPIS_FILE}.tmp"
+            partial.write_text(kpis.to_json(), encoding="utf-8")
+            os.replace(partial, work / KPIS_FILE)
+            result.kpis = kpis.to_dict()
+            result.skipped += [{"where": KPIS_FILE, "analysis": name, "reason": block.get("reason", "")}
+                               for name, block in kpis.sections.items() if not block.get("available", False)]
+        kpis_ready.set()
+        with steps.step("outreach"):
+            written = _write_outreach(ctx, month, staging, result)
+            result.outreach_files = [result.outreach_dir / p.name for p in written]
+        for path in paths:  # reported in run order, whatever order they finish in
+            try:
+                seconds = lanes.futures[path].result()
+            except Exception as err:  # noqa: BLE001
+                steps.record(path.stem, None)
+                lanes.cancel()
+                lanes.join()
+                failed = pub.keep_failed(work, ctx.out, ctx.month)
+                raise NotebookFailed(_notebook_failure(path, err, failed)) from None
+            steps.record(path.stem, seconds)
+            result.notebooks.append(result.out_dir / path.name)
+            result.skipped += [{"where": s["notebook"], "analysis": s["analysis"], "reason": s["reason"]}
+                               for s in skipped_sections(work / path.name)]
+    finally:
+        lanes.cancel()
+        lanes.join()
+    _write_report(ctx, steps, paths, work, result)
+    return _privacy_scan(steps, snapshot, paths, work)
+
+
+def _notebook_failure(path: Path, err: BaseException, failed: Path) -> str:
+    import papermill as pm
+
+    if isinstance(err, pm.PapermillExecutionError):
+        return (f"{path.name} failed in cell {err.exec_count}: {err.ename}: "
+                f"{str(err.evalue).splitlines()[0] if err.evalue else ''} (executed notebooks kept in {failed})")
+    first = str(err).splitlines()[0] if str(err) else ""
+    return f"{path.name} could not run: {type(err).__name__}: {first} (executed notebooks kept in {failed})"
+
+
+def _write_outreach(ctx: RunContext, month: Month, staging: Path, result: RunResult) -> list[Path]:
+    """The month's staff lists: recall and the campaign plan's three tables (from the saved models), then
+    the registered and given producers."""
+    from crm_analysis.report.outreach import PRODUCERS, OutreachLists, produce_outreach, write_outreach_lists
+
+    lists = OutreachLists()
+    if ctx.analyses:
+        from crm_analysis.campaigns.outreach import outreach_tables
+        from crm_analysis.churn.monthly import recall_outreach
+
+        try:
+            lists["recall"] = recall_outreach(month.clinic, month.as_of, candidates=month.recall_candidates())
+        except CrmAnalysisError as err:
+            lists.skipped["recall"] = getattr(err, "reason", str(err))
+        try:
+            tables = outreach_tables(month.campaigns, month.clinic, ctx.lang)
+            lists.update({f"campaign_{name}": table for name, table in tables.items()})
+        except CrmAnalysisError as err:
+            for name in ("outreach", "holdout", "suppression"):
+                lists.skipped[f"campaign_{name}"] = getattr(err, "reason", str(err))
+    producers = dict(PRODUCERS) if ctx.analyses and ctx.producers is None else dict(ctx.producers or {})
+    if producers:
+        extra = produce_outreach(month.clinic, month.as_of, producers)
+        lists.update(extra)
+        lists.skipped.update(extra.skipped)
+    result.skipped += [{"where": "outreach", "analysis": name, "reason": reason}
+                       for name, reason in lists.skipped.items()]
+    return write_outreach_lists(lists, staging, as_of=month.as_of)
+
+
+def _write_report(ctx: RunContext, steps: Progress, paths: list[Path], work: Path, result: RunResult) -> None:
+    from crm_analysis.report.html import report_html
+
+    ordered = [work / p.name for p in report_order(paths)]
+    as_of = f"{ctx.as_of:%Y-%m-%d}"
+    with steps.step("report_html"):
+        html = report_html(ordered, month=ctx.month, as_of=as_of, lang=ctx.lang, clinic_name=ctx.clinic_name)
+        (work / "report.html").write_text(html, encoding="utf-8")
+        result.report_html = result.out_dir / "report.html"
+    if ctx.pdf:
+        with steps.step("report_pdf"):
+            from crm_analysis.report.pdf import font_face_css, write_pdf
+
+            printable = report_html(ordered, month=ctx.month, as_of=as_of, lang=ctx.lang,
+                                    clinic_name=ctx.clinic_name, extra_css=font_face_css())
+            write_pdf(printable, work / "report.pdf")
+            result.report_pdf = result.out_dir / "report.pdf"
+
+
+def _privacy_scan(steps: Progress, snapshot, paths: list[Path], work: Path) -> int:
+    from crm_analysis.privacy import fixed_report_text, personal_values, scan_artefacts
+
+    with steps.step("privacy_scan"):
+        artefacts = sorted(p for p in work.iterdir() if p.suffix in (".html", ".ipynb", ".json", ".pdf")
+                           and (p.suffix != ".pdf" or _can_read_pdf()))
+        hits = scan_artefacts(artefacts, personal_values(snapshot.patients, fixed_text=fixed_report_text(paths)))
+        if hits:
+            where = sorted({h.artefact for h in hits})
+            raise PrivacyLeak(f"privacy scan: {', '.join(where)} show(s) personal data ({len(hits)} value(s), "
+                              f"e.g. a {hits[0].kind} {hits[0].masked()}); the month was not published")
+    return len(artefacts)
+
+
+def _can_read_pdf() -> bool:
+    try:
+        import pypdf  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _manifest(ctx: RunContext, paths: list[Path], result: RunResult, work: Path, scanned: int) -> dict:
+    from crm_analysis.report.manifest import build_manifest
+
+    shown = {"month": ctx.month, "as_of": f"{ctx.as_of:%Y-%m-%d}", "lang": ctx.lang, "source": ctx.shown_source,
+             "mapping": ctx.mapping or "", "out_dir": str(result.out_dir), "outreach_dir": str(result.outreach_dir),
+             "min_count": ctx.min_count, "rules": "" if ctx.rules.folder is None else str(ctx.rules.folder)}
+    outputs = [p.name for p in work.iterdir()] + ["manifest.json"]
+    return build_manifest(month=ctx.month, parameters=shown, source=ctx.source, mapping=ctx.mapping,
+                          notebooks=[p.name for p in paths], timings=dict(result.timings), outputs=outputs,
+                          project_root=PROJECT_ROOT,
+                          extra={"privacy_scan": {"files_scanned": scanned, "hits": 0},
+                                 "outreach_lists": sorted(p.name for p in result.outreach_files),
+                                 "warnings": list(result.warnings),
+                                 "skipped_sections": result.skipped,
+                                 "rules": ctx.rules.describe(),
+                                 "models": list(MODELS) if ctx.analyses else []})
+
+
+def plan_month(month: str, source: str | Path, *, mapping: str | Path | None = None, lang: str = "ko",
+               out: str | Path = "reports", outreach_dir: str | Path | None = None,
+               notebook_dir: str | Path | None = None, pdf: bool = True, rules: str | Path | None = None,
+               producers: Mapping[str, Callable] | None = None) -> list[str]:
+    """What :func:`run_month` would do, as lines of text (for ``--dry-run``). Reads no data."""
+    from crm_analysis.io.sources import redact_url
+
+    as_of = month_end(month)
+    rule_set = load_rule_set(rules)
+    paths = notebook_paths(notebook_dir)
+    shown = redact_url(str(source)) if "://" in str(source) else str(source)
+    outreach_root = Path(outreach_dir) if outreach_dir else Path("outreach")
+    lists = ["recall", "campaign_outreach", "campaign_holdout", "campaign_suppression", *(producers or {})]
+    lines = [f"would run {month} (as_of {as_of:%Y-%m-%d}) into {Path(out) / month}:",
+             f"  load + validate {shown}" + (f" with mapping {mapping}" if mapping else ""),
+             "  models (fitted once): " + ", ".join(MODELS),
+             "  kpis -> kpis.json"]
+    lines += [f"  {p.name}" for p in paths] or ["  (no notebooks found)"]
+    lines.append(f"  outreach -> {outreach_root / month}/ (owner-only): " + ", ".join(f"{n}.csv/.xlsx" for n in lists))
+    lines += ["  report_html -> report.html (KPI page first: " + ", ".join(p.stem for p in report_order(paths)) + ")"]
+    if pdf:
+        lines.append("  report_pdf -> report.pdf (A4)")
+    lines += ["  privacy_scan of report.html, report.pdf, notebooks, kpis.json", "  publish"]
+    lines.append("  rules: " + ("the shipped rules" if rule_set.folder is None else
+                                f"{rule_set.folder} ({', '.join(rule_set.files) or 'no rule files: shipped rules'})"))
+    params = notebook_parameters(source=shown, as_of=as_of, out_dir=Path(out) / month, lang=lang,
+                                 mapping=None if mapping is None else str(mapping),
+                                 rules=None if rule_set.folder is None else str(rule_set.folder))
+    lines.append("  parameters: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+    return lines

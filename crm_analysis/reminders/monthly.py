@@ -1,0 +1,110 @@
+"""The reminder effect as a KPI section of the monthly report (``kpis.json`` → ``reminder_effect``).
+
+:func:`reminder_effect_kpis` reads the month's reminder evaluation (fitted
+once per run, :class:`crm_analysis.monthly.Month`): the adjusted no-show
+effect of the current reminder regime with its 95% CI, and how many of this
+month's appointments were reminded. The monthly run registers it in
+:mod:`crm_analysis.monthly.kpis`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
+from crm_analysis.figures import month_start, p_value_3g, rounded, shown_count, shown_rate
+from crm_analysis.reminders.adjusted import period_masks
+from crm_analysis.reminders.evaluation import ReminderEvaluation, evaluate_reminders
+from crm_analysis.reminders.rules import load_rules
+
+__all__ = ["reminder_effect_kpis", "REMINDER_EFFECT_FIGURES"]
+
+#: The headline figures (``null`` in kpis.json when the section is skipped).
+REMINDER_EFFECT_FIGURES = ("risk_difference", "ci_low", "ci_high", "p_value", "appointments")
+
+
+def _no_comparison() -> InsufficientDataError:
+    return InsufficientDataError(
+        "reminder_effect",
+        "Reminder effect: no analysed appointment up to as_of went without a reminder (or none had one), so there "
+        "is nothing to compare; check that the reminders table is complete.",
+        "예약 알림 효과: 알림을 받은 예약과 받지 않은 예약이 모두 있어야 비교할 수 있는데 한쪽이 없습니다. "
+        "알림 발송 기록이 빠짐없이 들어왔는지 확인하세요.")
+
+
+def reminder_effect_kpis(clinic, as_of, min_count: int = 5, *, evaluation: ReminderEvaluation | None = None,
+                         rules=None) -> dict:
+    """The adjusted no-show effect of the current reminder regime (95% CI) and this month's reminded share.
+
+    Parameters
+    ----------
+    clinic : ClinicData
+        As known at `as_of`.
+    as_of : str or Timestamp
+        The month's last day.
+    min_count : int
+        Counts from 1 to ``min_count - 1`` are hidden, and the effect with them.
+    evaluation : ReminderEvaluation, optional
+        The month's evaluation (:func:`~crm_analysis.reminders.evaluate_reminders`); made here when omitted.
+    rules : path, mapping or None
+        Reminder rules (the roll-out history defines the current regime).
+
+    Returns
+    -------
+    dict
+        ``regime``, ``regime_since``, ``estimand``, ``risk_difference``, ``ci_low``, ``ci_high``,
+        ``p_value``, ``conf_level``, ``rate_with_reminders``, ``rate_without_reminders``,
+        ``appointments``, ``patients``, ``method``, ``reminded_month``, ``reminded_share_month``.
+
+    Raises
+    ------
+    InsufficientDataError
+        Without appointments, without both reminded and unreminded appointments, or when the
+        no-show model cannot be fitted on this clinic's data.
+    """
+    as_of = pd.Timestamp(as_of).normalize()
+    try:
+        if evaluation is None:
+            evaluation = evaluate_reminders(clinic, as_of, rules=rules)
+    except InsufficientDataError:
+        raise
+    except CrmAnalysisError as err:
+        raise InsufficientDataError("reminder_effect", f"Reminder effect: the reminder model could not be fitted on "
+                                                       f"this clinic's data ({err}).",
+                                    f"예약 알림 효과: 이 병원 자료로는 알림 효과 모형을 추정할 수 없었습니다 ({err}).") from None
+    table, model = evaluation.table, evaluation.model
+    analysed = table["analysed"].to_numpy(dtype=bool)
+    reminded = analysed & table["reminded"].to_numpy(dtype=bool)
+    if not reminded.any() or reminded.sum() == analysed.sum():
+        raise _no_comparison()
+    r = load_rules(rules)
+    periods = {name: mask for name, mask in period_masks(table, r).items() if name != "all" and mask.any()}
+    if periods:  # the current regime: the last roll-out period with appointments in the data
+        regime, mask = list(periods.items())[-1]
+        since = next((f"{pd.Timestamp(x['date']):%Y-%m-%d}" for x in reversed(r["rollouts"] or [])
+                      if str(x.get("schedule")) == regime), None)
+        group = f"eligible appointments since the roll-out of {regime}"
+    else:  # no roll-out history in the rules: the appointments that were reminded
+        regime, mask, since, group = "as received", reminded, None, "appointments that received a reminder"
+    try:
+        rd, _ = model.marginal_effect(table, mask, estimand=f"{group}: no-show rate with reminders as received "
+                                                            "minus none")
+    except InsufficientDataError:
+        raise
+    except CrmAnalysisError as err:
+        raise InsufficientDataError("reminder_effect", f"Reminder effect: the reminder model could not be fitted on "
+                                                       f"this clinic's data ({err}).",
+                                    f"예약 알림 효과: 이 병원 자료로는 알림 효과 모형을 추정할 수 없었습니다 ({err}).") from None
+    month = (table["scheduled_at"] >= month_start(as_of)).to_numpy() & analysed
+    n_appts, n_patients = int(mask.sum()), int(rd.extras["n_patients"])
+    shown = shown_count(n_appts, min_count) is not None and shown_count(n_patients, min_count) is not None
+    return {"regime": regime, "regime_since": since, "estimand": group,
+            "risk_difference": rounded(rd.estimate) if shown else None,
+            "ci_low": rounded(rd.ci_low) if shown else None, "ci_high": rounded(rd.ci_high) if shown else None,
+            "p_value": p_value_3g(rd.p_value) if shown else None, "conf_level": 0.95,
+            "rate_with_reminders": rounded(rd.extras["mean_p_treated"]) if shown else None,
+            "rate_without_reminders": rounded(rd.extras["mean_p_control"]) if shown else None,
+            "appointments": shown_count(n_appts, min_count), "patients": shown_count(n_patients, min_count),
+            "method": rd.method,
+            "reminded_month": shown_count(int((month & reminded).sum()), min_count),
+            "reminded_share_month": shown_rate(int((month & reminded).sum()), int(month.sum()), min_count)}

@@ -1,0 +1,76 @@
+"""The fast logistic GLM equals a plain statsmodels row-level GLM with patient-clustered errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+
+from crm_analysis.exceptions import InsufficientDataError
+from crm_analysis.reminders import glm
+from crm_analysis.reminders.glm import cluster_covariance, fit_binomial
+
+SEED = 20261031
+
+
+def _table(n: int, seed: int = SEED):
+    """A small appointment-like design: intercept, a trend, a 3-level category, two step indicators; patients."""
+    print(f"seed {seed}, n {n}")
+    rng = np.random.default_rng(seed)
+    patients = rng.integers(0, n // 5, n)
+    trend = rng.uniform(0, 2, n)
+    cat = rng.integers(0, 3, n)
+    step1 = rng.random(n) < 0.6
+    step2 = step1 & (rng.random(n) < 0.5)
+    x = np.column_stack([np.ones(n), trend, cat == 1, cat == 2, step1, step2]).astype(float)
+    frailty = rng.normal(0, 0.5, patients.max() + 1)[patients]  # patients differ: clustering matters
+    eta = x @ np.array([-1.5, 0.2, 0.4, -0.3, -0.5, -0.2]) + frailty
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+    return x, y, patients, ["Intercept", "years", "cat[T.1]", "cat[T.2]", "rem_1d", "rem_2h"]
+
+
+def _reference(x, y, groups):
+    return sm.GLM(y, x, family=sm.families.Binomial()).fit(cov_type="cluster", cov_kwds={"groups": groups})
+
+
+@pytest.mark.parametrize("start_rows", [None, 100])
+def test_fit_equals_statsmodels_cluster_glm(monkeypatch, start_rows):
+    """Both paths (default start, and Newton from a subsample fit) give statsmodels' estimates and CRV1 covariance."""
+    if start_rows is not None:
+        monkeypatch.setattr(glm, "_START_ROWS", start_rows)  # the subsample start, on a small table
+    x, y, groups, names = _table(3000)
+    assert (glm._start_params(x, y, 100) is None) == (start_rows is None)
+    ref = _reference(x, y, groups)
+    ours = fit_binomial(x, y, groups, names, "cluster")
+    assert list(ours.params.index) == names
+    np.testing.assert_allclose(ours.params.to_numpy(), ref.params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.cov_params().to_numpy(), ref.cov_params(), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(ours.pvalues.to_numpy(), ref.pvalues, rtol=1e-7)
+    np.testing.assert_allclose(ours.conf_int().to_numpy(), ref.conf_int(), rtol=1e-9)
+    assert ours.deviance == pytest.approx(ref.deviance, rel=1e-12)
+    assert ours.n_iter >= 1
+
+
+def test_cluster_covariance_matches_statsmodels_with_text_labels():
+    x, y, groups, _ = _table(800, SEED + 1)
+    labels = np.array([f"P{g:05d}" for g in groups], dtype=object)
+    model = sm.GLM(y, x, family=sm.families.Binomial())
+    ref = model.fit(cov_type="cluster", cov_kwds={"groups": groups})
+    cov = cluster_covariance(model.score_obs(ref.params), model.hessian(ref.params), labels)
+    np.testing.assert_allclose(cov, ref.cov_params(), rtol=1e-10, atol=1e-15)
+
+
+def test_other_cov_types_come_from_statsmodels():
+    x, y, groups, names = _table(600, SEED + 2)
+    ref = sm.GLM(y, x, family=sm.families.Binomial()).fit(cov_type="HC0")
+    ours = fit_binomial(x, y, groups, names, "HC0")
+    np.testing.assert_allclose(ours.cov_params().to_numpy(), ref.cov_params(), rtol=1e-8)
+
+
+def test_separation_and_zero_columns_are_insufficient_data():
+    x, y, groups, names = _table(500, SEED + 3)
+    separated = (x[:, 1] > 1).astype(float)  # the trend predicts the outcome perfectly
+    with pytest.raises(InsufficientDataError, match="could not be fitted"):
+        fit_binomial(x, separated, groups, names, "cluster")
+    with pytest.raises(InsufficientDataError, match="singular design"):
+        fit_binomial(np.column_stack([x, np.zeros(len(y))]), y, groups, [*names, "empty"], "cluster")
