@@ -333,3 +333,17 @@ def test_zoned_moments_become_clinic_local(tmp_path, tables):
         df.to_parquet(folder / f"{name}.parquet", index=False)
     clinic = load_clinic(folder, as_of=AS_OF)
     pd.testing.assert_series_equal(clinic.visits["visit_date"], reference.visits["visit_date"])
+
+
+@pytest.mark.parametrize("keys", [["P1", None, "P9"], ["P1", "P1"], [], [None]])
+@pytest.mark.parametrize("dtype", ["string[pyarrow]", "object"])
+def test_isin_gives_what_pandas_gives(keys, dtype):
+    """The Arrow-native isin matches pandas' own, missing values included."""
+    from crm_analysis.coercion import isin
+
+    values = pd.Series(["P1", None, "P2", "P9", "P1"], index=[5, 6, 7, 8, 9], dtype="string[pyarrow]")
+    key_series = pd.Series(keys, dtype=dtype)
+    expected = values.isin(key_series)
+    got = isin(values, key_series)
+    assert got.dtype == bool and got.tolist() == expected.tolist() and got.index.equals(values.index)
+    assert isin(values, key_series.array).tolist() == expected.tolist()
