@@ -38,7 +38,7 @@ from crm_analysis.schedules import load_prenatal_schedule, pregnancy_weeks, pren
 
 __all__ = ["AUDIENCES", "AUDIENCE_COLUMNS", "vip_event", "vip_birthday", "recall", "pregnancy_week",
            "infant_vaccination", "appointment_reminder", "vip_candidates", "recall_candidate_frame",
-           "rule_vip_candidates", "rule_recall_candidates"]
+           "rule_vip_candidates", "rule_recall_candidates", "candidate_source", "source_candidates"]
 
 AUDIENCE_COLUMNS = ["patient_id", "recipient_id", "send_at", "reason", "rank"]
 
@@ -139,6 +139,27 @@ def rule_recall_candidates(clinic, as_of, *, min_days: int = 180, max_days: int 
     return pd.DataFrame({"patient_id": last.index.astype(str), "reason": f"no_visit_{min_days}_{max_days}d"})
 
 
+def candidate_source(campaign: Campaign) -> tuple | None:
+    """The ranked list a VIP or recall audience is built from when no candidates are given.
+
+    ``("vip", min_visits_12m)`` or ``("recall", min_days, max_days)``; None for other audiences.
+    Campaigns with the same source share one list (the planner makes it once).
+    """
+    if campaign.audience in ("vip_event", "vip_birthday"):
+        return ("vip", int(campaign.options.get("vip_min_visits_12m", 10)))
+    if campaign.audience == "recall":
+        opts = dict(campaign.options.get("recall", {}))
+        return ("recall", int(opts.get("min_days", 180)), int(opts.get("max_days", 730)))
+    return None
+
+
+def source_candidates(clinic, as_of, source: tuple) -> pd.DataFrame:
+    """The candidate list of a :func:`candidate_source`: ``patient_id``, ``reason``, best first."""
+    if source[0] == "vip":
+        return vip_candidates(clinic, as_of, min_visits_12m=source[1])
+    return recall_candidate_frame(clinic, as_of, min_days=source[1], max_days=source[2])
+
+
 def _ranked(cand: pd.DataFrame) -> pd.DataFrame:
     cand = cand.drop_duplicates("patient_id").reset_index(drop=True)
     return cand.assign(rank=np.arange(len(cand)), recipient_id=cand["patient_id"])
@@ -148,8 +169,7 @@ def _ranked(cand: pd.DataFrame) -> pd.DataFrame:
 
 def vip_event(clinic, campaign: Campaign, start, end, as_of, lang="ko", candidates=None) -> pd.DataFrame:
     """VIP event invitation: the best-ranked VIPs (capacity is applied by the planner after the holdout)."""
-    cand = candidates if candidates is not None else vip_candidates(
-        clinic, as_of, min_visits_12m=int(campaign.options.get("vip_min_visits_12m", 10)))
+    cand = candidates if candidates is not None else source_candidates(clinic, as_of, candidate_source(campaign))
     if cand.empty:
         return _empty(("event_name", "event_date"))
     out = _ranked(cand)
@@ -166,8 +186,7 @@ def vip_event(clinic, campaign: Campaign, start, end, as_of, lang="ko", candidat
 
 def vip_birthday(clinic, campaign: Campaign, start, end, as_of, lang="ko", candidates=None) -> pd.DataFrame:
     """Birthday greeting, on the birthday, for VIPs whose birthday falls in the period (Feb 29 → Feb 28)."""
-    cand = candidates if candidates is not None else vip_candidates(
-        clinic, as_of, min_visits_12m=int(campaign.options.get("vip_min_visits_12m", 10)))
+    cand = candidates if candidates is not None else source_candidates(clinic, as_of, candidate_source(campaign))
     if cand.empty:
         return _empty()
     out = _ranked(cand)
@@ -187,9 +206,7 @@ def vip_birthday(clinic, campaign: Campaign, start, end, as_of, lang="ko", candi
 
 def recall(clinic, campaign: Campaign, start, end, as_of, lang="ko", candidates=None) -> pd.DataFrame:
     """Recall of lapsed-but-recoverable patients, on ``send.day_of_month``."""
-    opts = dict(campaign.options.get("recall", {}))
-    cand = candidates if candidates is not None else recall_candidate_frame(
-        clinic, as_of, min_days=int(opts.get("min_days", 180)), max_days=int(opts.get("max_days", 730)))
+    cand = candidates if candidates is not None else source_candidates(clinic, as_of, candidate_source(campaign))
     if cand.empty:
         return _empty()
     out = _ranked(cand)

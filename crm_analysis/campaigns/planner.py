@@ -34,7 +34,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from crm_analysis.campaigns.audiences import AUDIENCES
+from crm_analysis.campaigns.audiences import AUDIENCES, candidate_source, source_candidates
 from crm_analysis.campaigns.compliance import assert_compliant, in_daytime
 from crm_analysis.consent import night_consent, opted_out, valid_consent
 from crm_analysis.campaigns.definitions import Campaign, CampaignConfig, load_campaigns
@@ -173,10 +173,16 @@ def plan_campaigns(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
         supp = pd.DataFrame(columns=SUPPRESSION_COLUMNS)
     candidates = dict(candidates or {})
     frames, holdouts, drops, skipped = [], [], [], {}
+    made = {}  # candidate lists by source: the VIP event and birthday campaigns share one
     for camp in cfg.campaigns:
         try:
-            aud = AUDIENCES[camp.audience](clinic, camp, start, end, as_of, lang,
-                                           candidates=candidates.get(camp.audience))
+            cand = candidates.get(camp.audience)
+            source = candidate_source(camp)
+            if cand is None and source is not None:
+                if source not in made:
+                    made[source] = source_candidates(clinic, as_of, source)
+                cand = made[source]
+            aud = AUDIENCES[camp.audience](clinic, camp, start, end, as_of, lang, candidates=cand)
         except InsufficientDataError as err:  # this campaign's audience needs more data; plan the others
             skipped[camp.id] = err.reason_in(lang)
             continue

@@ -5,7 +5,10 @@ the monthly run's churn KPI section and recall outreach list, the campaigns'
 recall audience (each recall campaign asks again), ``recall_table`` called
 without a model. :func:`fitted_model` fits the default model (default churn
 rules) once per (clinic, as_of) and hands the same fitted object to every
-caller.
+caller. They all use the Cox model's predictions only, so its Weibull
+alternative and proportional-hazards check are not fitted (about half of the
+fit's time); the Cox model and its predictions are those of
+``ChurnModel().fit(clinic, as_of)``.
 
 The key is the clinic object itself, held and compared with ``is`` (never
 ``id(clinic)``: an id can be reused by a new object once the old one is
@@ -39,14 +42,15 @@ def fitted_model(clinic, as_of) -> ChurnModel:
     Returns
     -------
     ChurnModel
-        Fitted with the default rules (``ChurnModel().fit(clinic, as_of)``). Shared: do not refit it.
+        Fitted with the default rules, without the Weibull alternative and the PH check
+        (``ChurnModel(weibull=False, ph_test=False).fit(clinic, as_of)``). Shared: do not refit it.
     """
     day = f"{pd.Timestamp(as_of).normalize():%Y-%m-%d}"
     for i, (c, d, model) in enumerate(_ENTRIES):
         if c is clinic and d == day:
             _ENTRIES.append(_ENTRIES.pop(i))  # most recently used last
             return model
-    model = ChurnModel().fit(clinic, pd.Timestamp(day))
+    model = ChurnModel(weibull=False, ph_test=False).fit(clinic, pd.Timestamp(day))
     _ENTRIES.append((clinic, day, model))
     del _ENTRIES[:-MAX_ENTRIES]
     return model

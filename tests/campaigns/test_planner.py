@@ -120,3 +120,21 @@ def test_monthly_cap_counts_messages_already_sent_that_month(demo_data):
     assert len(already) > 50 and len(capped) > 0
     assert not set(capped["recipient_id"]) & already
     assert (plan.dropped["reason"] == "monthly_cap").any()
+
+
+def test_vip_and_recall_lists_made_once_per_plan(demo_data, demo_candidates, monkeypatch):
+    """The VIP event and birthday campaigns share one VIP list; the plan equals one with the lists given."""
+    from crm_analysis.campaigns import audiences
+
+    made = []
+
+    def fake_source(clinic, as_of, source):
+        made.append(source)
+        return demo_candidates["recall" if source[0] == "recall" else "vip_event"]
+
+    monkeypatch.setattr("crm_analysis.campaigns.planner.source_candidates", fake_source)
+    plan = plan_campaigns(demo_data, AS_OF)
+    assert sorted(made) == [("recall", 180, 730), ("vip", 10)]
+    given = plan_campaigns(demo_data, AS_OF, candidates=demo_candidates)
+    pd.testing.assert_frame_equal(plan.sends, given.sends)
+    assert audiences.candidate_source(load_campaigns().campaign("APPT-REMINDER")) is None

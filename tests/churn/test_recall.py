@@ -12,6 +12,7 @@ from crm_analysis.churn import ChurnModel, recall_candidates, recall_counts, rec
 from crm_analysis.churn.recall import CANDIDATE_COLUMNS
 from crm_analysis.clinic import ClinicData
 from crm_analysis.exceptions import CrmAnalysisError
+from tests.conftest import DEMO_END
 
 #: Everyone in the band and overdue: only the exclusions keep a patient off the list.
 WIDE = {"recall": {"band": [0.0, 1.0], "min_overdue_ratio": 0}}
@@ -99,3 +100,14 @@ def test_counts_by_segment_add_up(churn_clinic, churn_model):
 def test_model_at_another_date_is_refused(churn_clinic, churn_model):
     with pytest.raises(CrmAnalysisError, match="fitted at 2026-10-31 but recall is for 2026-06-30"):
         recall_candidates(churn_clinic, "2026-06-30", model=churn_model)
+
+
+def test_shared_model_is_the_default_cox_model_without_its_extras(churn_clinic, churn_model, monkeypatch):
+    """The cached model skips the Weibull fit and PH check; its Cox model and predictions are the default's."""
+    from crm_analysis.churn import cache
+
+    monkeypatch.setattr(cache, "_ENTRIES", [])
+    shared = cache.fitted_model(churn_clinic, DEMO_END)
+    assert shared.weibull_ is None
+    pd.testing.assert_frame_equal(shared.summary, churn_model.summary)
+    pd.testing.assert_frame_equal(shared.predict_return(), churn_model.predict_return())
