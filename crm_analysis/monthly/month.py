@@ -42,10 +42,11 @@ from crm_analysis.monthly.rules import RuleSet, load_rule_set
 __all__ = ["Month", "MODELS", "FIT_GROUPS", "fit_models"]
 
 #: The month's models, in the order they are fitted when all are asked for.
-MODELS = ("reminders", "churn", "recall", "campaigns", "churn_backtest", "clv", "clv_backtest")
+MODELS = ("reminders", "churn", "churn_comparison", "recall", "campaigns", "churn_backtest", "clv", "clv_backtest")
 #: How the run splits the fitting between worker processes: each group runs in one process, in order
 #: (a later model of a group uses an earlier one: the campaign plan's recall audience is the recall table).
-FIT_GROUPS = (("reminders",), ("churn", "recall", "campaigns"), ("churn_backtest", "clv", "clv_backtest"))
+FIT_GROUPS = (("reminders",), ("churn", "recall", "campaigns", "churn_comparison"),
+              ("churn_backtest", "clv", "clv_backtest"))
 #: Clinic-level errors a model may raise on thin data; they are kept like results.
 _KEPT_ERRORS = (CrmAnalysisError,)
 
@@ -175,8 +176,8 @@ class Month:
         written = []
         for name in names if names is not None else [n for n in MODELS if n in self._results]:
             partial = folder / f".{name}.pkl.{os.getpid()}"
-            with open(partial, "wb") as handle:
-                pickle.dump(self._results[name], handle, protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+                _FramePickler(handle, protocol=pickle.HIGHEST_PROTOCOL).dump(self._results[name])
             os.replace(partial, folder / f"{name}.pkl")
             written.append(folder / f"{name}.pkl")
         return written
@@ -228,6 +229,11 @@ class Month:
 
         return self._get("churn", lambda: ChurnModel(rules=self.rules.churn).fit(self.clinic, self.as_of,
                                                                                    gaps=self.gaps))
+
+    @property
+    def churn_comparison(self) -> pd.DataFrame:
+        """:meth:`ChurnModel.comparison` at 90 days: Cox against Weibull AFT (concordance, calibration)."""
+        return self._get("churn_comparison", lambda: self.churn.comparison(90))
 
     @property
     def recall(self) -> pd.DataFrame:
@@ -296,6 +302,28 @@ class Month:
                                   candidates=audiences)
 
         return self._get("campaigns", plan)
+
+
+def _restore_strings(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Undo :class:`_FramePickler`: the coded string columns back to plain object columns."""
+    return frame.astype({c: object for c in columns}) if columns else frame
+
+
+class _FramePickler(pickle.Pickler):
+    """Pickles a DataFrame's all-string object columns as categoricals, and restores them as they were.
+
+    A model's tables repeat a few strings over 10^5 rows (department, status, bands); as Python objects
+    they make the reminder evaluation a 100 MB pickle that takes seconds to load in every notebook.
+    """
+
+    def reducer_override(self, obj):
+        if type(obj) is not pd.DataFrame or obj.columns.has_duplicates:
+            return NotImplemented
+        coded = [c for c in obj.columns if obj[c].dtype == object
+                 and pd.api.types.infer_dtype(obj[c], skipna=False) == "string"]
+        if not coded:
+            return NotImplemented
+        return _restore_strings, (obj.astype({c: "category" for c in coded}), coded)
 
 
 def _fit_group(month: Month, names: tuple[str, ...], folder: Path) -> list[str]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from html import escape
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,13 @@ def _spline_info(term: str, leads: tuple[np.ndarray, np.ndarray]):
     """patsy's design info of the lead-time spline `term`, from the distinct lead times and their counts
     (the same knots as from every appointment's lead time)."""
     values, counts = leads
-    return patsy.dmatrix(f"{term} - 1", {"lead_days": np.repeat(values, counts)}).design_info
+    data = {"lead_days": np.repeat(values, counts)}
+    return patsy.incr_dbuilder(f"{term} - 1", lambda: iter([data]))  # the design info, without the matrix
+
+
+def _column(table: pd.DataFrame, name, rows=None):
+    """``table[name]``, only the rows of the boolean mask `rows` if given (no copy of the whole table)."""
+    return table[name] if rows is None else table[name][rows]
 
 
 def period_masks(table: pd.DataFrame, rules=None) -> dict[str, np.ndarray]:
@@ -205,12 +212,13 @@ class ReminderEffectModel:
         self.conf_level = conf_level
 
     # ----------------------------------------------------------------- data
-    def _raw(self, table: pd.DataFrame, src: str) -> tuple[np.ndarray, np.ndarray]:
+    def _raw(self, table: pd.DataFrame, src: str, rows=None) -> tuple[np.ndarray, np.ndarray]:
         """A categorical covariate as (codes, distinct values as strings); prior no-shows capped at "3+".
 
         Only the distinct values are converted to strings (fast on 100,000s of rows).
         """
-        v = table[src].clip(lower=0) if src == "lead_days" else table[src]
+        v = _column(table, src, rows)
+        v = v.clip(lower=0) if src == "lead_days" else v
         codes, uniques = pd.factorize(v, use_na_sentinel=False)
         u = np.asarray(uniques)
         if src == "prior_no_shows":
@@ -218,9 +226,12 @@ class ReminderEffectModel:
             u = np.where(u == "3", "3+", u)
         return codes, u.astype(str).astype(object)
 
-    def _codes(self, table: pd.DataFrame, name: str, src: str) -> np.ndarray:
-        """Integer codes into ``categories_[name]``: rare levels -> "other", unseen -> the reference level."""
-        codes, u = self._raw(table, src)
+    def _codes(self, table: pd.DataFrame, name: str, src: str, rows=None, raw=None) -> np.ndarray:
+        """Integer codes into ``categories_[name]``: rare levels -> "other", unseen -> the reference level.
+
+        `raw`: the column's :meth:`_raw` codes, when already at hand.
+        """
+        codes, u = self._raw(table, src, rows) if raw is None else raw
         cats = self.categories_[name]
         levels = self.levels_.get(name)
         if levels is not None:
@@ -229,40 +240,45 @@ class ReminderEffectModel:
         ucodes[ucodes < 0] = cats.index(self.reference_[name])
         return ucodes[codes]
 
-    def _design(self, table: pd.DataFrame, steps: dict | int | None = None) -> np.ndarray:
-        """The model matrix of `table` (columns ``names_``), with reminder steps as received or overridden."""
-        n = len(table)
-        x = np.empty((n, len(self.names_)))
+    def _design(self, table: pd.DataFrame, steps: dict | int | None = None, rows=None, raw=None) -> np.ndarray:
+        """The model matrix of `table` (columns ``names_``; only `rows`, a boolean mask, if given), with reminder
+        steps as received or overridden; `raw`: :meth:`_raw` codes already at hand, by column."""
+        n = len(table) if rows is None else int(np.count_nonzero(rows))
+        x = np.zeros((n, len(self.names_)))
         j = 0
         for kind, name, src, width in self.blocks_:
             if kind == "intercept":
                 x[:, j] = 1.0
             elif kind == "categorical":
-                codes = self._codes(table, name, src)
-                ref = self.categories_[name].index(self.reference_[name])
-                block = np.zeros((n, len(self.categories_[name])))
-                block[np.arange(n), codes] = 1.0
-                x[:, j:j + width] = np.delete(block, ref, axis=1)
+                cats = self.categories_[name]
+                ref = cats.index(self.reference_[name])
+                column = np.arange(len(cats)) - (np.arange(len(cats)) > ref)  # the reference has no column
+                codes = self._codes(table, name, src, rows, (raw or {}).get(src))
+                hit = np.flatnonzero(codes != ref)
+                x[hit, j + column[codes[hit]]] = 1.0
             elif kind == "spline":
-                values, inverse = np.unique(table["lead_days"].clip(lower=0).to_numpy(dtype=float),
+                values, inverse = np.unique(_column(table, "lead_days", rows).clip(lower=0).to_numpy(dtype=float),
                                             return_inverse=True)  # the basis of each distinct lead time, once
                 basis = np.asarray(patsy.build_design_matrices([self.spline_info_], {"lead_days": values})[0])
                 x[:, j:j + width] = basis[inverse.reshape(-1)]
             elif kind == "numeric":
-                x[:, j] = table[src].to_numpy(dtype=float)
-            else:  # reminder step
-                if steps is None:
-                    x[:, j] = table[name].to_numpy(dtype=float)
-                elif isinstance(steps, dict):
-                    value = steps.get(name)
-                    x[:, j] = table[name].to_numpy(dtype=float) if value is None else value
-                else:
-                    x[:, j] = steps
+                x[:, j] = _column(table, src, rows).to_numpy(dtype=float)
             j += width
+        j = len(self.names_) - len(self.steps_)  # the step indicators are the last columns
+        x[:, j:] = self._steps_under(_column(table, self.steps_, rows).to_numpy(dtype=float), steps)
         if not np.isfinite(x).all():
             raise CrmAnalysisError("reminder effect model: missing or infinite values in lead_days, years or the "
                                    "reminder step columns; rebuild the table with appointment_table()")
         return x
+
+    def _steps_under(self, received: np.ndarray, steps: dict | int | None) -> np.ndarray:
+        """Step columns (``steps_``) as received, or overridden by `steps` (0/1 for all, or per step; None keeps)."""
+        out = received.copy()
+        for i, col in enumerate(self.steps_):
+            value = steps.get(col) if isinstance(steps, dict) else steps
+            if value is not None:
+                out[:, i] = value
+        return out
 
     def fit(self, table: pd.DataFrame) -> "ReminderEffectModel":
         """Fit on the non-cancelled appointments of `table` (an analysis table); returns self.
@@ -282,22 +298,27 @@ class ReminderEffectModel:
         self.covariates_ = [c for c in cfg["covariates"] if c in rows.columns]
         self.levels_, self.categories_, self.reference_ = {}, {}, {}
         min_count = int(cfg["min_level_count"])
-        cat_terms = []
+        cat_terms, raw = [], {}
         for src, name in _CATEGORICAL.items():
             if src not in self.covariates_:
                 continue
-            codes, u = self._raw(rows, src)
-            raw = u[codes]
-            counts = pd.Series(raw).value_counts()
-            keep = list(counts.index[counts >= min_count])
-            if len(keep) < 2 and (len(keep) == len(counts) or counts.sum() - counts[keep].sum() < min_count):
+            codes, u = raw[src] = self._raw(rows, src)
+            # counted on integer codes numbered in order of first appearance, as pandas numbers the texts,
+            # so value_counts orders ties exactly as on the texts (the reference level depends on it)
+            level, labels = pd.factorize(u)
+            labels = np.asarray(labels, dtype=object)
+            counts = pd.Series(level[codes]).value_counts()
+            keep = list(labels[counts.index[counts >= min_count]])
+            if len(keep) < 2 and (len(keep) == len(counts) or counts.sum() - counts[counts >= min_count].sum()
+                                  < min_count):
                 self.covariates_.remove(src)  # a single level carries no information
                 continue
             self.levels_[name] = keep
-            merged = pd.Series(np.where(pd.Series(raw).isin(keep).to_numpy(), raw, "other"))
-            counts = merged.value_counts()
-            self.categories_[name] = sorted(counts.index)
-            self.reference_[name] = counts.index[0]
+            merged, merged_labels = pd.factorize(np.where(pd.Index(labels).isin(keep), labels, "other"))
+            counts = pd.Series(merged[level[codes]]).value_counts()
+            merged_labels = np.asarray(merged_labels, dtype=object)
+            self.categories_[name] = sorted(merged_labels[counts.index])
+            self.reference_[name] = merged_labels[counts.index[0]]
             cat_terms.append((src, name))
         lead = rows["lead_days"].clip(lower=0)
         blocks, names = [("intercept", "Intercept", None, 1)], ["Intercept"]
@@ -333,7 +354,7 @@ class ReminderEffectModel:
         terms += [b[1] for b in blocks if b[0] in ("numeric", "step")]
         self.formula_ = "no_show ~ " + " + ".join(terms)  # as patsy would write it (same columns)
         groups = pd.factorize(rows["patient_id"])[0]
-        x = self._design(rows)
+        x = self._design(rows, raw=raw)
         self.result_ = fit_binomial(x, rows["no_show"].to_numpy(dtype=float), groups, names, cfg["cov_type"])
         self.n_ = len(rows)
         self.n_patients_ = int(groups.max() + 1)
@@ -378,19 +399,20 @@ class ReminderEffectModel:
         x = self._design(table, steps)
         return 1.0 / (1.0 + np.exp(-(x @ self.result_.params.to_numpy())))
 
-    def _contrast(self, table: pd.DataFrame, treated: dict | int | None, control: dict | int | None):
-        """Design matrices and predicted probabilities under `treated` and `control` (one design build)."""
+    def _contrast(self, table: pd.DataFrame, treated: dict | int | None, control: dict | int | None, rows=None):
+        """Predicted probabilities under `treated` and `control`, from one design build.
+
+        Returns ``(p1, p0, xc, s1, s0)``: `xc` holds the covariate columns (shared), `s1`/`s0` the step
+        columns under each scenario.
+        """
         beta = self.result_.params.to_numpy()
-        x1 = self._design(table, treated)
-        x0 = x1.copy()
-        j = self.names_.index(self.steps_[0])  # the step indicators are the last columns
-        x0[:, j:j + len(self.steps_)] = table[self.steps_].to_numpy(dtype=float)  # as received
-        for i, col in enumerate(self.steps_):
-            value = control.get(col) if isinstance(control, dict) else control
-            if value is not None:
-                x0[:, j + i] = value
-        p1, p0 = 1 / (1 + np.exp(-(x1 @ beta))), 1 / (1 + np.exp(-(x0 @ beta)))
-        return p1, p0, x1, x0
+        x = self._design(table, None, rows)
+        j = len(self.names_) - len(self.steps_)  # the step indicators are the last columns
+        xc, received = x[:, :j], x[:, j:]
+        s1, s0 = self._steps_under(received, treated), self._steps_under(received, control)
+        eta = xc @ beta[:j]
+        p1, p0 = 1 / (1 + np.exp(-(eta + s1 @ beta[j:]))), 1 / (1 + np.exp(-(eta + s0 @ beta[j:])))
+        return p1, p0, xc, s1, s0
 
     def marginal_effect(self, table: pd.DataFrame, mask=None, treated: dict | int | None = None,
                         control: dict | int = 0, estimand: str = "") -> tuple[Estimate, Estimate]:
@@ -406,29 +428,78 @@ class ReminderEffectModel:
         -------
         (Estimate, Estimate)
             Risk difference and risk ratio.
+
+        See Also
+        --------
+        marginal_effects : several treatments over the same appointments.
+        """
+        return self.marginal_effects(table, {"": treated}, mask, control, estimand)[""]
+
+    def marginal_effects(self, table: pd.DataFrame, treated: Mapping[str, dict | int | None], mask=None,
+                         control: dict | int = 0, estimand: str | Mapping[str, str] = "") -> dict[str, tuple]:
+        """:meth:`marginal_effect` of several treatments against one control, over the same rows.
+
+        The model matrix of the rows is built once.
+
+        Parameters
+        ----------
+        table : DataFrame
+        treated : mapping of str to (dict, int or None)
+            Name -> treatment (as in :meth:`marginal_effect`).
+        mask : boolean array, optional
+        control : dict or int
+        estimand : str or mapping of str to str
+            One description for all, or one per name.
+
+        Returns
+        -------
+        dict of str to (Estimate, Estimate)
+            Risk difference and risk ratio per name of `treated`.
         """
         self._check_fitted()
-        sub = table if mask is None else table.loc[np.asarray(mask, dtype=bool)]
-        _need_rows(len(sub), "marginal reminder effect")
-        p1, p0, x1, x0 = self._contrast(sub, treated, control)
+        rows = None if mask is None else np.asarray(mask, dtype=bool)
+        n = len(table) if rows is None else int(rows.sum())
+        _need_rows(n, "marginal reminder effect")
+        beta = self.result_.params.to_numpy()
         cov = self.result_.cov_params().to_numpy()
-        m1, m0 = p1.mean(), p0.mean()
-        d1, d0 = (p1 * (1 - p1)) @ x1 / len(sub), (p0 * (1 - p0)) @ x0 / len(sub)  # d mean(p) / d beta
+        x = self._design(table, None, rows)
+        j = len(self.names_) - len(self.steps_)  # the step indicators are the last columns
+        xc, received = x[:, :j], x[:, j:]
+        eta = xc @ beta[:j]
+        n_patients = int(_column(table, "patient_id", rows).nunique())
+
+        def mean_and_gradient(spec):  # mean(p) and d mean(p) / d beta under one scenario
+            steps = self._steps_under(received, spec)
+            p = 1 / (1 + np.exp(-(eta + steps @ beta[j:])))
+            w = p * (1 - p)
+            return p.mean(), np.concatenate([w @ xc, w @ steps]) / n
+
+        m0, d0 = mean_and_gradient(control)
+        out = {}
+        for key, spec in treated.items():
+            m1, d1 = mean_and_gradient(spec)
+            what = estimand if isinstance(estimand, str) else estimand[key]
+            out[key] = self._effect_estimates(m1, m0, d1, d0, cov, n, n_patients, what)
+        return out
+
+    def _effect_estimates(self, m1: float, m0: float, d1: np.ndarray, d0: np.ndarray, cov: np.ndarray, n: int,
+                          n_patients: int, estimand: str) -> tuple[Estimate, Estimate]:
+        """Risk difference and ratio of two mean probabilities, with delta-method CIs from their gradients."""
         grad = d1 - d0
         se = math.sqrt(max(grad @ cov @ grad, 0.0))
         z = _z(self.conf_level)
         rd = m1 - m0
         p_rd = 2 * stats.norm.sf(abs(rd) / se) if se > 0 else float("nan")
-        extras = {"mean_p_treated": m1, "mean_p_control": m0, "se": se, "n_patients": int(sub["patient_id"].nunique())}
+        extras = {"mean_p_treated": m1, "mean_p_control": m0, "se": se, "n_patients": n_patients}
         method = "logistic GLM, standardised, delta method, patient-clustered SE"
-        rd_est = Estimate(rd, rd - z * se, rd + z * se, p_rd, method, len(sub), "risk_difference", estimand,
+        rd_est = Estimate(rd, rd - z * se, rd + z * se, p_rd, method, n, "risk_difference", estimand,
                           self.conf_level, extras)
         glog = d1 / m1 - d0 / m0
         se_log = math.sqrt(max(glog @ cov @ glog, 0.0))
         lrr = math.log(m1 / m0)
         p_rr = 2 * stats.norm.sf(abs(lrr) / se_log) if se_log > 0 else float("nan")
         low, high = np.exp([lrr - z * se_log, lrr + z * se_log])  # inf, not OverflowError, when se_log is huge
-        rr_est = Estimate(m1 / m0, float(low), float(high), p_rr, method, len(sub),
+        rr_est = Estimate(m1 / m0, float(low), float(high), p_rr, method, n,
                           "risk_ratio", estimand, self.conf_level, {**extras, "se_log": se_log})
         return rd_est, rr_est
 
@@ -444,14 +515,15 @@ class ReminderEffectModel:
         """
         self._check_fitted()
         mask = table["analysed"].to_numpy() if mask is None else np.asarray(mask, dtype=bool)
-        sub = table.loc[mask]
         g = np.asarray(groups)[mask]
-        p1, p0, x1, x0 = self._contrast(sub, None, 0)
+        p1, p0, xc, s1, s0 = self._contrast(table, None, 0, mask)
         cov = self.result_.cov_params().to_numpy()
         codes, labels = pd.factorize(pd.Series(g), sort=True)
         onehot = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))),
                                    shape=(len(labels), len(codes)))
-        grad = np.asarray(onehot @ (x0 * (p0 * (1 - p0))[:, None]) - onehot @ (x1 * (p1 * (1 - p1))[:, None]))
+        w1, w0 = p1 * (1 - p1), p0 * (1 - p0)
+        grad = np.hstack([np.asarray(onehot @ (xc * (w0 - w1)[:, None])),
+                          np.asarray(onehot @ (s0 * w0[:, None]) - onehot @ (s1 * w1[:, None]))])
         avoided = pd.Series(onehot @ (p0 - p1), index=pd.Index(labels))
         se = np.sqrt(np.einsum("ij,jk,ik->i", grad, cov, grad))
         z = _z(self.conf_level)

@@ -1,0 +1,138 @@
+"""The month: each model fitted once, saved and loaded unchanged, an analyst's rules applied everywhere."""
+
+from __future__ import annotations
+
+import io
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from crm_analysis.exceptions import InsufficientDataError, RuleFileError
+from crm_analysis.monthly.month import MODELS, Month, fit_models
+from crm_analysis.monthly.rules import RULE_FILES, load_rule_set
+from tests.conftest import DEMO_END
+
+SHIPPED = load_rule_set(None)
+
+
+@pytest.fixture(scope="module")
+def saved_month(demo_clinic, tmp_path_factory):
+    """Every model of the demo month fitted in two worker processes and saved, then opened from the folder."""
+    folder = tmp_path_factory.mktemp("models")
+    month = fit_models(Month(demo_clinic, DEMO_END), folder, jobs=2)
+    return month, folder
+
+
+def test_every_model_is_saved_owner_only_and_loads_without_refitting(saved_month, monkeypatch):
+    month, folder = saved_month
+    assert sorted(p.stem for p in folder.glob("*.pkl")) == sorted(MODELS)
+    assert all(p.stat().st_mode & 0o077 == 0 for p in folder.glob("*.pkl"))
+    from crm_analysis.churn import model as churn_model
+    from crm_analysis.reminders import evaluation
+
+    def refit(*args, **kwargs):
+        raise AssertionError("a saved model was fitted again")
+
+    monkeypatch.setattr(churn_model.ChurnModel, "fit", refit)
+    monkeypatch.setattr(evaluation, "evaluate_reminders", refit)
+    for name in MODELS:
+        month.get(name)
+
+
+def test_saved_models_equal_models_fitted_here(saved_month, demo_clinic):
+    month, _ = saved_month
+    here = Month(demo_clinic, DEMO_END)
+    pd.testing.assert_frame_equal(month.recall, here.recall)
+    pd.testing.assert_frame_equal(month.churn.predict_return(horizons=(180,)), here.churn.predict_return(horizons=(180,)))
+    saved, fitted = month.reminders.adjusted, here.reminders.adjusted
+    assert saved.keys() == fitted.keys()
+    for key in saved:
+        for a, b in zip(saved[key], fitted[key]):
+            assert (a.estimate, a.ci_low, a.ci_high) == pytest.approx((b.estimate, b.ci_low, b.ci_high), rel=1e-12)
+    pd.testing.assert_frame_equal(month.reminders.table, here.reminders.table)
+    pd.testing.assert_frame_equal(month.campaigns.sends, here.campaigns.sends)
+    assert month.clv.predict_value().sum() == pytest.approx(here.clv.predict_value().sum(), rel=1e-12)
+
+
+def test_string_columns_round_trip_exactly():
+    from crm_analysis.monthly.month import _FramePickler
+
+    frame = pd.DataFrame({"dept": ["내과", "소아과", "내과"] * 1000, "mixed": ["a", None, "b"] * 1000,
+                          "n": np.arange(3000), "text": pd.array(["x", "y", "z"] * 1000, dtype="string")})
+    buffer = io.BytesIO()
+    _FramePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump({"table": frame})
+    back = pickle.loads(buffer.getvalue())["table"]
+    pd.testing.assert_frame_equal(back, frame, check_exact=True)
+    assert back["mixed"].iloc[1] is None and back["dept"].dtype == object
+    restore, (coded, columns) = _FramePickler(io.BytesIO()).reducer_override(frame)
+    assert columns == ["dept"] and coded["dept"].dtype == "category"  # stored as codes; "mixed" holds a None
+
+
+def test_a_thin_data_error_is_kept_and_raised_each_time(demo_clinic):
+    month = Month(demo_clinic, DEMO_END)
+    calls = []
+
+    def thin():
+        calls.append(1)
+        raise InsufficientDataError("churn", "too few gaps", "간격이 적음")
+
+    with pytest.raises(InsufficientDataError, match="too few gaps"):
+        month._get("churn", thin)
+    with pytest.raises(InsufficientDataError, match="too few gaps"):
+        month.churn
+    assert calls == [1]
+    with pytest.raises(KeyError, match="unknown model"):
+        month.get("nope")
+
+
+def test_the_clinic_is_cut_at_as_of_and_read_only_when_needed(demo_dir):
+    opened = Month.open(demo_dir, "2026-06-30")
+    assert not isinstance(opened._clinic, type(None)) and callable(opened._clinic)  # nothing read yet
+    assert opened.clinic.as_of == pd.Timestamp("2026-06-30")
+    assert opened.clinic.visits["visit_date"].max() <= pd.Timestamp("2026-06-30")
+
+
+# --------------------------------------------------------------------------- the analyst's rules
+
+def _write(folder, name, doc):
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return folder
+
+
+def test_a_changed_churn_rule_changes_the_month(demo_clinic, tmp_path):
+    rules = _write(tmp_path / "rules", "churn", {"churn": {"max_return_probability": 0.5}})
+    shipped, mine = Month(demo_clinic, DEMO_END), Month(demo_clinic, DEMO_END, rules=rules)
+    from crm_analysis.churn import churn_status, load_churn_rules
+
+    before = int(churn_status(shipped.churn, rules=load_churn_rules(None))["churned"].sum())
+    after = int(churn_status(mine.churn, rules=load_churn_rules(mine.rules.churn))["churned"].sum())
+    print(f"churned at P(return) < 0.2: {before}; at < 0.5: {after}")
+    assert after > before
+
+
+def test_a_changed_segment_rule_changes_the_segments(demo_clinic, tmp_path):
+    from crm_analysis.value.segmentation import RULES_DIR
+
+    doc = yaml.safe_load((RULES_DIR / "segments.yaml").read_text(encoding="utf-8"))
+    doc["segments"] = doc["segments"][:1]  # only the first segment; everyone else is the catch-all
+    mine = Month(demo_clinic, DEMO_END, rules=_write(tmp_path / "rules", "segments", doc))
+    shipped = Month(demo_clinic, DEMO_END)
+    counts = mine.segments().value_counts()
+    print(counts.to_dict(), shipped.segments().value_counts().to_dict())
+    assert (counts > 0).sum() == 2 and (shipped.segments().value_counts() > 0).sum() > 2
+
+
+def test_rule_folder_checks(tmp_path):
+    assert load_rule_set("") == SHIPPED and SHIPPED.describe()["files"] == dict.fromkeys(RULE_FILES, "default")
+    with pytest.raises(RuleFileError, match="no such folder"):
+        load_rule_set(tmp_path / "missing")
+    _write(tmp_path / "typo", "segmnets", {"a": 1})
+    with pytest.raises(RuleFileError, match="segmnets.yaml is not a rule file"):
+        load_rule_set(tmp_path / "typo")
+    rules = load_rule_set(_write(tmp_path / "ok", "vip", {"capacity": 10}))
+    assert rules.vip.name == "vip.yaml" and rules.churn is None
+    assert rules.describe()["files"]["vip"]["sha256"] and rules.describe()["files"]["churn"] == "default"
