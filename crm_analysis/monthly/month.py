@@ -130,6 +130,31 @@ class Month:
                 f"rules={'shipped' if self.rules.folder is None else str(self.rules.folder)}, "
                 f"models ready={done})")
 
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per model: ``model`` and ``state`` (``ready``, ``saved`` (loaded on use), ``not fitted``, or
+        ``skipped: <reason>`` when the data cannot support it)."""
+        rows = []
+        for name in MODELS:
+            result = self._results.get(name)
+            if isinstance(result, BaseException):
+                state = f"skipped: {getattr(result, 'reason', None) or result}"
+            elif name in self._results:
+                state = "ready"
+            elif self.saved is not None and (self.saved / f"{name}.pkl").is_file():
+                state = "saved"
+            else:
+                state = "not fitted"
+            rows.append({"model": name, "state": state})
+        return pd.DataFrame(rows)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return (f"<p><b>Month</b> as of {self.as_of:%Y-%m-%d}, rules: "
+                f"{escape('shipped' if self.rules.folder is None else str(self.rules.folder))}</p>"
+                + self.summary.to_html(index=False, escape=True))
+
     # ------------------------------------------------------------------ cached results
     def _get(self, name: str, compute: Callable[[], Any]) -> Any:
         if name not in self._results:
