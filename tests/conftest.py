@@ -31,6 +31,20 @@ def demo_synth():
 
 
 @pytest.fixture(scope="session")
+def generated_clinic(demo_synth):
+    """The small demo clinic as ClinicData straight from the generator's tables (no loader round trip).
+
+    One object for the session, shared by the churn and campaign tests (``churn_clinic``, ``demo_data``), so
+    the churn model fitted for it once (``crm_analysis.churn.cache``) serves them all. Do not modify it.
+    """
+    import pandas as pd
+
+    from crm_analysis.clinic import ClinicData
+
+    return ClinicData(demo_synth.tables, as_of=pd.Timestamp(DEMO_END), source="demo seed 7")
+
+
+@pytest.fixture(scope="session")
 def demo_dir(demo_synth, tmp_path_factory) -> Path:
     """The small demo clinic written as a CSV folder with truth.json. Do not modify it."""
     out = tmp_path_factory.mktemp("demo_clinic")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from tests.conftest import DEMO_END
@@ -12,11 +11,9 @@ AS_OF = DEMO_END
 
 
 @pytest.fixture(scope="session")
-def demo_data(demo_synth):
+def demo_data(generated_clinic):
     """The demo clinic's generated tables as ClinicData (no loader round trip)."""
-    from crm_analysis.clinic import ClinicData
-
-    return ClinicData(demo_synth.tables, as_of=pd.Timestamp(AS_OF), source="demo seed 7")
+    return generated_clinic
 
 
 @pytest.fixture(scope="session")

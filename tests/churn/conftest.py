@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from tests.conftest import DEMO_END
 
 
 @pytest.fixture(scope="session")
-def churn_clinic(demo_synth):
+def churn_clinic(generated_clinic):
     """The 1,500-patient demo clinic (seed 7) as a ClinicData, straight from the generator's tables."""
-    from crm_analysis.clinic import ClinicData
-
-    return ClinicData(demo_synth.tables, as_of=pd.Timestamp(DEMO_END), source="demo seed 7")
+    return generated_clinic
 
 
 @pytest.fixture(scope="session")
