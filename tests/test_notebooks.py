@@ -168,3 +168,10 @@ def test_data_quality_notebook_on_tiny_clinic_in_english(tmp_path):
     assert "Data quality summary" in shown and "share missing" in shown and "quarantined rows" in shown
     assert sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])) == 2
     assert not [v for v in PERSONAL if v in shown]
+
+
+def test_tour_stored_like_the_notebooks():
+    """docs/tour.ipynb (executed by tests/test_tour.py) is stored the same way: no outputs, one parameters cell."""
+    tour = PROJECT_ROOT / "docs" / "tour.ipynb"
+    test_stored_without_outputs(tour)
+    test_exactly_one_parameters_cell(tour)
