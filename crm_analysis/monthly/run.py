@@ -55,6 +55,7 @@ from crm_analysis.i18n import check_lang
 from crm_analysis.monthly import publish as pub
 from crm_analysis.monthly.kpis import CORE_SECTIONS, KPIS_FILE, SECTIONS, monthly_kpis
 from crm_analysis.monthly.month import FIT_GROUPS, MODELS, Month
+from crm_analysis.monthly.outreach import outreach_lists
 from crm_analysis.monthly.notebooks import (NOTEBOOK_DIR, PROJECT_ROOT, KernelLanes, execute_notebook,
                                             is_front_matter, notebook_parameters, notebook_paths, report_order)
 from crm_analysis.monthly.rules import RuleSet, load_rule_set
@@ -433,30 +434,9 @@ def _notebook_failure(path: Path, err: BaseException, failed: Path) -> str:
 
 
 def _write_outreach(ctx: RunContext, month: Month, staging: Path, result: RunResult) -> list[Path]:
-    """The month's staff lists: recall and the campaign plan's three tables (from the saved models), then
-    the registered and given producers."""
-    from crm_analysis.report.outreach import PRODUCERS, OutreachLists, produce_outreach, write_outreach_lists
+    from crm_analysis.report.outreach import write_outreach_lists
 
-    lists = OutreachLists()
-    if ctx.analyses:
-        from crm_analysis.campaigns.outreach import outreach_tables
-        from crm_analysis.churn.monthly import recall_outreach
-
-        try:
-            lists["recall"] = recall_outreach(month.clinic, month.as_of, candidates=month.recall_candidates())
-        except CrmAnalysisError as err:
-            lists.skipped["recall"] = getattr(err, "reason", str(err))
-        try:
-            tables = outreach_tables(month.campaigns, month.clinic, ctx.lang)
-            lists.update({f"campaign_{name}": table for name, table in tables.items()})
-        except CrmAnalysisError as err:
-            for name in ("outreach", "holdout", "suppression"):
-                lists.skipped[f"campaign_{name}"] = getattr(err, "reason", str(err))
-    producers = dict(PRODUCERS) if ctx.analyses and ctx.producers is None else dict(ctx.producers or {})
-    if producers:
-        extra = produce_outreach(month.clinic, month.as_of, producers)
-        lists.update(extra)
-        lists.skipped.update(extra.skipped)
+    lists = outreach_lists(month, analyses=ctx.analyses, producers=ctx.producers)
     result.skipped += [{"where": "outreach", "analysis": name, "reason": reason}
                        for name, reason in lists.skipped.items()]
     return write_outreach_lists(lists, staging, as_of=month.as_of)
