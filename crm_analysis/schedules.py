@@ -18,7 +18,9 @@ Vaccination ages
 
 from __future__ import annotations
 
+import copy
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -45,10 +47,17 @@ _AGE = re.compile(r"^\s*(\d+)\s*([dwmy])\s*$")
 def _read_yaml(path: str | Path | Mapping | None, default: str) -> dict:
     if isinstance(path, Mapping):
         return dict(path)
-    path = Path(path) if path is not None else RULES_DIR / default
+    if path is None:  # the shipped file: parsed once per process, a copy handed out
+        return copy.deepcopy(_shipped(default))
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"schedule file {path} does not exist; pass the path of a YAML file like {default}")
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+@lru_cache(maxsize=None)
+def _shipped(name: str) -> dict:
+    return yaml.safe_load((RULES_DIR / name).read_text(encoding="utf-8")) or {}
 
 
 def load_prenatal_schedule(path: str | Path | Mapping | None = None) -> dict[str, Any]:
@@ -195,10 +204,6 @@ def prenatal_content(weeks, schedule: Mapping | None = None, lang: str = "ko") -
     return parts.where(parts != "", schedule["general"][lang])
 
 
-def _offset_dates(birth: pd.Series, text: str) -> pd.Series:
-    return birth + age_offset(text)
-
-
 def vaccination_due(children: pd.DataFrame, start, end, *, days_before: int = 7,
                     schedule: Mapping | None = None) -> pd.DataFrame:
     """Vaccination reminders whose send day falls in ``[start, end]``.
@@ -229,21 +234,29 @@ def vaccination_due(children: pd.DataFrame, start, end, *, days_before: int = 7,
     kids = children.loc[children["birth_date"].notna(), ["patient_id", "birth_date"]].reset_index(drop=True)
     cols = ["patient_id", "vaccine", "dose", "due_from", "due_to", "send_date", "ko", "en"]
     parts = []
+    birth = kids["birth_date"]
+    offsets: dict[str, pd.Series] = {}  # doses share ages ("2m", "4m", ...): each computed once
+
+    def dates(age: str) -> pd.Series:
+        if age not in offsets:
+            offsets[age] = birth + age_offset(age)
+        return offsets[age]
+
     for _, d in schedule["doses"].iterrows():
-        due_from = _offset_dates(kids["birth_date"], d["from"])
+        due_from = dates(d["from"])
         send = due_from - pd.Timedelta(days=days_before)
         ok = (send >= start) & (send <= end)
         if ok.any():
             parts.append(pd.DataFrame({"patient_id": kids["patient_id"][ok], "vaccine": d["vaccine"],
                                        "dose": int(d["dose"]), "due_from": due_from[ok],
-                                       "due_to": _offset_dates(kids["birth_date"][ok], d["to"]),
+                                       "due_to": dates(d["to"])[ok],
                                        "send_date": send[ok], "ko": d["ko"], "en": d["en"]}))
     for _, s in schedule["seasonal"].iterrows():
         for year in range(start.year, end.year + 1):
             day = pd.Timestamp(year=year, month=int(s["seasonal_month"]), day=1)
             if not start <= day <= end:
                 continue
-            ok = (_offset_dates(kids["birth_date"], s["from"]) <= day) & (_offset_dates(kids["birth_date"], s["to"]) > day)
+            ok = (dates(s["from"]) <= day) & (dates(s["to"]) > day)
             if ok.any():
                 parts.append(pd.DataFrame({"patient_id": kids["patient_id"][ok], "vaccine": s["vaccine"], "dose": 0,
                                            "due_from": day + pd.Timedelta(days=days_before),

@@ -102,9 +102,9 @@ def check_template(campaign_id: str, kind: str, templates: Mapping[str, str], se
         Naming the campaign, the language and every rule the template breaks.
     """
     constants = {"sender_name": sender["name"], "sender_contact": sender["contact"], "opt_out": sender["opt_out"]}
-    for lang, template in templates.items():
-        text = render_sample(template, constants)
-        broken = check_text(pd.Series([text]), np.array([kind == "advertising"]), sender, rules).iloc[0]
+    texts = pd.Series([render_sample(template, constants) for template in templates.values()], dtype=object)
+    checked = check_text(texts, np.full(len(texts), kind == "advertising"), sender, rules)  # all languages at once
+    for (lang, template), (_, broken) in zip(templates.items(), checked.iterrows()):
         problems = [_TEXT_FIXES[k] for k, v in broken.items() if v]
         if problems:
             raise CampaignConfigError(f"campaign {campaign_id!r}, template {lang!r} breaks the messaging rules: "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -109,6 +110,12 @@ def _read(source: str | Path | Mapping | None) -> dict:
         return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise CampaignConfigError(f"campaign file {path} is not valid YAML: {exc}") from None
+
+
+@lru_cache(maxsize=1)
+def _shipped() -> dict:
+    """The shipped definitions, parsed once per process (:func:`_merge` copies before changing anything)."""
+    return _read(DEFAULT_PATH)
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -211,7 +218,7 @@ def load_campaigns(override: str | Path | Mapping | CampaignConfig | None = None
     """
     if isinstance(override, CampaignConfig):
         return override
-    raw = _merge(_read(DEFAULT_PATH), _read(override))
+    raw = _merge(_shipped(), _read(override))
     sender, rules = raw["sender"], raw["rules"]
     for key in ("name", "contact", "opt_out"):
         if not sender.get(key):

@@ -109,7 +109,8 @@ def _drops(df: pd.DataFrame, mask, reason: str) -> pd.DataFrame:
     mask = np.asarray(mask, bool)
     if not mask.any():
         return pd.DataFrame(columns=_DROP_COLUMNS)
-    return df.loc[mask].groupby("campaign_id").size().rename("n").reset_index().assign(reason=reason)[_DROP_COLUMNS]
+    ids, n = np.unique(df["campaign_id"].to_numpy()[mask], return_counts=True)
+    return pd.DataFrame({"campaign_id": ids, "reason": reason, "n": n.astype(np.int64)})[_DROP_COLUMNS]
 
 
 def _minutes(hhmm: str) -> int:
