@@ -326,9 +326,10 @@ class ChurnModel:
         for name, fitter in (("cox", self.cox_), ("weibull_aft", self.weibull_)):
             if fitter is None:
                 continue
-            p = 1 - fitter.predict_survival_function(data, times=[t0]).to_numpy().ravel()
+            with _one_blas_thread():  # lifelines' calibration smoother is another small-matrix fit
+                p = 1 - fitter.predict_survival_function(data, times=[t0]).to_numpy().ravel()
+                ici, e50 = lifelines_calibration(fitter, data, t0)
             table = decile_calibration(p, data["duration"].to_numpy(), data["event"].to_numpy(), t0)
-            ici, e50 = lifelines_calibration(fitter, data, t0)
             rows.append({"model": name, "concordance": concordance_index(data["duration"], -p, data["event"]),
                          "calibration_mae": float(np.average(np.abs(table["predicted"] - table["observed"]),
                                                              weights=table["n"])),
