@@ -90,5 +90,14 @@ def render(template: str, fields: pd.DataFrame, constants: Mapping[str, str] | N
 
 def render_sample(template: str, constants: Mapping[str, str]) -> str:
     """`template` filled with :data:`SAMPLE_VALUES` and `constants` (for checking rules before a run)."""
-    sample = pd.DataFrame({k: [v] for k, v in SAMPLE_VALUES.items()})
-    return str(render(template, sample, constants).iloc[0])
+    # one text: the same filling as render(), without building columns for it
+    values = {**{k: str(v) for k, v in constants.items()}, **SAMPLE_VALUES}
+    pieces = _FIELD.split(template)
+    out = pieces[0]
+    for i in range(1, len(pieces), 2):
+        if pieces[i] not in values:
+            raise CampaignConfigError(
+                f"template field {{{pieces[i]}}} is unknown; available: {sorted([*SAMPLE_VALUES, *constants])}. "
+                "Fix the spelling or remove the field from the template.")
+        out += values[pieces[i]] + pieces[i + 1]
+    return out

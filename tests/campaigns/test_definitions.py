@@ -92,3 +92,19 @@ def test_unknown_section_and_missing_file():
     with pytest.raises(CampaignConfigError, match="does not exist"):
         load_campaigns("/nonexistent/campaigns.yaml")
     assert DEFAULT_PATH.exists()
+
+
+def test_render_sample_is_render_of_the_sample_row():
+    import pandas as pd
+
+    from crm_analysis.campaigns.templates import SAMPLE_VALUES, render, render_sample
+
+    cfg = load_campaigns()
+    constants = {"sender_name": cfg.sender["name"], "sender_contact": cfg.sender["contact"],
+                 "opt_out": cfg.sender["opt_out"]}
+    sample = pd.DataFrame({k: [v] for k, v in SAMPLE_VALUES.items()})
+    for camp in cfg.campaigns:
+        for template in camp.templates.values():
+            assert render_sample(template, constants) == render(template, sample, constants).iloc[0]
+    with pytest.raises(CampaignConfigError, match=r"template field \{nmae\} is unknown"):
+        render_sample("{nmae}님", constants)
