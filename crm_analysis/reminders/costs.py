@@ -57,7 +57,8 @@ def step_cost_per_appointment(clinic: ClinicData, step: str, as_of: str | pd.Tim
     rem = rem.loc[(rem["schedule"].astype(str) == step).to_numpy()]
     if rem.empty:
         return None
-    cost = rem["channel"].astype(str).map(lambda c: float(r["message_cost_krw"].get(c, 0.0)))
+    channel = rem["channel"].astype(str)
+    cost = channel.map({c: float(r["message_cost_krw"].get(c, 0.0)) for c in channel.unique()})
     return float(cost.sum() / rem["appointment_id"].nunique())
 
 

@@ -9,9 +9,10 @@ patient-clustered (CRV1) covariance itself, with the formula of
 
 Speed, at 10^5–10^6 appointments: Newton starts from a fit on a systematic
 subsample, so the full data takes about four Newton steps instead of seven
-(plus three IRLS start steps, each a pseudo-inverse); the sandwich is summed
-per patient with one sparse product instead of ``statsmodels``' second pass
-through scores and Hessian. The design rows are nearly all distinct (the
+(plus three IRLS start steps, each a pseudo-inverse); the sandwich reuses
+the fit's inverse Hessian and sums score factor × design per patient with one
+sparse product, instead of ``statsmodels``' second pass through an N × K
+score matrix and the Hessian. The design rows are nearly all distinct (the
 trend ``years`` is daily), so collapsing them into patterns would not help.
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import sparse, stats
+from statsmodels.tools.sm_exceptions import HessianInversionWarning
 
 from crm_analysis.exceptions import InsufficientDataError
 
@@ -30,6 +32,8 @@ __all__ = ["BinomialGLMFit", "fit_binomial", "cluster_covariance"]
 
 #: Rows of the subsample that gives Newton's starting values (no subsample below four times this).
 _START_ROWS = 40_000
+#: Non-zero rows a column needs in the subsample; a rarer column brings all its rows.
+_START_PER_COLUMN = 200
 
 
 class BinomialGLMFit:
@@ -60,7 +64,7 @@ class BinomialGLMFit:
         return pd.DataFrame({0: self.params - z * self.bse, 1: self.params + z * self.bse})
 
 
-def cluster_covariance(score_obs: np.ndarray, hessian: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def cluster_covariance(score_obs: np.ndarray, hessian: np.ndarray, groups) -> np.ndarray:
     """CRV1 cluster-robust covariance, as ``statsmodels``' ``cov_type="cluster"`` computes it.
 
     ``H⁻¹ (Σ_g s_g s_gᵀ) H⁻¹ · G/(G−1) · (N−1)/(N−K)``, where ``s_g`` sums the
@@ -86,30 +90,51 @@ def cluster_covariance(score_obs: np.ndarray, hessian: np.ndarray, groups: np.nd
     numpy.linalg.LinAlgError
         If the Hessian is singular.
     """
+    member, n_groups = _membership(groups)
+    return _crv1(np.asarray(member @ score_obs), np.linalg.inv(hessian), n_groups, score_obs.shape[0])
+
+
+def _membership(groups, weights=None) -> tuple[sparse.csr_matrix, int]:
+    """Clusters × observations indicator (or `weights`) matrix, and the number of clusters."""
     codes, uniques = pd.factorize(np.asarray(groups))
-    n_obs, k = score_obs.shape
-    n_groups = len(uniques)
-    member = sparse.csr_matrix((np.ones(n_obs), (codes, np.arange(n_obs))), shape=(n_groups, n_obs))
-    sums = np.asarray(member @ score_obs)
-    hessian_inv = np.linalg.inv(hessian)
+    n_obs = len(codes)
+    data = np.ones(n_obs) if weights is None else weights
+    return sparse.csr_matrix((data, (codes, np.arange(n_obs))), shape=(len(uniques), n_obs)), len(uniques)
+
+
+def _crv1(sums: np.ndarray, hessian_inv: np.ndarray, n_groups: int, n_obs: int) -> np.ndarray:
+    """The CRV1 sandwich from per-cluster score sums (G × K), the inverse Hessian and the number of observations."""
+    k = sums.shape[1]
     cov = hessian_inv @ (sums.T @ sums) @ hessian_inv.T
     return cov * (n_groups / (n_groups - 1.0) * ((n_obs - 1.0) / float(n_obs - k)))
 
 
 def _start_params(x: np.ndarray, y: np.ndarray, max_iter: int) -> np.ndarray | None:
-    """Newton's starting values from every k-th row (None when the data is small or that fit fails)."""
+    """Newton's starting values on large data (None on small data: ``statsmodels``' default start).
+
+    A fit on every k-th row plus every row where a rare column is non-zero, so that each coefficient is
+    estimable (choosing rows by their covariates leaves a logistic model's coefficients unbiased); zeros
+    when that fit fails.
+    """
     step = len(y) // _START_ROWS
     if step < 4:
         return None
+    keep = np.zeros(len(y), dtype=bool)
+    keep[::step] = True
+    rare = np.count_nonzero(x, axis=0) < _START_PER_COLUMN * step
+    if rare.any():
+        keep |= (x[:, rare] != 0).any(axis=1)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = sm.GLM(y[::step].copy(), np.ascontiguousarray(x[::step]), family=sm.families.Binomial()).fit(
-                method="newton", max_start_irls=0, maxiter=max_iter, tol=1e-6, disp=0)
+            res = sm.GLM(y[keep], x[keep], family=sm.families.Binomial()).fit(
+                method="newton", max_start_irls=0, maxiter=min(max_iter, 30), tol=1e-6, disp=0)
+        params = np.asarray(res.params)
+        if res.mle_retvals.get("converged", False) and np.all(np.isfinite(params)):
+            return params
     except (np.linalg.LinAlgError, ValueError):
-        return None
-    params = np.asarray(res.params)
-    return params if res.mle_retvals.get("converged", False) and np.all(np.isfinite(params)) else None
+        pass
+    return np.zeros(x.shape[1])
 
 
 def _fit(model, method: str, start, cov_type: str, groups, tol: float, max_iter: int):
@@ -118,8 +143,8 @@ def _fit(model, method: str, start, cov_type: str, groups, tol: float, max_iter:
     sm_cov = "nonrobust" if own_cluster else cov_type
     cov_kwds = {"groups": groups} if "cluster" in sm_cov else None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             if method == "irls":
                 res = model.fit(method="irls", cov_type=sm_cov, cov_kwds=cov_kwds, maxiter=max_iter)
                 converged = bool(res.converged)
@@ -132,7 +157,7 @@ def _fit(model, method: str, start, cov_type: str, groups, tol: float, max_iter:
             if not (converged and np.all(np.isfinite(params))):
                 return None
             if own_cluster:
-                cov = cluster_covariance(model.score_obs(params), model.hessian(params), groups)
+                cov = _cluster_cov(model, res, method, groups, caught)
             else:
                 cov = np.asarray(res.cov_params())
     except (np.linalg.LinAlgError, ValueError):
@@ -140,6 +165,24 @@ def _fit(model, method: str, start, cov_type: str, groups, tol: float, max_iter:
     if method == "irls" and not np.all(np.isfinite(cov)):
         return None
     return res, cov
+
+
+def _cluster_cov(model, res, method: str, groups, caught) -> np.ndarray:
+    """CRV1 covariance of a fit, without the N × K score matrix (cluster sums of score factor × exog).
+
+    Newton's fit already inverted the Hessian at the estimates (its ``normalized_cov_params``, scale 1 for
+    the binomial); IRLS's comes from a pseudo-inverse, so the Hessian is inverted here, as statsmodels does.
+    """
+    params = np.asarray(res.params)
+    if method == "irls":
+        hessian_inv = np.linalg.inv(model.hessian(params))
+    elif any(issubclass(w.category, HessianInversionWarning) for w in caught):
+        raise np.linalg.LinAlgError("singular Hessian")  # statsmodels' inversion failed
+    else:
+        hessian_inv = np.asarray(res.normalized_cov_params)
+    factor = model.score_factor(params)
+    member, n_groups = _membership(groups, factor)
+    return _crv1(np.asarray(member @ model.exog), hessian_inv, n_groups, len(factor))
 
 
 def fit_binomial(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[str], cov_type: str,

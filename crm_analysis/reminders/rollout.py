@@ -43,10 +43,12 @@ def rate_series(table: pd.DataFrame, frequency: str = "M") -> pd.DataFrame:
         (mean earlier no-shows, capped at 3) and ``mix_eligible`` (share
         booked far enough ahead for a reminder).
     """
-    rows = table.loc[table["analysed"].to_numpy()]
-    period = rows["scheduled_at"].dt.to_period(frequency)
-    g = rows.assign(period=period, _lead=np.log1p(rows["lead_days"].clip(lower=0)),
-                    _prior=rows["prior_no_shows"].clip(upper=3)).groupby("period", observed=True)
+    rows = table["analysed"].to_numpy()
+    g = pd.DataFrame({  # the columns it needs only: copying the whole table was most of the time
+        "period": table["scheduled_at"][rows].dt.to_period(frequency), "no_show": table["no_show"][rows],
+        "reminded": table["reminded"][rows], "_lead": np.log1p(table["lead_days"][rows].clip(lower=0)),
+        "_prior": table["prior_no_shows"][rows].clip(upper=3), "eligible": table["eligible"][rows],
+    }).groupby("period", observed=True)
     out = pd.DataFrame({"appointments": g.size(), "no_shows": g["no_show"].sum().astype(np.int64),
                         "reminded_share": g["reminded"].mean(), "mix_log_lead": g["_lead"].mean(),
                         "mix_prior_no_shows": g["_prior"].mean(), "mix_eligible": g["eligible"].mean()})

@@ -75,20 +75,21 @@ def schedule_comparison(table: pd.DataFrame, reference_mask=None, rules=None,
     model = ReminderEffectModel(rules=r, conf_level=conf_level).fit(work)
     ref = (work["analysed"] & work["eligible"]).to_numpy() if reference_mask is None \
         else np.asarray(reference_mask, dtype=bool) & work["analysed"].to_numpy()
-    ref_rows = work.loc[ref]
-    base = model.predict_proba(ref_rows, steps=0).mean()
+    fitted = [v for v in variants if _col(v) in model.steps_]
+    effects = model.marginal_effects(work, {v: {c: int(c == _col(v)) for c in model.steps_} for v in fitted}, ref,
+                                     control=0, estimand={v: f"schedule {v} vs none" for v in fitted}) \
+        if fitted else {}
+    # every variant is compared with no reminder: the control mean is the standardised rate without one
+    base = next(iter(effects.values()))[0].extras["mean_p_control"] if effects \
+        else model.predict_proba(work.loc[ref], steps=0).mean()
     y = table["no_show"].to_numpy()
     out = [{"schedule": "none", "appointments": int((merged[rows] == "none").sum()),
             "crude_rate": float(np.nanmean(y[rows & (merged == "none").to_numpy()])),
             "odds_ratio": 1.0, "or_ci_low": np.nan, "or_ci_high": np.nan, "adjusted_rate": float(base),
             "risk_difference": 0.0, "rd_ci_low": np.nan, "rd_ci_high": np.nan, "p_value": np.nan}]
-    for v in variants:
-        col = _col(v)
-        if col not in model.steps_:
-            continue
-        orr = model.odds_ratio([col])
-        treated = {c: (1 if c == col else 0) for c in model.steps_}
-        rd, _ = model.marginal_effect(ref_rows, treated=treated, control=0, estimand=f"schedule {v} vs none")
+    for v in fitted:
+        orr = model.odds_ratio([_col(v)])
+        rd, _ = effects[v]
         sel = rows & (merged == v).to_numpy()
         out.append({"schedule": v, "appointments": int(sel.sum()), "crude_rate": float(np.nanmean(y[sel])),
                     "odds_ratio": orr.estimate, "or_ci_low": orr.ci_low, "or_ci_high": orr.ci_high,
@@ -130,7 +131,8 @@ def step_value(model: ReminderEffectModel, table: pd.DataFrame, step: str = "2h"
     rd, _ = model.marginal_effect(table, mask, treated=None, control={col: 0},
                                   estimand=f"no-show rate with the {step} message minus without it, among "
                                            "appointments that received it")
-    sent = table["schedule_sent"].astype(str).str.split("+").map(lambda steps: col[4:] in steps).to_numpy(dtype=bool)
+    labels, schedules = pd.factorize(table["schedule_sent"], use_na_sentinel=False)  # a few distinct schedules
+    sent = np.array([col[4:] in str(x).split("+") for x in schedules], dtype=bool)[labels]
     informative = int((table["analysed"] & table["reminded"] & (table[col] == 0)).to_numpy()[sent].sum())
     extras = dict(rd.extras)
     extras["n_informative"] = informative

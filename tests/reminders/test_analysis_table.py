@@ -100,3 +100,30 @@ def test_demo_counts_match_truth(rem_table, rem_truth, demo_synth):
     assert 0 <= rem_truth["pilot"]["n_reminder_arm"] - n_arm <= 3
     # every delivered schedule of the generator appears with its label
     assert {"1d", "3d+1d+2h", "none"} <= set(rem_table["schedule"])
+
+
+def test_arrow_text_and_categories_give_the_same_table():
+    """Loaded exports hold Arrow text ids and categories; the table must not depend on it (codes, not texts)."""
+    clinic = tiny_clinic()
+    tables = {k: v.copy() for k, v in clinic.tables.items()}
+    # a duplicated patient row (the first counts), a reminder of an unknown appointment, an unknown step
+    tables["patients"] = pd.concat([tables["patients"], tables["patients"].iloc[[0]].assign(sex="M")],
+                                   ignore_index=True)
+    extra = tables["reminders"].iloc[[1, 1]].assign(reminder_id=["R6", "R7"], appointment_id=["A9", "A4"],
+                                                     schedule=["1d", None])
+    tables["reminders"] = pd.concat([tables["reminders"], extra], ignore_index=True)
+    plain = appointment_table(ClinicData(tables), AS_OF)
+    loaded = {k: v.copy() for k, v in tables.items()}
+    for name, df in loaded.items():
+        for col in df.columns:
+            if col.endswith("_id"):
+                df[col] = df[col].astype("string[pyarrow]")
+            elif col in ("department", "status", "channel", "schedule", "sex"):
+                df[col] = df[col].astype("category")
+    arrow = appointment_table(ClinicData(loaded), AS_OF)
+    pd.testing.assert_frame_equal(arrow, plain, check_dtype=False)
+    t = plain.set_index("appointment_id")
+    assert t.loc["A4", "schedule"] == "unknown" and t.loc["A4", "rem_unknown"] == 1 and t.loc["A4", "msgs_sms"] == 1
+    assert t.loc["A1", "sex"] == "F" and t.loc["A1", "n_sent"] == 2
+    assert [c for c in plain.columns if c.startswith(("rem_", "msgs_"))] == \
+        ["rem_3d", "rem_1d", "rem_unknown", "msgs_kakao", "msgs_sms"]

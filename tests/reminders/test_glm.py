@@ -51,6 +51,21 @@ def test_fit_equals_statsmodels_cluster_glm(monkeypatch, start_rows):
     assert ours.n_iter >= 1
 
 
+def test_subsample_start_takes_every_row_of_a_rare_column(monkeypatch):
+    """A column too rare for the subsample brings all its rows, so the start fit converges (not zeros)."""
+    monkeypatch.setattr(glm, "_START_ROWS", 1000)  # every 4th row; a column with < 800 non-zero rows is rare
+    x, y, groups, names = _table(4000, SEED + 4)
+    rare = np.zeros(len(y))
+    rare[np.random.default_rng(SEED).choice(len(y), 60, replace=False)] = 1.0
+    x = np.column_stack([x, rare])
+    start = glm._start_params(x, y, 100)
+    assert start is not None and np.all(start != 0)
+    ref = _reference(x, y, groups)
+    ours = fit_binomial(x, y, groups, [*names, "rare"], "cluster")
+    np.testing.assert_allclose(ours.params.to_numpy(), ref.params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.cov_params().to_numpy(), ref.cov_params(), rtol=1e-9, atol=1e-15)
+
+
 def test_cluster_covariance_matches_statsmodels_with_text_labels():
     x, y, groups, _ = _table(800, SEED + 1)
     labels = np.array([f"P{g:05d}" for g in groups], dtype=object)
