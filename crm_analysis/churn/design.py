@@ -57,12 +57,14 @@ class Design:
 
     def matrix(self, data: pd.DataFrame, codes: np.ndarray | None = None) -> pd.DataFrame:
         """The 0/1 design matrix of `data` (float64), indexed like `data`."""
-        codes = self.codes(data) if codes is None else codes
+        return self._matrix(self.codes(data) if codes is None else codes, data.index)
+
+    def _matrix(self, codes: np.ndarray, index: pd.Index) -> pd.DataFrame:
         cols = {}
         for j, (cov, levs) in enumerate(self.levels.items()):
             for k, lev in enumerate(levs[1:], start=1):
                 cols[f"{cov}[{lev}]"] = (codes[:, j] == k).astype(np.float64)
-        return pd.DataFrame(cols, index=data.index, columns=self.columns)
+        return pd.DataFrame(cols, index=index, columns=self.columns)
 
     def compress(self, gaps: pd.DataFrame) -> pd.DataFrame:
         """Design matrix plus ``duration``, ``event`` and a frequency ``weight``, identical rows merged."""
@@ -77,12 +79,11 @@ class Design:
             raise CrmAnalysisError("too many covariate levels to compress; use fewer covariates")
         key = (key * (duration.max(initial=0) + 1) + duration) * 2 + event
         uniq, first, weight = np.unique(key, return_index=True, return_counts=True)
-        rows = gaps.iloc[first]
-        out = self.matrix(rows, codes=codes[first])
+        out = self._matrix(codes[first], pd.RangeIndex(len(first)))
         out["duration"] = duration[first]
         out["event"] = event[first]
         out["weight"] = weight.astype(np.float64)
-        return out.reset_index(drop=True)
+        return out
 
     def to_frame(self) -> pd.DataFrame:
         """One row per covariate: its reference and the levels with a column."""

@@ -576,9 +576,11 @@ def _own_median_interval(gaps: pd.DataFrame, min_gaps: int) -> pd.Series:
     is_open = gaps["is_open"].to_numpy(dtype=bool)
     group = np.concatenate([[0], np.cumsum(is_open[:-1])]).astype(np.int64)
     done = gaps["event"].to_numpy() == 1
-    frame = pd.DataFrame({"g": group[done], "d": gaps["duration"].to_numpy()[done]})
-    grouped = frame.groupby("g", sort=True)["d"]
-    med, n = grouped.median(), grouped.size()
+    g, d = group[done], gaps["duration"].to_numpy(dtype=np.int64)[done]
+    order = np.lexsort((d, g))  # completed gaps sorted within each patient
+    g, d = g[order], d[order]
+    groups, start, n = np.unique(g, return_index=True, return_counts=True)
+    med = (d[start + (n - 1) // 2] + d[start + n // 2]) / 2.0  # middle value, or mean of the two middle ones
     ids = gaps["patient_id"].to_numpy()[is_open]
-    keep = med[n >= min_gaps]
-    return pd.Series(keep.to_numpy(dtype=np.float64), index=pd.Index(ids[keep.index.to_numpy()], name="patient_id"))
+    keep = n >= min_gaps
+    return pd.Series(med[keep], index=pd.Index(ids[groups[keep]], name="patient_id"))
