@@ -145,34 +145,50 @@ def visit_spend_multipliers(clinic, as_of) -> pd.DataFrame:
         Columns ``patient_id``, ``visit_date``, ``total``, ``base`` (the
         normalising charge) and ``z`` (= total / base).
     """
+    v = clinic.tables["visits"]
+    rows, total, base = _spend_rows(clinic, as_of)
+    return pd.DataFrame({"patient_id": v["patient_id"].to_numpy()[rows], "visit_date": v["visit_date"].to_numpy()[rows],
+                         "total": total, "base": base, "z": total / base})
+
+
+def _spend_rows(clinic, as_of) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The visits of :func:`visit_spend_multipliers` as a mask over the visits table, with their total and base."""
     as_of = pd.Timestamp(as_of).normalize()
     v = clinic.tables["visits"]
-    keep = v["visit_date"] <= as_of
-    v = v.loc[keep.to_numpy(), ["patient_id", "visit_date", "department", "visit_type", "inpatient_days",
-                                "charge_insured", "charge_self_pay"]]
-    total = v["charge_insured"].fillna(0).to_numpy() + v["charge_self_pay"].fillna(0).to_numpy()
-    care = np.maximum(v["inpatient_days"].fillna(0).to_numpy(dtype="float64"), 1.0)
-    # (department, visit type) groups from per-column codes: a MultiIndex of Python tuples is slow
-    dept, _ = pd.factorize(v["department"].astype("object").fillna("?"))
-    kind, kinds = pd.factorize(v["visit_type"].astype("object").fillna("?"))
-    codes, _ = pd.factorize(dept.astype(np.int64) * max(len(kinds), 1) + kind)
+    keep = (v["visit_date"] <= as_of).to_numpy()
+    total = v["charge_insured"].fillna(0).to_numpy()[keep] + v["charge_self_pay"].fillna(0).to_numpy()[keep]
+    care = np.maximum(v["inpatient_days"].fillna(0).to_numpy(dtype="float64")[keep], 1.0)
+    # (department, visit type) groups from per-column labels: a MultiIndex of Python tuples is slow
+    dept, kind = _labels(v["department"], keep), _labels(v["visit_type"], keep)
+    codes, _ = pd.factorize(dept * (kind.max(initial=0) + 1) + kind)
     per_day = np.bincount(codes, weights=total, minlength=codes.max() + 1) / \
         np.bincount(codes, weights=care, minlength=codes.max() + 1)
     base = per_day[codes] * care
     ok = (base > 0) & (total > 0)
-    return pd.DataFrame({"patient_id": v["patient_id"].to_numpy()[ok], "visit_date": v["visit_date"].to_numpy()[ok],
-                         "total": total[ok], "base": base[ok], "z": total[ok] / base[ok]})
+    rows = np.zeros(len(v), dtype=bool)
+    rows[np.flatnonzero(keep)[ok]] = True
+    return rows, total[ok], base[ok]
+
+
+def _labels(values: pd.Series, keep: np.ndarray) -> np.ndarray:
+    """Integer label of each kept value; a missing value is labelled as the text '?' would be."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = list(values.cat.categories.astype("object"))
+        codes = values.cat.codes.to_numpy().astype(np.int64)[keep]
+        return np.where(codes < 0, cats.index("?") if "?" in cats else len(cats), codes)
+    return pd.factorize(values.astype("object").fillna("?").to_numpy()[keep])[0].astype(np.int64)
 
 
 def _model_data(clinic, as_of, unit_days):
     f = patient_features(clinic, as_of)
-    vs = visit_spend_multipliers(clinic, as_of)
-    code = id_positions(vs["patient_id"], f.index)
+    rows, total, base = _spend_rows(clinic, as_of)
+    code = id_positions(clinic.tables["visits"]["patient_id"], f.index, rows)
+    z = total / base
     good = code >= 0
     n = len(f)
     n_z = np.bincount(code[good], minlength=n)
-    sum_z = np.bincount(code[good], weights=vs["z"].to_numpy()[good], minlength=n)
-    sum_base = np.bincount(code[good], weights=vs["base"].to_numpy()[good], minlength=n)
+    sum_z = np.bincount(code[good], weights=z[good], minlength=n)
+    sum_base = np.bincount(code[good], weights=base[good], minlength=n)
     freq = f["frequency"].to_numpy()
     end = day_numbers([pd.Timestamp(as_of)])[0]
     first = day_numbers(f["first_visit_date"])
