@@ -125,3 +125,28 @@ def test_likelihoods_per_distinct_value_equal_the_per_patient_formulas():
     direct = (lg(px + q) - lg(px) - lg(q) + q * np.log(gamma) + (px - 1) * np.log(zbar) + px * np.log(n)
               - (px + q) * np.log(gamma + n * zbar))
     assert np.array_equal(_gg_loglik((p, q, gamma), _GammaGammaData(n, zbar)), direct)
+
+
+@pytest.mark.parametrize("as_category", [True, False])
+def test_spend_base_is_the_group_mean_per_day_of_care(as_category):
+    """Base = mean charge per day of care of the visit's (department, visit type); missing labels form a group."""
+    from crm_analysis.value.clv import visit_spend_multipliers
+
+    dept = ["내과", "내과", None, "피부과", "내과", None]
+    kind = ["outpatient", "inpatient", "outpatient", "outpatient", "outpatient", "outpatient"]
+    visits = pd.DataFrame({
+        "visit_id": [f"V{i}" for i in range(6)], "patient_id": ["P1", "P1", "P2", "P2", "P3", "P3"],
+        "visit_date": pd.to_datetime(["2025-01-02", "2025-02-03", "2025-03-04", "2025-04-05", "2025-05-06",
+                                      "2025-06-07"]),
+        "department": pd.Categorical(dept) if as_category else pd.Series(dept, dtype=object),
+        "visit_type": pd.Categorical(kind) if as_category else pd.Series(kind, dtype=object),
+        "inpatient_days": pd.array([0, 3, 0, 0, 0, 0], dtype="Int64"),
+        "charge_insured": [100.0, 600.0, 50.0, 80.0, 300.0, 70.0], "charge_self_pay": [0.0] * 6,
+    })
+    clinic = ClinicData({"patients": pd.DataFrame({"patient_id": ["P1", "P2", "P3"]}), "visits": visits})
+    out = visit_spend_multipliers(clinic, "2025-12-31")
+    care = visits["inpatient_days"].astype(float).clip(lower=1)
+    key = visits["department"].astype(object).fillna("?") + "|" + visits["visit_type"].astype(str)
+    per_day = visits["charge_insured"].groupby(key).sum() / care.groupby(key).sum()
+    np.testing.assert_allclose(out["base"], per_day[key].to_numpy() * care.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(out["z"], out["total"] / out["base"])
