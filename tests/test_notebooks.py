@@ -108,7 +108,7 @@ def test_thin_no_definitions_and_only_allowed_imports(path):
 def test_parameters_match_the_pipeline(path, tmp_path):
     names = parameter_names(path)
     expected = list(_pipeline_parameters("demo", tmp_path))
-    assert sorted(names) == sorted(expected), "the parameters cell and pipeline.notebook_parameters disagree"
+    assert sorted(names) == sorted(expected), "the parameters cell and monthly.notebooks.notebook_parameters disagree"
     assert len(names) == len(set(names))
     for name, info in parameter_defaults(path).items():
         assert info["inferred_type_name"] == "str", f"{name} needs a ': str' annotation (papermill injects text)"

@@ -443,11 +443,11 @@ def _write_outreach(ctx: RunContext, month: Month, staging: Path, result: RunRes
 
 
 def _write_report(ctx: RunContext, steps: Progress, paths: list[Path], work: Path, result: RunResult) -> None:
-    from crm_analysis.report.html import report_html
+    from crm_analysis.report.html import notebook_sections, report_html
 
-    ordered = [work / p.name for p in report_order(paths)]
     as_of = f"{ctx.as_of:%Y-%m-%d}"
     with steps.step("report_html"):
+        ordered = notebook_sections([work / p.name for p in report_order(paths)])  # converted once, for both
         html = report_html(ordered, month=ctx.month, as_of=as_of, lang=ctx.lang, clinic_name=ctx.clinic_name)
         (work / "report.html").write_text(html, encoding="utf-8")
         result.report_html = result.out_dir / "report.html"

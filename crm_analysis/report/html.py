@@ -21,7 +21,7 @@ import nbformat
 
 from crm_analysis.i18n import check_lang, label
 
-__all__ = ["report_html", "notebook_body", "REPORT_CSS", "HIDDEN_TAGS"]
+__all__ = ["report_html", "notebook_body", "notebook_sections", "REPORT_CSS", "HIDDEN_TAGS"]
 
 #: Cells with one of these tags are not shown in the report.
 HIDDEN_TAGS = frozenset({"parameters", "injected-parameters", "remove-cell", "report-hide"})
@@ -90,10 +90,20 @@ def notebook_body(nb: nbformat.NotebookNode | str | Path) -> str:
 
     if not isinstance(nb, nbformat.NotebookNode):
         nb = nbformat.read(str(nb), as_version=4)
-    exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True, anchor_link_text="")
-    body, _ = exporter.from_notebook_node(_shown(nb))
+    if _EXPORTER.get("html") is None:  # loading the template is the slow part: once per process
+        _EXPORTER["html"] = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
+                                         exclude_output_prompt=True, anchor_link_text="")
+    body, _ = _EXPORTER["html"].from_notebook_node(_shown(nb))
     return body
+
+
+_EXPORTER: dict = {}
+
+
+def notebook_sections(notebooks: Sequence[str | Path | nbformat.NotebookNode]) -> list[tuple[str, str]]:
+    """``(name, HTML body)`` of each notebook, for :func:`report_html` (convert once, assemble twice)."""
+    return [(Path(nb).stem if isinstance(nb, (str, Path)) else f"notebook-{i}", notebook_body(nb))
+            for i, nb in enumerate(notebooks)]
 
 
 def report_html(notebooks: Sequence[str | Path | nbformat.NotebookNode], *, month: str, as_of: str,
@@ -104,7 +114,7 @@ def report_html(notebooks: Sequence[str | Path | nbformat.NotebookNode], *, mont
     ----------
     notebooks : sequence
         Executed notebooks (paths or nodes) in report order: the KPI page
-        (``90_monthly_report``) first, then the analyses.
+        (``90_monthly_report``) first, then the analyses; or their :func:`notebook_sections`.
     month : str
         ``YYYY-MM``.
     as_of : str
@@ -126,11 +136,13 @@ def report_html(notebooks: Sequence[str | Path | nbformat.NotebookNode], *, mont
              f"{label('report_generated_from', lang)}: {escape(as_of)}"]
     if clinic_name:
         facts.insert(0, f"{label('report_clinic', lang)}: {escape(clinic_name)}")
+    converted = [nb if isinstance(nb, tuple) else
+                 (Path(nb).stem if isinstance(nb, (str, Path)) else f"notebook-{i}", notebook_body(nb))
+                 for i, nb in enumerate(notebooks)]
     sections = []
-    for i, nb in enumerate(notebooks):
-        name = Path(nb).stem if isinstance(nb, (str, Path)) else f"notebook-{i}"
+    for i, (name, body) in enumerate(converted):
         sections.append(f'<section class="notebook{" first" if i == 0 else ""}" id="{escape(name)}">\n'
-                        f"{notebook_body(nb)}\n</section>")
+                        f"{body}\n</section>")
     return ("<!DOCTYPE html>\n"
             f'<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
             f"<title>{escape(title)} {escape(month)}</title>\n<style>{REPORT_CSS}{extra_css}</style>\n</head>\n<body>\n"
