@@ -27,7 +27,7 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 
 __all__ = ["PROJECT_ROOT", "NOTEBOOK_DIR", "FRONT_MATTER_FROM", "NOTEBOOK_JOBS", "notebook_paths", "report_order",
-           "notebook_parameters", "KernelLanes", "execute_notebook"]
+           "notebook_parameters", "KernelLanes", "execute_notebook", "WARM_UP", "is_front_matter"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -36,7 +36,7 @@ FRONT_MATTER_FROM = 90
 #: How many kernels run notebooks at once (the machines this targets have two cores).
 NOTEBOOK_JOBS = 2
 #: What a lane's kernel imports while the run is still fitting the month's models.
-_WARM_UP = ("import pandas, matplotlib.pyplot, IPython.display, crm_analysis.monthly.month, "
+WARM_UP = ("import pandas, matplotlib.pyplot, IPython.display, crm_analysis.monthly.month, "
             "crm_analysis.plotting, crm_analysis.report.sections")
 
 
@@ -151,6 +151,9 @@ class KernelLanes:
         A notebook waits for its event before it starts (e.g. the KPI page waits for ``kpis.json``).
     jobs : int
         How many kernels.
+    warm_up : str, optional
+        Code each kernel runs as soon as it has started (e.g. :data:`WARM_UP`, the imports of the
+        analysis notebooks); none by default.
 
     Notes
     -----
@@ -163,12 +166,14 @@ class KernelLanes:
     """
 
     def __init__(self, paths: Sequence[Path], private: Path, run_one: Callable[[Path, object], None], *,
-                 ready: Mapping[Path, threading.Event] | None = None, jobs: int = NOTEBOOK_JOBS) -> None:
+                 ready: Mapping[Path, threading.Event] | None = None, jobs: int = NOTEBOOK_JOBS,
+                 warm_up: str = "") -> None:
         self.paths = list(paths)
         self.jobs = max(1, min(jobs, len(self.paths)))
         self.private = Path(private)
         self.run_one = run_one
         self.ready = dict(ready or {})
+        self.warm_up = warm_up
         self.futures: dict[Path, Future] = {p: Future() for p in self.paths}
         self._go = threading.Event()
         self._cancelled = threading.Event()
@@ -208,7 +213,8 @@ class KernelLanes:
         try:
             try:
                 km.start_kernel(cwd=str(lane[0].parent))
-                _run_code(km, _WARM_UP)
+                if self.warm_up:
+                    _run_code(km, self.warm_up)
             except BaseException as err:  # noqa: BLE001 - reported as each notebook's failure
                 failed = err
             self._go.wait()

@@ -56,7 +56,7 @@ from crm_analysis.monthly import publish as pub
 from crm_analysis.monthly.kpis import CORE_SECTIONS, KPIS_FILE, SECTIONS, monthly_kpis
 from crm_analysis.monthly.month import FIT_GROUPS, MODELS, Month
 from crm_analysis.monthly.outreach import outreach_lists
-from crm_analysis.monthly.notebooks import (NOTEBOOK_DIR, PROJECT_ROOT, KernelLanes, execute_notebook,
+from crm_analysis.monthly.notebooks import (NOTEBOOK_DIR, PROJECT_ROOT, WARM_UP, KernelLanes, execute_notebook,
                                             is_front_matter, notebook_parameters, notebook_paths, report_order)
 from crm_analysis.monthly.rules import RuleSet, load_rule_set
 from crm_analysis.privacy import DEFAULT_MIN_COUNT, check_threshold
@@ -369,7 +369,8 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], ca
         make_reproducible(work / path.name, replacements, id_prefix=f"n{index[path]:02d}")
 
     kpis_ready = threading.Event()
-    lanes = KernelLanes(paths, private, run_one, ready={p: kpis_ready for p in paths if is_front_matter(p)})
+    lanes = KernelLanes(paths, private, run_one, ready={p: kpis_ready for p in paths if is_front_matter(p)},
+                        warm_up=WARM_UP if ctx.analyses else "")
     month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang)
     names = list(SECTIONS) if ctx.analyses else list(CORE_SECTIONS)
     needs_models = [n for n in names if n in ("reminder_effect", "churn")]

@@ -1,0 +1,78 @@
+"""Kernel lanes: notebooks share a kernel in turn without sharing variables, and a failure stops its lane."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import nbformat
+import pytest
+
+from crm_analysis.monthly.notebooks import KernelLanes, execute_notebook, notebook_parameters, report_order
+from crm_analysis.monthly.publish import private_workdir
+from crm_analysis.report.reproducible import make_reproducible
+
+
+def _notebook(path, *cells):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('source = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, *(nbformat.v4.new_code_cell(c) for c in cells)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def _run_one(out):
+    def run(path, km):
+        execute_notebook(path, out / path.name, {"source": "x"}, km)
+        make_reproducible(out / path.name)
+    return run
+
+
+def test_one_kernel_runs_notebooks_in_turn_with_a_fresh_namespace(tmp_path):
+    first = _notebook(tmp_path / "00_a.ipynb", "secret = 42", "print('a ran')")
+    second = _notebook(tmp_path / "10_b.ipynb", "assert 'secret' not in globals(), 'a variable leaked'",
+                       "import os\nprint(os.getpid())")
+    out = tmp_path / "out"
+    out.mkdir()
+    private = private_workdir()
+    gate = threading.Event()
+    lanes = KernelLanes([first, second], private, _run_one(out), ready={second: gate}, jobs=1,
+                        warm_up="import json").start()
+    lanes.go()
+    assert lanes.futures[first].result(timeout=120) >= 0
+    assert not lanes.futures[second].done()  # it waits for its event
+    gate.set()
+    assert lanes.futures[second].result(timeout=120) >= 0
+    lanes.join()
+    b = json.loads((out / "10_b.ipynb").read_text())
+    counts = [c["execution_count"] for c in b["cells"] if c["cell_type"] == "code"]
+    assert counts == list(range(1, len(counts) + 1)), "cells are numbered from 1 in each notebook"
+
+
+def test_a_failure_stops_the_rest_of_its_lane(tmp_path):
+    import papermill as pm
+
+    broken = _notebook(tmp_path / "00_broken.ipynb", "raise RuntimeError('deliberate')")
+    after = _notebook(tmp_path / "20_after.ipynb", "print('never')")
+    other = _notebook(tmp_path / "10_other.ipynb", "print('other lane')")
+    out = tmp_path / "out"
+    out.mkdir()
+    lanes = KernelLanes([broken, other, after], private_workdir(), _run_one(out), jobs=2).start()
+    assert lanes.lane(0) == [broken, after] and lanes.lane(1) == [other]
+    lanes.go()
+    with pytest.raises(pm.PapermillExecutionError, match="deliberate"):
+        lanes.futures[broken].result(timeout=120)
+    with pytest.raises(pm.PapermillExecutionError):
+        lanes.futures[after].result(timeout=120)
+    assert lanes.futures[other].result(timeout=120) >= 0
+    lanes.join()
+    assert not (out / "20_after.ipynb").exists()
+
+
+def test_parameters_and_report_order(tmp_path):
+    params = notebook_parameters(source="s", as_of="2026-10-31", out_dir=tmp_path, lang="en", mapping=None)
+    assert params["rules"] == "" and params["models"] == "" and params["as_of"] == "2026-10-31"
+    paths = [tmp_path / n for n in ("00_a.ipynb", "10_b.ipynb", "90_kpi.ipynb")]
+    assert [p.name for p in report_order(paths)] == ["90_kpi.ipynb", "00_a.ipynb", "10_b.ipynb"]
