@@ -39,10 +39,11 @@ def churn_status(model, rules=None, state: pd.DataFrame | None = None) -> pd.Dat
     """
     rules = load_churn_rules(rules)
     horizon = int(rules["churn"]["horizon_days"])
-    pred = model.predict_return(state, horizons=(horizon,))
-    p = pred[f"p_return_{horizon}d"]
-    return pd.DataFrame({"elapsed_days": pred["elapsed_days"], "p_return": p,
-                         "churned": p < float(rules["churn"]["max_return_probability"])}, index=pred.index)
+    p = model.predict_probability(horizon, state)  # this column only (predict_return adds costly means)
+    state = model.current_ if state is None else state
+    elapsed = np.clip(state["elapsed_days"].to_numpy(dtype=np.int64), 0, None)
+    return pd.DataFrame({"elapsed_days": elapsed, "p_return": p,
+                         "churned": p < float(rules["churn"]["max_return_probability"])}, index=p.index)
 
 
 def churn_by_segment(status: pd.DataFrame, segments: pd.Series, rules=None, min_count: int = 5) -> pd.DataFrame:
