@@ -27,7 +27,7 @@ CI_RUN = PROJECT_ROOT / ".ci" / "run"
 DATA_DICTIONARY = PROJECT_ROOT / "docs" / "data_dictionary.md"
 
 #: Conda dependencies that are not PyPI packages of the project.
-CONDA_ONLY = {"python", "pip", "pango"}
+CONDA_ONLY = {"python", "pip", "pango", "harfbuzz"}
 
 
 def _requirements(lines: list[str], where: str) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
