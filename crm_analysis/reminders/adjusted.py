@@ -63,8 +63,10 @@ def _spline_info(term: str, leads: tuple[np.ndarray, np.ndarray]):
     """patsy's design info of the lead-time spline `term`, from the distinct lead times and their counts
     (the same knots as from every appointment's lead time)."""
     values, counts = leads
-    data = {"lead_days": np.repeat(values, counts)}
-    return patsy.incr_dbuilder(f"{term} - 1", lambda: iter([data]))  # the design info, without the matrix
+    lead = np.repeat(values, counts)
+    # the design info without the matrix; patsy learns the knots from both chunks (all rows) and sees from the
+    # first, one row, that the spline is numeric (one pass over the rows fewer)
+    return patsy.incr_dbuilder(f"{term} - 1", lambda: iter([{"lead_days": lead[:1]}, {"lead_days": lead[1:]}]))
 
 
 def _column(table: pd.DataFrame, name, rows=None):
@@ -219,7 +221,9 @@ class ReminderEffectModel:
         """
         v = _column(table, src, rows)
         v = v.clip(lower=0) if src == "lead_days" else v
-        codes, uniques = pd.factorize(v, use_na_sentinel=False)
+        codes, uniques = pd.factorize(v)  # about half the time of use_na_sentinel=False on text
+        if len(codes) and codes.min() < 0:  # missing values: a level of their own, numbered in order
+            codes, uniques = pd.factorize(v, use_na_sentinel=False)
         u = np.asarray(uniques)
         if src == "prior_no_shows":
             u = np.minimum(u, 3).astype(str)
@@ -244,7 +248,10 @@ class ReminderEffectModel:
         """The model matrix of `table` (columns ``names_``; only `rows`, a boolean mask, if given), with reminder
         steps as received or overridden; `raw`: :meth:`_raw` codes already at hand, by column."""
         n = len(table) if rows is None else int(np.count_nonzero(rows))
-        x = np.zeros((n, len(self.names_)))
+        k = len(self.names_)
+        x = np.zeros((n, k))
+        flat = x.reshape(-1)  # one-hot cells are set through flat positions (faster than 2-D fancy indexing)
+        measured = []  # columns of measured values, the only ones that can be missing or infinite
         j = 0
         for kind, name, src, width in self.blocks_:
             if kind == "intercept":
@@ -255,18 +262,20 @@ class ReminderEffectModel:
                 column = np.arange(len(cats)) - (np.arange(len(cats)) > ref)  # the reference has no column
                 codes = self._codes(table, name, src, rows, (raw or {}).get(src))
                 hit = np.flatnonzero(codes != ref)
-                x[hit, j + column[codes[hit]]] = 1.0
+                flat[hit * k + (j + column[codes[hit]])] = 1.0
             elif kind == "spline":
-                values, inverse = np.unique(_column(table, "lead_days", rows).clip(lower=0).to_numpy(dtype=float),
-                                            return_inverse=True)  # the basis of each distinct lead time, once
+                lead = _column(table, "lead_days", rows).clip(lower=0).to_numpy(dtype=float)
+                inverse, values = pd.factorize(lead, use_na_sentinel=False)  # each distinct lead time's basis, once
                 basis = np.asarray(patsy.build_design_matrices([self.spline_info_], {"lead_days": values})[0])
-                x[:, j:j + width] = basis[inverse.reshape(-1)]
+                x[:, j:j + width] = basis[inverse]
+                measured += range(j, j + width)
             elif kind == "numeric":
                 x[:, j] = _column(table, src, rows).to_numpy(dtype=float)
+                measured.append(j)
             j += width
-        j = len(self.names_) - len(self.steps_)  # the step indicators are the last columns
+        j = k - len(self.steps_)  # the step indicators are the last columns
         x[:, j:] = self._steps_under(_column(table, self.steps_, rows).to_numpy(dtype=float), steps)
-        if not np.isfinite(x).all():
+        if not np.isfinite(x[:, measured + list(range(j, k))]).all():
             raise CrmAnalysisError("reminder effect model: missing or infinite values in lead_days, years or the "
                                    "reminder step columns; rebuild the table with appointment_table()")
         return x

@@ -54,7 +54,8 @@ def step_cost_per_appointment(clinic: ClinicData, step: str, as_of: str | pd.Tim
     if rem is None:
         return None
     rem = rem.loc[~(rem["sent_at"] >= pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)).fillna(False).to_numpy()]
-    rem = rem.loc[(rem["schedule"].astype(str) == step).to_numpy()]
+    codes, schedules = pd.factorize(rem["schedule"], use_na_sentinel=False)  # compare each schedule once
+    rem = rem.loc[np.array([str(x) == step for x in schedules], dtype=bool)[codes]]
     if rem.empty:
         return None
     channel = rem["channel"].astype(str)
@@ -88,7 +89,8 @@ def cost_benefit(table: pd.DataFrame, model: ReminderEffectModel, revenue: float
     """
     r = load_rules(rules)
     revenue = r["revenue_per_visit_krw"] if revenue is None else revenue
-    month = table["month"].astype(str)
+    codes, months = pd.factorize(table["month"], use_na_sentinel=False)  # each month formatted once
+    month = pd.Series(np.asarray(months.astype(str), dtype=object)[codes], index=table.index)
     msg_cols = [c for c in table.columns if c.startswith("msgs_")]
     messages = table[msg_cols].sum(axis=1) if msg_cols else pd.Series(0, index=table.index)
     cost = _message_cost(table, r["message_cost_krw"])

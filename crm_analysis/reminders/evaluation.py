@@ -29,6 +29,7 @@ from crm_analysis.i18n import check_lang, label
 from crm_analysis.reminders.adjusted import ReminderEffectModel, crude_effect, mantel_haenszel, period_masks
 from crm_analysis.reminders.analysis_table import appointment_table
 from crm_analysis.reminders.costs import cost_benefit, revenue_per_visit, step_cost_per_appointment
+from crm_analysis.reminders.glm import one_blas_thread
 from crm_analysis.reminders.pilot import PilotResult, pilot_analysis, plan_pilot
 from crm_analysis.reminders.rollout import ITSResult, interrupted_time_series, plot_its
 from crm_analysis.reminders.rules import load_rules
@@ -341,7 +342,12 @@ def evaluate_reminders(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None
     CrmAnalysisError
         If no appointment ever received a reminder.
     """
-    as_of = pd.Timestamp(as_of).normalize()
+    with one_blas_thread():  # tall, thin products: threaded BLAS costs many times the CPU on a busy machine
+        return _evaluate(clinic, pd.Timestamp(as_of).normalize(), rules, revenue, conf_level)
+
+
+def _evaluate(clinic: ClinicData, as_of: pd.Timestamp, rules, revenue: float | None,
+              conf_level: float) -> ReminderEvaluation:
     require("reminders", clinic, as_of)
     table = appointment_table(clinic, as_of, rules)
     if not (table["analysed"] & table["reminded"]).any():

@@ -18,6 +18,7 @@ trend ``years`` is daily), so collapsing them into patterns would not help.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -28,7 +29,7 @@ from statsmodels.tools.sm_exceptions import HessianInversionWarning
 
 from crm_analysis.exceptions import InsufficientDataError
 
-__all__ = ["BinomialGLMFit", "fit_binomial", "cluster_covariance"]
+__all__ = ["BinomialGLMFit", "fit_binomial", "cluster_covariance", "one_blas_thread"]
 
 #: Rows of the subsample that gives Newton's starting values (no subsample below four times this).
 _START_ROWS = 40_000
@@ -62,6 +63,20 @@ class BinomialGLMFit:
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         z = stats.norm.ppf(1 - alpha / 2)
         return pd.DataFrame({0: self.params - z * self.bse, 1: self.params + z * self.bse})
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread (a no-op without ``threadpoolctl``).
+
+    The products here are tall and thin (10^5 rows × ~40 columns): threaded OpenBLAS splits each into
+    pieces whose threads wait for one another, which on a busy 2-core machine cost 10–20 times the CPU
+    of one thread (the estimates are the same to rounding).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def cluster_covariance(score_obs: np.ndarray, hessian: np.ndarray, groups) -> np.ndarray:
@@ -224,16 +239,17 @@ def fit_binomial(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[s
     --------
     cluster_covariance : the patient-clustered covariance.
     """
-    model = sm.GLM(y, x, family=sm.families.Binomial())
-    attempts = [("newton", None), ("irls", None)]
-    start = _start_params(x, y, max_iter)
-    if start is not None:
-        attempts.insert(0, ("newton", start))
-    for method, start in attempts:
-        fitted = _fit(model, method, start, cov_type, groups, tol, max_iter)
-        if fitted is not None:
-            break
-    else:  # on a real clinic this is thin data: too few appointments to tell the covariates apart
+    with one_blas_thread():
+        model = sm.GLM(y, x, family=sm.families.Binomial())
+        attempts = [("newton", None), ("irls", None)]
+        start = _start_params(x, y, max_iter)
+        if start is not None:
+            attempts.insert(0, ("newton", start))
+        for method, start in attempts:
+            fitted = _fit(model, method, start, cov_type, groups, tol, max_iter)
+            if fitted is not None:
+                break
+    if fitted is None:  # on a real clinic this is thin data: too few appointments to tell the covariates apart
         raise InsufficientDataError(
             "reminders", f"Reminder evaluation: the logistic model could not be fitted on this clinic's appointments "
                          f"(no convergence in {max_iter} iterations or a singular design: too few appointments for "

@@ -34,6 +34,13 @@ def _col(schedule: str) -> str:
     return "rem_" + re.sub(r"\W", "_", schedule)
 
 
+def _text_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes of ``values.astype(str)`` and the texts they stand for (texts converted once each)."""
+    code, uniques = pd.factorize(values, use_na_sentinel=False)
+    text_code, texts = pd.factorize(np.array([str(u) for u in uniques], dtype=object))
+    return text_code[code], list(texts)
+
+
 def schedule_comparison(table: pd.DataFrame, reference_mask=None, rules=None,
                         conf_level: float = 0.95) -> tuple[pd.DataFrame, ReminderEffectModel]:
     """No-show rate by received schedule variant, crude and adjusted.
@@ -58,20 +65,26 @@ def schedule_comparison(table: pd.DataFrame, reference_mask=None, rules=None,
     """
     r = load_rules(rules)
     rows = table["analysed"].to_numpy()
-    sched = table["schedule"].astype(str)
-    counts = sched[rows].value_counts()
+    code, labels = _text_codes(table["schedule"])  # integer codes: comparing texts row by row was slow
+    counts = pd.Series(code[rows]).value_counts()  # ties in order of first appearance, as on the texts
     min_count = int(r["model"]["min_level_count"])
-    keep = [s for s in counts.index if s != "none" and counts[s] >= min_count]
+    keep = [labels[c] for c in counts.index if labels[c] != "none" and counts[c] >= min_count]
     if not keep:
         raise CrmAnalysisError("schedule comparison: no reminder schedule was received by at least "
                                f"{min_count} non-cancelled appointments")
-    merged = sched.where(sched.isin(keep + ["none"]), "other")
-    variants = keep + (["other"] if (merged[rows] == "other").sum() >= min_count else [])
+    merged_code, merged_labels = pd.factorize(np.array([x if x in keep or x == "none" else "other" for x in labels],
+                                                       dtype=object))
+    merged_code, merged_labels = merged_code[code], list(merged_labels)
+
+    def received(schedule: str) -> np.ndarray:  # rows whose merged schedule is `schedule`
+        return merged_code == (merged_labels.index(schedule) if schedule in merged_labels else -1)
+
+    variants = keep + (["other"] if (received("other") & rows).sum() >= min_count else [])
     work = table.drop(columns=step_columns(table))
-    for v in variants:
-        work[_col(v)] = (merged == v).astype(np.int64).to_numpy()
+    work = pd.concat([work, pd.DataFrame({_col(v): received(v).astype(np.int64) for v in variants},
+                                         index=work.index)], axis=1)
     if "other" not in variants:  # too rare to estimate: leave those appointments out
-        work = work.assign(analysed=work["analysed"] & (merged != "other").to_numpy())
+        work["analysed"] = work["analysed"].to_numpy() & ~received("other")
     model = ReminderEffectModel(rules=r, conf_level=conf_level).fit(work)
     ref = (work["analysed"] & work["eligible"]).to_numpy() if reference_mask is None \
         else np.asarray(reference_mask, dtype=bool) & work["analysed"].to_numpy()
@@ -83,14 +96,14 @@ def schedule_comparison(table: pd.DataFrame, reference_mask=None, rules=None,
     base = next(iter(effects.values()))[0].extras["mean_p_control"] if effects \
         else model.predict_proba(work.loc[ref], steps=0).mean()
     y = table["no_show"].to_numpy()
-    out = [{"schedule": "none", "appointments": int((merged[rows] == "none").sum()),
-            "crude_rate": float(np.nanmean(y[rows & (merged == "none").to_numpy()])),
+    out = [{"schedule": "none", "appointments": int((received("none") & rows).sum()),
+            "crude_rate": float(np.nanmean(y[rows & received("none")])),
             "odds_ratio": 1.0, "or_ci_low": np.nan, "or_ci_high": np.nan, "adjusted_rate": float(base),
             "risk_difference": 0.0, "rd_ci_low": np.nan, "rd_ci_high": np.nan, "p_value": np.nan}]
     for v in fitted:
         orr = model.odds_ratio([_col(v)])
         rd, _ = effects[v]
-        sel = rows & (merged == v).to_numpy()
+        sel = rows & received(v)
         out.append({"schedule": v, "appointments": int(sel.sum()), "crude_rate": float(np.nanmean(y[sel])),
                     "odds_ratio": orr.estimate, "or_ci_low": orr.ci_low, "or_ci_high": orr.ci_high,
                     "adjusted_rate": rd.extras["mean_p_treated"], "risk_difference": rd.estimate,
