@@ -18,6 +18,7 @@ however the lanes were scheduled.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -212,7 +213,9 @@ class KernelLanes:
         failed: BaseException | None = None
         try:
             try:
-                km.start_kernel(cwd=str(lane[0].parent))
+                # one BLAS thread per kernel: two kernels and two model workers share two cores
+                km.start_kernel(cwd=str(lane[0].parent), env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
+                                                              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
                 if self.warm_up:
                     _run_code(km, self.warm_up)
             except BaseException as err:  # noqa: BLE001 - reported as each notebook's failure
