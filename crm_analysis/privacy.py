@@ -383,17 +383,19 @@ def artefact_text(path: str | Path) -> str:
     """The text of a report artefact, as a reader or a search would see it.
 
     HTML, JSON, CSV and notebooks are read as text (a notebook's JSON holds
-    every output); a PDF's text is extracted with ``pypdf`` (install it to scan
-    PDFs); Korean text inside JSON escapes is decoded. Embedded base64 images
-    (pictures, not text) are left out.
+    every output); a PDF's text is extracted with PDFium (``pypdfium2``, fifteen times faster than pure-Python
+    readers); Korean text inside JSON escapes is decoded. Embedded base64 images (pictures, not text) are
+    left out.
     """
     path = Path(path)
     if path.suffix.lower() == ".pdf":
+        import pypdfium2
+
+        document = pypdfium2.PdfDocument(str(path))
         try:
-            from pypdf import PdfReader
-        except ImportError:  # pragma: no cover - pypdf ships with the test extras
-            raise ImportError("scanning a PDF needs pypdf: pip install 'pypdf>=5,<8'") from None
-        return "\n".join(page.extract_text() or "" for page in PdfReader(str(path)).pages)
+            return "\n".join(document[i].get_textpage().get_text_range() for i in range(len(document)))
+        finally:
+            document.close()
     text = path.read_text(encoding="utf-8-sig", errors="replace")
     if path.suffix.lower() in (".json", ".ipynb"):
         try:

@@ -466,22 +466,13 @@ def _privacy_scan(steps: Progress, snapshot, paths: list[Path], work: Path) -> i
     from crm_analysis.privacy import fixed_report_text, personal_values, scan_artefacts
 
     with steps.step("privacy_scan"):
-        artefacts = sorted(p for p in work.iterdir() if p.suffix in (".html", ".ipynb", ".json", ".pdf")
-                           and (p.suffix != ".pdf" or _can_read_pdf()))
+        artefacts = sorted(p for p in work.iterdir() if p.suffix in (".html", ".ipynb", ".json", ".pdf"))
         hits = scan_artefacts(artefacts, personal_values(snapshot.patients, fixed_text=fixed_report_text(paths)))
         if hits:
             where = sorted({h.artefact for h in hits})
             raise PrivacyLeak(f"privacy scan: {', '.join(where)} show(s) personal data ({len(hits)} value(s), "
                               f"e.g. a {hits[0].kind} {hits[0].masked()}); the month was not published")
     return len(artefacts)
-
-
-def _can_read_pdf() -> bool:
-    try:
-        import pypdf  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _manifest(ctx: RunContext, paths: list[Path], result: RunResult, work: Path, scanned: int) -> dict:

@@ -8,9 +8,8 @@
   hashes, package versions, git commit, timings);
 - :mod:`~crm_analysis.report.outreach`: the registry of outreach-list
   producers and the private writer of their lists;
+- :mod:`~crm_analysis.report.sections`: notebook sections that show a reason instead of failing on thin data.
+
+Nothing is imported here: a notebook kernel that imports ``report.sections`` does not pay for nbformat
+and WeasyPrint, which only the monthly run's own process needs.
 """
-
-from crm_analysis.report.html import report_html
-from crm_analysis.report.pdf import write_pdf
-
-__all__ = ["report_html", "write_pdf"]
