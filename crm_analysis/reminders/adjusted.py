@@ -249,8 +249,8 @@ class ReminderEffectModel:
         steps as received or overridden; `raw`: :meth:`_raw` codes already at hand, by column."""
         n = len(table) if rows is None else int(np.count_nonzero(rows))
         k = len(self.names_)
-        x = np.zeros((n, k))
-        flat = x.reshape(-1)  # one-hot cells are set through flat positions (faster than 2-D fancy indexing)
+        x = np.zeros((n, k), order="F")  # column-major: the GLM's products and the column fills run faster
+        flat = x.reshape(-1, order="F")  # one-hot cells are set through flat positions (a view)
         measured = []  # columns of measured values, the only ones that can be missing or infinite
         j = 0
         for kind, name, src, width in self.blocks_:
@@ -262,7 +262,7 @@ class ReminderEffectModel:
                 column = np.arange(len(cats)) - (np.arange(len(cats)) > ref)  # the reference has no column
                 codes = self._codes(table, name, src, rows, (raw or {}).get(src))
                 hit = np.flatnonzero(codes != ref)
-                flat[hit * k + (j + column[codes[hit]])] = 1.0
+                flat[(j + column[codes[hit]]) * n + hit] = 1.0
             elif kind == "spline":
                 lead = _column(table, "lead_days", rows).clip(lower=0).to_numpy(dtype=float)
                 inverse, values = pd.factorize(lead, use_na_sentinel=False)  # each distinct lead time's basis, once
@@ -298,20 +298,20 @@ class ReminderEffectModel:
         with the patient-clustered (CRV1) covariance of ``statsmodels``.
         """
         cfg = self.rules["model"]
-        rows = table.loc[table["analysed"].to_numpy()]
-        _need_rows(len(rows), "reminder effect model")
-        self.steps_ = [c for c in step_columns(rows) if rows[c].sum() > 0]
+        rows = table["analysed"].to_numpy(dtype=bool)  # columns are read for these rows (no copy of the table)
+        _need_rows(int(rows.sum()), "reminder effect model")
+        self.steps_ = [c for c in step_columns(table) if _column(table, c, rows).sum() > 0]
         if not self.steps_:
             raise CrmAnalysisError("reminder effect model: no appointment received a reminder, so there is "
                                    "no effect to estimate")
-        self.covariates_ = [c for c in cfg["covariates"] if c in rows.columns]
+        self.covariates_ = [c for c in cfg["covariates"] if c in table.columns]
         self.levels_, self.categories_, self.reference_ = {}, {}, {}
         min_count = int(cfg["min_level_count"])
         cat_terms, raw = [], {}
         for src, name in _CATEGORICAL.items():
             if src not in self.covariates_:
                 continue
-            codes, u = raw[src] = self._raw(rows, src)
+            codes, u = raw[src] = self._raw(table, src, rows)
             # counted on integer codes numbered in order of first appearance, as pandas numbers the texts,
             # so value_counts orders ties exactly as on the texts (the reference level depends on it)
             level, labels = pd.factorize(u)
@@ -329,7 +329,7 @@ class ReminderEffectModel:
             self.categories_[name] = sorted(merged_labels[counts.index])
             self.reference_[name] = merged_labels[counts.index[0]]
             cat_terms.append((src, name))
-        lead = rows["lead_days"].clip(lower=0)
+        lead = _column(table, "lead_days", rows).clip(lower=0)
         blocks, names = [("intercept", "Intercept", None, 1)], ["Intercept"]
         if lead.nunique() <= 5:  # too few lead times for a spline: one level each
             self.levels_["lead_days"] = None
@@ -351,7 +351,7 @@ class ReminderEffectModel:
             blocks.append(("spline", term, "lead_days", len(self.spline_info_.column_names)))
             names += list(self.spline_info_.column_names)
         for src, name in _NUMERIC.items():
-            if src in self.covariates_ and rows[src].astype(float).std() > 0:
+            if src in self.covariates_ and _column(table, src, rows).astype(float).std() > 0:
                 blocks.append(("numeric", name, src, 1))
                 names.append(name)
         blocks += [("step", s, s, 1) for s in self.steps_]
@@ -362,10 +362,11 @@ class ReminderEffectModel:
                   if src != "lead_days"]
         terms += [b[1] for b in blocks if b[0] in ("numeric", "step")]
         self.formula_ = "no_show ~ " + " + ".join(terms)  # as patsy would write it (same columns)
-        groups = pd.factorize(rows["patient_id"])[0]
-        x = self._design(rows, raw=raw)
-        self.result_ = fit_binomial(x, rows["no_show"].to_numpy(dtype=float), groups, names, cfg["cov_type"])
-        self.n_ = len(rows)
+        groups = pd.factorize(_column(table, "patient_id", rows))[0]
+        x = self._design(table, rows=rows, raw=raw)
+        y = _column(table, "no_show", rows).to_numpy(dtype=float)
+        self.result_ = fit_binomial(x, y, groups, names, cfg["cov_type"])
+        self.n_ = len(y)
         self.n_patients_ = int(groups.max() + 1)
         return self
 
@@ -379,6 +380,11 @@ class ReminderEffectModel:
         spline = [b for b in state.get("blocks_", ()) if b[0] == "spline"]
         if spline and "_spline_leads" in state:
             self.spline_info_ = _spline_info(spline[0][1], state["_spline_leads"])
+
+    def input_columns(self, table: pd.DataFrame) -> list[str]:
+        """The columns of `table` the model reads, besides the ``rem_`` step indicators."""
+        wanted = ["analysed", "no_show", "patient_id", "lead_days", *self.rules["model"]["covariates"]]
+        return [c for c in dict.fromkeys(wanted) if c in table.columns]
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "result_"):

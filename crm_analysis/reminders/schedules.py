@@ -24,7 +24,6 @@ import pandas as pd
 from crm_analysis.estimates import Estimate
 from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.reminders.adjusted import ReminderEffectModel
-from crm_analysis.reminders.analysis_table import step_columns
 from crm_analysis.reminders.rules import load_rules
 
 __all__ = ["schedule_comparison", "step_value"]
@@ -80,12 +79,13 @@ def schedule_comparison(table: pd.DataFrame, reference_mask=None, rules=None,
         return merged_code == (merged_labels.index(schedule) if schedule in merged_labels else -1)
 
     variants = keep + (["other"] if (received("other") & rows).sum() >= min_count else [])
-    work = table.drop(columns=step_columns(table))
-    work = pd.concat([work, pd.DataFrame({_col(v): received(v).astype(np.int64) for v in variants},
-                                         index=work.index)], axis=1)
+    model = ReminderEffectModel(rules=r, conf_level=conf_level)
+    # the columns the model reads, with one indicator per variant instead of the steps (copying them only)
+    work = pd.DataFrame({**{c: table[c] for c in dict.fromkeys([*model.input_columns(table), "eligible"])},
+                         **{_col(v): received(v).astype(np.int64) for v in variants}}, index=table.index)
     if "other" not in variants:  # too rare to estimate: leave those appointments out
         work["analysed"] = work["analysed"].to_numpy() & ~received("other")
-    model = ReminderEffectModel(rules=r, conf_level=conf_level).fit(work)
+    model.fit(work)
     ref = (work["analysed"] & work["eligible"]).to_numpy() if reference_mask is None \
         else np.asarray(reference_mask, dtype=bool) & work["analysed"].to_numpy()
     fitted = [v for v in variants if _col(v) in model.steps_]
