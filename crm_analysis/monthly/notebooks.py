@@ -36,9 +36,11 @@ NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 FRONT_MATTER_FROM = 90
 #: How many kernels run notebooks at once (the machines this targets have two cores).
 NOTEBOOK_JOBS = 2
-#: What a lane's kernel imports while the run is still fitting the month's models.
-WARM_UP = ("import pandas, matplotlib.pyplot, IPython.display, crm_analysis.monthly.month, "
-            "crm_analysis.plotting, crm_analysis.report.sections")
+#: What a lane's kernel runs as it starts, while the run loads the data and fits the month's models: the
+#: analysis notebooks' imports and pandas' table template. It binds no name (the notebooks start clean).
+WARM_UP = ("[__import__(m) for m in ('pandas', 'matplotlib.pyplot', 'IPython.display', 'crm_analysis.monthly', "
+           "'crm_analysis.plotting', 'crm_analysis.quality', 'crm_analysis.report.sections')]; "
+           "__import__('pandas').DataFrame({'a': [1]}).style.to_html();")
 
 
 def notebook_paths(notebook_dir: str | Path | None = None) -> list[Path]:
@@ -179,21 +181,42 @@ class KernelLanes:
         self._go = threading.Event()
         self._cancelled = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._kms: list = []
+        self._start_errors: dict[int, BaseException] = {}
 
     def lane(self, index: int) -> list[Path]:
         """The notebooks lane `index` runs, in order."""
         return self.paths[index::self.jobs]
 
     def start(self) -> "KernelLanes":
-        """Start the lanes' kernels (they import the analysis stack and then wait for :meth:`go`)."""
+        """Start the lanes' kernels, which import the analysis stack (`warm_up`) as they start up.
+
+        Only the kernel processes are launched here, from the calling thread: no thread is started
+        until :meth:`go`, so the caller may still fork worker processes safely in between.
+        """
+        for i in range(self.jobs):
+            km = _kernel_manager(self.private, i)
+            self._kms.append(km)
+            try:
+                # One BLAS thread per kernel: two kernels and two model workers share two cores. The
+                # warm-up runs as IPython's start-up code, so it needs no client (and binds no name).
+                km.start_kernel(cwd=str(self.lane(i)[0].parent),
+                                env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                                     "MKL_NUM_THREADS": "1"},
+                                extra_arguments=[f"--IPKernelApp.exec_lines={[self.warm_up]!r}"] if self.warm_up
+                                else [])
+            except Exception as err:  # noqa: BLE001 - reported as each of the lane's notebooks' failure
+                self._start_errors[i] = err
+        return self
+
+    def go(self) -> None:
+        """Let the lanes run their notebooks (starts the kernels first if :meth:`start` was not called)."""
+        if not self._kms:
+            self.start()
         for i in range(self.jobs):
             thread = threading.Thread(target=self._run_lane, args=(i,), name=f"notebook-lane-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        return self
-
-    def go(self) -> None:
-        """Let the lanes run their notebooks."""
         self._go.set()
 
     def cancel(self) -> None:
@@ -204,22 +227,19 @@ class KernelLanes:
             event.set()
 
     def join(self) -> None:
+        """Wait for the lanes, and stop their kernels."""
         for thread in self._threads:
             thread.join()
+        for i, km in enumerate(self._kms):
+            if i >= len(self._threads):  # a lane that never ran: its kernel is stopped here
+                _stop(km)
+        self._kms = self._kms[:len(self._threads)]
 
     def _run_lane(self, index: int) -> None:
         lane = self.lane(index)
-        km = _kernel_manager(self.private, index)
-        failed: BaseException | None = None
+        km = self._kms[index]
+        failed: BaseException | None = self._start_errors.get(index)
         try:
-            try:
-                # one BLAS thread per kernel: two kernels and two model workers share two cores
-                km.start_kernel(cwd=str(lane[0].parent), env={**os.environ, "OPENBLAS_NUM_THREADS": "1",
-                                                              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-                if self.warm_up:
-                    _run_code(km, self.warm_up)
-            except BaseException as err:  # noqa: BLE001 - reported as each notebook's failure
-                failed = err
             self._go.wait()
             for n, path in enumerate(lane):
                 future = self.futures[path]

@@ -301,17 +301,20 @@ def run(ctx: RunContext) -> RunResult:
         private = pub.private_workdir()
         work = pub.staging_folder(ctx.out, ctx.month)
         staging = pub.staging_folder(pub.ensure_private(ctx.outreach_dir), ctx.month)
+        kpis_ready = threading.Event()
+        lanes = _lanes(ctx, paths, private, work, kpis_ready)
         try:
+            lanes.start()  # the kernels start and import while this process loads the data
             with steps.step("load"):
                 clinic = load_clinic(ctx.source, mapping=ctx.mapping)
                 result.warnings = clinic.check_month(ctx.month)  # SourceError (exit 2) when the data cannot show it
                 snapshot = clinic.snapshot(ctx.as_of)
                 del clinic
-                cache = _write_cache(snapshot, private)
+                _write_cache(snapshot, private)
             for warning in result.warnings:
                 print(f"warning: {warning}", file=sys.stderr, flush=True)
             try:
-                scanned = _run_steps(ctx, steps, snapshot, paths, cache, private, work, staging, result)
+                scanned = _run_steps(ctx, steps, snapshot, paths, lanes, kpis_ready, private, work, staging, result)
             except NotebookFailed:
                 raise
             except Exception as err:  # noqa: BLE001 - any failure after loading keeps the work for diagnosis
@@ -328,6 +331,8 @@ def run(ctx: RunContext) -> RunResult:
                 pub.publish(staging, outreach_final, mode=0o700)
                 pub.publish(work, final)
         finally:
+            lanes.cancel()
+            lanes.join()
             shutil.rmtree(private, ignore_errors=True)
             for folder in (work, staging):
                 if folder.exists():
@@ -336,26 +341,22 @@ def run(ctx: RunContext) -> RunResult:
     return result
 
 
+def _cache_path(private: Path) -> Path:
+    return private / "clinic.cache"
+
+
 def _write_cache(snapshot, private: Path) -> Path:
     from crm_analysis.io.cache import write_snapshot_cache
 
-    return Path(write_snapshot_cache(snapshot, private / "clinic.cache"))
+    return Path(write_snapshot_cache(snapshot, _cache_path(private)))
 
 
-def _fit_group(month: Month, names: tuple[str, ...], folder: Path) -> None:
-    """Fit one group of models in a worker process and save them (see :func:`crm_analysis.monthly.month.fit_models`)."""
-    month.fit(names).save(folder, names)
+def _lanes(ctx: RunContext, paths: list[Path], private: Path, work: Path, kpis_ready: threading.Event) -> KernelLanes:
+    """The notebook kernels of the run; the KPI page waits for `kpis_ready` (its kpis.json)."""
+    from crm_analysis.report.reproducible import make_reproducible
 
-
-def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], cache: Path, private: Path,
-               work: Path, staging: Path, result: RunResult) -> int:
-    """Steps 2-7 of :func:`run`; returns how many artefacts the privacy scan read."""
-    from crm_analysis.report.sections import skipped_sections
-
-    as_of = ctx.as_of
-    models_dir = private / "models"
-    models_dir.mkdir(mode=0o700)
-    params = notebook_parameters(source=cache, as_of=as_of, out_dir=work, lang=ctx.lang, mapping=None,
+    cache, models_dir = _cache_path(private), private / "models"
+    params = notebook_parameters(source=cache, as_of=ctx.as_of, out_dir=work, lang=ctx.lang, mapping=None,
                                  rules=None if ctx.rules.folder is None else str(ctx.rules.folder),
                                  models=str(models_dir) if ctx.analyses else None)
     # The notebooks show the clinic's source and the published folder, not this run's private ones.
@@ -363,31 +364,42 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], ca
     index = {path: i for i, path in enumerate(paths, 1)}
 
     def run_one(path: Path, km) -> None:
-        from crm_analysis.report.reproducible import make_reproducible
-
         execute_notebook(path, work / path.name, params, km)
         make_reproducible(work / path.name, replacements, id_prefix=f"n{index[path]:02d}")
 
-    kpis_ready = threading.Event()
-    lanes = KernelLanes(paths, private, run_one, ready={p: kpis_ready for p in paths if is_front_matter(p)},
-                        warm_up=WARM_UP if ctx.analyses else "")
+    return KernelLanes(paths, private, run_one, ready={p: kpis_ready for p in paths if is_front_matter(p)},
+                       warm_up=WARM_UP if ctx.analyses else "")
+
+
+def _fit_group(month: Month, names: tuple[str, ...], folder: Path) -> None:
+    """Fit one group of models in a worker process and save them (see :func:`crm_analysis.monthly.month.fit_models`)."""
+    month.fit(names).save(folder, names)
+
+
+def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], lanes: KernelLanes,
+               kpis_ready: threading.Event, private: Path, work: Path, staging: Path, result: RunResult) -> int:
+    """Steps 2-7 of :func:`run`; returns how many artefacts the privacy scan read."""
+    from crm_analysis.report.sections import skipped_sections
+
+    as_of = ctx.as_of
+    models_dir = private / "models"
+    models_dir.mkdir(mode=0o700)
     month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang)
     names = list(SECTIONS) if ctx.analyses else list(CORE_SECTIONS)
     needs_models = [n for n in names if n in ("reminder_effect", "churn")]
     try:
         if ctx.analyses:
             with steps.step("models"):
-                # Fork the model workers before any thread starts (the lanes' threads and sockets).
+                # Forked before the lanes' threads start (at go()): a child holds only this thread. The
+                # children never touch the kernels' sockets, and they end with os._exit.
                 with ProcessPoolExecutor(max_workers=MODEL_JOBS, mp_context=get_context("fork")) as pool:
                     fits = [pool.submit(_fit_group, month, group, models_dir) for group in FIT_GROUPS]
-                    lanes.start()  # the kernels start and import while the models are fitted
                     early = monthly_kpis(month, sections=[n for n in names if n not in needs_models],
                                          min_count=ctx.min_count)
                     for fit in fits:
                         fit.result()
             month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang, saved=models_dir)
         else:
-            lanes.start()
             early = monthly_kpis(month, sections=names, min_count=ctx.min_count)
             needs_models = []
         lanes.go()
