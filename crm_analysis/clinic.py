@@ -99,7 +99,9 @@ class ClinicData:
         - visits, contacts and (sent) reminders after `as_of` are dropped, and
           reminders of dropped appointments with them;
         - appointments booked after `as_of` are dropped; those scheduled after
-          it become ``booked`` again, and cancellations made after it are undone;
+          it become ``booked`` again unless cancelled (or moved) by `as_of` —
+          a cancellation or move without a date counts as not yet made — and
+          cancellations made after it are undone;
         - patients are kept if first seen by `as_of` or referred to by a kept
           row (a booking can precede the first visit); ``referred_by`` and
           ``guardian_id`` pointing at patients not yet known are cleared;
@@ -129,7 +131,10 @@ class ClinicData:
             appts = _before(t["appointments"], "booked_at", end).copy()
             undone = (appts["cancelled_at"] >= end).fillna(False)
             appts.loc[undone, "cancelled_at"] = pd.NaT
-            pending = (appts["scheduled_at"] >= end).fillna(False) | undone
+            # An appointment still ahead has no outcome yet, unless it was cancelled (or moved) by as_of:
+            # that is known then.
+            cancelled_by_then = appts["cancelled_at"].notna() & ~undone
+            pending = ((appts["scheduled_at"] >= end).fillna(False) & ~cancelled_by_then) | undone
             appts["status"] = appts["status"].astype("object").where(~pending, "booked").astype("category")
             t["appointments"] = appts
         if "reminders" in t:

@@ -97,3 +97,22 @@ def test_snapshot_of_demo_keeps_references_whole(demo_clinic):
                         values = df[col.name].dropna()
                         assert values.isin(snap.tables[parent][key]).all(), (day, name, col.name)
         assert (snap.visits["visit_date"] <= pd.Timestamp(day)).all()
+
+
+def test_a_future_appointment_cancelled_by_as_of_stays_cancelled(generated_clinic):
+    from crm_analysis.clinic import ClinicData
+
+    as_of = pd.Timestamp("2026-10-31") - pd.Timedelta(days=20)
+    pid = str(generated_clinic.patients["patient_id"].iloc[0])
+    extra = pd.DataFrame({
+        "appointment_id": ["AX1", "AX2", "AX3", "AX4"], "patient_id": [pid] * 4,
+        "booked_at": [as_of - pd.Timedelta(days=3)] * 4,
+        "scheduled_at": [as_of + pd.Timedelta(days=d) for d in (5, 6, 7, 8)],
+        "status": ["cancelled", "cancelled", "rescheduled", "attended"],
+        "cancelled_at": [as_of - pd.Timedelta(hours=2), as_of + pd.Timedelta(days=2), pd.NaT, pd.NaT]})
+    appts = pd.concat([generated_clinic.appointments, extra], ignore_index=True)
+    clinic = ClinicData({**generated_clinic.tables, "appointments": appts}, as_of=generated_clinic.as_of)
+    snap = clinic.snapshot(as_of).appointments.set_index("appointment_id").loc[["AX1", "AX2", "AX3", "AX4"]]
+    # known by then: cancelled the day before; not yet: cancelled later, an undated move, an outcome ahead
+    assert snap["status"].astype(str).tolist() == ["cancelled", "booked", "booked", "booked"]
+    assert snap.loc["AX1", "cancelled_at"] == as_of - pd.Timedelta(hours=2) and pd.isna(snap.loc["AX2", "cancelled_at"])

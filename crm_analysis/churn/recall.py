@@ -49,12 +49,12 @@ CANDIDATE_COLUMNS: tuple[str, ...] = (
 
 
 def _at(clinic, as_of: pd.Timestamp):
-    if clinic.as_of is None or clinic.as_of > as_of:
-        return clinic.snapshot(as_of)
-    if clinic.as_of < as_of:
+    if clinic.as_of is not None and clinic.as_of < as_of:
         raise CrmAnalysisError(f"the data only runs to {clinic.as_of:%Y-%m-%d}; recall candidates need as_of on or "
                                "before that")
-    return clinic
+    # Cut even at the data's own as_of: what the snapshot cannot date (a rescheduling without a date) counts as
+    # still booked, as the future-appointment exclusion must read it; cutting a snapshot again is cheap.
+    return clinic.snapshot(as_of)
 
 
 def recall_table(clinic, as_of, *, model: ChurnModel | None = None, segments: pd.Series | None = None,
