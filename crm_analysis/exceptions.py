@@ -95,7 +95,22 @@ def _plain(value: Any) -> Any:
 
 
 class CrmAnalysisError(Exception):
-    """Base class of all crm_analysis errors."""
+    """Base class of all crm_analysis errors.
+
+    Every error pickles with its attributes, whatever its constructor takes: the monthly run keeps a
+    model's thin-data error with the month's fitted models and hands both to the notebooks.
+    """
+
+    def __reduce__(self):
+        return _rebuild_error, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuild_error(cls: type, args: tuple, state: dict) -> BaseException:
+    """An error of class `cls` with `args` and attributes `state`, made without calling its ``__init__``."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 @dataclass

@@ -136,3 +136,17 @@ def test_rule_folder_checks(tmp_path):
     rules = load_rule_set(_write(tmp_path / "ok", "vip", {"capacity": 10}))
     assert rules.vip.name == "vip.yaml" and rules.churn is None
     assert rules.describe()["files"]["vip"]["sha256"] and rules.describe()["files"]["churn"] == "default"
+
+
+def test_a_kept_thin_data_error_is_saved_and_raised_from_the_saved_month(demo_clinic, tmp_path):
+    from crm_analysis.exceptions import MissingTableError
+
+    month = Month(demo_clinic, DEMO_END)
+    with pytest.raises(MissingTableError):
+        month._get("campaigns", lambda: (_ for _ in ()).throw(MissingTableError("contacts", "campaign lists")))
+    month.save(tmp_path, ["campaigns"])
+    saved = Month(demo_clinic, DEMO_END, saved=tmp_path)
+    with pytest.raises(MissingTableError, match="contacts") as caught:
+        saved.campaigns
+    assert caught.value.table == "contacts" and caught.value.reason_ko.startswith("campaign lists")
+    assert saved.summary.set_index("model").loc["campaigns", "state"].startswith("skipped: campaign lists needs")
