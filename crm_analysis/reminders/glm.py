@@ -7,13 +7,21 @@ patient-clustered (CRV1) covariance itself, with the formula of
 ``statsmodels``' ``cov_type="cluster"`` (:func:`cluster_covariance`).
 :class:`BinomialGLMFit` keeps the named coefficients and their covariance.
 
-Speed, at 10^5–10^6 appointments: Newton starts from a fit on a systematic
-subsample, so the full data takes about four Newton steps instead of seven
-(plus three IRLS start steps, each a pseudo-inverse); the sandwich reuses
-the fit's inverse Hessian and sums score factor × design per patient with one
-sparse product, instead of ``statsmodels``' second pass through an N × K
-score matrix and the Hessian. The design rows are nearly all distinct (the
-trend ``years`` is daily), so collapsing them into patterns would not help.
+Speed, at 10^5–10^6 appointments:
+
+* when at most half the design rows are distinct (exports with days only
+  repeat rows: 84,071 appointments of the Kaggle export make 11,896
+  patterns), the GLM is fitted on the distinct rows with successes and
+  trials, which gives the same likelihood, estimates and Hessian; the demo
+  clinic's daily trend makes 85% of its rows distinct, so it is fitted on
+  the rows;
+* Newton starts from a fit on a systematic subsample, so the full data takes
+  about four Newton steps instead of seven (plus three IRLS start steps, each
+  a pseudo-inverse);
+* the sandwich reuses the fit's inverse Hessian and sums score × design per
+  patient with one sparse product, instead of ``statsmodels``' second pass
+  through an N × K score matrix and the Hessian;
+* BLAS runs on one thread (:func:`one_blas_thread`).
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ __all__ = ["BinomialGLMFit", "fit_binomial", "cluster_covariance", "one_blas_thr
 _START_ROWS = 40_000
 #: Non-zero rows a column needs in the subsample; a rarer column brings all its rows.
 _START_PER_COLUMN = 200
+#: Fit on the distinct design rows when they are at most this share of the rows.
+_PATTERN_SHARE = 0.5
 
 
 class BinomialGLMFit:
@@ -109,12 +119,18 @@ def cluster_covariance(score_obs: np.ndarray, hessian: np.ndarray, groups) -> np
     return _crv1(np.asarray(member @ score_obs), np.linalg.inv(hessian), n_groups, score_obs.shape[0])
 
 
-def _membership(groups, weights=None) -> tuple[sparse.csr_matrix, int]:
-    """Clusters × observations indicator (or `weights`) matrix, and the number of clusters."""
+def _membership(groups, weights=None, columns=None, n_columns=None) -> tuple[sparse.csr_matrix, int]:
+    """Clusters × observations indicator (or `weights`) matrix, and the number of clusters.
+
+    With `columns` (the pattern of each observation), clusters × patterns: the weights of a cluster's
+    observations of one pattern are summed.
+    """
     codes, uniques = pd.factorize(np.asarray(groups))
     n_obs = len(codes)
     data = np.ones(n_obs) if weights is None else weights
-    return sparse.csr_matrix((data, (codes, np.arange(n_obs))), shape=(len(uniques), n_obs)), len(uniques)
+    columns = np.arange(n_obs) if columns is None else columns
+    shape = (len(uniques), n_obs if n_columns is None else n_columns)
+    return sparse.csr_matrix((data, (codes, columns)), shape=shape), len(uniques)
 
 
 def _crv1(sums: np.ndarray, hessian_inv: np.ndarray, n_groups: int, n_obs: int) -> np.ndarray:
@@ -122,6 +138,21 @@ def _crv1(sums: np.ndarray, hessian_inv: np.ndarray, n_groups: int, n_obs: int) 
     k = sums.shape[1]
     cov = hessian_inv @ (sums.T @ sums) @ hessian_inv.T
     return cov * (n_groups / (n_groups - 1.0) * ((n_obs - 1.0) / float(n_obs - k)))
+
+
+def _patterns(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct rows of `x` as (first row of each, pattern of each row); None when more than
+    :data:`_PATTERN_SHARE` of the rows are distinct.
+
+    Rows are grouped by a random projection, then the grouping is checked exactly (a collision only means
+    no collapsing), so it costs one product on data whose rows are mostly distinct.
+    """
+    key = x @ np.random.default_rng(0).standard_normal(x.shape[1])
+    pattern, distinct = pd.factorize(key, use_na_sentinel=False)
+    if len(distinct) > _PATTERN_SHARE * len(x):
+        return None
+    first = np.unique(pattern, return_index=True)[1]
+    return (first, pattern) if np.array_equal(x[first][pattern], x) else None
 
 
 def _start_params(x: np.ndarray, y: np.ndarray, max_iter: int) -> np.ndarray | None:
@@ -134,7 +165,7 @@ def _start_params(x: np.ndarray, y: np.ndarray, max_iter: int) -> np.ndarray | N
     step = len(y) // _START_ROWS
     if step < 4:
         return None
-    keep = np.zeros(len(y), dtype=bool)
+    keep = np.zeros(len(y), dtype=bool)  # `y` may be successes and failures of distinct rows
     keep[::step] = True
     rare = np.count_nonzero(x, axis=0) < _START_PER_COLUMN * step
     if rare.any():
@@ -152,8 +183,11 @@ def _start_params(x: np.ndarray, y: np.ndarray, max_iter: int) -> np.ndarray | N
     return np.zeros(x.shape[1])
 
 
-def _fit(model, method: str, start, cov_type: str, groups, tol: float, max_iter: int):
-    """One attempt: (results, covariance), or None when it fails (no convergence, singular Hessian)."""
+def _fit(model, method: str, start, cov_type: str, groups, tol: float, max_iter: int, rows=None):
+    """One attempt: (results, covariance), or None when it fails (no convergence, singular Hessian).
+
+    `rows`: (pattern of each row, outcome of each row) when `model` is fitted on distinct rows.
+    """
     own_cluster = cov_type == "cluster"  # CRV1 below; other types from statsmodels
     sm_cov = "nonrobust" if own_cluster else cov_type
     cov_kwds = {"groups": groups} if "cluster" in sm_cov else None
@@ -172,7 +206,7 @@ def _fit(model, method: str, start, cov_type: str, groups, tol: float, max_iter:
             if not (converged and np.all(np.isfinite(params))):
                 return None
             if own_cluster:
-                cov = _cluster_cov(model, res, method, groups, caught)
+                cov = _cluster_cov(model, res, method, groups, caught, rows)
             else:
                 cov = np.asarray(res.cov_params())
     except (np.linalg.LinAlgError, ValueError):
@@ -182,11 +216,12 @@ def _fit(model, method: str, start, cov_type: str, groups, tol: float, max_iter:
     return res, cov
 
 
-def _cluster_cov(model, res, method: str, groups, caught) -> np.ndarray:
+def _cluster_cov(model, res, method: str, groups, caught, rows=None) -> np.ndarray:
     """CRV1 covariance of a fit, without the N × K score matrix (cluster sums of score factor × exog).
 
     Newton's fit already inverted the Hessian at the estimates (its ``normalized_cov_params``, scale 1 for
     the binomial); IRLS's comes from a pseudo-inverse, so the Hessian is inverted here, as statsmodels does.
+    On distinct rows (`rows` given) the scores are still each appointment's, y − p with the logit link.
     """
     params = np.asarray(res.params)
     if method == "irls":
@@ -195,8 +230,13 @@ def _cluster_cov(model, res, method: str, groups, caught) -> np.ndarray:
         raise np.linalg.LinAlgError("singular Hessian")  # statsmodels' inversion failed
     else:
         hessian_inv = np.asarray(res.normalized_cov_params)
-    factor = model.score_factor(params)
-    member, n_groups = _membership(groups, factor)
+    if rows is None:
+        factor = model.score_factor(params)
+        member, n_groups = _membership(groups, factor)
+    else:
+        pattern, y = rows
+        factor = y - model.predict(params)[pattern]
+        member, n_groups = _membership(groups, factor, pattern, len(model.exog))
     return _crv1(np.asarray(member @ model.exog), hessian_inv, n_groups, len(factor))
 
 
@@ -207,7 +247,11 @@ def fit_binomial(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[s
     Newton's method (from a subsample fit's estimates on large data, else
     from ``statsmodels``' default start), then Newton from the default start,
     then IRLS, whose pseudo-inverse copes with a singular Hessian (aliased
-    columns); the first that converges is kept.
+    columns); the first that converges is kept. When at most half the rows
+    are distinct (and `cov_type` is ``"cluster"`` or ``"nonrobust"``), the
+    GLM is fitted on the distinct rows with successes and trials: the same
+    likelihood, so the same estimates, Hessian and patient-clustered
+    covariance as on the rows.
 
     Parameters
     ----------
@@ -240,13 +284,20 @@ def fit_binomial(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[s
     cluster_covariance : the patient-clustered covariance.
     """
     with one_blas_thread():
-        model = sm.GLM(y, x, family=sm.families.Binomial())
+        collapsed = _patterns(x) if cov_type in ("cluster", "nonrobust") else None
+        if collapsed is None:
+            endog, exog, rows = y, x, None
+        else:  # successes and failures of each distinct row
+            first, pattern = collapsed
+            successes, trials = np.bincount(pattern, weights=y), np.bincount(pattern).astype(float)
+            endog, exog, rows = np.column_stack([successes, trials - successes]), x[first], (pattern, y)
+        model = sm.GLM(endog, exog, family=sm.families.Binomial())
         attempts = [("newton", None), ("irls", None)]
-        start = _start_params(x, y, max_iter)
+        start = _start_params(exog, endog, max_iter)
         if start is not None:
             attempts.insert(0, ("newton", start))
         for method, start in attempts:
-            fitted = _fit(model, method, start, cov_type, groups, tol, max_iter)
+            fitted = _fit(model, method, start, cov_type, groups, tol, max_iter, rows)
             if fitted is not None:
                 break
     if fitted is None:  # on a real clinic this is thin data: too few appointments to tell the covariates apart
@@ -258,4 +309,6 @@ def fit_binomial(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[s
             "더 긴 기간의 자료가 도움이 됩니다.")
     res, cov = fitted
     n_iter = int(res.mle_retvals.get("iterations", 0)) if getattr(res, "mle_retvals", None) else 0
-    return BinomialGLMFit(pd.Series(np.asarray(res.params), index=names), cov, cov_type, n_iter, float(res.deviance))
+    # the deviance of the appointments (on distinct rows statsmodels' is that of the grouped counts)
+    deviance = res.deviance if rows is None else sm.families.Binomial().deviance(y, np.asarray(res.mu)[rows[0]])
+    return BinomialGLMFit(pd.Series(np.asarray(res.params), index=names), cov, cov_type, n_iter, float(deviance))

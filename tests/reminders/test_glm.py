@@ -1,4 +1,8 @@
-"""The fast logistic GLM equals a plain statsmodels row-level GLM with patient-clustered errors."""
+"""The fast logistic GLM equals a plain statsmodels row-level GLM with patient-clustered errors.
+
+Both ways of fitting are checked: on the rows (a design with a continuous trend, as on the demo clinic)
+and on the distinct rows with successes and trials (a categorical design, as in exports with days only).
+"""
 
 from __future__ import annotations
 
@@ -29,6 +33,23 @@ def _table(n: int, seed: int = SEED):
     return x, y, patients, ["Intercept", "years", "cat[T.1]", "cat[T.2]", "rem_1d", "rem_2h"]
 
 
+def _categorical_table(n: int, seed: int = SEED):
+    """A design of categories and steps only: a few dozen distinct rows, as in day-precision exports."""
+    print(f"seed {seed}, n {n}")
+    rng = np.random.default_rng(seed)
+    patients = rng.integers(0, n // 4, n)
+    weekday, band = rng.integers(0, 5, n), rng.integers(0, 3, n)
+    step1 = rng.random(n) < 0.6
+    step2 = step1 & (rng.random(n) < 0.5)
+    x = np.column_stack([np.ones(n), *(weekday == k for k in range(1, 5)), band == 1, band == 2, step1,
+                         step2]).astype(float)
+    frailty = rng.normal(0, 0.5, patients.max() + 1)[patients]
+    eta = x @ np.array([-1.2, 0.1, -0.2, 0.3, 0.1, 0.4, -0.3, -0.5, -0.2]) + frailty
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+    names = ["Intercept", *(f"weekday[T.{k}]" for k in range(1, 5)), "band[T.1]", "band[T.2]", "rem_1d", "rem_2h"]
+    return x, y, patients, names
+
+
 def _reference(x, y, groups):
     return sm.GLM(y, x, family=sm.families.Binomial()).fit(cov_type="cluster", cov_kwds={"groups": groups})
 
@@ -39,6 +60,7 @@ def test_fit_equals_statsmodels_cluster_glm(monkeypatch, start_rows):
     if start_rows is not None:
         monkeypatch.setattr(glm, "_START_ROWS", start_rows)  # the subsample start, on a small table
     x, y, groups, names = _table(3000)
+    assert glm._patterns(x) is None  # every row is distinct (the trend): fitted on the rows
     assert (glm._start_params(x, y, 100) is None) == (start_rows is None)
     ref = _reference(x, y, groups)
     ours = fit_binomial(x, y, groups, names, "cluster")
@@ -49,6 +71,27 @@ def test_fit_equals_statsmodels_cluster_glm(monkeypatch, start_rows):
     np.testing.assert_allclose(ours.conf_int().to_numpy(), ref.conf_int(), rtol=1e-9)
     assert ours.deviance == pytest.approx(ref.deviance, rel=1e-12)
     assert ours.n_iter >= 1
+
+
+@pytest.mark.parametrize("collapse", [True, False])
+def test_fit_on_distinct_rows_equals_statsmodels_on_the_rows(monkeypatch, collapse):
+    """Successes and trials per distinct row: the row-level estimates, CRV1 covariance and deviance."""
+    x, y, groups, names = _categorical_table(4000)
+    if not collapse:
+        monkeypatch.setattr(glm, "_PATTERN_SHARE", 0.0)
+    found = glm._patterns(x)
+    assert (found is not None) == collapse
+    if collapse:
+        first, pattern = found
+        assert len(first) <= 60 and np.array_equal(x[first][pattern], x)
+    ref = _reference(x, y, groups)
+    ours = fit_binomial(x, y, groups, names, "cluster")
+    np.testing.assert_allclose(ours.params.to_numpy(), ref.params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.cov_params().to_numpy(), ref.cov_params(), rtol=1e-9, atol=1e-15)
+    assert ours.deviance == pytest.approx(ref.deviance, rel=1e-10)
+    plain = sm.GLM(y, x, family=sm.families.Binomial()).fit()
+    np.testing.assert_allclose(fit_binomial(x, y, groups, names, "nonrobust").cov_params().to_numpy(),
+                               plain.cov_params(), rtol=1e-9, atol=1e-15)
 
 
 def test_subsample_start_takes_every_row_of_a_rare_column(monkeypatch):
@@ -82,9 +125,10 @@ def test_other_cov_types_come_from_statsmodels():
     np.testing.assert_allclose(ours.cov_params().to_numpy(), ref.cov_params(), rtol=1e-8)
 
 
-def test_separation_and_zero_columns_are_insufficient_data():
-    x, y, groups, names = _table(500, SEED + 3)
-    separated = (x[:, 1] > 1).astype(float)  # the trend predicts the outcome perfectly
+@pytest.mark.parametrize("table", [_table, _categorical_table])
+def test_separation_and_zero_columns_are_insufficient_data(table):
+    x, y, groups, names = table(500, SEED + 3)
+    separated = (x @ np.arange(x.shape[1]) > x.shape[1]).astype(float)  # a linear score predicts the outcome
     with pytest.raises(InsufficientDataError, match="could not be fitted"):
         fit_binomial(x, separated, groups, names, "cluster")
     with pytest.raises(InsufficientDataError, match="singular design"):
