@@ -38,7 +38,6 @@ safer for real data with patient-level dependence between gaps, but slower.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from html import escape
 from typing import Mapping, Sequence
@@ -52,6 +51,7 @@ from crm_analysis.churn.rules import load_churn_rules
 from crm_analysis.churn.survival_data import PREDICTION_COVARIATES, TRUTH_COVARIATES, current_gaps, survival_data
 from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
 from crm_analysis.sufficiency import require
+from crm_analysis.threads import one_blas_thread
 
 __all__ = ["ChurnModel", "HORIZONS"]
 
@@ -184,7 +184,7 @@ class ChurnModel:
         fit_gaps = _sample(usable, self.max_gaps, rng)
         self.n_fit_gaps_ = len(fit_gaps)
         self.design_ = learn_design(fit_gaps, self.covariates, self.min_events)
-        with warnings.catch_warnings(), _one_blas_thread():
+        with warnings.catch_warnings(), one_blas_thread():
             warnings.simplefilter("ignore")
             cox = CoxPHFitter(penalizer=self.penalizer)
             if self.robust:
@@ -326,7 +326,7 @@ class ChurnModel:
         for name, fitter in (("cox", self.cox_), ("weibull_aft", self.weibull_)):
             if fitter is None:
                 continue
-            with _one_blas_thread():  # lifelines' calibration smoother is another small-matrix fit
+            with one_blas_thread():  # lifelines' calibration smoother is another small-matrix fit
                 p = 1 - fitter.predict_survival_function(data, times=[t0]).to_numpy().ravel()
                 ici, e50 = lifelines_calibration(fitter, data, t0)
             table = decile_calibration(p, data["duration"].to_numpy(), data["event"].to_numpy(), t0)
@@ -532,20 +532,6 @@ class ChurnModel:
             return f"<p>{escape(repr(self))}</p>"
         return (f"<h4>{escape(repr(self))}</h4><p>Cox concordance {self.cox_.concordance_index_:.3f}</p>"
                 + self.summary.round(3).to_html(index=False))
-
-
-def _one_blas_thread():
-    """BLAS on one thread while lifelines fits (a no-op without ``threadpoolctl``).
-
-    lifelines' Efron step and Weibull likelihood make thousands of small matrix products; threaded
-    OpenBLAS hands each between threads, which on a busy 2-core machine costs several times the CPU
-    and wall time of one thread (estimates agree to ~1e-12).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _check_gaps_at(gaps: pd.DataFrame, as_of: pd.Timestamp) -> None:

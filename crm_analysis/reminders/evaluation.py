@@ -29,7 +29,7 @@ from crm_analysis.i18n import check_lang, label
 from crm_analysis.reminders.adjusted import ReminderEffectModel, crude_effect, mantel_haenszel, period_masks
 from crm_analysis.reminders.analysis_table import appointment_table
 from crm_analysis.reminders.costs import cost_benefit, revenue_per_visit, step_cost_per_appointment
-from crm_analysis.reminders.glm import one_blas_thread
+from crm_analysis.threads import one_blas_thread
 from crm_analysis.reminders.pilot import PilotResult, pilot_analysis, plan_pilot
 from crm_analysis.reminders.rollout import ITSResult, interrupted_time_series, plot_its
 from crm_analysis.reminders.rules import load_rules

@@ -21,12 +21,11 @@ Speed, at 10^5–10^6 appointments:
 * the sandwich reuses the fit's inverse Hessian and sums score × design per
   patient with one sparse product, instead of ``statsmodels``' second pass
   through an N × K score matrix and the Hessian;
-* BLAS runs on one thread (:func:`one_blas_thread`).
+* BLAS runs on one thread (:func:`crm_analysis.threads.one_blas_thread`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 import numpy as np
@@ -36,8 +35,9 @@ from scipy import sparse, stats
 from statsmodels.tools.sm_exceptions import HessianInversionWarning
 
 from crm_analysis.exceptions import InsufficientDataError
+from crm_analysis.threads import one_blas_thread
 
-__all__ = ["BinomialGLMFit", "fit_binomial", "cluster_covariance", "one_blas_thread"]
+__all__ = ["BinomialGLMFit", "fit_binomial", "cluster_covariance"]
 
 #: Rows of the subsample that gives Newton's starting values (no subsample below four times this).
 _START_ROWS = 40_000
@@ -73,20 +73,6 @@ class BinomialGLMFit:
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         z = stats.norm.ppf(1 - alpha / 2)
         return pd.DataFrame({0: self.params - z * self.bse, 1: self.params + z * self.bse})
-
-
-def one_blas_thread():
-    """A context in which BLAS runs on one thread (a no-op without ``threadpoolctl``).
-
-    The products here are tall and thin (10^5 rows × ~40 columns): threaded OpenBLAS splits each into
-    pieces whose threads wait for one another, which on a busy 2-core machine cost 10–20 times the CPU
-    of one thread (the estimates are the same to rounding).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def cluster_covariance(score_obs: np.ndarray, hessian: np.ndarray, groups) -> np.ndarray:
