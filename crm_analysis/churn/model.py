@@ -326,7 +326,10 @@ class ChurnModel:
         for name, fitter in (("cox", self.cox_), ("weibull_aft", self.weibull_)):
             if fitter is None:
                 continue
-            with one_blas_thread():  # lifelines' calibration smoother is another small-matrix fit
+            # lifelines' calibration smoother is another small-matrix fit; its log(-log(1 - p)) warns where a
+            # predicted probability is 0 or 1, which is only noise in the monthly run's output
+            with one_blas_thread(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
                 p = 1 - fitter.predict_survival_function(data, times=[t0]).to_numpy().ravel()
                 ici, e50 = lifelines_calibration(fitter, data, t0)
             table = decile_calibration(p, data["duration"].to_numpy(), data["event"].to_numpy(), t0)
