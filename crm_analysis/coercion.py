@@ -80,10 +80,67 @@ def isin(values: pd.Series, keys: pd.Series | pd.api.extensions.ExtensionArray) 
     return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index, dtype=bool)
 
 
+def _visible_ends(values: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether every present value starts and ends with a visible ASCII character, so stripping changes nothing.
+
+    Ids, codes, dates and amounts usually do; checking the first and last
+    byte of each value is much cheaper than stripping them all.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.null_count == len(values):
+        return True
+    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    offsets = np.frombuffer(values.buffers()[1], dtype=offset_type)[values.offset:values.offset + len(values) + 1]
+    starts, ends = offsets[:-1], offsets[1:]
+    present = values.is_valid().to_numpy(zero_copy_only=False) if values.null_count else slice(None)
+    starts, ends = starts[present], ends[present]
+    if (ends <= starts).any():  # an empty value: it becomes missing
+        return False
+    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
+    first, last = data[starts], data[ends - 1]
+    return bool(((first > 0x20) & (first < 0x7F) & (last > 0x20) & (last < 0x7F)).all())
+
+
 def _as_text(raw: pd.Series) -> pd.Series:
     """Raw values as stripped text, with blanks as missing."""
-    text = raw.astype(TEXT).str.strip()
+    text = raw.astype(TEXT)
+    if _is_arrow_text(text) and _visible_ends(pa.array(text.array)):
+        return text
+    text = text.str.strip()
     return text.mask(text == "")
+
+
+#: ISO days and moments to the second, years 1700-2259 (inside datetime64[ns]), no zone.
+_ISO_MOMENT = r"^(?:1[7-9][0-9]{2}|2[01][0-9]{2}|22[0-5][0-9])-[0-9]{2}-[0-9]{2}(?: [0-9]{2}:[0-9]{2}:[0-9]{2})?$"
+
+
+def _all_match(text: pd.Series, pattern: str) -> pa.Array | None:
+    """`text` as an Arrow array when it is Arrow text and every present value matches `pattern`; else None.
+
+    Columns that pass are read by Arrow's own casts, which give exactly what
+    pandas gives on such plain values but without a Python object per value.
+    """
+    if not _is_arrow_text(text):
+        return None
+    values = pa.array(text.array)
+    matched = pc.sum(pc.match_substring_regex(values, pattern)).as_py() or 0
+    return values if matched == pc.count(values).as_py() else None
+
+
+def _whole_numbers(text: pd.Series) -> pa.Array | None:
+    """`text` as Arrow int64 when it is Arrow text of unsigned whole numbers of at most 15 digits; else None.
+
+    Such numbers are exact in float64 whichever parser reads them, so Arrow's
+    cast gives what ``pd.to_numeric`` gives, without a Python object per value.
+    """
+    if not _is_arrow_text(text):
+        return None
+    values = pa.array(text.array)
+    digits_only = pc.sum(pc.ascii_is_decimal(values)).as_py() or 0
+    if digits_only != pc.count(values).as_py() or (pc.max(pc.binary_length(values)).as_py() or 0) > 15:
+        return None
+    return pc.cast(values, pa.int64())
 
 
 def _bad(parsed: pd.Series, raw_present: pd.Series) -> pd.Index:
@@ -121,7 +178,12 @@ def to_float(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
     else:
         text = _as_text(raw)
         present = text.notna()
-        parsed = pd.to_numeric(text, errors="coerce").astype("float64")
+        whole = _whole_numbers(text)
+        if whole is not None:
+            parsed = pd.Series(pc.cast(whole, pa.float64()).to_numpy(zero_copy_only=False), index=text.index,
+                               name=text.name)
+        else:
+            parsed = pd.to_numeric(text, errors="coerce").astype("float64")
         noisy = parsed.isna() & present  # thousands separators, won signs: cleaned only where needed
         if noisy.any():
             parsed[noisy.to_numpy()] = pd.to_numeric(text[noisy].str.replace(_MONEY_NOISE, "", regex=True),
@@ -132,6 +194,13 @@ def to_float(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
 
 def to_int(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
     """Whole numbers (nullable ``Int64``). Fractions are unreadable, not rounded."""
+    if not pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
+        text = _as_text(raw)
+        whole = _whole_numbers(text)
+        if whole is not None:
+            ints = pd.Series(whole.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get), name=text.name)
+            ints.index = text.index
+            return ints, _bad(ints, text.notna())
     parsed, bad = to_float(raw)
     fractional = parsed.notna() & (parsed != np.floor(parsed))
     bad = bad.union(parsed.index[fractional.to_numpy()])
@@ -144,9 +213,9 @@ def to_bool(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
     if pd.api.types.is_bool_dtype(raw):
         return raw.astype("boolean"), pd.Index([])
     text = _as_text(raw).str.lower()
-    result = pd.Series(pd.NA, index=raw.index, dtype="boolean")
-    result[text.isin(TRUE_WORDS).fillna(False).to_numpy()] = True
-    result[text.isin(FALSE_WORDS).fillna(False).to_numpy()] = False
+    yes = text.isin(TRUE_WORDS).fillna(False).to_numpy(dtype=bool)
+    no = text.isin(FALSE_WORDS).fillna(False).to_numpy(dtype=bool)  # the two word lists share no word
+    result = pd.Series(pd.arrays.BooleanArray(yes, ~(yes | no)), index=raw.index)
     return result, _bad(result, text.notna())
 
 
@@ -186,6 +255,15 @@ def to_datetime(raw: pd.Series, fmt: str | None = None, timezone: str = DEFAULT_
         return parsed, _bad(parsed, present)
     text = _as_text(raw)
     present = text.notna()
+    plain = None if fmt else _all_match(text, _ISO_MOMENT)
+    if plain is not None:
+        try:
+            moments = pc.cast(plain, pa.timestamp("ns"))
+        except pa.ArrowInvalid:  # a day that does not exist, such as 30 February: pandas reports it
+            pass
+        else:
+            parsed = pd.Series(moments.to_numpy(zero_copy_only=False), index=text.index, name=text.name)
+            return parsed, _bad(parsed, present)
     zoned = text.str.contains(_OFFSET, regex=True).fillna(False)
     if fmt:
         parsed = pd.to_datetime(text, format=fmt, errors="coerce")

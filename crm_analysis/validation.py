@@ -23,9 +23,11 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crm_analysis.coercion import DEFAULT_TIMEZONE, TEXT, coerce_column, isin
-from crm_analysis.contract import REQUIRED_TABLES, TABLES, Table, get_table
+from crm_analysis.contract import REQUIRED_TABLES, TABLES, Column, Table, get_table
 from crm_analysis.exceptions import MAX_EXAMPLES, DataValidationError, Problem
 from crm_analysis.findings import RowIssue, ValidationReport, row_issue
 
@@ -112,6 +114,11 @@ def conform_table(raw: pd.DataFrame, table: Table | str, *, formats: dict[str, s
 # Column rules: pandera schemas from the contract
 # ---------------------------------------------------------------------------
 
+#: The pandas dtype each contract type must have after :func:`conform_table` (category columns are checked by value).
+_SCHEMA_DTYPES = {"date": "datetime64[ns]", "datetime": "datetime64[ns]", "int": "Int64", "float": "float64",
+                  "bool": "boolean", "id": TEXT, "string": TEXT}
+
+
 @lru_cache(maxsize=None)
 def contract_schema(table_name: str) -> pandera.DataFrameSchema:
     """The pandera schema of one contract table (column-level rules).
@@ -120,9 +127,8 @@ def contract_schema(table_name: str) -> pandera.DataFrameSchema:
     category columns are checked by value.
     """
     table = get_table(table_name)
-    dtypes = {"date": "datetime64[ns]", "datetime": "datetime64[ns]", "int": "Int64", "float": "float64",
-              "bool": "boolean", "id": TEXT, "string": TEXT}
     columns = {}
+    dtypes = _SCHEMA_DTYPES
     for col in table.columns:
         checks = []
         if col.allowed:
@@ -140,7 +146,39 @@ _CHECK_WORDS = {
 }
 
 
+def _surely_valid(table: Table, df: pd.DataFrame) -> bool:
+    """True only when :func:`contract_schema` would find nothing wrong with `df`.
+
+    A quick column-by-column check of the same rules, stricter where that is
+    simpler (any repeated value of a unique column, missing ones included,
+    fails it). pandera, and its report of what is wrong, then runs only on
+    tables that may break a rule.
+    """
+    if list(df.columns) != table.column_names:
+        return False
+    try:
+        return all(_column_surely_valid(col, df[col.name]) for col in table.columns)
+    except (TypeError, ValueError):  # values of an unexpected kind: pandera says what is wrong
+        return False
+
+
+def _column_surely_valid(col: Column, values: pd.Series) -> bool:
+    expected = _SCHEMA_DTYPES.get(col.dtype)
+    if expected is not None and values.dtype != expected:
+        return False
+    missing = values.isna().to_numpy(dtype=bool)
+    if not col.nullable and missing.any():
+        return False
+    if col.unique and not _strictly_increasing(values) and values.duplicated().any():
+        return False
+    if col.allowed and not (_flag(values.isin(list(col.allowed))) | missing).all():
+        return False
+    return col.min_value is None or bool((_flag(values >= col.min_value) | missing).all())
+
+
 def _pandera_issues(table: Table, df: pd.DataFrame) -> list[RowIssue]:
+    if _surely_valid(table, df):
+        return []
     try:
         contract_schema(table.name).validate(df, lazy=True, inplace=True)  # checks only: no copy
     except pandera.errors.SchemaErrors as err:
@@ -180,6 +218,21 @@ def _is_day_precision(values: pd.Series) -> bool:
     return bool(len(present)) and bool((present == present.dt.normalize()).all())
 
 
+def _first_match(keys: pd.Series, index: pd.Series, values: pd.Series) -> pd.Series:
+    """``keys.map(values.set_axis(index))``, the first row counting where `index` repeats a value.
+
+    Arrow text is matched by Arrow (``index_in``), without the Python objects
+    pandas' ``map`` makes; as in pandas, a missing key finds a missing index value.
+    """
+    if not all(isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow" for s in (keys, index)):
+        return keys.map(pd.DataFrame({"key": index, "value": values}).drop_duplicates("key").set_index("key")["value"])
+    key_array, value_set = pa.array(keys.array), pa.array(index.array)
+    if value_set.type != key_array.type:
+        value_set = value_set.cast(key_array.type)
+    position = pc.index_in(key_array, value_set=value_set).fill_null(-1).to_numpy(zero_copy_only=False)
+    return pd.Series(values.array.take(position, allow_fill=True), index=keys.index, name=keys.name)
+
+
 def _row_rules(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> list[RowIssue]:
     issues: list[RowIssue | None] = []
     if as_of is not None:
@@ -215,7 +268,7 @@ def _row_rules(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> l
                                  appts, (future & outcome_known).fillna(False), ["scheduled_at", "status"]))
     if "reminders" in tables and "appointments" in tables:
         rem, appts = tables["reminders"], tables["appointments"]
-        when = rem["appointment_id"].map(appts.drop_duplicates("appointment_id").set_index("appointment_id")["scheduled_at"])
+        when = _first_match(rem["appointment_id"], appts["appointment_id"], appts["scheduled_at"])
         sent = rem["sent_at"]
         if _is_day_precision(appts["scheduled_at"]):
             sent = sent.dt.normalize()
@@ -289,15 +342,41 @@ def _warnings(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None,
     return [i.to_problem() for i in found if i is not None]
 
 
+def _strictly_increasing(values: pd.Series) -> bool:
+    """Whether Arrow text has no missing value and each value sorts after the one before (so none repeats)."""
+    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
+        return False
+    array = pa.array(values.array)
+    return array.null_count == 0 and (len(array) < 2 or bool(pc.all(pc.greater(array[1:], array[:-1])).as_py()))
+
+
+def _exact_duplicates(df: pd.DataFrame) -> np.ndarray:
+    """``df.duplicated(keep="first")`` as booleans, comparing whole rows only where the first column repeats.
+
+    Two equal rows have equal first columns, so the other rows cannot be
+    copies; on the contract's tables, whose first column is nearly always an
+    id, this leaves few or no rows to compare.
+    """
+    if df.empty or not len(df.columns):
+        return df.duplicated(keep="first").to_numpy(dtype=bool)
+    dup = np.zeros(len(df), dtype=bool)
+    if _strictly_increasing(df.iloc[:, 0]):  # as exports usually come: every value differs
+        return dup
+    candidates = np.flatnonzero(df.iloc[:, 0].duplicated(keep=False).to_numpy(dtype=bool))
+    if len(candidates):
+        dup[candidates] = df.iloc[candidates].duplicated(keep="first").to_numpy(dtype=bool)
+    return dup
+
+
 def _drop_exact_duplicates(tables: dict[str, pd.DataFrame], report: ValidationReport) -> dict[str, pd.DataFrame]:
     out = {}
     for name, df in tables.items():
-        dup = df.duplicated(keep="first")
+        dup = _exact_duplicates(df)
         if dup.any():
             report.repairs.append(RowIssue(name, None, "exact_duplicate",
                                            "exact duplicate rows removed (the first copy is kept)",
-                                           df.index[dup.to_numpy()]).to_problem())
-            df = df.loc[~dup.to_numpy()]
+                                           df.index[dup]).to_problem())
+            df = df.loc[~dup]
         out[name] = df
     return out
 

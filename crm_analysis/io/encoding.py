@@ -99,28 +99,62 @@ def read_text_table(path: Path, *, encoding: str = "auto", table: str | None = N
     data = _read_bytes(path)
     if encoding == "auto":
         encoding = detect_encoding(data, name=name)
-    try:
-        text = data.decode(encoding)
-    except (UnicodeDecodeError, LookupError) as err:
-        raise DataValidationError([Problem(name, None, f"cannot decode the file as {encoding}: {err}",
-                                           check="undecodable")]) from None
-    if not text.strip():
-        raise DataValidationError([Problem(name, None, f"the file {path.name} is empty (not even a header row)",
-                                           check="empty_table")])
-    header = text.split("\n", 1)[0]
-    sep = "\t" if path.suffix == ".tsv" or header.count("\t") > max(header.count(","), header.count(";")) else (
-        ";" if header.count(";") > header.count(",") else ",")
-    codec = codecs.lookup(encoding).name
-    if codec in ("utf-8", "utf-8-sig"):  # already UTF-8: no second encoding
-        raw = data[len(codecs.BOM_UTF8):] if codec == "utf-8-sig" and data.startswith(codecs.BOM_UTF8) else data
-    else:
-        raw = text.encode("utf-8")
-    frame = _parse_with_arrow(raw, text, sep)
+    frame = _read_with_arrow(data, encoding, path)
     if frame is None:
-        frame = _parse_with_pandas(text, sep, name, path)
+        try:
+            text = data.decode(encoding)
+        except (UnicodeDecodeError, LookupError) as err:
+            raise DataValidationError([Problem(name, None, f"cannot decode the file as {encoding}: {err}",
+                                               check="undecodable")]) from None
+        if not text.strip():
+            raise DataValidationError([Problem(name, None, f"the file {path.name} is empty (not even a header row)",
+                                               check="empty_table")])
+        frame = _parse_with_pandas(text, _delimiter(path, _first_line(text)), name, path)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame.index = pd.RangeIndex(1, len(frame) + 1)
     return frame, encoding
+
+
+#: How much of a UTF-8 file is decoded to find its header (the rest is left to pyarrow, which checks it).
+_HEAD_BYTES = 1 << 16
+
+
+def _first_line(text: str) -> str:
+    end = text.find("\n")  # not split(): that copies the whole file
+    return text if end < 0 else text[:end]
+
+
+def _delimiter(path: Path, header: str) -> str:
+    """Tab for ``.tsv`` files; else whichever of tab, semicolon and comma the header line holds most of."""
+    if path.suffix == ".tsv" or header.count("\t") > max(header.count(","), header.count(";")):
+        return "\t"
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def _read_with_arrow(data: bytes, encoding: str, path: Path) -> pd.DataFrame | None:
+    """The table read by :func:`_parse_with_arrow`, or None to leave the file (and any error) to pandas.
+
+    A UTF-8 file is handed to pyarrow as it is, with only its beginning
+    decoded here: pyarrow checks the rest is valid UTF-8. Other encodings are
+    decoded, then encoded as UTF-8 for pyarrow.
+    """
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        return None
+    try:
+        if codec in ("utf-8", "utf-8-sig"):
+            whole = len(data) <= _HEAD_BYTES
+            head = codecs.getincrementaldecoder(codec)().decode(data[:_HEAD_BYTES], final=whole)
+            raw = data[len(codecs.BOM_UTF8):] if codec == "utf-8-sig" and data.startswith(codecs.BOM_UTF8) else data
+        else:
+            head = data.decode(encoding)
+            whole, raw = True, head.encode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not head.strip() or ("\n" not in head and not whole):
+        return None  # blank so far, or a header longer than the head: pandas' way
+    return _parse_with_arrow(raw, head, _delimiter(path, _first_line(head)))
 
 
 def _parse_with_pandas(text: str, sep: str, name: str, path: Path) -> pd.DataFrame:
@@ -133,25 +167,28 @@ def _parse_with_pandas(text: str, sep: str, name: str, path: Path) -> pd.DataFra
                                            check="unparseable_file")]) from None
 
 
-def _same_for_both_readers(data: bytes, sep: str) -> bool:
-    """False if `data` holds a NUL byte, a lone carriage return, or a line starting with a blank (other than `sep`)."""
+def _same_for_both_readers(data: bytes, sep: str, n_columns: int) -> bool:
+    """False if `data` holds a NUL byte or a lone carriage return, or, with one column, a line starting with a
+    blank (pandas skips lines of blanks; with more columns pyarrow refuses such a line, so pandas reads the file)."""
     if b"\x00" in data or (b"\r" in data and data.count(b"\r") != data.count(b"\r\n")):
         return False
+    if n_columns > 1:
+        return True
     byte = np.frombuffer(data, dtype=np.uint8)
     first = byte[np.concatenate([[0], np.flatnonzero(byte[:-1] == ord("\n")) + 1])] if len(byte) else byte
     blank = (first == ord(" ")) | ((first == ord("\t")) & (sep != "\t"))
     return not blank.any()
 
 
-def _parse_with_arrow(data: bytes, text: str, sep: str) -> pd.DataFrame | None:
+def _parse_with_arrow(data: bytes, head: str, sep: str) -> pd.DataFrame | None:
     """The same table as :func:`_parse_with_pandas`, read by pyarrow's CSV reader (several times faster).
 
     Parameters
     ----------
     data : bytes
-        `text` encoded as UTF-8 (pyarrow reads UTF-8 only).
-    text : str
-        The decoded file, for its header.
+        The file as UTF-8 (pyarrow reads UTF-8 only), without a byte-order mark.
+    head : str
+        The decoded file, or its beginning: enough for the header row.
     sep : str
         The delimiter.
 
@@ -163,16 +200,15 @@ def _parse_with_arrow(data: bytes, text: str, sep: str) -> pd.DataFrame | None:
         (pandas renames them), lines of blanks or starting with one (pandas
         skips blank-only lines), a carriage return not followed by a line
         feed, a NUL byte (pandas ends the value there), a quoted value left
-        open at the end of the file (pandas refuses it), or any other file
-        pyarrow refuses.
+        open at the end of the file (pandas refuses it), text that is not
+        UTF-8, or any other file pyarrow refuses.
     """
-    if not _same_for_both_readers(data, sep):
-        return None
     try:
-        header = next(csv.reader(io.StringIO(text), delimiter=sep))
+        header = next(csv.reader(io.StringIO(head), delimiter=sep))
     except (StopIteration, csv.Error):
         return None
-    if not header or len(set(header)) < len(header) or any(not n for n in header):
+    if not header or len(set(header)) < len(header) or any(not n for n in header) \
+            or not _same_for_both_readers(data, sep, len(header)):
         return None
     # A last row of markers: it is read as a row of its own only if the file does not end inside quotes.
     marker = "\x01end\x01"
