@@ -7,11 +7,13 @@ validation report) to a cache folder in a private temporary location (mode
 data). Each notebook then loads the cache instead of the source, through the
 usual ``load_clinic(source, mapping=mapping or None).snapshot(as_of)``.
 
-A cache folder holds ``clinic.pickle`` and ``cache.json`` (format, version and
-the pickle's SHA-256). :func:`read_snapshot_cache` checks the hash before
-unpickling, so a truncated or altered file is refused. Pickle runs code when
-loaded: only ever read caches this run wrote (that is why they live in a
-0700 folder and are never published).
+A cache folder holds ``clinic.pickle`` and ``cache.json`` (format, version,
+the data file's SHA-256 and where its parts lie). The data file is a pickle
+(protocol 5) whose large arrays are stored after it, out of band, so that
+writing and reading them copy no array twice. :func:`read_snapshot_cache`
+checks the hash before unpickling, so a truncated or altered file is refused.
+Pickle runs code when loaded: only ever read caches this run wrote (that is
+why they live in a 0700 folder and are never published).
 
 ``load_clinic`` recognises a cache with :func:`is_snapshot_cache` and reads
 it back without validating again.
@@ -24,6 +26,7 @@ import json
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from crm_analysis._version import __version__
@@ -33,8 +36,10 @@ from crm_analysis.exceptions import CrmAnalysisError
 __all__ = ["CACHE_FORMAT", "write_snapshot_cache", "read_snapshot_cache", "is_snapshot_cache"]
 
 #: Marker written into ``cache.json``.
-CACHE_FORMAT = "crm_analysis-validated-clinic/1"
+CACHE_FORMAT = "crm_analysis-validated-clinic/2"
 _DATA, _META = "clinic.pickle", "cache.json"
+#: Out-of-band buffers start on multiples of this, so arrays read back are aligned.
+_ALIGN = 64
 
 
 def write_snapshot_cache(clinic: ClinicData, folder: str | Path) -> Path:
@@ -56,11 +61,22 @@ def write_snapshot_cache(clinic: ClinicData, folder: str | Path) -> Path:
     folder.chmod(0o700)
     state = {"tables": dict(clinic.tables), "as_of": clinic.as_of, "report": clinic.report,
              "source": clinic.source, "mapping": clinic.mapping, "encodings": dict(clinic.encodings)}
-    payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    buffers: list[pickle.PickleBuffer] = []
+    parts = [memoryview(pickle.dumps(state, protocol=5, buffer_callback=buffers.append))]
+    parts += [buffer.raw() for buffer in buffers]
     data = folder / _DATA
     data.touch(mode=0o600)
-    data.write_bytes(payload)
-    meta = {"format": CACHE_FORMAT, "crm_analysis": __version__, "sha256": hashlib.sha256(payload).hexdigest(),
+    digest, layout, position = hashlib.sha256(), [], 0
+    with data.open("wb") as out:
+        for part in parts:
+            padding = b"\0" * (-position % _ALIGN)
+            for chunk in (padding, part):
+                out.write(chunk)
+                digest.update(chunk)
+            position += len(padding)
+            layout.append([position, part.nbytes])
+            position += part.nbytes
+    meta = {"format": CACHE_FORMAT, "crm_analysis": __version__, "sha256": digest.hexdigest(), "parts": layout,
             "source": clinic.source, "rows": {name: len(df) for name, df in clinic.tables.items()}}
     (folder / _META).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
     (folder / _META).chmod(0o600)
@@ -104,14 +120,29 @@ def read_snapshot_cache(source: str | Path, as_of: str | pd.Timestamp | None = N
     if meta.get("crm_analysis") != __version__:
         raise CrmAnalysisError(f"the cache in {folder} was written by crm_analysis {meta.get('crm_analysis')}, "
                                f"this is {__version__}: load the original source instead")
-    payload = (folder / _DATA).read_bytes()
+    payload = _read_whole(folder / _DATA)  # writable: the arrays unpickled out of band live in it
     if hashlib.sha256(payload).hexdigest() != meta.get("sha256"):
         raise CrmAnalysisError(f"the cache in {folder} is damaged (its SHA-256 does not match cache.json): "
                                "load the original source instead")
-    state = pickle.loads(payload)  # noqa: S301 - our own file, hash-checked, in a 0700 folder
+    view = memoryview(payload)
+    main, *buffers = [view[start:start + size] for start, size in meta.get("parts") or [[0, len(payload)]]]
+    state = pickle.loads(main, buffers=buffers)  # noqa: S301 - our own file, hash-checked, in a 0700 folder
     if as_of is not None:
         wanted = pd.Timestamp(as_of).normalize()
         if state["as_of"] is None or wanted != state["as_of"]:
             raise CrmAnalysisError(f"the cache in {folder} was validated as of {state['as_of']}, not {wanted:%Y-%m-%d}: "
                                    "load the original source to check it against another date")
     return ClinicData(**state)
+
+
+def _read_whole(path: Path) -> np.ndarray:
+    """The whole file, read once into writable memory (not zero-filled first, unlike a bytearray)."""
+    payload = np.empty(path.stat().st_size, dtype=np.uint8)
+    view, done = memoryview(payload), 0
+    with path.open("rb", buffering=0) as source:
+        while done < len(payload):
+            n = source.readinto(view[done:])
+            if not n:
+                break
+            done += n
+    return payload[:done]

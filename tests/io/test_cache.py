@@ -56,3 +56,15 @@ def test_load_clinic_reads_the_cache_without_validating_again(demo_clinic, tmp_p
     monkeypatch.setattr(loading, "validate_tables", None)  # would fail if called
     loaded = load_clinic(folder)
     assert loaded.row_counts().equals(demo_clinic.row_counts())
+
+
+def test_tables_read_back_are_ordinary_writable_frames(demo_clinic, tmp_path):
+    """Arrays come back out of band, in memory of their own: they can be changed like any loaded table's."""
+    back = read_snapshot_cache(write_snapshot_cache(demo_clinic, tmp_path / "cache"))
+    visits = back.tables["visits"]
+    assert visits["visit_date"].to_numpy().flags.writeable and visits["charge_insured"].to_numpy().flags.writeable
+    visits.loc[0, "charge_insured"] = -1.0
+    assert visits.loc[0, "charge_insured"] == -1.0 and demo_clinic.tables["visits"].loc[0, "charge_insured"] != -1.0
+    expected, got = demo_clinic.snapshot("2026-06-30"), back.snapshot("2026-06-30")
+    for name in ("appointments", "reminders", "patients"):
+        pd.testing.assert_frame_equal(got.tables[name], expected.tables[name])
