@@ -44,7 +44,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from multiprocessing import get_context
+from multiprocessing import current_process, get_context
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
@@ -392,12 +392,17 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
             with steps.step("models"):
                 # Forked before the lanes' threads start (at go()): a child holds only this thread. The
                 # children never touch the kernels' sockets, and they end with os._exit.
-                with ProcessPoolExecutor(max_workers=MODEL_JOBS, mp_context=get_context("fork")) as pool:
-                    fits = [pool.submit(_fit_group, month, group, models_dir) for group in FIT_GROUPS]
-                    early = monthly_kpis(month, sections=[n for n in names if n not in needs_models],
-                                         min_count=ctx.min_count)
-                    for fit in fits:
-                        fit.result()
+                early_names = [n for n in names if n not in needs_models]
+                if current_process().daemon:  # a Dask worker may not start processes: fit here, in turn
+                    early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)
+                    for group in FIT_GROUPS:
+                        _fit_group(month, group, models_dir)
+                else:
+                    with ProcessPoolExecutor(max_workers=MODEL_JOBS, mp_context=get_context("fork")) as pool:
+                        fits = [pool.submit(_fit_group, month, group, models_dir) for group in FIT_GROUPS]
+                        early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)
+                        for fit in fits:
+                            fit.result()
             month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang, saved=models_dir)
         else:
             early = monthly_kpis(month, sections=names, min_count=ctx.min_count)
