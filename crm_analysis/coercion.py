@@ -15,7 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["coerce_column", "isin", "TRUE_WORDS", "FALSE_WORDS", "DATE_FORMATS", "DEFAULT_TIMEZONE", "TEXT"]
+__all__ = ["coerce_column", "isin", "is_arrow_text", "TRUE_WORDS", "FALSE_WORDS", "DATE_FORMATS", "DEFAULT_TIMEZONE",
+           "TEXT"]
 
 #: Words read as yes / no in boolean columns (Korean exports use 예/아니오, 동의/미동의, Y/N, O/X).
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0", "예", "네", "동의", "o", "수신", "있음"})
@@ -44,7 +45,8 @@ _MONEY_NOISE = re.compile(r"[,\s₩원]")
 TEXT = pd.StringDtype("pyarrow")
 
 
-def _is_arrow_text(values: object) -> bool:
+def is_arrow_text(values: object) -> bool:
+    """Whether `values` (a Series or array) holds Arrow-backed text, such as :data:`TEXT`."""
     dtype = getattr(values, "dtype", None)
     return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
 
@@ -68,7 +70,7 @@ def isin(values: pd.Series, keys: pd.Series | pd.api.extensions.ExtensionArray) 
     pandas.Series
         Plain booleans on the index of `values`.
     """
-    if not (_is_arrow_text(values) and _is_arrow_text(keys)):
+    if not (is_arrow_text(values) and is_arrow_text(keys)):
         return values.isin(keys)
     values_pa = pa.array(values.array if isinstance(values, pd.Series) else values)
     key_set = pa.array(keys.array if isinstance(keys, pd.Series) else keys)
@@ -105,7 +107,7 @@ def _visible_ends(values: pa.Array | pa.ChunkedArray) -> bool:
 def _as_text(raw: pd.Series) -> pd.Series:
     """Raw values as stripped text, with blanks as missing."""
     text = raw.astype(TEXT)
-    if _is_arrow_text(text) and _visible_ends(pa.array(text.array)):
+    if is_arrow_text(text) and _visible_ends(pa.array(text.array)):
         return text
     text = text.str.strip()
     return text.mask(text == "")
@@ -121,7 +123,7 @@ def _all_match(text: pd.Series, pattern: str) -> pa.Array | None:
     Columns that pass are read by Arrow's own casts, which give exactly what
     pandas gives on such plain values but without a Python object per value.
     """
-    if not _is_arrow_text(text):
+    if not is_arrow_text(text):
         return None
     values = pa.array(text.array)
     matched = pc.sum(pc.match_substring_regex(values, pattern)).as_py() or 0
@@ -134,7 +136,7 @@ def _whole_numbers(text: pd.Series) -> pa.Array | None:
     Such numbers are exact in float64 whichever parser reads them, so Arrow's
     cast gives what ``pd.to_numeric`` gives, without a Python object per value.
     """
-    if not _is_arrow_text(text):
+    if not is_arrow_text(text):
         return None
     values = pa.array(text.array)
     digits_only = pc.sum(pc.ascii_is_decimal(values)).as_py() or 0

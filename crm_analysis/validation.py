@@ -26,7 +26,7 @@ import pandera.pandas as pandera
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crm_analysis.coercion import DEFAULT_TIMEZONE, TEXT, coerce_column, isin
+from crm_analysis.coercion import DEFAULT_TIMEZONE, TEXT, coerce_column, is_arrow_text, isin
 from crm_analysis.contract import REQUIRED_TABLES, TABLES, Column, Table, get_table
 from crm_analysis.exceptions import MAX_EXAMPLES, DataValidationError, Problem
 from crm_analysis.findings import RowIssue, ValidationReport, row_issue
@@ -128,15 +128,14 @@ def contract_schema(table_name: str) -> pandera.DataFrameSchema:
     """
     table = get_table(table_name)
     columns = {}
-    dtypes = _SCHEMA_DTYPES
     for col in table.columns:
         checks = []
         if col.allowed:
             checks.append(pandera.Check.isin(list(col.allowed)))
         if col.min_value is not None:
             checks.append(pandera.Check.ge(col.min_value))
-        columns[col.name] = pandera.Column(dtypes.get(col.dtype), checks=checks, nullable=col.nullable,
-                                      unique=col.unique, required=True)
+        columns[col.name] = pandera.Column(_SCHEMA_DTYPES.get(col.dtype), checks=checks, nullable=col.nullable,
+                                           unique=col.unique, required=True)
     return pandera.DataFrameSchema(columns, strict=True, ordered=True, name=table.name)
 
 
@@ -224,7 +223,7 @@ def _first_match(keys: pd.Series, index: pd.Series, values: pd.Series) -> pd.Ser
     Arrow text is matched by Arrow (``index_in``), without the Python objects
     pandas' ``map`` makes; as in pandas, a missing key finds a missing index value.
     """
-    if not all(isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow" for s in (keys, index)):
+    if not (is_arrow_text(keys) and is_arrow_text(index)):
         return keys.map(pd.DataFrame({"key": index, "value": values}).drop_duplicates("key").set_index("key")["value"])
     key_array, value_set = pa.array(keys.array), pa.array(index.array)
     if value_set.type != key_array.type:
@@ -344,7 +343,7 @@ def _warnings(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None,
 
 def _strictly_increasing(values: pd.Series) -> bool:
     """Whether Arrow text has no missing value and each value sorts after the one before (so none repeats)."""
-    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
+    if not is_arrow_text(values):
         return False
     array = pa.array(values.array)
     return array.null_count == 0 and (len(array) < 2 or bool(pc.all(pc.greater(array[1:], array[:-1])).as_py()))

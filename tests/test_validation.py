@@ -343,8 +343,8 @@ CELLS = ["", "P1", "P2", "V1", "A1", "R1", "M", "여", "internet", "kakao", "fax
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(sorted(VALID)), st.lists(st.tuples(st.integers(0, 3), st.integers(0, 30), st.sampled_from(CELLS)),
-                                                 max_size=3), st.booleans())
+@given(st.sampled_from(sorted(VALID)),
+       st.lists(st.tuples(st.integers(0, 3), st.integers(0, 30), st.sampled_from(CELLS)), max_size=3), st.booleans())
 def test_quick_column_check_never_passes_what_pandera_refuses(name, edits, repeat_row):
     """The quick check that lets pandera be skipped passes only tables pandera finds nothing wrong with."""
     from crm_analysis.contract import TABLES

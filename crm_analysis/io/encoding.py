@@ -197,11 +197,11 @@ def _parse_with_arrow(data: bytes, head: str, sep: str) -> pd.DataFrame | None:
     DataFrame or None
         None wherever the two readers could differ, so that pandas decides:
         rows with too few or too many fields, blank or repeated column names
-        (pandas renames them), lines of blanks or starting with one (pandas
-        skips blank-only lines), a carriage return not followed by a line
-        feed, a NUL byte (pandas ends the value there), a quoted value left
-        open at the end of the file (pandas refuses it), text that is not
-        UTF-8, or any other file pyarrow refuses.
+        (pandas renames them), in a one-column file a line starting with a
+        blank (pandas skips lines of blanks), a carriage return not followed
+        by a line feed, a NUL byte (pandas ends the value there), a quoted
+        value left open at the end of the file (pandas refuses it), text that
+        is not UTF-8, or any other file pyarrow refuses.
     """
     try:
         header = next(csv.reader(io.StringIO(head), delimiter=sep))

@@ -64,7 +64,8 @@ def test_files_left_to_pandas(text):
 
 def test_quoted_export_read_by_arrow(tmp_path):
     path = tmp_path / "patients.csv"
-    path.write_text('\ufeffpatient_id,name,memo\n"P1","김지영","a, ""b"""\n"P2",,""\nP3,"이\n름",NA\n', encoding="utf-8")
+    rows = ['patient_id,name,memo', '"P1","김지영","a, ""b"""', '"P2",,""', 'P3,"이\n름",NA']
+    path.write_text("\ufeff" + "\n".join(rows) + "\n", encoding="utf-8")
     text = path.read_text(encoding="utf-8-sig")
     assert _parse_with_arrow(text.encode("utf-8"), text, ",") is not None
     frame, encoding = read_text_table(path)
