@@ -371,3 +371,31 @@ def test_valid_tables_skip_pandera():
         raw = pd.DataFrame(rows, dtype="string[pyarrow]").replace("", None)
         raw.index = pd.RangeIndex(1, len(raw) + 1)
         assert _surely_valid(TABLES[name], conform_table(raw, TABLES[name])[0]), name
+
+
+ids = st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c"])), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ids, st.lists(st.sampled_from([0.0, 1.0, float("nan")]), min_size=8, max_size=8), st.booleans())
+def test_exact_duplicates_are_pandas_duplicated(first, other, sort):
+    """Comparing whole rows only where the first column repeats finds what DataFrame.duplicated finds."""
+    from crm_analysis.validation import _exact_duplicates
+
+    first = sorted(set(v for v in first if v)) if sort else first
+    df = pd.DataFrame({"id": pd.Series(first, dtype="string[pyarrow]"), "x": other[:len(first)]},
+                      index=pd.RangeIndex(1, len(first) + 1))
+    assert _exact_duplicates(df).tolist() == df.duplicated(keep="first").tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(ids, ids)
+def test_first_match_is_pandas_map(keys, index):
+    """Reminder times looked up by Arrow are what pandas' map of the first row per appointment gives."""
+    from crm_analysis.validation import _first_match
+
+    keys = pd.Series(keys, dtype="string[pyarrow]", name="appointment_id")
+    appts = pd.DataFrame({"appointment_id": pd.Series(index, dtype="string[pyarrow]"),
+                          "scheduled_at": pd.date_range("2024-01-01", periods=len(index), freq="D")})
+    expected = keys.map(appts.drop_duplicates("appointment_id").set_index("appointment_id")["scheduled_at"])
+    pd.testing.assert_series_equal(_first_match(keys, appts["appointment_id"], appts["scheduled_at"]), expected)
