@@ -37,12 +37,12 @@ import pandas as pd
 from crm_analysis.campaigns.monthly import CAMPAIGN_FIGURES, campaign_kpis
 from crm_analysis.churn.monthly import CHURN_FIGURES, churn_kpis
 from crm_analysis.clinic import ClinicData
-from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
+from crm_analysis.exceptions import InsufficientDataError
 from crm_analysis.monthly import core
 from crm_analysis.monthly.kpi_result import SCHEMA_VERSION, MonthlyKpis
 from crm_analysis.monthly.month import Month
 from crm_analysis.privacy import DEFAULT_MIN_COUNT, check_threshold
-from crm_analysis.reminders.monthly import REMINDER_EFFECT_FIGURES, reminder_effect_kpis
+from crm_analysis.reminders.monthly import REMINDER_EFFECT_FIGURES, reminder_effect_kpis, unfittable_as_thin_data
 from crm_analysis.sufficiency import REQUIREMENTS, require
 from crm_analysis.value.monthly import VIP_FIGURES, vip_kpis
 
@@ -97,14 +97,8 @@ def register_section(name: str, func: Section | None = None, *, replace: bool = 
 
 
 def _reminder_effect(month: Month, min_count: int) -> dict:
-    try:
+    with unfittable_as_thin_data():
         evaluation = month.reminders
-    except InsufficientDataError:
-        raise
-    except CrmAnalysisError as err:  # a model that cannot be fitted on this clinic is thin data here
-        raise InsufficientDataError("reminder_effect", f"Reminder effect: the reminder model could not be fitted on "
-                                                       f"this clinic's data ({err}).",
-                                    f"예약 알림 효과: 이 병원 자료로는 알림 효과 모형을 추정할 수 없었습니다 ({err}).") from None
     figures = reminder_effect_kpis(month.clinic, month.as_of, min_count, evaluation=evaluation,
                                    rules=month.rules.reminders)
     return {**figures, "no_show_month": core.no_show_kpis(month.clinic, month.as_of, min_count)["month"]}

@@ -9,6 +9,9 @@ month's appointments were reminded. The monthly run registers it in
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import pandas as pd
 
 from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
@@ -17,7 +20,7 @@ from crm_analysis.reminders.adjusted import period_masks
 from crm_analysis.reminders.evaluation import ReminderEvaluation, evaluate_reminders
 from crm_analysis.reminders.rules import load_rules
 
-__all__ = ["reminder_effect_kpis", "REMINDER_EFFECT_FIGURES"]
+__all__ = ["reminder_effect_kpis", "unfittable_as_thin_data", "REMINDER_EFFECT_FIGURES"]
 
 #: The headline figures (``null`` in kpis.json when the section is skipped).
 REMINDER_EFFECT_FIGURES = ("risk_difference", "ci_low", "ci_high", "p_value", "appointments")
@@ -30,6 +33,20 @@ def _no_comparison() -> InsufficientDataError:
         "is nothing to compare; check that the reminders table is complete.",
         "예약 알림 효과: 알림을 받은 예약과 받지 않은 예약이 모두 있어야 비교할 수 있는데 한쪽이 없습니다. "
         "알림 발송 기록이 빠짐없이 들어왔는지 확인하세요.")
+
+
+@contextlib.contextmanager
+def unfittable_as_thin_data() -> Iterator[None]:
+    """Turn a reminder model that cannot be fitted on this clinic (:class:`CrmAnalysisError`) into the
+    section's :class:`InsufficientDataError`: thin data, so the KPI is skipped with a reason."""
+    try:
+        yield
+    except InsufficientDataError:
+        raise
+    except CrmAnalysisError as err:
+        raise InsufficientDataError("reminder_effect", f"Reminder effect: the reminder model could not be fitted on "
+                                                       f"this clinic's data ({err}).",
+                                    f"예약 알림 효과: 이 병원 자료로는 알림 효과 모형을 추정할 수 없었습니다 ({err}).") from None
 
 
 def reminder_effect_kpis(clinic, as_of, min_count: int = 5, *, evaluation: ReminderEvaluation | None = None,
@@ -63,15 +80,9 @@ def reminder_effect_kpis(clinic, as_of, min_count: int = 5, *, evaluation: Remin
         no-show model cannot be fitted on this clinic's data.
     """
     as_of = pd.Timestamp(as_of).normalize()
-    try:
-        if evaluation is None:
+    if evaluation is None:
+        with unfittable_as_thin_data():
             evaluation = evaluate_reminders(clinic, as_of, rules=rules)
-    except InsufficientDataError:
-        raise
-    except CrmAnalysisError as err:
-        raise InsufficientDataError("reminder_effect", f"Reminder effect: the reminder model could not be fitted on "
-                                                       f"this clinic's data ({err}).",
-                                    f"예약 알림 효과: 이 병원 자료로는 알림 효과 모형을 추정할 수 없었습니다 ({err}).") from None
     table, model = evaluation.table, evaluation.model
     analysed = table["analysed"].to_numpy(dtype=bool)
     reminded = analysed & table["reminded"].to_numpy(dtype=bool)
@@ -86,15 +97,9 @@ def reminder_effect_kpis(clinic, as_of, min_count: int = 5, *, evaluation: Remin
         group = f"eligible appointments since the roll-out of {regime}"
     else:  # no roll-out history in the rules: the appointments that were reminded
         regime, mask, since, group = "as received", reminded, None, "appointments that received a reminder"
-    try:
+    with unfittable_as_thin_data():
         rd, _ = model.marginal_effect(table, mask, estimand=f"{group}: no-show rate with reminders as received "
                                                             "minus none")
-    except InsufficientDataError:
-        raise
-    except CrmAnalysisError as err:
-        raise InsufficientDataError("reminder_effect", f"Reminder effect: the reminder model could not be fitted on "
-                                                       f"this clinic's data ({err}).",
-                                    f"예약 알림 효과: 이 병원 자료로는 알림 효과 모형을 추정할 수 없었습니다 ({err}).") from None
     month = (table["scheduled_at"] >= month_start(as_of)).to_numpy() & analysed
     n_appts, n_patients = int(mask.sum()), int(rd.extras["n_patients"])
     shown = shown_count(n_appts, min_count) is not None and shown_count(n_patients, min_count) is not None
