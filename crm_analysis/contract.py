@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from crm_analysis.exceptions import quoted
+
 __all__ = [
     "Column",
     "Table",
@@ -102,7 +104,7 @@ class Table:
         for col in self.columns:
             if col.name == name:
                 return col
-        raise KeyError(f"table {self.name!r} has no column {name!r}")
+        raise KeyError(f"table {self.name!r} has no column {quoted(name)}")
 
 
 def _consent_columns() -> tuple[Column, ...]:
@@ -290,7 +292,7 @@ def get_table(name: str) -> Table:
     try:
         return TABLES[name]
     except KeyError:
-        raise KeyError(f"unknown table {name!r}; the contract has {', '.join(TABLES)}") from None
+        raise KeyError(f"unknown table {quoted(name)}; the contract has {', '.join(TABLES)}") from None
 
 
 _TYPE_DOC = {

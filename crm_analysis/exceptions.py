@@ -27,10 +27,80 @@ __all__ = [
     "CrmAnalysisWarning",
     "DataRepairWarning",
     "DataQualityWarning",
+    "MAX_EXAMPLES",
+    "MAX_SHOWN_CHARS",
+    "MAX_SHOWN_LINE",
+    "shorten",
+    "quoted",
 ]
 
 #: How many row numbers and example values a problem shows.
 MAX_EXAMPLES = 5
+
+#: The longest value a message quotes: a longer one (a 1 MB id, a broken header) is cut there, with its length.
+MAX_SHOWN_CHARS = 80
+
+#: The longest line of another library's error a message repeats (a parser's error may quote a whole row).
+MAX_SHOWN_LINE = 240
+
+
+def shorten(text: object, limit: int = MAX_SHOWN_CHARS) -> str:
+    """`text` as a message may show it: cut to `limit` characters, saying how long it was.
+
+    Every message that repeats something from the input (a value, a column name, a line of a
+    parser's error) passes it through here (or :func:`quoted`), so a huge value cannot make a huge
+    message.
+
+    Parameters
+    ----------
+    text : object
+        Shown as ``str(text)``.
+    limit : int
+        Characters kept.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> shorten("P" + "9" * 99, 10)
+    'P999999999… (100 characters)'
+    >>> shorten("P1")
+    'P1'
+    """
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def quoted(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
+    """An example value as a message quotes it: its ``repr``, a long text cut to `limit` characters.
+
+    Parameters
+    ----------
+    value : object
+        A value from the input; numpy and pandas scalars are shown as plain Python values, and
+        tuples (the values of several columns) element by element.
+    limit : int
+        Characters kept of each value.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> quoted("P" + "9" * 99, 10)
+    "'P999999999'… (100 characters)"
+    >>> quoted(("P1", 3))
+    "('P1', 3)"
+    """
+    value = _plain(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(quoted(v, limit) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value):,} characters)"
+    return shorten(repr(value), limit)
 
 
 @dataclass(frozen=True)
@@ -74,7 +144,7 @@ class Problem:
         elif self.n_rows:
             text += f" — {self.n_rows:,} row(s)"
         if self.examples:
-            text += "; examples: " + ", ".join(repr(_plain(v)) for v in self.examples)
+            text += "; examples: " + ", ".join(quoted(v) for v in self.examples)
         return text
 
 

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from crm_analysis.coercion import DEFAULT_TIMEZONE, TEXT, coerce_column, is_arrow_text, isin
 from crm_analysis.contract import REQUIRED_TABLES, TABLES, Column, Table, get_table
-from crm_analysis.exceptions import MAX_EXAMPLES, DataValidationError, Problem
+from crm_analysis.exceptions import MAX_EXAMPLES, DataValidationError, Problem, shorten
 from crm_analysis.findings import RowIssue, ValidationReport, row_issue
 
 __all__ = [
@@ -88,11 +88,11 @@ def conform_table(raw: pd.DataFrame, table: Table | str, *, formats: dict[str, s
         structural.append(Problem(
             table.name, col,
             f"required column '{col}' ({table.column(col).ko}) is missing{where}; "
-            f"columns present: {', '.join(map(str, raw.columns)) or 'none'}. Rename the column or map it in the mapping file.",
+            f"columns present: {', '.join(map(shorten, raw.columns)) or 'none'}. Rename the column or map it in the mapping file.",
             check="required_column"))
     extra = [c for c in raw.columns if c not in table.column_names]
     if extra:
-        notes.append(Problem(table.name, None, f"ignored columns not in the contract{where}: {', '.join(map(str, extra))}",
+        notes.append(Problem(table.name, None, f"ignored columns not in the contract{where}: {', '.join(map(shorten, extra))}",
                              check="extra_columns"))
     out = {}
     for col in table.columns:

@@ -413,3 +413,60 @@ def test_quick_column_check_knows_every_rule_of_the_schema():
         for column in schema.columns.values():
             assert {check.name for check in column.checks} <= {"isin", "greater_than_or_equal_to"}
             assert not column.coerce and not column.regex
+
+
+# --------------------------------------------------------------------------- unbounded echo (issue 16, point 5)
+
+#: One megabyte: what a broken export or a hostile value can put in one cell.
+HUGE = "P" + "9" * 1_000_000
+#: An error about a huge value stays short: well under this many characters.
+SHORT = 4_000
+
+# (case id, mutation, table, column, a row number the message must name)
+HUGE_CASES = [
+    ("duplicate_patient_id", lambda t: [t["patients"][i].update(patient_id=HUGE) for i in (1, 2)],
+     "patients", "patient_id", 3),
+    ("visit_of_unknown_patient", _set("visits", 4, "patient_id", HUGE), "visits", "patient_id", 4),
+    ("self_referral", lambda t: t["patients"][1].update(patient_id=HUGE, referred_by=HUGE), "patients", "referred_by",
+     2),
+    ("unreadable_date", _set("visits", 2, "visit_date", HUGE), "visits", "visit_date", 2),
+    ("outside_allowed_set", _set("patients", 2, "sex", HUGE), "patients", "sex", 2),
+]
+
+
+@pytest.mark.parametrize("case, mutate, table, column, row", HUGE_CASES, ids=[c[0] for c in HUGE_CASES])
+def test_a_huge_value_is_cut_in_the_error(tmp_path, tables, capsys, case, mutate, table, column, row):
+    mutate(tables)
+    folder = write_clinic_csv(tmp_path / case, tables)
+    with pytest.raises(DataValidationError) as caught:
+        load_clinic(folder, as_of=AS_OF)
+    text = str(caught.value)
+    print(f"{case}: {len(text):,} characters\n{text[:600]}")
+    assert len(text) < SHORT
+    assert f"[{table}.{column}]" in text and str(row) in text.split(f"[{table}.{column}]")[1].split("\n")[0]
+    assert "9" * 60 in text, "the start of the value is still shown"
+
+    assert main(["validate", "--source", str(folder), "--as-of", AS_OF]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < SHORT and f"[{table}.{column}]" in err and "Traceback" not in err
+
+
+def test_a_huge_value_stops_a_run_with_a_short_message(tmp_path, tables, capsys):
+    HUGE_CASES[0][1](tables)
+    folder = write_clinic_csv(tmp_path / "clinic", tables)
+    status = main(["run", "--month", "2024-12", "--source", str(folder), "--out", str(tmp_path / "reports"),
+                   "--outreach-dir", str(tmp_path / "outreach"), "--no-pdf", "--no-hooks"])
+    out, err = capsys.readouterr()
+    print(err[:600])
+    assert status == 2
+    assert len(out + err) < SHORT and "[patients.patient_id]" in err and "Traceback" not in err
+    assert not (tmp_path / "reports" / "2024-12").exists()
+
+
+def test_a_huge_column_name_is_cut_in_the_error(tmp_path, tables):
+    for row in tables["visits"]:
+        row["x" * 1_000_000] = row.pop("visit_date")
+    with pytest.raises(DataValidationError) as caught:
+        load_clinic(write_clinic_csv(tmp_path / "header", tables), as_of=AS_OF)
+    text = str(caught.value)
+    assert len(text) < SHORT and "[visits.visit_date]" in text and "columns present" in text

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from crm_analysis.coercion import TEXT, to_date, to_float, to_id
-from crm_analysis.exceptions import DataValidationError, MappingError, Problem
+from crm_analysis.exceptions import DataValidationError, MappingError, Problem, quoted, shorten
 
 __all__ = ["DERIVERS", "LookupReader", "check_derive", "derive_source_columns", "derive_column", "rows_where"]
 
@@ -101,7 +101,7 @@ def check_derive(spec: Any, where: str, column: str, problems: list[Problem]) ->
     kind, = kinds
     for key in sorted(set(spec) - set(DERIVERS[kind]), key=str):
         hint = " (YAML reads on, off, yes and no as true/false: quote them)" if isinstance(key, bool) else ""
-        _problem(where, column, f"unknown key '{key}' for {kind}; allowed: {', '.join(DERIVERS[kind])}{hint}",
+        _problem(where, column, f"unknown key '{shorten(key)}' for {kind}; allowed: {', '.join(DERIVERS[kind])}{hint}",
                  problems, check="mapping_key")
     value = spec[kind]
     if kind == "from_age" and "at" not in spec:
@@ -132,7 +132,7 @@ def _check_lookup(spec: dict, where: str, column: str, problems: list[Problem]) 
     elif "take" in spec and not isinstance(spec["take"], str):
         _problem(where, column, "take names one column of the lookup table", problems)
     if "agg" in spec and ("take" not in spec or spec["agg"] not in AGGS):
-        _problem(where, column, f"agg goes with take and is one of {', '.join(AGGS)}, not {spec['agg']!r}", problems,
+        _problem(where, column, f"agg goes with take and is one of {', '.join(AGGS)}, not {quoted(spec['agg'])}", problems,
                  check="mapping_value")
     if not isinstance(spec.get("where", {}), dict):
         _problem(where, column, "where maps lookup columns to the values to keep, e.g. {cost_domain_id: Visit}",
@@ -303,7 +303,7 @@ def _lookup(frame: pd.DataFrame, spec: dict, table: str, column: str, notes: lis
     missing = sorted({c for c in wanted if c not in other.columns})
     if missing:
         raise MappingError([Problem(table, column, f"the lookup for {column} reads columns missing from '{name}': "
-                                                   f"{', '.join(missing)}; it has: {', '.join(map(str, other.columns))}",
+                                                   f"{', '.join(map(shorten, missing))}; it has: {', '.join(map(shorten, other.columns))}",
                                     check="mapping_column")])
     if where:
         keep = rows_where(other, where)
@@ -335,14 +335,14 @@ def _lookup_values(values: pd.Series, keys: pd.Series, agg: str | None, name: st
         repeated = keys[keys.duplicated()]
         if len(repeated):
             raise MappingError([Problem(table, column, f"'{name}' has several rows for one {key} "
-                                                       f"({repeated.nunique():,} keys, e.g. {repeated.iloc[0]}); "
+                                                       f"({repeated.nunique():,} keys, e.g. {shorten(repeated.iloc[0])}); "
                                                        f"add agg: first, last or sum to the lookup for {column}",
                                         check="mapping_lookup_key")])
         return pd.Series(values.to_numpy(), index=keys.to_numpy())
     if agg in NUMERIC_AGGS:
         raw, (values, bad) = values, to_float(values)
         if len(bad):
-            raise DataValidationError([Problem(name, str(raw.name), f"values that cannot be read as a number, "
+            raise DataValidationError([Problem(name, shorten(raw.name), f"values that cannot be read as a number, "
                                                                     f"so {agg} for {table}.{column} cannot be taken",
                                                rows=tuple(bad[:5]), examples=tuple(raw.loc[bad[:5]].tolist()),
                                                n_rows=len(bad), check="type_float")])

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from crm_analysis.coercion import TEXT
-from crm_analysis.exceptions import DataValidationError, Problem, SourceError
+from crm_analysis.exceptions import MAX_SHOWN_LINE, DataValidationError, Problem, SourceError, shorten
 
 __all__ = ["detect_encoding", "read_text_table", "CANDIDATE_ENCODINGS"]
 
@@ -41,7 +41,7 @@ def _read_bytes(path: Path) -> bytes:
         try:
             data = gzip.decompress(data)
         except (EOFError, OSError, zlib.error) as err:  # cut short: EOFError; not gzip: BadGzipFile (an OSError)
-            detail = (str(err).splitlines() or [type(err).__name__])[0]
+            detail = shorten((str(err).splitlines() or [type(err).__name__])[0], MAX_SHOWN_LINE)
             raise SourceError(f"{path.name} is truncated or corrupt: it cannot be decompressed as gzip ({detail}). "
                               "Copy or export the file again.") from None
     return data
@@ -104,7 +104,8 @@ def read_text_table(path: Path, *, encoding: str = "auto", table: str | None = N
         try:
             text = data.decode(encoding)
         except (UnicodeDecodeError, LookupError) as err:
-            raise DataValidationError([Problem(name, None, f"cannot decode the file as {encoding}: {err}",
+            raise DataValidationError([Problem(name, None, f"cannot decode the file as {encoding}: "
+                                                     f"{shorten(err, MAX_SHOWN_LINE)}",
                                                check="undecodable")]) from None
         if not text.strip():
             raise DataValidationError([Problem(name, None, f"the file {path.name} is empty (not even a header row)",
@@ -163,7 +164,8 @@ def _parse_with_pandas(text: str, sep: str, name: str, path: Path) -> pd.DataFra
         return pd.read_csv(io.StringIO(text), sep=sep, dtype=TEXT, keep_default_na=False,
                            na_values=[""], skipinitialspace=False)
     except pd.errors.ParserError as err:
-        raise DataValidationError([Problem(name, None, f"the file {path.name} is not a readable table: {err}",
+        raise DataValidationError([Problem(name, None, f"the file {path.name} is not a readable table: "
+                                                 f"{shorten(err, MAX_SHOWN_LINE)}",
                                            check="unparseable_file")]) from None
 
 

@@ -53,7 +53,7 @@ import yaml
 
 from crm_analysis.coercion import to_id
 from crm_analysis.contract import TABLES, get_table
-from crm_analysis.exceptions import DataValidationError, MappingError, Problem
+from crm_analysis.exceptions import DataValidationError, MappingError, Problem, quoted, shorten
 from crm_analysis.io.derive import LookupReader, check_derive, derive_column, derive_source_columns, rows_where
 from crm_analysis.io.sources import Source
 
@@ -142,21 +142,21 @@ def read_mapping(path: str | Path) -> Mapping:
         _fail([Problem("mapping", None, f"{path.name} must be a YAML mapping with a 'tables:' section",
                        check="mapping_shape")])
     for key in sorted(set(doc) - _TOP_KEYS):
-        problems.append(Problem("mapping", None, f"unknown top-level key '{key}'; allowed: {', '.join(sorted(_TOP_KEYS))}",
+        problems.append(Problem("mapping", None, f"unknown top-level key '{shorten(key)}'; allowed: {', '.join(sorted(_TOP_KEYS))}",
                                 check="mapping_key"))
     if doc.get("timezone") is not None:
         try:
             pd.Timestamp("2024-01-01", tz=str(doc["timezone"]))
         except Exception:  # noqa: BLE001 - any failure means an unknown zone name
-            problems.append(Problem("mapping", None, f"unknown timezone {doc['timezone']!r}; use a name such as "
+            problems.append(Problem("mapping", None, f"unknown timezone {quoted(doc['timezone'])}; use a name such as "
                                                      "Asia/Seoul or UTC", check="mapping_value"))
     if doc.get("on_invalid") not in (None, "raise", "quarantine"):
-        problems.append(Problem("mapping", None, f"on_invalid must be raise or quarantine, not {doc['on_invalid']!r}",
+        problems.append(Problem("mapping", None, f"on_invalid must be raise or quarantine, not {quoted(doc['on_invalid'])}",
                                 check="mapping_value"))
     tables = {}
     for table_name, spec in doc["tables"].items():
         if table_name not in TABLES:
-            problems.append(Problem("mapping", None, f"unknown table '{table_name}'; the contract has {', '.join(TABLES)}",
+            problems.append(Problem("mapping", None, f"unknown table '{shorten(table_name)}'; the contract has {', '.join(TABLES)}",
                                     check="mapping_table"))
             continue
         tables[table_name] = _parse_table(table_name, spec, problems)
@@ -252,8 +252,8 @@ def apply_table_mapping(raw: pd.DataFrame, spec: TableMapping, raw_name: str,
     missing = sorted(c for c in spec.source_columns() if c not in raw.columns)
     if missing:
         raise MappingError([Problem(spec.table, None,
-                                    f"the mapping reads columns missing from '{raw_name}': {', '.join(missing)}; "
-                                    f"it has: {', '.join(map(str, raw.columns))}", check="mapping_column")])
+                                    f"the mapping reads columns missing from '{raw_name}': {', '.join(map(shorten, missing))}; "
+                                    f"it has: {', '.join(map(shorten, raw.columns))}", check="mapping_column")])
     frame = raw
     for column, allowed in spec.where.items():
         keep = rows_where(frame, {column: allowed})
@@ -271,7 +271,7 @@ def apply_table_mapping(raw: pd.DataFrame, spec: TableMapping, raw_name: str,
             varying = ordered.groupby(key_source, sort=False)[mapped_cols].nunique(dropna=False).gt(1).sum()
             for col, n in varying.items():
                 if n:
-                    notes.append(Problem(spec.table, None, f"{int(n)} {key} values have differing '{col}' across "
+                    notes.append(Problem(spec.table, None, f"{int(n)} {key} values have differing '{shorten(col)}' across "
                                                            f"rows of '{raw_name}'; the {'latest' if order else 'last'} "
                                                            "row was kept", n_rows=int(n), check="conflicting_rows"))
         before = len(frame)
@@ -371,8 +371,9 @@ def check_unique_columns(frame: pd.DataFrame, table: str, original: pd.Index | N
     dup = frame.columns[frame.columns.duplicated()].unique()
     if len(dup):
         original = frame.columns if original is None else original
-        clashes = [f"{col} ← {', '.join(str(o) for o, n in zip(original, frame.columns) if n == col)}" for col in dup]
-        raise DataValidationError([Problem(table, str(dup[0]), "several columns stand for the same contract column: "
+        clashes = [f"{shorten(col)} ← {', '.join(shorten(o) for o, n in zip(original, frame.columns) if n == col)}"
+                   for col in dup]
+        raise DataValidationError([Problem(table, shorten(dup[0]), "several columns stand for the same contract column: "
                                                                + "; ".join(clashes) + ". Keep one or map it explicitly.",
                                            check="duplicate_column")])
 

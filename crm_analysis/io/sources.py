@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from crm_analysis.coercion import TEXT
-from crm_analysis.exceptions import DataValidationError, Problem, SourceError
+from crm_analysis.exceptions import MAX_SHOWN_LINE, DataValidationError, Problem, SourceError, shorten
 from crm_analysis.io.encoding import read_text_table
 
 __all__ = ["Source", "FolderSource", "WorkbookSource", "DatabaseSource", "open_source", "is_database_url", "redact_url"]
@@ -56,7 +56,8 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 def _unreadable(path: Path, err: Exception) -> DataValidationError:
     first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return DataValidationError([Problem(_stem(path), None, f"cannot read {path.name}: {first_line}",
+    return DataValidationError([Problem(_stem(path), None, f"cannot read {path.name}: "
+                                                          f"{shorten(first_line, MAX_SHOWN_LINE)}",
                                         check="unreadable_file")])
 
 
@@ -66,7 +67,7 @@ def _listed(items: list[str]) -> str:
 
 
 def _missing(name: str, where: str, available: list[str]) -> DataValidationError:
-    listed = ", ".join(available) if available else "nothing"
+    listed = ", ".join(map(shorten, available)) if available else "nothing"
     return DataValidationError([Problem(name, None, f"'{name}' was not found in {where}; it has: {listed}",
                                         check="missing_table")])
 
@@ -237,7 +238,8 @@ class DatabaseSource(Source):
                 pass
         except Exception as err:  # noqa: BLE001 - any driver error means we cannot read the source
             raise DataValidationError([Problem("source", None, f"cannot open the database {self.description}: "
-                                                               f"{type(err).__name__}: {str(err).splitlines()[0]}",
+                                                               f"{type(err).__name__}: "
+                                                               f"{shorten(str(err).splitlines()[0], MAX_SHOWN_LINE)}",
                                                check="unreachable_source")]) from None
 
     def names(self) -> list[str]:
