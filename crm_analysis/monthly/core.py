@@ -97,8 +97,9 @@ def trend_kpis(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     """Visits, patients and new patients in each of the last 12 months."""
     visits = between(clinic.visits, "visit_date", month_start(as_of, 11), as_of)
     months = pd.period_range(end=as_of.to_period("M"), periods=12, freq="M")
-    period = visits["visit_date"].dt.to_period("M")
-    by_month = pd.DataFrame({"month": period.to_numpy(), "patient_id": visits["patient_id"].to_numpy()})
+    # Periods as an extension array: .to_numpy() would make one Python Period object per visit.
+    by_month = pd.DataFrame({"month": visits["visit_date"].dt.to_period("M").array,
+                             "patient_id": visits["patient_id"].to_numpy()})
     counts = by_month.groupby("month").agg(visits=("patient_id", "size"), patients=("patient_id", "nunique"))
     first = first_visits(clinic)
     first = first[(first >= months[0].start_time) & (first <= as_of)]

@@ -25,12 +25,14 @@ time it is asked for; the error is kept (and saved) like a result.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 
@@ -39,7 +41,8 @@ from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.i18n import check_lang
 from crm_analysis.monthly.rules import RuleSet, load_rule_set
 
-__all__ = ["Month", "MODELS", "FIT_GROUPS", "fit_models"]
+__all__ = ["Month", "MODELS", "FIT_GROUPS", "FITTING_MARKER", "fit_models", "fitting_into", "model_workers",
+           "inherited", "fit_and_save"]
 
 #: The month's models, in the order they are fitted when all are asked for.
 MODELS = ("reminders", "churn", "churn_comparison", "recall", "campaigns", "churn_backtest", "clv", "clv_backtest")
@@ -49,6 +52,35 @@ FIT_GROUPS = (("reminders",), ("churn", "recall", "campaigns", "churn_comparison
               ("churn_backtest", "clv", "clv_backtest"))
 #: Clinic-level errors a model may raise on thin data; they are kept like results.
 _KEPT_ERRORS = (CrmAnalysisError,)
+#: A file in a models folder while the run is still fitting into it: a :class:`Month` opened on the folder
+#: waits for a model it needs rather than fitting it a second time (see :func:`fitting_into`).
+FITTING_MARKER = ".fitting"
+#: How often a waiting :class:`Month` looks for the model it needs (seconds).
+_POLL_SECONDS = 0.05
+
+
+def _wait_while_fitting(path: Path) -> None:
+    """Wait until the model file `path` exists or its folder is no longer being fitted into."""
+    marker = path.parent / FITTING_MARKER
+    while marker.exists() and not path.exists():
+        time.sleep(_POLL_SECONDS)
+
+
+@contextlib.contextmanager
+def fitting_into(folder: str | Path) -> Iterator[Path]:
+    """Mark `folder` as being fitted into for the duration of the block.
+
+    Meanwhile a :class:`Month` opened with ``saved=folder`` (e.g. in a notebook that the run started
+    early) waits for each model it asks for to be saved there, instead of fitting it itself. When the
+    block ends, however it ends, the mark goes: a model that was never saved is then fitted on use.
+    """
+    folder = Path(folder)
+    marker = folder / FITTING_MARKER
+    marker.touch(mode=0o600)
+    try:
+        yield folder
+    finally:
+        marker.unlink(missing_ok=True)
 
 
 class Month:
@@ -159,6 +191,8 @@ class Month:
     def _get(self, name: str, compute: Callable[[], Any]) -> Any:
         if name not in self._results:
             path = self.saved / f"{name}.pkl" if self.saved else None
+            if path is not None and name in MODELS:
+                _wait_while_fitting(path)
             if path is not None and path.is_file():
                 with open(path, "rb") as handle:
                     self._results[name] = pickle.load(handle)
@@ -351,7 +385,41 @@ class _FramePickler(pickle.Pickler):
         return _restore_strings, (obj.astype({c: "category" for c in coded}), coded)
 
 
-def _fit_group(month: Month, names: tuple[str, ...], folder: Path) -> list[str]:
+#: What forked workers inherit from the process that forks them (see :func:`model_workers`).
+_inherited: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def model_workers(month: Month, jobs: int = 2, **shared: Any) -> Iterator[ProcessPoolExecutor]:
+    """A pool of `jobs` forked worker processes that inherit `month` (and `shared`) without pickling them.
+
+    A task submitted to the pool is pickled to its worker; a :class:`Month` passed
+    that way would copy the whole snapshot to every worker. Here the workers are
+    forked (at the first submit) after `month` is put where :func:`inherited`
+    finds it, so they share its memory. Submit :func:`fit_and_save` or any
+    module-level function that calls :func:`inherited`.
+
+    Yields
+    ------
+    ProcessPoolExecutor
+    """
+    _inherited.update(shared, month=month)
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
+            yield pool
+    finally:
+        _inherited.clear()
+
+
+def inherited(name: str = "month") -> Any:
+    """In a worker of :func:`model_workers`: the Month (or a `shared` value) it inherited."""
+    return _inherited[name]
+
+
+def fit_and_save(names: tuple[str, ...], folder: str | Path, month: Month | None = None) -> list[str]:
+    """Fit the models `names` of `month` (default: the inherited one) and save them into `folder`; returns the
+    names. Models the data cannot support are saved as their thin-data error."""
+    month = inherited() if month is None else month
     month.fit(names)
     month.save(folder, [n for n in names if n in month._results])
     return list(names)
@@ -362,9 +430,10 @@ def fit_models(month: Month, folder: str | Path, *, jobs: int = 2,
     """Fit the month's models in `jobs` worker processes and save them into `folder`; returns a Month
     that loads them from there.
 
-    The workers are forked, so they share the loaded clinic without copying
-    it; each runs one group of :data:`FIT_GROUPS` and pickles its models. With
-    ``jobs=1`` (or where fork is unavailable) everything is fitted in this process.
+    The workers are forked (:func:`model_workers`), so they share the loaded
+    clinic without copying it; each runs one group of :data:`FIT_GROUPS` and
+    pickles its models. With ``jobs=1`` (or where fork is unavailable)
+    everything is fitted in this process.
 
     Raises
     ------
@@ -374,13 +443,13 @@ def fit_models(month: Month, folder: str | Path, *, jobs: int = 2,
     folder = Path(folder)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     if jobs > 1 and "fork" in _start_methods():
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
-            futures = [pool.submit(_fit_group, month, group, folder) for group in groups]
+        with model_workers(month, jobs) as pool:
+            futures = [pool.submit(fit_and_save, group, folder) for group in groups]
             for future in futures:
                 future.result()
     else:
         for group in groups:
-            _fit_group(month, group, folder)
+            fit_and_save(group, folder, month)
     return Month(month.clinic, month.as_of, rules=month.rules, lang=month.lang, saved=folder)
 
 

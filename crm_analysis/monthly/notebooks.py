@@ -38,9 +38,14 @@ FRONT_MATTER_FROM = 90
 NOTEBOOK_JOBS = 2
 #: What a lane's kernel runs as it starts, while the run loads the data and fits the month's models: the
 #: analysis notebooks' imports and pandas' table template. It binds no name (the notebooks start clean).
+#: It also makes pyplot pick its (inline) backend, then disconnects pyplot's own post-cell hook: that hook
+#: draws every open figure after each cell, just before the inline backend draws it again as a PNG, so each
+#: chart would be drawn once for nothing. The inline backend still shows and closes every figure.
 WARM_UP = ("[__import__(m) for m in ('pandas', 'matplotlib.pyplot', 'IPython.display', 'crm_analysis.monthly', "
            "'crm_analysis.plotting', 'crm_analysis.quality', 'crm_analysis.report.sections')]; "
-           "__import__('pandas').DataFrame({'a': [1]}).style.to_html();")
+           "__import__('pandas').DataFrame({'a': [1]}).style.to_html(); "
+           "__import__('matplotlib.pyplot').pyplot.figure(); __import__('matplotlib.pyplot').pyplot.close('all'); "
+           "__import__('matplotlib.pyplot').pyplot.uninstall_repl_displayhook();")
 
 
 def notebook_paths(notebook_dir: str | Path | None = None) -> list[Path]:

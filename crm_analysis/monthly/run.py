@@ -42,9 +42,8 @@ import shutil
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from multiprocessing import current_process, get_context
+from multiprocessing import current_process
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
@@ -54,7 +53,7 @@ from crm_analysis.exceptions import CrmAnalysisError, NotebookFailed, PrivacyLea
 from crm_analysis.i18n import check_lang
 from crm_analysis.monthly import publish as pub
 from crm_analysis.monthly.kpis import CORE_SECTIONS, KPIS_FILE, SECTIONS, monthly_kpis
-from crm_analysis.monthly.month import FIT_GROUPS, MODELS, Month
+from crm_analysis.monthly.month import FIT_GROUPS, MODELS, Month, fit_and_save, fitting_into, inherited, model_workers
 from crm_analysis.monthly.outreach import outreach_lists
 from crm_analysis.monthly.notebooks import (NOTEBOOK_DIR, PROJECT_ROOT, WARM_UP, KernelLanes, execute_notebook,
                                             is_front_matter, notebook_parameters, notebook_paths, report_order)
@@ -371,9 +370,14 @@ def _lanes(ctx: RunContext, paths: list[Path], private: Path, work: Path, kpis_r
                        warm_up=WARM_UP if ctx.analyses else "")
 
 
-def _fit_group(month: Month, names: tuple[str, ...], folder: Path) -> None:
-    """Fit one group of models in a worker process and save them (see :func:`crm_analysis.monthly.month.fit_models`)."""
-    month.fit(names).save(folder, names)
+def _outreach_in_worker(models_dir: str, staging: str) -> tuple[float, list[str], dict[str, str]]:
+    """Write the staff lists in a model worker (:func:`~crm_analysis.monthly.month.model_workers`), from the
+    models as they are saved; returns the seconds taken, the files written and the lists left out."""
+    started = time.perf_counter()
+    ctx, fitting = inherited("ctx"), inherited()
+    month = Month(fitting.clinic, fitting.as_of, rules=fitting.rules, lang=fitting.lang, saved=models_dir)
+    written, skipped = _outreach(ctx, month, Path(staging))
+    return round(time.perf_counter() - started, 2), written, skipped
 
 
 def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], lanes: KernelLanes,
@@ -387,40 +391,55 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
     month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang)
     names = list(SECTIONS) if ctx.analyses else list(CORE_SECTIONS)
     needs_models = [n for n in names if n in ("reminder_effect", "churn")]
+    outreach_job = None
     try:
-        if ctx.analyses:
-            with steps.step("models"):
-                # Forked before the lanes' threads start (at go()): a child holds only this thread. The
-                # children never touch the kernels' sockets, and they end with os._exit.
-                early_names = [n for n in names if n not in needs_models]
-                if current_process().daemon:  # a Dask worker may not start processes: fit here, in turn
-                    early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)
-                    for group in FIT_GROUPS:
-                        _fit_group(month, group, models_dir)
-                else:
-                    with ProcessPoolExecutor(max_workers=MODEL_JOBS, mp_context=get_context("fork")) as pool:
-                        fits = [pool.submit(_fit_group, month, group, models_dir) for group in FIT_GROUPS]
+        with contextlib.ExitStack() as workers:
+            if ctx.analyses:
+                with steps.step("models"), fitting_into(models_dir):
+                    # The notebooks start now, on the loaded snapshot: one that needs a model waits for it to be
+                    # saved (see fitting_into), so none is fitted twice and the notebooks that need none (data
+                    # quality) run while the models are fitted.
+                    early_names = [n for n in names if n not in needs_models]
+                    if current_process().daemon:  # a Dask worker may not start processes: fit here, in turn
+                        lanes.go()
+                        early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)
+                        for group in FIT_GROUPS:
+                            fit_and_save(group, models_dir, month)
+                    else:
+                        pool = workers.enter_context(model_workers(month, MODEL_JOBS, ctx=ctx))
+                        # The first submit forks every worker, before the lanes' threads start (a child holds
+                        # only this thread). The children never touch the kernels' sockets; they end with
+                        # os._exit. The lists go last: their worker waits for the models they need.
+                        fits = [pool.submit(fit_and_save, group, models_dir) for group in FIT_GROUPS]
+                        outreach_job = pool.submit(_outreach_in_worker, str(models_dir), str(staging))
+                        lanes.go()
                         early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)
                         for fit in fits:
                             fit.result()
-            month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang, saved=models_dir)
-        else:
-            early = monthly_kpis(month, sections=names, min_count=ctx.min_count)
-            needs_models = []
-        lanes.go()
-        with steps.step("kpis"):
-            late = monthly_kpis(month, sections=needs_models, min_count=ctx.min_count)
-            kpis = replace(early, sections={n: {**early.sections, **late.sections}[n] for n in names})
-            partial = work / f".{KPIS_FILE}.tmp"
-            partial.write_text(kpis.to_json(), encoding="utf-8")
-            os.replace(partial, work / KPIS_FILE)
-            result.kpis = kpis.to_dict()
-            result.skipped += [{"where": KPIS_FILE, "analysis": name, "reason": block.get("reason", "")}
-                               for name, block in kpis.sections.items() if not block.get("available", False)]
-        kpis_ready.set()
-        with steps.step("outreach"):
-            written = _write_outreach(ctx, month, staging, result)
-            result.outreach_files = [result.outreach_dir / p.name for p in written]
+                month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang, saved=models_dir)
+            else:
+                lanes.go()
+                early = monthly_kpis(month, sections=names, min_count=ctx.min_count)
+                needs_models = []
+            with steps.step("kpis"):
+                late = monthly_kpis(month, sections=needs_models, min_count=ctx.min_count)
+                kpis = replace(early, sections={n: {**early.sections, **late.sections}[n] for n in names})
+                partial = work / f".{KPIS_FILE}.tmp"
+                partial.write_text(kpis.to_json(), encoding="utf-8")
+                os.replace(partial, work / KPIS_FILE)
+                result.kpis = kpis.to_dict()
+                result.skipped += [{"where": KPIS_FILE, "analysis": name, "reason": block.get("reason", "")}
+                                   for name, block in kpis.sections.items() if not block.get("available", False)]
+            kpis_ready.set()
+            if outreach_job is None:
+                with steps.step("outreach"):
+                    written, skipped = _outreach(ctx, month, staging)
+            else:
+                seconds, written, skipped = outreach_job.result()
+                steps.record("outreach", seconds)
+        result.outreach_files = [result.outreach_dir / name for name in written]
+        result.skipped += [{"where": "outreach", "analysis": name, "reason": reason}
+                           for name, reason in skipped.items()]
         for path in paths:  # reported in run order, whatever order they finish in
             try:
                 seconds = lanes.futures[path].result()
@@ -451,13 +470,12 @@ def _notebook_failure(path: Path, err: BaseException, failed: Path) -> str:
     return f"{path.name} could not run: {type(err).__name__}: {first} (executed notebooks kept in {failed})"
 
 
-def _write_outreach(ctx: RunContext, month: Month, staging: Path, result: RunResult) -> list[Path]:
+def _outreach(ctx: RunContext, month: Month, staging: Path) -> tuple[list[str], dict[str, str]]:
+    """Write the staff lists into `staging`; returns the files written and the lists left out (with why)."""
     from crm_analysis.report.outreach import write_outreach_lists
 
     lists = outreach_lists(month, analyses=ctx.analyses, producers=ctx.producers)
-    result.skipped += [{"where": "outreach", "analysis": name, "reason": reason}
-                       for name, reason in lists.skipped.items()]
-    return write_outreach_lists(lists, staging, as_of=month.as_of)
+    return [p.name for p in write_outreach_lists(lists, staging, as_of=month.as_of)], dict(lists.skipped)
 
 
 def _write_report(ctx: RunContext, steps: Progress, paths: list[Path], work: Path, result: RunResult) -> None:

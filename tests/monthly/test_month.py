@@ -150,3 +150,44 @@ def test_a_kept_thin_data_error_is_saved_and_raised_from_the_saved_month(demo_cl
         saved.campaigns
     assert caught.value.table == "contacts" and caught.value.reason_ko.startswith("campaign lists")
     assert saved.summary.set_index("model").loc["campaigns", "state"].startswith("skipped: campaign lists needs")
+
+
+def test_a_month_opened_while_the_run_fits_waits_for_the_saved_model(demo_clinic, tmp_path):
+    """A notebook started early waits for a model the run is still fitting, instead of fitting it twice."""
+    import threading
+    import time
+
+    from crm_analysis.monthly.month import fitting_into
+
+    fitted = Month(demo_clinic, DEMO_END)
+    fitted._get("churn_comparison", lambda: pd.DataFrame({"model": ["cox"], "concordance": [0.7]}))
+    opened = Month(demo_clinic, DEMO_END, saved=tmp_path)
+    with fitting_into(tmp_path):
+        saver = threading.Timer(0.4, fitted.save, args=(tmp_path, ["churn_comparison"]))
+        started = time.perf_counter()
+        saver.start()
+        got = opened._get("churn_comparison", lambda: pytest.fail("fitted again while the run was fitting it"))
+        waited = time.perf_counter() - started
+    print(f"waited {waited:.2f} s for the saved model")
+    assert waited >= 0.35
+    pd.testing.assert_frame_equal(got, fitted.churn_comparison)
+    assert not (tmp_path / ".fitting").exists()
+    # Once the run has finished fitting, a model it did not save is fitted on use, without waiting.
+    started = time.perf_counter()
+    assert opened._get("clv", lambda: "fitted here") == "fitted here"
+    assert time.perf_counter() - started < 0.2
+
+
+def test_model_workers_inherit_the_month_without_pickling_it(demo_clinic, tmp_path, monkeypatch):
+    from crm_analysis.monthly.month import fit_and_save, model_workers
+
+    month = Month(demo_clinic, DEMO_END)
+    month._get("churn_comparison", lambda: pd.DataFrame({"model": ["cox"]}))
+
+    def refuse(self):
+        raise AssertionError("the Month was pickled to a worker")
+
+    monkeypatch.setattr(Month, "__reduce__", refuse, raising=False)
+    with model_workers(month, 2) as pool:
+        assert pool.submit(fit_and_save, ("churn_comparison",), tmp_path).result() == ["churn_comparison"]
+    assert (tmp_path / "churn_comparison.pkl").is_file()

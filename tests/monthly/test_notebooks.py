@@ -71,6 +71,32 @@ def test_a_failure_stops_the_rest_of_its_lane(tmp_path):
     assert not (out / "20_after.ipynb").exists()
 
 
+def test_the_warm_up_imports_and_each_chart_is_drawn_only_for_its_png(tmp_path):
+    """The run's warm-up leaves the inline backend showing every chart, without pyplot's extra draw per cell."""
+    from crm_analysis.monthly.notebooks import WARM_UP
+
+    chart = _notebook(tmp_path / "00_chart.ipynb",
+                      "import matplotlib.figure, matplotlib.pyplot as plt\n"
+                      "draws = []\n_draw = matplotlib.figure.Figure.draw\n"
+                      "matplotlib.figure.Figure.draw = lambda self, *a, **k: (draws.append(1), _draw(self, *a, **k))[1]",
+                      "fig, ax = plt.subplots(); ax.plot([1, 2, 3]);",
+                      "print('draws', len(draws), 'open', len(plt.get_fignums()))")
+    out = tmp_path / "out"
+    out.mkdir()
+    lanes = KernelLanes([chart], private_workdir(), _run_one(out), jobs=1, warm_up=WARM_UP).start()
+    lanes.go()
+    assert lanes.futures[chart].result(timeout=120) >= 0
+    lanes.join()
+    cells = json.loads((out / "00_chart.ipynb").read_text())["cells"]
+    plotted, counted = cells[-2], cells[-1]
+    assert any("image/png" in o.get("data", {}) for o in plotted["outputs"]), "the chart is shown"
+    printed = "".join(counted["outputs"][0]["text"])
+    print(printed)
+    draws = int(printed.split()[1])
+    # Two draws make the PNG (bbox_inches="tight" measures, then draws); pyplot's post-cell hook made a third.
+    assert draws <= 2 and printed.strip().endswith("open 0")
+
+
 def test_parameters_and_report_order(tmp_path):
     params = notebook_parameters(source="s", as_of="2026-10-31", out_dir=tmp_path, lang="en", mapping=None)
     assert params["rules"] == "" and params["models"] == "" and params["as_of"] == "2026-10-31"
