@@ -40,11 +40,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print("  encodings: " + ", ".join(f"{k}={v}" for k, v in sorted(clinic.encodings.items())))
     print(clinic.report.summary())
     if args.quarantine_out and clinic.report.quarantined:
+        from crm_analysis.cells import neutralise_formulas
         from crm_analysis.io.writing import atomic_write
 
         folder = Path(args.quarantine_out)
         for name, df in clinic.report.quarantined.items():
-            text = df.to_csv(index_label="row")
+            text = neutralise_formulas(df).to_csv(index_label="row")
             atomic_write(folder / f"{name}_quarantined.csv",
                          lambda handle, text=text: handle.write(text.encode("utf-8-sig")), mode=0o600)
         print(f"quarantined rows written to {folder}")

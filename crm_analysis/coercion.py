@@ -4,6 +4,10 @@ Exports arrive as text (CSV), as native values (Parquet, SQL) or as a mix
 (Excel). Each ``to_*`` function here takes one raw column and returns the typed
 column plus the index labels of values it could not read, so the caller can
 report every bad value at once instead of stopping at the first.
+
+Text (ids, strings, categories) that this package's writers escaped against
+spreadsheet formulas (``'=...``) is read back without the quote
+(:func:`crm_analysis.cells.restore_formulas`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from crm_analysis.cells import restore_formulas
 
 __all__ = ["coerce_column", "isin", "is_arrow_text", "TRUE_WORDS", "FALSE_WORDS", "DATE_FORMATS", "DEFAULT_TIMEZONE",
            "TEXT"]
@@ -151,7 +157,7 @@ def _bad(parsed: pd.Series, raw_present: pd.Series) -> pd.Index:
 
 
 def to_id(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
-    """Identifiers as text. Whole floats (``123.0``, from Excel) lose their ``.0``."""
+    """Identifiers as text. Whole floats (``123.0``, from Excel) lose their ``.0``; a formula escape (``'=``) its quote."""
     if pd.api.types.is_float_dtype(raw):
         whole = raw.notna() & np.isfinite(raw) & (raw == np.floor(raw))
         text = raw.astype(TEXT)
@@ -159,11 +165,12 @@ def to_id(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
         return text, pd.Index([])
     if pd.api.types.is_integer_dtype(raw):
         return raw.astype(TEXT), pd.Index([])
-    return _as_text(raw), pd.Index([])
+    return restore_formulas(_as_text(raw)), pd.Index([])
 
 
 def to_string(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
-    return _as_text(raw), pd.Index([])
+    """Text, stripped, blanks missing; a formula escape (``'=``) loses its quote."""
+    return restore_formulas(_as_text(raw)), pd.Index([])
 
 
 def to_category(raw: pd.Series) -> tuple[pd.Series, pd.Index]:

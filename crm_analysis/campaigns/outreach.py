@@ -14,7 +14,8 @@
 
 :func:`write_outreach` writes each as CSV (UTF-8 with a byte-order mark, so
 Korean Excel opens it) and XLSX, owner-readable only (files 0600 in a 0700
-folder), atomically. Output is byte-identical for the same inputs: rows are
+folder), atomically, with every text cell that would start a spreadsheet formula
+escaped by a leading ``'`` (:func:`crm_analysis.cells.neutralise_formulas`). Output is byte-identical for the same inputs: rows are
 sorted, times are the plan's, and the XLSX zip carries fixed timestamps and
 document properties (never the clock).
 
@@ -35,6 +36,7 @@ from typing import Mapping
 import pandas as pd
 
 from crm_analysis.campaigns.definitions import CampaignConfig
+from crm_analysis.cells import neutralise_formulas
 from crm_analysis.campaigns.planner import CampaignPlan, plan_campaigns
 from crm_analysis.i18n import check_lang, label
 from crm_analysis.io.writing import atomic_write
@@ -158,7 +160,8 @@ def write_outreach(lists: Mapping[str, pd.DataFrame], folder: str | Path) -> lis
     """Write each table as ``<name>.csv`` (UTF-8 with BOM) and ``<name>.xlsx`` into `folder`.
 
     The folder is created (and set) 0700 and every file 0600: these lists hold
-    personal data, so keep the folder apart from management reports.
+    personal data, so keep the folder apart from management reports. Text cells
+    that would start a formula get a leading ``'`` (the tables given are not modified).
 
     Returns
     -------
@@ -170,7 +173,7 @@ def write_outreach(lists: Mapping[str, pd.DataFrame], folder: str | Path) -> lis
     os.chmod(folder, 0o700)
     written = []
     for name in sorted(lists):
-        df = lists[name]
+        df = neutralise_formulas(lists[name])
         csv, xlsx = _csv_bytes(df), _xlsx_bytes(df, name)
         written.append(atomic_write(folder / f"{name}.csv", lambda h, b=csv: h.write(b), mode=0o600))
         written.append(atomic_write(folder / f"{name}.xlsx", lambda h, b=xlsx: h.write(b), mode=0o600))

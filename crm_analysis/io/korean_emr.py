@@ -15,6 +15,7 @@ from typing import Mapping
 
 import pandas as pd
 
+from crm_analysis.cells import neutralise_formulas
 from crm_analysis.io.writing import atomic_write
 
 __all__ = ["write_korean_emr_export", "EMR_FILES", "EMR_COLUMNS", "EMR_CODES"]
@@ -92,7 +93,8 @@ def write_korean_emr_export(tables: Mapping[str, pd.DataFrame], out_dir: str | P
         if table not in tables:
             continue
         df = tables[table]
-        export = pd.DataFrame({korean: _export_column(df[col], col) for col, korean in EMR_COLUMNS[table].items()})
+        export = neutralise_formulas(pd.DataFrame({korean: _export_column(df[col], col)
+                                                   for col, korean in EMR_COLUMNS[table].items()}))
         path = Path(out_dir) / f"{file_stem}.csv"
         text = export.to_csv(index=False, lineterminator="\r\n")
         written.append(atomic_write(path, lambda handle, text=text: handle.write(text.encode(encoding))))

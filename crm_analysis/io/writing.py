@@ -5,6 +5,12 @@ disk, and moved into place only when complete, so a killed run never leaves a
 half-written file. CSV is UTF-8 with a byte-order mark (Korean Excel opens it
 correctly), dates as ``YYYY-MM-DD``, date-times as ``YYYY-MM-DD HH:MM:SS``,
 yes/no as ``true``/``false`` and missing values as empty fields.
+
+In CSV and Excel files, text that would start a spreadsheet formula (``=``,
+``+``, ``-``, ``@``, tab, CR) gets a leading ``'``
+(:func:`crm_analysis.cells.neutralise_formulas`), so opening the file in Excel
+runs nothing; :func:`crm_analysis.load_clinic` takes the quote off again.
+Parquet files and databases hold the values as they are.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from crm_analysis.cells import neutralise_formulas
 from crm_analysis.contract import TABLES
 from crm_analysis.io.sources import is_database_url
 
@@ -72,8 +79,8 @@ def _arrow_for_text(name: str, df: pd.DataFrame) -> pa.Table:
 
 
 def write_table_csv(name: str, df: pd.DataFrame, path: str | Path) -> Path:
-    """Write one contract table as UTF-8 CSV with a byte-order mark."""
-    table = _arrow_for_text(name, df)
+    """Write one contract table as UTF-8 CSV with a byte-order mark (formula triggers escaped)."""
+    table = _arrow_for_text(name, neutralise_formulas(df))
     header = (",".join(table.column_names) + "\n").encode("utf-8")
 
     def write(handle: BinaryIO) -> None:
@@ -144,7 +151,7 @@ def write_clinic(tables: Mapping[str, pd.DataFrame], target: str | Path, *, form
         def write_book(handle: BinaryIO) -> None:
             with pd.ExcelWriter(handle, engine="openpyxl") as book:
                 for name, df in tables.items():
-                    _for_excel(df, name).to_excel(book, sheet_name=name, index=False)
+                    neutralise_formulas(_for_excel(df, name)).to_excel(book, sheet_name=name, index=False)
         return [str(atomic_write(folder / "clinic.xlsx", write_book))]
     writer = write_table_csv if format == "csv" else write_table_parquet
     return [str(writer(name, df, folder / f"{name}.{format}")) for name, df in tables.items()]

@@ -8,7 +8,8 @@ registered producer after the notebooks, on the clinic as known at the
 month's end, and writes each list as ``<name>.csv`` (UTF-8 with BOM, for
 Korean Excel) and ``<name>.xlsx`` into ``outreach/YYYY-MM/``: a folder with
 owner-only permissions (0700, files 0600), published atomically, separate from
-``reports/``.
+``reports/``. No cell can act as a formula: text starting with ``=``, ``+``,
+``-``, ``@``, tab or CR gets a leading ``'`` (:func:`crm_analysis.cells.neutralise_formulas`).
 
 No producer is registered by default: the campaign module (issue #6) and the
 churn module's recall list register theirs when they land, for example::
@@ -33,6 +34,7 @@ from typing import Callable, Mapping
 
 import pandas as pd
 
+from crm_analysis.cells import neutralise_formulas
 from crm_analysis.clinic import ClinicData
 from crm_analysis.exceptions import InsufficientDataError
 
@@ -131,6 +133,9 @@ def write_outreach_lists(lists: Mapping[str, pd.DataFrame], folder: str | Path, 
                          as_of: str | pd.Timestamp) -> list[Path]:
     """Write each list as CSV (UTF-8 with BOM) and XLSX, owner-only (0600), into `folder` (made 0700).
 
+    Text cells that would start a spreadsheet formula are escaped with a leading ``'``
+    (:func:`crm_analysis.cells.neutralise_formulas`); the lists given are not modified.
+
     Parameters
     ----------
     lists : mapping of str to DataFrame
@@ -149,6 +154,7 @@ def write_outreach_lists(lists: Mapping[str, pd.DataFrame], folder: str | Path, 
     stamp = pd.Timestamp(as_of).normalize()
     written = []
     for name, frame in lists.items():
+        frame = neutralise_formulas(frame)
         csv = folder / f"{name}.csv"
         csv.touch(mode=0o600)
         csv.write_bytes(frame.to_csv(index=False, lineterminator="\n").encode("utf-8-sig"))

