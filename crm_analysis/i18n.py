@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from crm_analysis.cells import escaped_style
 from crm_analysis.contract import TABLES
 
 __all__ = [
@@ -205,7 +206,8 @@ def localised_view(df: pd.DataFrame, lang: str = "ko"):
     shown as percentages, whole numbers with thousands separators, missing
     values as a dash. Every row is shown (no truncation), a plain 0, 1, 2, ...
     index is hidden, and the values of a ``level`` column (finding levels) are
-    translated.
+    translated. Every value, header and label is HTML-escaped
+    (:func:`crm_analysis.cells.escaped_style`).
 
     Parameters
     ----------
@@ -227,7 +229,7 @@ def localised_view(df: pd.DataFrame, lang: str = "ko"):
                **{_maybe_label(c, lang): "{:,}" for c in counts}}
     view = localise_columns(shown, lang)
     formats = {k: v for k, v in formats.items() if k in view.columns}
-    styler = view.style.format(formats, na_rep="–")
+    styler = escaped_style(view, formats)
     if isinstance(view.index, pd.RangeIndex) and view.index.name is None:
         styler = styler.hide(axis="index")
     return styler

@@ -15,6 +15,7 @@ Reports carry aggregates only. Two tools keep them that way:
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import unicodedata
@@ -384,8 +385,9 @@ def artefact_text(path: str | Path) -> str:
 
     HTML, JSON, CSV and notebooks are read as text (a notebook's JSON holds
     every output); a PDF's text is extracted with PDFium (``pypdfium2``, fifteen times faster than pure-Python
-    readers); Korean text inside JSON escapes is decoded. Embedded base64 images (pictures, not text) are
-    left out.
+    readers); Korean text inside JSON escapes is decoded, and so are HTML character references (a name
+    shown escaped, such as ``O&#x27;Brien`` or ``&#44608;``, is still that name). Embedded base64 images
+    (pictures, not text) are left out.
     """
     path = Path(path)
     if path.suffix.lower() == ".pdf":
@@ -404,8 +406,10 @@ def artefact_text(path: str | Path) -> str:
             return _DATA_URI.sub("data:", text)
         if path.suffix.lower() == ".ipynb":
             _drop_images(data)
+            return html.unescape(json.dumps(data, ensure_ascii=False))  # HTML outputs escape what they show
         return json.dumps(data, ensure_ascii=False)
-    return _DATA_URI.sub("data:", text)
+    text = _DATA_URI.sub("data:", text)
+    return html.unescape(text) if path.suffix.lower() in (".html", ".htm") else text
 
 
 def _drop_images(notebook: dict) -> None:

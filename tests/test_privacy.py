@@ -143,6 +143,21 @@ def test_scan_reads_json_with_korean_escapes(tmp_path):
     assert [h.value for h in scan_artefacts([path], personal_values(PATIENTS))] == ["김민수"]
 
 
+def test_scan_reads_names_shown_escaped_in_html(tmp_path):
+    """Escaping a value for HTML must not hide it from the scan: character references are read as characters."""
+    patients = pd.DataFrame({"name": ["O'Brien <Kim>", "김민수"], "phone": [None, None], "email": [None, None]})
+    page = tmp_path / "report.html"
+    page.write_text("<td>O&#x27;Brien &lt;Kim&gt;</td><h3>&#44608;&#48124;&#49688;</h3>", encoding="utf-8")
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": "<td>O&#x27;Brien &lt;Kim&gt;</td>"})]
+    nb.cells = [cell]
+    nbformat.write(nb, tmp_path / "x.ipynb")
+    hits = scan_artefacts([page, tmp_path / "x.ipynb"], personal_values(patients))
+    assert sorted((h.artefact, h.value) for h in hits) == [("report.html", "O'Brien <Kim>"), ("report.html", "김민수"),
+                                                           ("x.ipynb", "O'Brien <Kim>")]
+
+
 def test_scan_reads_pdf_text(tmp_path):
     from crm_analysis.report.pdf import font_face_css, write_pdf
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from crm_analysis.cells import escaped_style
 from crm_analysis.i18n import LABELS, check_lang, label
 
 __all__ = ["churn_view"]
@@ -54,7 +55,7 @@ def churn_view(table: pd.DataFrame, lang: str = "ko"):
                **{names[c]: "{:.3f}" for c in floats},
                **{names[c]: "{:,}" for c in ints}}
     view = shown.rename(columns=names)
-    styler = view.style.format(formats, na_rep="–")
+    styler = escaped_style(view, formats)
     if isinstance(view.index, pd.RangeIndex):
         styler = styler.hide(axis="index")
     return styler

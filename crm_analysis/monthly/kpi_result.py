@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm_analysis.cells import escaped_style
 from crm_analysis.exceptions import InsufficientDataError
 from crm_analysis.i18n import check_lang, label, localise_columns
 from crm_analysis.sufficiency import REQUIREMENTS, SHORT_OF_DATA
@@ -110,8 +111,7 @@ class MonthlyKpis:
         if table.empty:
             return None
         names = {"section": label("kpi_col_section", lang), "reason": label("kpi_col_reason", lang)}
-        return (table.rename(columns=names).style.format(escape="html").hide(axis="index")
-                .set_properties(**{"text-align": "left"}))
+        return escaped_style(table.rename(columns=names)).hide(axis="index").set_properties(**{"text-align": "left"})
 
     def _get(self, section: str, *keys: str) -> Any:
         value: Any = self.sections.get(section, {})
@@ -216,7 +216,8 @@ class MonthlyKpis:
         if table.empty:
             return table
         counts = [label(f"kpi_col_{c}", lang) for c in ("patients_before", "patients_now", "stayed")]
-        return table.style.format("{:,}", subset=counts, na_rep=f"<{self.min_count}").hide(axis="index")
+        return escaped_style(table).format("{:,}", subset=counts, na_rep=f"<{self.min_count}",
+                                           escape="html").hide(axis="index")
 
     def campaign_view(self, lang: str = "ko", period: str = "last_12m"):
         """:meth:`campaign_table` for display: hidden counts as ``<5``, hidden rates as "–"."""
@@ -225,8 +226,8 @@ class MonthlyKpis:
             return table
         counts = [label(f"kpi_col_{c}", lang) for c in ("n_sent", "n_holdout")]
         rates = [label(f"kpi_col_{c}", lang) for c in ("rate_sent", "rate_holdout")]
-        styler = table.style.format("{:,}", subset=counts, na_rep=f"<{self.min_count}")
-        return styler.format("{:.1f}%", subset=rates, na_rep="–").hide(axis="index")
+        styler = escaped_style(table, dict.fromkeys(rates, "{:.1f}%"))
+        return styler.format("{:,}", subset=counts, na_rep=f"<{self.min_count}", escape="html").hide(axis="index")
 
     def department_table(self, lang: str = "ko") -> pd.DataFrame:
         """Revenue by department this month, with a total row; suppressed cells are missing."""
@@ -244,7 +245,7 @@ class MonthlyKpis:
 
     def headline_view(self, lang: str = "ko"):
         """:meth:`headline` as a display table (no index), for the report page."""
-        return self.headline(lang).style.hide(axis="index")
+        return escaped_style(self.headline(lang)).hide(axis="index")
 
     def department_view(self, lang: str = "ko"):
         """:meth:`department_table` for display: thousands separators, suppressed counts as ``<5``."""
@@ -253,8 +254,8 @@ class MonthlyKpis:
             return table
         counts = [label(f"kpi_col_{c}", lang) for c in ("visits", "patients")]
         money = [label(f"kpi_col_{c}", lang) for c in ("insured", "self_pay", "total")]
-        styler = table.style.format("{:,}", subset=counts, na_rep=f"<{self.min_count}")
-        return styler.format("{:,}", subset=money, na_rep="–").hide(axis="index")
+        styler = escaped_style(table, dict.fromkeys(money, "{:,}"))
+        return styler.format("{:,}", subset=counts, na_rep=f"<{self.min_count}", escape="html").hide(axis="index")
 
     def trend_table(self) -> pd.DataFrame:
         """Visits, patients and new patients per month for the last 12 months (index: month)."""

@@ -219,7 +219,7 @@ def network_html(summary: dict, lang: str = "ko", *, extra_css: str = "") -> str
     -------
     str
     """
-    from crm_analysis.report.html import REPORT_CSS
+    from crm_analysis.report.html import CSP_META, REPORT_CSS
 
     check_lang(lang)
     title = label("network_title", lang) + (f" · {summary['network']}" if summary.get("network") else "")
@@ -232,7 +232,7 @@ def network_html(summary: dict, lang: str = "ko", *, extra_css: str = "") -> str
         parts.append(_churn(s["churn"], lang))
     parts.append(_missing(summary, lang))
     return ("<!DOCTYPE html>\n"
-            f'<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
+            f'<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n{CSP_META}\n'
             f"<title>{escape(title)} {escape(summary['month'])}</title>\n"
             f"<style>{REPORT_CSS}{_EXTRA_CSS}{extra_css}</style>\n</head>\n<body>\n"
             f'<header class="cover">\n<h1>{escape(title)}</h1>\n<p>{escape(" · ".join(facts))}</p>\n'

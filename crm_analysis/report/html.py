@@ -8,6 +8,12 @@ file is self-contained: it can be mailed or opened offline.
 
 The same HTML, with a print stylesheet and the bundled Korean font, is what
 :func:`crm_analysis.report.pdf.write_pdf` turns into ``report.pdf``.
+
+Nothing in the report runs: every value from the data is HTML-escaped where it
+is shown (:mod:`crm_analysis.cells`), and a Content-Security-Policy
+(:data:`REPORT_CSP`) tells the browser to run no script, load nothing and
+submit nothing, should anything slip through. The report needs no script:
+tables are plain HTML with inline styles and charts are ``data:`` images.
 """
 
 from __future__ import annotations
@@ -21,10 +27,18 @@ import nbformat
 
 from crm_analysis.i18n import check_lang, label
 
-__all__ = ["report_html", "notebook_body", "notebook_sections", "REPORT_CSS", "HIDDEN_TAGS"]
+__all__ = ["report_html", "notebook_body", "notebook_sections", "REPORT_CSS", "REPORT_CSP", "CSP_META", "HIDDEN_TAGS"]
 
 #: Cells with one of these tags are not shown in the report.
 HIDDEN_TAGS = frozenset({"parameters", "injected-parameters", "remove-cell", "report-hide"})
+
+#: The Content-Security-Policy of every HTML page crm_analysis writes: no script, no plugin, nothing loaded
+#: from anywhere but the page itself (its ``data:`` images and fonts, its inline styles), no form, no base URL.
+REPORT_CSP = ("default-src 'none'; script-src 'none'; object-src 'none'; img-src data:; font-src data:; "
+              "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
+
+#: The meta tag carrying :data:`REPORT_CSP`, first in ``<head>`` after the character set.
+CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">'
 
 #: Screen and print styles. Fonts: NanumGothic (bundled for the PDF), then the usual Korean system fonts.
 REPORT_CSS = """
@@ -107,7 +121,7 @@ def notebook_sections(notebooks: Sequence[str | Path | nbformat.NotebookNode]) -
 
 
 def report_html(notebooks: Sequence[str | Path | nbformat.NotebookNode], *, month: str, as_of: str,
-                lang: str = "ko", clinic_name: str | None = None, extra_css: str = "") -> str:
+                lang: str = "ko", clinic_name: str | None = None, extra_css: str = "", cover: bool = True) -> str:
     """The whole report as one self-contained HTML document.
 
     Parameters
@@ -125,6 +139,9 @@ def report_html(notebooks: Sequence[str | Path | nbformat.NotebookNode], *, mont
         Shown on the cover.
     extra_css : str
         Appended to :data:`REPORT_CSS` (the PDF adds its ``@font-face`` rules here).
+    cover : bool
+        Open with the cover (title, month, the note on hidden counts); False for the later parts of a
+        PDF laid out in parts (:func:`crm_analysis.report.pdf.write_pdf_parts`).
 
     Returns
     -------
@@ -144,8 +161,8 @@ def report_html(notebooks: Sequence[str | Path | nbformat.NotebookNode], *, mont
         sections.append(f'<section class="notebook{" first" if i == 0 else ""}" id="{escape(name)}">\n'
                         f"{body}\n</section>")
     return ("<!DOCTYPE html>\n"
-            f'<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
+            f'<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n{CSP_META}\n'
             f"<title>{escape(title)} {escape(month)}</title>\n<style>{REPORT_CSS}{extra_css}</style>\n</head>\n<body>\n"
-            f'<header class="cover">\n<h1>{escape(title)}</h1>\n<p>{" · ".join(facts)}</p>\n'
-            f'<p class="note">{escape(label("report_suppressed_note", lang))}</p>\n</header>\n'
+            + (f'<header class="cover">\n<h1>{escape(title)}</h1>\n<p>{" · ".join(facts)}</p>\n'
+               f'<p class="note">{escape(label("report_suppressed_note", lang))}</p>\n</header>\n' if cover else "")
             + "\n".join(sections) + "\n</body>\n</html>\n")

@@ -306,6 +306,7 @@ def value_view(df: pd.DataFrame, lang: str = "ko"):
     -------
     pandas.io.formats.style.Styler
     """
+    from crm_analysis.cells import escaped_style
     from crm_analysis.i18n import LABELS, check_lang
 
     check_lang(lang)
@@ -338,7 +339,7 @@ def value_view(df: pd.DataFrame, lang: str = "ko"):
             formats[col] = "{:,.1f}" if small else "{:,.0f}"
     out.columns = [tr(c) for c in out.columns]
     formats = {tr(c): f for c, f in formats.items()}
-    styler = out.style.format(formats, na_rep="–")
+    styler = escaped_style(out, formats)
     if isinstance(out.index, pd.RangeIndex) and out.index.name is None:
         styler = styler.hide(axis="index")
     return styler

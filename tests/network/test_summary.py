@@ -303,6 +303,38 @@ def test_html_is_korean_by_default_and_english_on_request(summary):
     assert "http://" not in ko and "https://" not in ko
 
 
+def test_hostile_names_are_text_and_the_page_forbids_scripts(branches):
+    """Branch names, ids, departments, failure reasons and the network's name from a hostile config or data."""
+    from html.parser import HTMLParser
+
+    bad = '<img src=x onerror=alert(1)><script>alert(2)</script><a href="javascript:alert(3)">x</a>'
+    spoilt = {cid: None if kpis is None else json.loads(json.dumps(kpis, ensure_ascii=False)
+                                                          .replace("내과", "내과" + json.dumps(bad)[1:-1]))
+              for cid, kpis in branches.items()}
+    spoilt[bad] = None
+    names = {cid: name + bad for cid, name in {**NAMES, bad: bad}.items()}
+    summary = network_summary(MONTH, spoilt, names, {**FAILURES, bad: bad}, network=bad)
+    found, text, policies = [], [], []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.extend([tag] if tag == "script" else [])
+            found.extend(f"{tag} {k}" for k, v in attrs if k.startswith("on") or "javascript:" in (v or ""))
+            if tag == "meta" and dict(attrs).get("http-equiv") == "Content-Security-Policy":
+                policies.append(dict(attrs)["content"])
+
+        def handle_data(self, data):
+            text.append(data)
+
+    for lang in ("ko", "en"):
+        parser = Parser(convert_charrefs=True)
+        parser.feed(network_html(summary, lang))
+        parser.close()
+    assert not found, found[:5]
+    assert "".join(text).count(bad) >= 8, "the hostile values are shown as text"
+    assert len(policies) == 2 and all("default-src 'none'" in p and "script-src 'none'" in p for p in policies)
+
+
 def test_pdf_has_pages_with_extractable_korean(summary, tmp_path):
     from pypdf import PdfReader
 
