@@ -489,11 +489,17 @@ def _write_report(ctx: RunContext, steps: Progress, paths: list[Path], work: Pat
         result.report_html = result.out_dir / "report.html"
     if ctx.pdf:
         with steps.step("report_pdf"):
-            from crm_analysis.report.pdf import font_face_css, write_pdf
+            from crm_analysis.report.pdf import NO_PAGE_NUMBERS_CSS, font_face_css, split_for_pdf, write_pdf_parts
 
-            printable = report_html(ordered, month=ctx.month, as_of=as_of, lang=ctx.lang,
-                                    clinic_name=ctx.clinic_name, extra_css=font_face_css())
-            write_pdf(printable, work / "report.pdf")
+            shared = dict(month=ctx.month, as_of=as_of, lang=ctx.lang, clinic_name=ctx.clinic_name)
+            parts = [report_html(run, **shared, cover=i == 0, extra_css=font_face_css() + NO_PAGE_NUMBERS_CSS)
+                     for i, run in enumerate(split_for_pdf(ordered))]
+
+            def numbering(pages: int) -> str:  # blank pages that show only "page / pages"
+                return report_html([(f"page-{i}", "") for i in range(pages)], **shared, cover=False,
+                                   extra_css=font_face_css())
+
+            write_pdf_parts(parts, work / "report.pdf", numbering=numbering)
             result.report_pdf = result.out_dir / "report.pdf"
 
 
