@@ -92,7 +92,8 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Same shape, index, dtypes (a category's categories are escaped) and column order.
+        Same shape, index and column order, and the same dtypes (a category column has its
+        categories escaped, or becomes ``object`` if two of them would then look alike).
 
     See Also
     --------

@@ -2,6 +2,8 @@
 
 Bad input exits with status 2 and a plain message, never a traceback. Other
 failures exit with status 1 and one line (``--debug`` shows the traceback).
+A message never repeats a huge value whole: one-line errors are cut to
+:data:`~crm_analysis.exceptions.MAX_SHOWN_MESSAGE` characters.
 """
 
 from __future__ import annotations
@@ -195,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``crm-analysis`` command; returns the exit status."""
-    from crm_analysis.exceptions import CrmAnalysisError, DataValidationError
+    from crm_analysis.exceptions import MAX_SHOWN_MESSAGE, CrmAnalysisError, DataValidationError, shorten
 
     args = build_parser().parse_args(argv)
     try:
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         code = EXIT_BAD_INPUT if isinstance(err, ValueError) else EXIT_FAILED
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {shorten(err, MAX_SHOWN_MESSAGE)}", file=sys.stderr)
         return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - one line for users; --debug for developers
         if args.debug:
             raise
-        first_line = (str(err).strip().splitlines() or [""])[0]
+        first_line = shorten((str(err).strip().splitlines() or [""])[0], MAX_SHOWN_MESSAGE)
         print(f"error: {type(err).__name__}: {first_line} (run with --debug for details)", file=sys.stderr)
         return EXIT_FAILED
 

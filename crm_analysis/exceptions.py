@@ -30,6 +30,7 @@ __all__ = [
     "MAX_EXAMPLES",
     "MAX_SHOWN_CHARS",
     "MAX_SHOWN_LINE",
+    "MAX_SHOWN_MESSAGE",
     "shorten",
     "quoted",
 ]
@@ -42,6 +43,9 @@ MAX_SHOWN_CHARS = 80
 
 #: The longest line of another library's error a message repeats (a parser's error may quote a whole row).
 MAX_SHOWN_LINE = 240
+
+#: The longest one-line error the command prints: the last guard against a value quoted whole somewhere.
+MAX_SHOWN_MESSAGE = 2_000
 
 
 def shorten(text: object, limit: int = MAX_SHOWN_CHARS) -> str:

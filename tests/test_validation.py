@@ -470,3 +470,13 @@ def test_a_huge_column_name_is_cut_in_the_error(tmp_path, tables):
         load_clinic(write_clinic_csv(tmp_path / "header", tables), as_of=AS_OF)
     text = str(caught.value)
     assert len(text) < SHORT and "[visits.visit_date]" in text and "columns present" in text
+
+
+def test_a_huge_argument_is_cut_in_the_error(tmp_path, tables, capsys):
+    """The command's last guard: an error from anywhere that quotes a huge value whole is cut when printed."""
+    folder = write_clinic_csv(tmp_path / "clinic", tables)
+    status = main(["run", "--month", "2024-" + "9" * 1_000_000, "--source", str(folder), "--out",
+                   str(tmp_path / "reports"), "--outreach-dir", str(tmp_path / "outreach"), "--no-pdf"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("error: month") and len(err) < SHORT and "Traceback" not in err
+
