@@ -45,8 +45,11 @@ _TRIGGERED = "^" + _TRIGGER_CLASS
 _ESCAPED = "^'" + _TRIGGER_CLASS
 #: Inferred kinds of an object column that can hold text (a column of numbers or dates holds none).
 _TEXT_KINDS = frozenset({"string", "mixed", "mixed-integer", "empty"})
-#: Every ASCII punctuation character: Markdown reads each of them literally after a backslash.
-_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+#: The characters that start Markdown inline syntax (links, images, autolinks and HTML, entities, emphasis,
+#: code, strikethrough, table cells, math, a heading's closing #) and the colon of a bare URL (which GFM
+#: links by itself): each is read literally after a backslash.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>!|~&#$:])")
+_LINE_BREAK = re.compile(r"\s*[\r\n]+\s*")
 
 
 def _is_text(values: pd.Series | pd.Index) -> bool:
@@ -193,11 +196,15 @@ def _escaped_name(name: object) -> object:
 
 
 def markdown_text(text: str) -> str:
-    """`text` for a Markdown output, shown exactly as it is: no link, image, markup or HTML can form.
+    r"""`text` for a Markdown output, shown as it is: no link, image, HTML or markup can form from it.
 
-    Every ASCII punctuation character is escaped with a backslash (Markdown then reads it
-    literally), so ``[x](javascript:alert(1))`` and ``<script>`` stay text. Use it for any text
-    from the data or the rules in ``IPython.display.Markdown``.
+    The characters that start Markdown's inline syntax (``\ ` * _ [ ] < > ! | ~ & # $``) and the
+    colon of a bare URL are escaped with a backslash, so ``[x](javascript:alert(1))``, ``<script>``
+    and ``https://...`` stay text, while letters, digits, dots, dashes, brackets and ``%`` are left
+    as they are: ``010-1234-5678`` and ``6.3%p (95%)`` read the same in the Markdown source, so the
+    privacy scan still finds a phone number there. Line breaks become spaces: the text stays on its
+    line (a heading, a list item). Use it for any text from the data or the rules in
+    ``IPython.display.Markdown``.
 
     Parameters
     ----------
@@ -209,7 +216,7 @@ def markdown_text(text: str) -> str:
 
     Examples
     --------
-    >>> markdown_text("[x](javascript:alert(1))")
-    '\\\\[x\\\\]\\\\(javascript\\\\:alert\\\\(1\\\\)\\\\)'
+    >>> print(markdown_text("[x](javascript:alert(1)) <b>6.3%p</b>"))
+    \[x\](javascript\:alert(1)) \<b\>6.3%p\</b\>
     """
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", str(text))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAK.sub(" ", str(text)))

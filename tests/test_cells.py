@@ -177,7 +177,13 @@ def test_markdown_text_renders_as_the_text_itself():
     from nbconvert.filters import markdown2html
 
     for text in ["[x](javascript:alert(1))", "<script>alert(1)</script>", "![i](x) <javascript:alert(1)>",
-                 "현재 예약 알림(3d+1d+2h)은 6.3%p 낮춥니다 (95% 신뢰구간 2.1~10.5%p)", "*a* _b_ `c` # d \\ | &amp;"]:
+                 "현재 예약 알림(3d+1d+2h)은 6.3%p 낮춥니다 (95% 신뢰구간 2.1~10.5%p)", "*a* _b_ `c` # d \\ | &amp;",
+                 "~~struck~~ $x$ <https://x.y> a_b_c **b**", "see www.example.com, a@b.co or https://x.y/z"]:
         parsed = _parse(markdown2html("### " + markdown_text(text)))
         assert parsed.tags == ["h3", "a"], (text, parsed.tags)  # the heading and nbconvert's own anchor link
         assert "".join(parsed.text).rstrip("¶") == text
+
+
+def test_markdown_text_keeps_the_text_readable_on_one_line():
+    assert markdown_text("전화 010-1234-5678, 6.3%p (95%)") == "전화 010-1234-5678, 6.3%p (95%)"
+    assert markdown_text("one\n# two\r\n- three") == "one \\# two - three"
