@@ -18,6 +18,7 @@ however the lanes were scheduled.
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import time
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import pandas as pd
+
+from crm_analysis.monthly.kernels import PRELOADED, KernelZygote, can_fork_kernels, kernel_manager, stop_kernel
 
 __all__ = ["PROJECT_ROOT", "NOTEBOOK_DIR", "FRONT_MATTER_FROM", "NOTEBOOK_JOBS", "notebook_paths", "report_order",
            "notebook_parameters", "KernelLanes", "execute_notebook", "WARM_UP", "is_front_matter"]
@@ -97,32 +100,6 @@ def notebook_parameters(*, source: str, as_of: pd.Timestamp, out_dir: str | Path
     }
 
 
-def _kernel_manager(private: Path, index: int):
-    """A ``KernelManager`` on a private Unix socket (no TCP) that remembers the clients it hands out
-    (nbclient does not stop the clients of a kernel manager it was given)."""
-    from jupyter_client.manager import KernelManager
-
-    class ClientTrackingKernelManager(KernelManager):
-        def client(self, **client_kwargs):
-            client = super().client(**client_kwargs)
-            self.clients.append(client)
-            return client
-
-    km = ClientTrackingKernelManager(kernel_name="python3", transport="ipc", ip=str(private / f"kernel{index}"))
-    km.clients = []
-    return km
-
-
-def _stop(km) -> None:
-    try:
-        if km.has_kernel:  # a kernel manager we pass in is ours to stop (nbclient stops only its own)
-            km.shutdown_kernel(now=True)
-    finally:
-        km.cleanup_resources()
-        for client in km.clients:  # ... and so are its clients' sockets: left to the garbage collector, a
-            client.stop_channels()  # context can be finalized before them and hang the process in zmq_ctx_term
-
-
 def _run_code(km, code: str, timeout: float = 120) -> None:
     """Run `code` on the kernel of `km` and wait for it (a lane's warm-up and its resets)."""
     client = km.client()
@@ -162,6 +139,9 @@ class KernelLanes:
     warm_up : str, optional
         Code each kernel runs as soon as it has started (e.g. :data:`WARM_UP`, the imports of the
         analysis notebooks); none by default.
+    fork : bool
+        Fork the kernels from this process where that is safe (see :meth:`start`); False: start them
+        as new interpreters, as Jupyter does.
 
     Notes
     -----
@@ -175,13 +155,14 @@ class KernelLanes:
 
     def __init__(self, paths: Sequence[Path], private: Path, run_one: Callable[[Path, object], None], *,
                  ready: Mapping[Path, threading.Event] | None = None, jobs: int = NOTEBOOK_JOBS,
-                 warm_up: str = "") -> None:
+                 warm_up: str = "", fork: bool = True) -> None:
         self.paths = list(paths)
         self.jobs = max(1, min(jobs, len(self.paths)))
         self.private = Path(private)
         self.run_one = run_one
         self.ready = dict(ready or {})
         self.warm_up = warm_up
+        self.fork = fork
         self.futures: dict[Path, Future] = {p: Future() for p in self.paths}
         self._go = threading.Event()
         self._cancelled = threading.Event()
@@ -197,10 +178,18 @@ class KernelLanes:
         """Start the lanes' kernels, which import the analysis stack (`warm_up`) as they start up.
 
         Only the kernel processes are launched here, from the calling thread: no thread is started
-        until :meth:`go`, so the caller may still fork worker processes safely in between.
+        until :meth:`go`, so the caller may still fork worker processes safely in between. Where it is
+        safe (:func:`~crm_analysis.monthly.kernels.can_fork_kernels`) and `fork` was not turned off, the
+        kernels are forked from this process after it has imported the analysis stack
+        (:data:`~crm_analysis.monthly.kernels.PRELOADED`), so they start with it imported.
         """
+        zygotes = []
+        if self.fork and can_fork_kernels():
+            for name in PRELOADED:
+                importlib.import_module(name)
+            zygotes = [KernelZygote() for _ in range(self.jobs)]
         for i in range(self.jobs):
-            km = _kernel_manager(self.private, i)
+            km = kernel_manager(self.private, i, zygotes[i] if zygotes else None)
             self._kms.append(km)
             try:
                 # One BLAS thread per kernel: two kernels and two model workers share two cores. The
@@ -237,7 +226,7 @@ class KernelLanes:
             thread.join()
         for i, km in enumerate(self._kms):
             if i >= len(self._threads):  # a lane that never ran: its kernel is stopped here
-                _stop(km)
+                stop_kernel(km)
         self._kms = self._kms[:len(self._threads)]
 
     def _run_lane(self, index: int) -> None:
@@ -267,4 +256,4 @@ class KernelLanes:
                     continue
                 future.set_result(round(time.perf_counter() - started, 2))
         finally:
-            _stop(km)
+            stop_kernel(km)

@@ -53,7 +53,10 @@ def folder_lock(folder: Path) -> Iterator[None]:
             raise RunFailed(f"another crm-analysis run is writing to {folder}; wait for it to finish") from None
         yield
     finally:
-        os.close(fd)  # closing releases the lock
+        # Unlock before closing: a process forked meanwhile (a notebook kernel) shares the open file,
+        # and closing only this process's descriptor would leave the lock held until that one ends.
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def clean_partials(folder: Path, name: str | None = None) -> None:
