@@ -137,6 +137,8 @@ def write_pdf_parts(parts: Sequence[str], path: str | Path, *, numbering: Callab
 
     parts = list(parts)
     path = Path(path)
+    import weasyprint  # noqa: F401 - imported once, before the fork, rather than in every process
+
     if len(parts) > 1 and jobs > 1 and "fork" in get_all_start_methods() and not current_process().daemon:
         with ProcessPoolExecutor(max_workers=min(jobs, len(parts)) - 1, mp_context=get_context("fork")) as pool:
             later = [pool.submit(_pdf_bytes, html) for html in parts[1:]]
