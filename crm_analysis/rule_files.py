@@ -1,4 +1,9 @@
-"""Overridable rule files: shipped YAML defaults with the analyst's overrides merged in.
+"""Rule files: reading an analyst's YAML, and shipped defaults with the analyst's overrides merged in.
+
+:func:`read_rule_yaml` is the one reader of rule files (segments, VIP, loyalty,
+campaigns, churn, reminders): a path, a mapping or nothing, with the same
+errors everywhere (a missing file, invalid YAML, a document that is not a
+mapping), each naming the file.
 
 Analyses whose settings are a nested YAML document (``crm_analysis/rules/churn.yaml``,
 ``reminders.yaml``) load them with :func:`load_rule_file`: ``None`` gives the
@@ -18,9 +23,56 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Collection, Mapping
 
-from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.exceptions import CrmAnalysisError, RuleFileError, shorten
 
-__all__ = ["load_rule_file"]
+__all__ = ["load_rule_file", "read_rule_yaml"]
+
+
+def read_rule_yaml(source: str | os.PathLike | Mapping | None, *, what: str,
+                   error: type[Exception] = RuleFileError) -> dict[str, Any]:
+    """Read one rule file: a YAML path, or the rules themselves as a mapping.
+
+    Parameters
+    ----------
+    source : str, PathLike, Mapping or None
+        A YAML file (UTF-8, with or without a byte-order mark), or a mapping
+        (copied); None gives an empty dict.
+    what : str
+        What the rules are for, e.g. ``"segment"``, used in error messages.
+    error : exception class
+        Raised with a one-line message (a subclass of ``ValueError`` for bad
+        input, so the command line exits with status 2).
+
+    Returns
+    -------
+    dict
+        A new dict (the input is not modified).
+
+    Raises
+    ------
+    error
+        If the file does not exist, is not valid YAML, or does not hold a mapping.
+    """
+    import yaml
+
+    if source is None:
+        return {}
+    if isinstance(source, Mapping):
+        return copy.deepcopy(dict(source))
+    path = Path(source)
+    if not path.is_file():
+        raise error(f"{what} rules file {path} does not exist; pass a YAML file path or a dict")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except yaml.YAMLError as err:
+        raise error(f"{what} rules file {path.name} is not valid YAML: {shorten(' '.join(str(err).split()), 240)}"
+                    ) from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, Mapping):
+        raise error(f"{what} rules file {path.name} must be a YAML mapping (key: value lines), "
+                    f"not {type(doc).__name__}")
+    return dict(doc)
 
 
 def read_only(mapping: dict) -> MappingProxyType:
@@ -68,19 +120,7 @@ def load_rule_file(rules: str | os.PathLike | Mapping | None, *, defaults_path: 
     """
     if isinstance(rules, MappingProxyType) and rules.get("_loaded"):
         return rules
-    if rules is None:
-        override: Mapping = {}
-    elif isinstance(rules, Mapping):
-        override = rules
-    else:
-        import yaml
-
-        path = Path(rules)
-        if not path.exists():
-            raise CrmAnalysisError(f"{what} rules file {path} does not exist; pass a YAML file path or a dict")
-        override = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(override, Mapping):
-            raise CrmAnalysisError(f"{what} rules file {path} must hold a YAML mapping (key: value lines)")
+    override = read_rule_yaml(rules, what=what)
     merged = _merge(_shipped_defaults(Path(defaults_path)), override, "", what=what, defaults_path=defaults_path,
                     open_sections=open_sections)  # _merge copies: the cached defaults stay as read
     check(merged)

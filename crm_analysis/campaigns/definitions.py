@@ -22,12 +22,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from crm_analysis.campaigns.compliance import check_template
 from crm_analysis.campaigns.templates import AUDIENCE_FIELDS, COMMON_FIELDS, template_fields
 from crm_analysis.contract import CHANNELS
 from crm_analysis.exceptions import CampaignConfigError
+from crm_analysis.rule_files import read_rule_yaml
 
 __all__ = ["DEFAULT_PATH", "KINDS", "Campaign", "CampaignConfig", "load_campaigns"]
 
@@ -99,17 +98,7 @@ class CampaignConfig:
 
 
 def _read(source: str | Path | Mapping | None) -> dict:
-    if source is None:
-        return {}
-    if isinstance(source, Mapping):
-        return copy.deepcopy(dict(source))
-    path = Path(source)
-    if not path.exists():
-        raise CampaignConfigError(f"campaign file {path} does not exist; pass a YAML file like {DEFAULT_PATH.name}")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise CampaignConfigError(f"campaign file {path} is not valid YAML: {exc}") from None
+    return read_rule_yaml(source, what="campaign", error=CampaignConfigError)
 
 
 @lru_cache(maxsize=1)

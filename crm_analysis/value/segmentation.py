@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm_analysis.rule_files import read_rule_yaml
+
 __all__ = ["rfm_scores", "assign_segments", "segment_rules", "segment_summary", "segment_names",
            "read_rules", "value_view", "RULES_DIR"]
 
@@ -50,29 +52,11 @@ def read_rules(rules: str | Path | Mapping | None, default: str) -> dict[str, An
 
     Raises
     ------
-    ValueError
-        If the file cannot be read or is not a YAML mapping.
+    RuleFileError
+        (a ``ValueError``) If the file does not exist, is not valid YAML or is not a YAML mapping
+        (:func:`crm_analysis.rule_files.read_rule_yaml`).
     """
-    import copy
-
-    import yaml
-
-    if rules is None:
-        rules = RULES_DIR / default
-    if isinstance(rules, Mapping):
-        return copy.deepcopy(dict(rules))
-    path = Path(rules)
-    if not path.is_file():
-        raise ValueError(f"rule file {str(path)!r} not found; pass a path to a YAML file, a dict, or None "
-                         f"for the default {default}")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except yaml.YAMLError as err:
-        raise ValueError(f"rule file {path.name} is not valid YAML: {err}") from None
-    if not isinstance(doc, Mapping):
-        raise ValueError(f"rule file {path.name} must be a YAML mapping (key: value lines), "
-                         f"not {type(doc).__name__}")
-    return dict(doc)
+    return read_rule_yaml(RULES_DIR / default if rules is None else rules, what=default.removesuffix(".yaml"))
 
 
 def rfm_scores(features: pd.DataFrame, *, recency: str = "recency_days", frequency: str = "frequency",

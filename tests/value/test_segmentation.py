@@ -82,7 +82,7 @@ def test_invalid_rule_file(tmp_path):
     bad.write_text("- just a list\n", encoding="utf-8")
     with pytest.raises(ValueError, match="must be a YAML mapping"):
         segment_rules(bad)
-    with pytest.raises(ValueError, match="not found"):
+    with pytest.raises(ValueError, match="does not exist"):
         segment_rules(tmp_path / "missing.yaml")
 
 
