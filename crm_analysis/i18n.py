@@ -20,6 +20,7 @@ import pandas as pd
 
 from crm_analysis.cells import escaped_style
 from crm_analysis.contract import TABLES
+from crm_analysis.rule_files import parse_yaml
 
 __all__ = [
     "LANGS",
@@ -47,12 +48,10 @@ class _Labels(Mapping):
 
     def _load(self) -> dict[str, Mapping[str, str]]:
         if self._data is None:
-            import yaml
-
             merged: dict[str, Mapping[str, str]] = {}
             origin: dict[str, str] = {}
             for path in sorted(_LABEL_DIR.glob("*.yaml")):
-                entries = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                entries = parse_yaml(path.read_text(encoding="utf-8")) or {}
                 for key, entry in entries.items():
                     key = str(key)
                     if key in merged:

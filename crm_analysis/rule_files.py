@@ -25,7 +25,21 @@ from typing import Any, Callable, Collection, Mapping
 
 from crm_analysis.exceptions import CrmAnalysisError, RuleFileError, shorten
 
-__all__ = ["load_rule_file", "read_rule_yaml"]
+__all__ = ["load_rule_file", "read_rule_yaml", "parse_yaml"]
+
+
+def parse_yaml(text: str) -> Any:
+    """`text` parsed as YAML, safely, with libyaml's C parser where PyYAML has it (about ten times faster
+    than the pure-Python one; the same documents)."""
+    import yaml
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+@lru_cache(maxsize=64)
+def _parsed_file(path: str, mtime_ns: int, size: int) -> Any:
+    """A rule file parsed once per version (the monthly run reads the same files many times)."""
+    return parse_yaml(Path(path).read_text(encoding="utf-8-sig"))
 
 
 def read_rule_yaml(source: str | os.PathLike | Mapping | None, *, what: str,
@@ -63,7 +77,8 @@ def read_rule_yaml(source: str | os.PathLike | Mapping | None, *, what: str,
     if not path.is_file():
         raise error(f"{what} rules file {path} does not exist; pass a YAML file path or a dict")
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        stat = path.stat()
+        doc = copy.deepcopy(_parsed_file(str(path.resolve()), stat.st_mtime_ns, stat.st_size))
     except yaml.YAMLError as err:
         raise error(f"{what} rules file {path.name} is not valid YAML: {shorten(' '.join(str(err).split()), 240)}"
                     ) from None
@@ -130,9 +145,7 @@ def load_rule_file(rules: str | os.PathLike | Mapping | None, *, defaults_path: 
 
 @lru_cache(maxsize=None)
 def _shipped_defaults(path: Path) -> dict:
-    import yaml
-
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return parse_yaml(path.read_text(encoding="utf-8"))
 
 
 def _merge(base: dict, override: Mapping, path: str, *, what: str, defaults_path: Path,

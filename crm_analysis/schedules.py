@@ -26,7 +26,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-import yaml
+
+from crm_analysis.rule_files import parse_yaml, read_rule_yaml
 
 __all__ = [
     "RULES_DIR",
@@ -45,19 +46,14 @@ _AGE = re.compile(r"^\s*(\d+)\s*([dwmy])\s*$")
 
 
 def _read_yaml(path: str | Path | Mapping | None, default: str) -> dict:
-    if isinstance(path, Mapping):
-        return dict(path)
     if path is None:  # the shipped file: parsed once per process, a copy handed out
         return copy.deepcopy(_shipped(default))
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"schedule file {path} does not exist; pass the path of a YAML file like {default}")
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return read_rule_yaml(path, what=default.removesuffix(".yaml").replace("_", " "))
 
 
 @lru_cache(maxsize=None)
 def _shipped(name: str) -> dict:
-    return yaml.safe_load((RULES_DIR / name).read_text(encoding="utf-8")) or {}
+    return parse_yaml((RULES_DIR / name).read_text(encoding="utf-8")) or {}
 
 
 def load_prenatal_schedule(path: str | Path | Mapping | None = None) -> dict[str, Any]:

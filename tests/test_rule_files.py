@@ -9,12 +9,14 @@ from crm_analysis.churn.rules import load_churn_rules
 from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.reminders.rules import load_rules as load_reminder_rules
 from crm_analysis.rule_files import read_rule_yaml
+from crm_analysis.schedules import load_prenatal_schedule, load_vaccination_schedule
 from crm_analysis.value.loyalty import loyalty_rules
 from crm_analysis.value.segmentation import segment_rules
 from crm_analysis.value.vip import vip_rules
 
 READERS = {"segments": segment_rules, "vip": vip_rules, "loyalty": loyalty_rules, "campaigns": load_campaigns,
-           "churn": load_churn_rules, "reminders": load_reminder_rules}
+           "churn": load_churn_rules, "reminders": load_reminder_rules, "prenatal_schedule": load_prenatal_schedule,
+           "vaccination_schedule": load_vaccination_schedule}
 BAD = {"missing": (None, "does not exist"),
        "invalid": ("segments: [oops\n", "is not valid YAML"),
        "list": ("- just\n- a list\n", "must be a YAML mapping")}
