@@ -115,9 +115,11 @@ def execute_notebook(path: Path, target: Path, params: Mapping[str, str], km) ->
     import papermill as pm
 
     # The kernel was started in the notebook's folder; papermill's `cwd` would os.chdir this process,
-    # which two lanes would race on.
+    # which two lanes would race on. Papermill writes the whole notebook (images and all) before and after
+    # every cell unless told not to: that was most of this process's time per notebook. It still writes
+    # the notebook once at the end, with its error banner when a cell fails.
     pm.execute_notebook(str(path), str(target), parameters=dict(params), progress_bar=False,
-                        kernel_name="python3", km=km)
+                        kernel_name="python3", km=km, request_save_on_cell_execute=False)
 
 
 class KernelLanes:
