@@ -49,7 +49,8 @@ def run_notebook(path: Path | str, tmp_path: Path, **parameters) -> nbformat.Not
     path = Path(path).resolve()
     output = Path(tmp_path) / path.name
     pm.execute_notebook(str(path), str(output), parameters=parameters, kernel_name=KERNEL,
-                        cwd=str(path.parent), progress_bar=False, log_output=False)
+                        cwd=str(path.parent), progress_bar=False, log_output=False,
+                        request_save_on_cell_execute=False)  # one write at the end, not two per cell
     return nbformat.read(output, as_version=4)
 
 

@@ -63,7 +63,8 @@ def tour(tmp_path_factory):
     out = tmp_path_factory.mktemp("tour")
     work = out / "work"
     pm.execute_notebook(str(TOUR), str(out / TOUR.name), parameters={"work_dir": str(work)}, kernel_name=KERNEL,
-                        cwd=str(TOUR.parent), progress_bar=False, log_output=False)
+                        cwd=str(TOUR.parent), progress_bar=False, log_output=False,
+                        request_save_on_cell_execute=False)
     return nbformat.read(out / TOUR.name, as_version=4), work
 
 
