@@ -17,6 +17,7 @@ __all__ = [
     "MappingError",
     "MissingTableError",
     "InsufficientDataError",
+    "ConvergenceError",
     "SourceError",
     "PatientNotFoundError",
     "RuleFileError",
@@ -27,6 +28,7 @@ __all__ = [
     "CrmAnalysisWarning",
     "DataRepairWarning",
     "DataQualityWarning",
+    "ConvergenceWarning",
     "MAX_EXAMPLES",
     "MAX_SHOWN_CHARS",
     "MAX_SHOWN_LINE",
@@ -262,6 +264,28 @@ class MissingTableError(InsufficientDataError):
         )
 
 
+class ConvergenceError(InsufficientDataError):
+    """A model's fit did not converge on this clinic's data, so its estimates would be meaningless.
+
+    Typically a covariate level separates the outcome completely (every gap of a group ends in a
+    return, or none does) and its coefficient runs off towards infinity. The fitter raises this instead
+    of returning the coefficients. It is an :class:`InsufficientDataError` (the data cannot support the
+    model): the monthly run keeps it with the month's models and the sections that need the model are
+    skipped with :attr:`reason`, one sentence, while the rest of the run goes on.
+
+    Parameters
+    ----------
+    analysis, reason, reason_ko
+        As for :class:`InsufficientDataError`.
+    detail : str
+        What the fitting library reported (for analysts; not shown in the report).
+    """
+
+    def __init__(self, analysis: str, reason: str, reason_ko: str | None = None, detail: str = ""):
+        super().__init__(analysis, reason, reason_ko)
+        self.detail = detail
+
+
 class PatientNotFoundError(CrmAnalysisError, LookupError):
     """No patient matches the phone number or id looked up (:func:`crm_analysis.profile.patient_card`).
 
@@ -307,3 +331,8 @@ class DataRepairWarning(CrmAnalysisWarning):
 
 class DataQualityWarning(CrmAnalysisWarning):
     """Input data is valid but looks odd (for example an age above 100)."""
+
+
+class ConvergenceWarning(CrmAnalysisWarning):
+    """A fit did not converge and the analysis fell back (for example the churn model's Weibull
+    alternative was left out); the message says what was dropped and why."""

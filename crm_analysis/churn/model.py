@@ -34,6 +34,16 @@ weights lifelines gives the same estimates and model-based standard errors as
 the uncompressed fit. ``robust=True`` instead fits uncompressed rows with
 standard errors clustered on the patient (lifelines ``cluster_col``), which is
 safer for real data with patient-level dependence between gaps, but slower.
+The hazard-ratio table and plot say which kind of interval they show.
+
+Convergence: lifelines only *warns* when Newton–Raphson does not converge (for
+example when a covariate level separates returners from non-returners and its
+coefficient runs off towards infinity). :meth:`ChurnModel.fit` turns such a
+warning of the Cox fit into a :class:`~crm_analysis.exceptions.ConvergenceError`
+(the monthly run then skips the churn sections with its one-sentence reason)
+instead of returning nonsense coefficients; a Weibull alternative that does not
+converge is left out with a :class:`~crm_analysis.exceptions.ConvergenceWarning`
+and a note in :attr:`ChurnModel.notes_`.
 """
 
 from __future__ import annotations
@@ -49,14 +59,25 @@ from scipy import stats
 from crm_analysis.churn.design import learn_design
 from crm_analysis.churn.rules import load_churn_rules
 from crm_analysis.churn.survival_data import PREDICTION_COVARIATES, TRUTH_COVARIATES, current_gaps, survival_data
-from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
+from crm_analysis.exceptions import (ConvergenceError, ConvergenceWarning, CrmAnalysisError, InsufficientDataError,
+                                     shorten)
 from crm_analysis.sufficiency import require
 from crm_analysis.threads import one_blas_thread
 
-__all__ = ["ChurnModel", "HORIZONS"]
+__all__ = ["ChurnModel", "HORIZONS", "CI_ROBUST", "CI_MODEL_BASED"]
 
 #: Default prediction horizons (days).
 HORIZONS: tuple[int, ...] = (30, 90, 180)
+
+#: ``ci_method`` of the hazard-ratio table: intervals that allow for a patient's repeated gaps ...
+CI_ROBUST = "patient-clustered (robust)"
+#: ... and intervals that treat every gap as independent (narrower when a patient's gaps are alike).
+CI_MODEL_BASED = "model-based (gaps treated as independent)"
+
+#: The Cox fit's name in messages (English, Korean).
+_COX = ("Cox model", "콕스 모형")
+#: lifelines' warning before a fit about a nearly constant column: advice, not a failed fit.
+_LOW_VARIANCE_ADVICE = "have very low variance. This may harm convergence"
 
 
 class ChurnModel:
@@ -102,6 +123,8 @@ class ChurnModel:
         time transform) on a sample of ``ph_test_gaps`` fitting gaps.
     check_gaps_ : DataFrame
         A seeded sample of the fitting gaps used for the checks.
+    notes_ : list of str
+        What the fit left out and why (e.g. a Weibull alternative that did not converge).
 
     Examples
     --------
@@ -161,6 +184,11 @@ class ChurnModel:
 
         Raises
         ------
+        ConvergenceError
+            If lifelines' Cox fit does not converge (e.g. a covariate level separates returns from
+            non-returns completely): no coefficients are returned rather than meaningless ones. It is an
+            :class:`~crm_analysis.exceptions.InsufficientDataError`, so the monthly run skips the churn
+            sections with its reason.
         CrmAnalysisError
             If there are too few returns to fit a model, or `gaps` holds
             visits after `as_of` (built for a later date: that would be look-ahead).
@@ -184,25 +212,32 @@ class ChurnModel:
         fit_gaps = _sample(usable, self.max_gaps, rng)
         self.n_fit_gaps_ = len(fit_gaps)
         self.design_ = learn_design(fit_gaps, self.covariates, self.min_events)
-        with warnings.catch_warnings(), one_blas_thread():
-            warnings.simplefilter("ignore")
+        self.notes_ = []
+        with one_blas_thread():
             cox = CoxPHFitter(penalizer=self.penalizer)
             if self.robust:
                 data = self.design_.matrix(fit_gaps).assign(duration=fit_gaps["duration"].to_numpy(),
                                                             event=fit_gaps["event"].to_numpy(),
                                                             patient_id=fit_gaps["patient_id"].to_numpy())
-                cox.fit(data, "duration", "event", robust=True, cluster_col="patient_id")
+                _converged(lambda: cox.fit(data, "duration", "event", robust=True, cluster_col="patient_id"),
+                           _COX)
             else:
                 data = self.design_.compress(fit_gaps)
-                cox.fit(data, "duration", "event", weights_col="weight")
+                _converged(lambda: cox.fit(data, "duration", "event", weights_col="weight"), _COX)
             self.n_fit_rows_ = len(data)
             self.cox_ = cox
             self.check_gaps_ = _sample(fit_gaps, max(self.ph_test_gaps, 1), rng).reset_index(drop=True)
             self.weibull_ = None
             if self.weibull:
                 wsample = _sample(fit_gaps, self.weibull_max_gaps, rng)
-                self.weibull_ = WeibullAFTFitter(penalizer=self.penalizer).fit(
-                    self.design_.compress(wsample), "duration", "event", weights_col="weight")
+                try:
+                    self.weibull_ = _converged(lambda: WeibullAFTFitter(penalizer=self.penalizer).fit(
+                        self.design_.compress(wsample), "duration", "event", weights_col="weight"),
+                        ("Weibull AFT alternative", "와이블 AFT 대안 모형"))
+                except ConvergenceError as err:  # the alternative only: left out, and said so
+                    self.notes_.append(f"Weibull AFT alternative left out: {err.reason}")
+                    warnings.warn(f"ChurnModel: {err.reason} It is left out of the comparison.", ConvergenceWarning,
+                                  stacklevel=2)
             self.ph_test_ = self._ph_test() if self.ph_test else pd.DataFrame(
                 {"covariate": ["(not run)"], "test_statistic": [np.nan], "p": [np.nan],
                  "ph_violated_5pct": [False], "n_gaps": [0], "note": ["switched off (ph_test=False)"]})
@@ -235,8 +270,14 @@ class ChurnModel:
                                                   event=sample["event"].to_numpy())
         data = data.loc[:, (data != 0).any(axis=0)]
         try:
-            refit = CoxPHFitter(penalizer=max(self.penalizer, 1e-4)).fit(data, "duration", "event")
-            res = proportional_hazard_test(refit, data, time_transform="rank")
+            refit = _converged(lambda: CoxPHFitter(penalizer=max(self.penalizer, 1e-4)).fit(data, "duration", "event"),
+                               ("proportional-hazards check's refit", "비례위험 검정용 재적합"))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the test's own numerical chatter
+                res = proportional_hazard_test(refit, data, time_transform="rank")
+        except ConvergenceError as err:
+            return pd.DataFrame({"covariate": ["(test failed)"], "test_statistic": [np.nan], "p": [np.nan],
+                                 "ph_violated_5pct": [False], "n_gaps": [len(sample)], "note": [err.reason]})
         except Exception as err:  # noqa: BLE001 - the check is a report, not a reason to fail the fit
             return pd.DataFrame({"covariate": ["(test failed)"], "test_statistic": [np.nan], "p": [np.nan],
                                  "ph_violated_5pct": [False], "n_gaps": [len(sample)], "note": [str(err)[:200]]})
@@ -267,7 +308,11 @@ class ChurnModel:
         -------
         DataFrame
             ``covariate``, ``level``, ``term`` (``covariate[level]``),
-            ``hazard_ratio``, ``lower``, ``upper``, ``p``, ``se_log_hr``.
+            ``hazard_ratio``, ``lower``, ``upper``, ``p``, ``se_log_hr`` and
+            ``ci_method``: :data:`CI_ROBUST` when the intervals allow for the
+            same patient's repeated gaps (``robust=True``, clustered by
+            patient), else :data:`CI_MODEL_BASED` (every gap treated as
+            independent, so the intervals may be too narrow on real data).
             HR > 1: returns sooner than the reference (less churn).
         """
         self._check_fitted()
@@ -285,6 +330,7 @@ class ChurnModel:
             "upper": np.exp(coef + z * se),
             "p": s["p"].to_numpy(),
             "se_log_hr": se,
+            "ci_method": CI_ROBUST if self.robust else CI_MODEL_BASED,
         })
 
     @property
@@ -436,11 +482,12 @@ class ChurnModel:
         Raises
         ------
         CrmAnalysisError
-            If the model was built with ``weibull=False``.
+            If the model was built with ``weibull=False`` or its Weibull fit did not converge (see ``notes_``).
         """
         self._check_fitted()
         if self.weibull_ is None:
-            raise CrmAnalysisError("the Weibull AFT model was not fitted: use ChurnModel(weibull=True)")
+            why = "; ".join(self.notes_) or "use ChurnModel(weibull=True)"
+            raise CrmAnalysisError(f"the Weibull AFT model was not fitted: {why}")
         state = self.current_ if state is None else state
         x = self.design_.matrix(state)
         lam_p = self.weibull_.params_.loc["lambda_"]
@@ -535,6 +582,56 @@ class ChurnModel:
             return f"<p>{escape(repr(self))}</p>"
         return (f"<h4>{escape(repr(self))}</h4><p>Cox concordance {self.cox_.concordance_index_:.3f}</p>"
                 + self.summary.round(3).to_html(index=False))
+
+
+def _converged(fit, what: tuple[str, str]):
+    """``fit()``, raising :class:`ConvergenceError` when lifelines says it did not converge.
+
+    lifelines reports a failed Newton–Raphson (or a solution that is not unique, as under complete
+    separation) with a ``ConvergenceWarning`` and returns the last iterate anyway. Other warnings of the fit
+    (scipy's optimiser chatter) are dropped as before; lifelines' advice about a nearly constant column,
+    given before a fit that then converges, is passed on.
+    """
+    from lifelines.exceptions import ConvergenceError as LifelinesConvergenceError
+    from lifelines.exceptions import ConvergenceWarning as LifelinesConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", LifelinesConvergenceWarning)
+        try:
+            result = fit()
+        except LifelinesConvergenceError as err:
+            raise _convergence_error(what, [str(err)]) from None
+    messages = [str(w.message) for w in caught if issubclass(w.category, LifelinesConvergenceWarning)]
+    failures = [m for m in messages if _LOW_VARIANCE_ADVICE not in m]
+    if failures:
+        raise _convergence_error(what, messages)
+    for m in messages:
+        warnings.warn(m.strip(), LifelinesConvergenceWarning, stacklevel=3)
+    return result
+
+
+def _convergence_error(what: tuple[str, str], messages: list[str]) -> ConvergenceError:
+    """The one-sentence reason for a fit that did not converge, naming the separating column if lifelines did."""
+    column = next((m.split("Column ", 1)[1].split(" have very low variance when conditioned", 1)[0]
+                   for m in messages if "have very low variance when conditioned" in m), None)
+    failure = next((m for m in messages if "Newton-Raphson" in m or "suspiciously close" in m),
+                   next((m for m in messages if _LOW_VARIANCE_ADVICE not in m), messages[0]))
+    detail = shorten(" ".join(failure.split()), 240)
+    if column:
+        cause_en = f"the covariate {shorten(column)} separates returns from non-returns (almost) completely"
+        cause_ko = f"변수 {shorten(column)}이(가) 재방문 여부를 거의 완전히 가름"
+    else:
+        cause_en = "a covariate level probably separates returns from non-returns, or levels are collinear"
+        cause_ko = "어떤 변수 수준이 재방문 여부를 완전히 가르거나 변수끼리 겹치는 것으로 보임"
+    return ConvergenceError(
+        "churn_model",
+        f"Churn model: the {what[0]} did not converge on this clinic's visit gaps ({cause_en}), so its hazard ratios "
+        "and return probabilities would be meaningless; merge that level, raise model.penalizer in the churn rules "
+        "or add more history.",
+        f"이탈 모형: {what[1]}이 이 병원의 방문 간격 자료에서 수렴하지 않아({cause_ko}) 위험비와 재방문 확률을 믿을 수 "
+        "없으므로 보여 주지 않습니다 (해당 수준을 합치거나 이탈 규칙의 model.penalizer를 키우거나 더 긴 기간의 자료를 쓰면 됩니다).",
+        detail=detail)
 
 
 def _check_gaps_at(gaps: pd.DataFrame, as_of: pd.Timestamp) -> None:

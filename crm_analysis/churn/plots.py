@@ -36,7 +36,11 @@ def _model_label(name: str, lang: str) -> str:
 
 
 def plot_hazard_ratios(table: pd.DataFrame, ax=None, lang: str = "ko"):
-    """Forest plot of ``hazard_ratio`` with ``lower``/``upper`` per ``term`` (log scale)."""
+    """Forest plot of ``hazard_ratio`` with ``lower``/``upper`` per ``term`` (log scale).
+
+    The axis label says whether the intervals allow for a patient's repeated gaps (the table's
+    ``ci_method``, from :meth:`~crm_analysis.churn.ChurnModel.hazard_ratios`).
+    """
     check_lang(lang)
     ax = _new_axes(ax, (7, 1 + 0.3 * max(len(table), 1)))
     y = np.arange(len(table))
@@ -53,7 +57,9 @@ def plot_hazard_ratios(table: pd.DataFrame, ax=None, lang: str = "ko"):
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(y, table["term"].astype(str).to_numpy())
     ax.invert_yaxis()
-    ax.set_xlabel(label("churn_hr_xlabel", lang))
+    method = set(table["ci_method"]) if "ci_method" in table.columns else set()
+    robust = "churn_hr_xlabel_robust" if method and all(m.startswith("patient-clustered") for m in method) else None
+    ax.set_xlabel(label(robust or ("churn_hr_xlabel_model_based" if method else "churn_hr_xlabel"), lang))
     ax.set_title(label("churn_hr_title", lang))
     ax.grid(axis="x", alpha=0.3)
     return ax

@@ -8,7 +8,7 @@ import pytest
 
 from crm_analysis.churn import ChurnModel
 from crm_analysis.clinic import ClinicData
-from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
+from crm_analysis.exceptions import ConvergenceError, ConvergenceWarning, CrmAnalysisError, InsufficientDataError
 
 #: Seeds and size of the recovery clinics (exact PH: no campaigns).
 RECOVERY_SEEDS = (11, 12, 13)
@@ -141,6 +141,64 @@ def test_robust_cluster_errors_same_estimates(churn_clinic, churn_gaps):
     robust = ChurnModel("truth", robust=True, **kw).fit(churn_clinic, "2026-10-31", gaps=churn_gaps)
     np.testing.assert_allclose(plain.summary["hazard_ratio"], robust.summary["hazard_ratio"], rtol=1e-3)
     assert not np.allclose(plain.summary["se_log_hr"], robust.summary["se_log_hr"])
+
+
+def test_hazard_ratio_table_and_plot_say_whether_cis_allow_for_repeated_gaps(churn_model, churn_clinic, churn_gaps):
+    import matplotlib.pyplot as plt
+
+    from crm_analysis.churn.model import CI_MODEL_BASED, CI_ROBUST
+
+    assert set(churn_model.summary["ci_method"]) == {CI_MODEL_BASED}
+    ax = churn_model.plot_hazard_ratios(lang="en")
+    assert "independent" in ax.get_xlabel()
+    robust = ChurnModel({"sex": ("M", "F")}, robust=True, weibull=False, ph_test=False, max_gaps=3_000).fit(
+        churn_clinic, "2026-10-31", gaps=churn_gaps)
+    assert set(robust.summary["ci_method"]) == {CI_ROBUST}
+    assert "clustered by patient" in robust.plot_hazard_ratios(lang="en").get_xlabel()
+    assert "환자 단위 군집" in robust.plot_hazard_ratios(lang="ko").get_xlabel()
+    plt.close("all")
+
+
+@pytest.mark.parametrize("robust", [False, True])
+def test_cox_that_does_not_converge_raises_convergence_error(churn_clinic, churn_gaps, robust):
+    """A perfectly separating covariate (every gap of women ends in a return, no gap of men does) makes lifelines'
+    Newton-Raphson run off (it only warns); the fit must fail with a clear ConvergenceError, not return the
+    last iterate's hazard ratio of ~10^8. Unpenalised, since a penalty keeps the estimate finite."""
+    gaps = churn_gaps.assign(sex=np.where(churn_gaps["event"].to_numpy() == 1, "F", "M"))
+    model = ChurnModel({"sex": ("M", "F")}, penalizer=0.0, robust=robust, weibull=False, ph_test=False,
+                       max_gaps=3_000)
+    with pytest.raises(ConvergenceError, match=r"Cox model did not converge.*sex\[F\] separates") as info:
+        model.fit(churn_clinic, "2026-10-31", gaps=gaps)
+    err = info.value
+    print(f"\nrobust={robust}: {err.reason}\n  ko: {err.reason_ko}\n  lifelines: {err.detail}")
+    assert isinstance(err, InsufficientDataError) and err.analysis == "churn_model"
+    assert "Newton-Raphson" in err.detail and not hasattr(model, "cox_")
+    # kept by the monthly run like other thin-data errors (pickled with the models), and a section shows it
+    import pickle
+
+    from crm_analysis.report.sections import section
+
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is ConvergenceError and again.reason == err.reason and again.detail == err.detail
+    with section("en"):
+        raise again
+
+
+def test_weibull_that_does_not_converge_is_left_out_and_said(churn_clinic, churn_gaps, monkeypatch):
+    from lifelines import WeibullAFTFitter
+    from lifelines.exceptions import ConvergenceError as LifelinesConvergenceError
+
+    def fail(self, *args, **kwargs):
+        raise LifelinesConvergenceError("Fitting did not converge. Try checking the following: ...")
+
+    monkeypatch.setattr(WeibullAFTFitter, "fit", fail)
+    with pytest.warns(ConvergenceWarning, match="Weibull AFT alternative did not converge"):
+        model = ChurnModel({"sex": ("M", "F")}, ph_test=False, max_gaps=3_000).fit(
+            churn_clinic, "2026-10-31", gaps=churn_gaps)
+    assert model.weibull_ is None and "Weibull AFT alternative left out" in model.notes_[0]
+    assert list(model.comparison(90)["model"]) == ["cox"]
+    with pytest.raises(CrmAnalysisError, match="Weibull AFT alternative did not converge"):
+        model.predict_weibull_return()
 
 
 def test_sampling_is_seeded_and_documented(churn_clinic, churn_gaps):
