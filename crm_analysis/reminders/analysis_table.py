@@ -30,11 +30,23 @@ Covariates
     date), ``eligible`` (lead_days >= the rules' ``eligible_min_lead_days``),
     ``lead_band``, ``weekday``, ``hour`` and ``hour_band`` (missing / "unknown"
     when the export records days only), ``department``, ``prior_no_shows``
-    (the patient's earlier no-shows, by scheduled time), ``prior_visits``
-    (visits before the appointment day) and ``prior_visits_band``,
+    (the patient's no-shows known when this appointment's reminders were
+    planned, see below), ``prior_visits`` (visits before the appointment day)
+    and ``prior_visits_band``,
     ``age_band`` at the appointment, ``sex``, ``month`` (scheduled month),
     ``month_of_year`` and ``years`` (years since the first appointment in the
     data, for a trend).
+
+Earlier no-shows
+    A covariate must be known before the treatment. A programme plans an
+    appointment's reminders (3 days, 1 day, 2 hours before) when the
+    appointment is booked, so ``prior_no_shows`` counts only the no-shows
+    known at ``booked_at``: appointments scheduled strictly before the booking
+    moment, or, when the export records days only, on a day strictly before
+    the booking day (a day's outcome is known when the day is over). A sibling
+    appointment of the same day, which the same reminders affected, never
+    counts, whatever the order of the ids; a no-show between the booking and
+    the appointment does not count either.
 """
 
 from __future__ import annotations
@@ -175,6 +187,44 @@ def _prior_visits(a_code: np.ndarray, a_day: np.ndarray, v_code: np.ndarray, v_d
     return out
 
 
+def _seconds(values: pd.Series) -> np.ndarray:
+    """Whole seconds since the epoch (int64) of a datetime column."""
+    return np.floor_divide(values.to_numpy("datetime64[ns]").view(np.int64), 10**9)
+
+
+def _prior_events(patient: np.ndarray, event: np.ndarray, known_at: np.ndarray, cutoff: np.ndarray) -> np.ndarray:
+    """Per row: the rows of the same patient with `event` whose `known_at` is at or before the row's `cutoff`.
+
+    One sorted composite key (patient, time) and two binary searches per row.
+
+    Parameters
+    ----------
+    patient : ndarray of int
+        Patient code of each row (0, 1, ...).
+    event : ndarray of bool
+        Rows that count (e.g. no-shows).
+    known_at, cutoff : ndarray of int
+        Whole seconds: when each row's outcome became known, and the moment up to which each row may
+        look back.
+
+    Returns
+    -------
+    ndarray of int64
+    """
+    if len(patient) == 0:
+        return np.zeros(0, dtype=np.int64)
+    t0 = min(known_at.min(), cutoff.min())
+    span = int(max(known_at.max(), cutoff.max()) - t0) + 2
+    step = 1
+    while (int(patient.max()) + 2) * (span // step + 2) >= 2**62:  # absurd date ranges: a coarser clock
+        step *= 60
+    base = np.int64(span // step + 2)
+    code = patient.astype(np.int64) * base
+    keys = np.sort(code[event] + (known_at[event] - t0) // step)
+    return (np.searchsorted(keys, code + (cutoff - t0) // step, side="right")
+            - np.searchsorted(keys, code, side="left")).astype(np.int64)
+
+
 def appointment_table(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None) -> pd.DataFrame:
     """One row per appointment scheduled on or before `as_of`, with outcomes, exposure and covariates.
 
@@ -244,12 +294,12 @@ def appointment_table(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None)
     others = {name: t for name, t in (("visits", visits), ("patients", patients)) if t is not None}
     patient, *codes = _shared_codes(a["patient_id"], *(t["patient_id"] for t in others.values()))
     codes = dict(zip(others, codes))
-    ns = (status == "no_show").to_numpy().astype(np.int64)
     order = np.lexsort((a["scheduled_at"].to_numpy(), patient))  # each patient's appointments in time order
-    cum = pd.Series(ns[order]).groupby(patient[order]).cumsum().to_numpy()
-    prior = np.empty(len(a), dtype=np.int64)
-    prior[order] = cum - ns[order]
-    a["prior_no_shows"] = prior
+    # known at the booking (when the reminders are planned; never after the appointment itself): a timed outcome
+    # a second after its time, a day's outcome when the day is over
+    cutoff = np.minimum(_seconds(a["booked_at"]), _seconds(a["scheduled_at"]))
+    known_at = _seconds(a["scheduled_at"]) + 1 if has_time else _seconds(a["scheduled_date"]) + 86_400
+    a["prior_no_shows"] = _prior_events(patient, (status == "no_show").to_numpy(), known_at, cutoff)
     if visits is not None:
         day = a["scheduled_date"].to_numpy("datetime64[D]").astype(np.int64)
         a["prior_visits"] = _prior_visits(patient, day, codes["visits"],

@@ -82,6 +82,51 @@ def test_day_precision_export_has_no_hour():
     assert t["hour"].isna().all() and set(t["hour_band"]) == {"unknown"}
 
 
+def _history_clinic(appointments: list[tuple]) -> ClinicData:
+    """A clinic of (appointment_id, patient_id, booked_at, scheduled_at, status), each with a delivered SMS."""
+    appts = pd.DataFrame(appointments, columns=["appointment_id", "patient_id", "booked_at", "scheduled_at", "status"])
+    appts = appts.assign(booked_at=pd.to_datetime(appts["booked_at"]), scheduled_at=pd.to_datetime(appts["scheduled_at"]),
+                         department="내과", cancelled_at=pd.NaT)
+    patients = pd.DataFrame({"patient_id": sorted(set(appts["patient_id"]))})
+    reminders = pd.DataFrame({"reminder_id": "R" + appts["appointment_id"], "appointment_id": appts["appointment_id"],
+                              "channel": "sms", "schedule": "unknown", "sent_at": pd.NaT, "delivered": True})
+    visits = pd.DataFrame({"visit_id": ["V1"], "patient_id": ["P1"], "visit_date": [T("2024-01-02")]})
+    return ClinicData({"patients": patients, "visits": visits, "appointments": appts, "reminders": reminders})
+
+
+def test_prior_no_shows_tied_days_without_times_count_only_what_was_known_at_booking():
+    """Days without times (as in the Kaggle export): appointments of one day are ordered by id, so a sibling's no-show
+    that day used to count as "prior" although the same reminder affected it. Only no-shows known when the reminders
+    were planned (at booking; a day's outcome is known when the day is over) count."""
+    clinic = _history_clinic([
+        ("A10", "P1", "2024-03-01 09:00", "2024-03-05", "no_show"),
+        ("A11", "P1", "2024-03-01 09:05", "2024-03-05", "attended"),  # same day, id after A10: not prior
+        ("A12", "P1", "2024-03-06 10:00", "2024-03-08", "attended"),  # booked after A10's day: it counts
+        ("A13", "P1", "2024-03-04 10:00", "2024-03-08", "attended"),  # booked before A10 happened: it does not
+        ("B1", "P2", "2024-02-20 09:00", "2024-03-05", "no_show"),
+        ("B2", "P2", "2024-02-20 09:00", "2024-03-05", "no_show"),   # two tied no-shows: neither is the other's prior
+        ("B3", "P2", "2024-03-05 18:00", "2024-03-07", "attended"),  # booked the same evening: the day is not over
+    ])
+    t = appointment_table(clinic, AS_OF).set_index("appointment_id")
+    prior = t["prior_no_shows"].to_dict()
+    print(f"\nprior no-shows: {prior}")
+    assert t["hour"].isna().all()  # the export has days only
+    assert prior == {"A10": 0, "A11": 0, "A12": 1, "A13": 0, "B1": 0, "B2": 0, "B3": 0}
+
+
+def test_prior_no_shows_with_times_count_outcomes_before_the_booking():
+    """With times, a no-show earlier the same day counts only if the appointment was booked after it."""
+    clinic = _history_clinic([
+        ("C1", "P3", "2024-03-01 09:00", "2024-03-05 10:00", "no_show"),
+        ("C2", "P3", "2024-03-01 09:00", "2024-03-05 15:00", "attended"),  # its reminders were planned before C1
+        ("C3", "P3", "2024-03-05 12:00", "2024-03-05 16:00", "attended"),  # booked after the missed morning slot
+        ("C4", "P3", "2024-03-05 10:00", "2024-03-05 17:00", "attended"),  # booked at C1's very minute: not known yet
+    ])
+    prior = appointment_table(clinic, AS_OF).set_index("appointment_id")["prior_no_shows"].to_dict()
+    print(f"\nprior no-shows: {prior}")
+    assert prior == {"C1": 0, "C2": 0, "C3": 1, "C4": 0}
+
+
 def test_missing_appointments_table_is_explained():
     clinic = tiny_clinic()
     with pytest.raises(MissingTableError, match="reminder evaluation needs the 'appointments' table"):
