@@ -1,12 +1,26 @@
 """``report.pdf``: the HTML report printed to A4 by WeasyPrint (pip only: no LaTeX, no browser).
 
-The same HTML always gives the same PDF bytes (the font timestamps are fixed).
+The same HTML always gives the same PDF bytes, on any machine with the same
+packages: the font timestamps are fixed, and the PDF is set in bundled fonts
+only, whatever fonts the system has.
 
-Korean text needs a Korean font. The NanumGothic files that ship with the
-``koreanize-matplotlib`` dependency (:func:`crm_analysis.plotting.korean_font_path`)
-are declared with ``@font-face`` and embedded (subset) in the PDF, so a machine
-without Korean system fonts still renders Korean text, and the text can be
-extracted and searched.
+- **Bundled fonts** (:func:`bundled_fonts`): NanumGothic, which ships with the
+  ``koreanize-matplotlib`` dependency (:func:`crm_analysis.plotting.korean_font_path`;
+  SIL Open Font License), for Hangul, Latin and digits; and matplotlib's DejaVu
+  Sans and DejaVu Sans Mono (``matplotlib/mpl-data/fonts/ttf``; the DejaVu
+  licence, free to use, embed and redistribute) for the symbols NanumGothic
+  lacks (``−``, ``✓``, ...) and for code. :func:`font_face_css` declares them with
+  ``@font-face``; they are embedded (subset) in the PDF, so its text can be
+  extracted and searched.
+- **No system font**: each rendering reads a fontconfig configuration
+  (:data:`FONTCONFIG_CONF`) that lists no font folder, so fontconfig, and
+  WeasyPrint through it, sees only the bundled fonts: installing a font
+  package (``fonts-noto-cjk``) or lacking one changes nothing, and a glyph no
+  bundled font has would show as a box rather than come from the system.
+- **Temporary files**: WeasyPrint copies each ``@font-face`` font to a
+  temporary folder; it is made in the `temp_dir` given (the monthly run gives
+  its private folder, which the next run removes should this one be killed)
+  and removed when the PDF is written.
 """
 
 from __future__ import annotations
@@ -15,14 +29,17 @@ import contextlib
 import io
 import logging
 import os
+import shutil
+import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from crm_analysis.plotting import korean_font_path
 
-__all__ = ["font_face_css", "write_pdf", "write_pdf_parts", "split_for_pdf", "REPRODUCIBLE_EPOCH", "PDF_JOBS",
-           "NO_PAGE_NUMBERS_CSS"]
+__all__ = ["font_face_css", "bundled_fonts", "write_pdf", "write_pdf_parts", "split_for_pdf", "REPRODUCIBLE_EPOCH",
+           "PDF_JOBS", "NO_PAGE_NUMBERS_CSS", "FONTCONFIG_CONF"]
 
 #: The time stamped into embedded fonts (2000-01-01 UTC), so a re-run gives the same PDF bytes.
 REPRODUCIBLE_EPOCH = 946_684_800
@@ -33,20 +50,70 @@ PDF_JOBS = 2
 NO_PAGE_NUMBERS_CSS = "\n@page { @bottom-center { content: none; } }\n"
 
 
+#: The fontconfig configuration every rendering reads: no font folder (so no system font), only the
+#: ``@font-face`` fonts of :func:`font_face_css`; the generic families point at them, and the glyph settings
+#: (hinting, bitmaps) are set here rather than taken from the system's configuration.
+FONTCONFIG_CONF = """<?xml version="1.0"?>
+<!DOCTYPE fontconfig SYSTEM "urn:fontconfig:fonts.dtd">
+<fontconfig>
+  <alias binding="same"><family>sans-serif</family>
+    <prefer><family>NanumGothic</family><family>DejaVu Sans</family></prefer></alias>
+  <alias binding="same"><family>serif</family>
+    <prefer><family>NanumGothic</family><family>DejaVu Sans</family></prefer></alias>
+  <alias binding="same"><family>monospace</family>
+    <prefer><family>DejaVu Sans Mono</family><family>NanumGothic</family><family>DejaVu Sans</family></prefer></alias>
+  <match target="font">
+    <edit name="hinting" mode="assign"><bool>false</bool></edit>
+    <edit name="hintstyle" mode="assign"><const>hintnone</const></edit>
+    <edit name="autohint" mode="assign"><bool>false</bool></edit>
+    <edit name="embeddedbitmap" mode="assign"><bool>false</bool></edit>
+  </match>
+</fontconfig>
+"""
+#: matplotlib's DejaVu files: (family, weight, style) -> file name in ``mpl-data/fonts/ttf``.
+_DEJAVU = {("DejaVu Sans", "normal", "normal"): "DejaVuSans.ttf",
+           ("DejaVu Sans", "bold", "normal"): "DejaVuSans-Bold.ttf",
+           ("DejaVu Sans", "normal", "italic"): "DejaVuSans-Oblique.ttf",
+           ("DejaVu Sans", "bold", "italic"): "DejaVuSans-BoldOblique.ttf",
+           ("DejaVu Sans Mono", "normal", "normal"): "DejaVuSansMono.ttf",
+           ("DejaVu Sans Mono", "bold", "normal"): "DejaVuSansMono-Bold.ttf",
+           ("DejaVu Sans Mono", "normal", "italic"): "DejaVuSansMono-Oblique.ttf",
+           ("DejaVu Sans Mono", "bold", "italic"): "DejaVuSansMono-BoldOblique.ttf"}
+
+
+def bundled_fonts() -> dict[tuple[str, str, str], Path]:
+    """The font files the PDF is set in: (CSS family, weight, style) -> file.
+
+    NanumGothic regular and bold (its italic is the upright font, as before), then matplotlib's DejaVu Sans
+    and DejaVu Sans Mono in four styles each. Every glyph the report uses is in one of them.
+
+    Raises
+    ------
+    CrmAnalysisError
+        If the koreanize-matplotlib font files are missing.
+    """
+    import matplotlib
+
+    fonts = {("NanumGothic", weight, style): korean_font_path(name)
+             for weight, name in (("normal", "regular"), ("bold", "bold")) for style in ("normal", "italic")}
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    fonts.update({key: ttf / name for key, name in _DEJAVU.items()})
+    return fonts
+
+
 def font_face_css() -> str:
-    """``@font-face`` rules for the bundled NanumGothic (regular and bold), as file URLs."""
-    rules = []
-    for weight, css_weight in (("regular", "normal"), ("bold", "bold")):
-        url = korean_font_path(weight).resolve().as_uri()
-        for family in ("NanumGothic", "Nanum Gothic"):
-            rules.append(f'@font-face {{ font-family: "{family}"; src: url("{url}") format("truetype"); '
-                         f"font-weight: {css_weight}; font-style: normal; }}")
-            rules.append(f'@font-face {{ font-family: "{family}"; src: url("{url}") format("truetype"); '
-                         f"font-weight: {css_weight}; font-style: italic; }}")
+    """``@font-face`` rules for the :func:`bundled_fonts` (as file URLs), and the font families of the
+    report's text (NanumGothic, then DejaVu Sans for the symbols it lacks) and code (DejaVu Sans Mono)."""
+    rules = [f'@font-face {{ font-family: "{family}"; src: url("{path.resolve().as_uri()}") format("truetype"); '
+             f"font-weight: {weight}; font-style: {style}; }}"
+             for (family, weight, style), path in bundled_fonts().items()]
+    rules.append('html { font-family: "NanumGothic", "DejaVu Sans"; }')
+    rules.append('pre, code, kbd, samp, tt { font-family: "DejaVu Sans Mono", "NanumGothic", "DejaVu Sans"; }')
     return "\n" + "\n".join(rules) + "\n"
 
 
-def write_pdf(html: str, path: str | Path, *, base_url: str | Path | None = None) -> Path:
+def write_pdf(html: str, path: str | Path, *, base_url: str | Path | None = None,
+              temp_dir: str | Path | None = None) -> Path:
     """Render `html` to an A4 PDF at `path`.
 
     Parameters
@@ -58,27 +125,72 @@ def write_pdf(html: str, path: str | Path, *, base_url: str | Path | None = None
         The PDF to write.
     base_url : str or Path, optional
         Where relative links are resolved (the report has none: images are embedded).
+    temp_dir : str or Path, optional
+        Where WeasyPrint's temporary font files go (default: the system's temporary folder); removed when
+        the PDF is written.
 
     Returns
     -------
     Path
     """
     path = Path(path)
-    path.write_bytes(_pdf_bytes(html, base_url))
+    path.write_bytes(_pdf_bytes(html, base_url, temp_dir))
     return path
 
 
-def _pdf_bytes(html: str, base_url: str | Path | None = None) -> bytes:
+#: (process id, lock): one rendering at a time sets FONTCONFIG_FILE; a forked process makes its own lock.
+_FONTCONFIG_LOCK: tuple[int, threading.Lock] = (0, threading.Lock())
+
+
+def _fontconfig_lock() -> threading.Lock:
+    global _FONTCONFIG_LOCK
+    if _FONTCONFIG_LOCK[0] != os.getpid():  # a lock copied by fork may be held by a thread that is not here
+        _FONTCONFIG_LOCK = (os.getpid(), threading.Lock())
+    return _FONTCONFIG_LOCK[1]
+
+
+def _bundled_font_configuration(folder: Path):
+    """A WeasyPrint ``FontConfiguration`` that sees no system font (:data:`FONTCONFIG_CONF`) and keeps its
+    copies of the ``@font-face`` fonts in `folder`."""
+    from weasyprint.text.fonts import FontConfiguration
+
+    conf = folder / "fonts.conf"
+    conf.write_text(FONTCONFIG_CONF, encoding="utf-8")
+    with _fontconfig_lock():
+        # fontconfig reads FONTCONFIG_FILE when the configuration is made (FcInitLoadConfigAndFonts), and only
+        # then: it is set for that moment, in this process only.
+        before = os.environ.get("FONTCONFIG_FILE")
+        os.environ["FONTCONFIG_FILE"] = str(conf)
+        try:
+            config = FontConfiguration()
+        finally:
+            if before is None:
+                os.environ.pop("FONTCONFIG_FILE", None)
+            else:
+                os.environ["FONTCONFIG_FILE"] = before
+    # WeasyPrint writes each @font-face font into its configuration's folder, made on first use under $TMPDIR
+    # unless one is set (and removed when the configuration is garbage collected, which a forked worker
+    # ending with os._exit never does): give it ours.
+    config._folder = folder
+    return config
+
+
+def _pdf_bytes(html: str, base_url: str | Path | None = None, temp_dir: str | Path | None = None) -> bytes:
     # WeasyPrint logs every CSS property it does not support (from notebook table styles) and every heading
     # permalink whose anchor the report drops; neither changes the PDF, so keep the run quiet.
     for name in ("weasyprint", "fontTools"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="HarfBuzz-Subset", category=DeprecationWarning)
-        from weasyprint import HTML
+    folder = Path(tempfile.mkdtemp(prefix="weasyprint-", dir=temp_dir))
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="HarfBuzz-Subset", category=DeprecationWarning)
+            from weasyprint import HTML
 
-        with _fixed_font_timestamp():
-            return HTML(string=html, base_url=str(base_url) if base_url else None).write_pdf()
+            with _fixed_font_timestamp():
+                return HTML(string=html, base_url=str(base_url) if base_url else None).write_pdf(
+                    font_config=_bundled_font_configuration(folder))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def split_for_pdf(sections: Sequence[tuple[str, str]], parts: int = PDF_JOBS) -> list[list[tuple[str, str]]]:
@@ -103,7 +215,7 @@ def split_for_pdf(sections: Sequence[tuple[str, str]], parts: int = PDF_JOBS) ->
 
 
 def write_pdf_parts(parts: Sequence[str], path: str | Path, *, numbering: Callable[[int], str],
-                    jobs: int = PDF_JOBS) -> Path:
+                    jobs: int = PDF_JOBS, temp_dir: str | Path | None = None) -> Path:
     """Render `parts` (HTML documents whose pages follow one another) in up to `jobs` processes at once, and
     join them into one PDF at `path`, numbered across the parts.
 
@@ -119,6 +231,8 @@ def write_pdf_parts(parts: Sequence[str], path: str | Path, *, numbering: Callab
     jobs : int
         Processes at once; the parts after the first are laid out in forked processes (not in a daemonic
         process such as a Dask worker, which may not start any: there they are laid out in turn).
+    temp_dir : str or Path, optional
+        Where WeasyPrint's temporary font files go (default: the system's temporary folder).
 
     Returns
     -------
@@ -141,15 +255,15 @@ def write_pdf_parts(parts: Sequence[str], path: str | Path, *, numbering: Callab
 
     if len(parts) > 1 and jobs > 1 and "fork" in get_all_start_methods() and not current_process().daemon:
         with ProcessPoolExecutor(max_workers=min(jobs, len(parts)) - 1, mp_context=get_context("fork")) as pool:
-            later = [pool.submit(_pdf_bytes, html) for html in parts[1:]]
-            rendered = [_pdf_bytes(parts[0])] + [future.result() for future in later]
+            later = [pool.submit(_pdf_bytes, html, None, temp_dir) for html in parts[1:]]
+            rendered = [_pdf_bytes(parts[0], None, temp_dir)] + [future.result() for future in later]
     else:
-        rendered = [_pdf_bytes(html) for html in parts]
-    path.write_bytes(_joined(rendered, numbering))
+        rendered = [_pdf_bytes(html, None, temp_dir) for html in parts]
+    path.write_bytes(_joined(rendered, numbering, temp_dir))
     return path
 
 
-def _joined(rendered: list[bytes], numbering: Callable[[int], str]) -> bytes:
+def _joined(rendered: list[bytes], numbering: Callable[[int], str], temp_dir: str | Path | None = None) -> bytes:
     """The parts' pages in order, each overlaid with its page number."""
     from pypdf import PdfReader, PdfWriter
 
@@ -157,7 +271,7 @@ def _joined(rendered: list[bytes], numbering: Callable[[int], str]) -> bytes:
     writer = PdfWriter()
     for reader in readers:
         writer.append(reader)
-    numbers = PdfReader(io.BytesIO(_pdf_bytes(numbering(len(writer.pages)))))
+    numbers = PdfReader(io.BytesIO(_pdf_bytes(numbering(len(writer.pages)), None, temp_dir)))
     if len(numbers.pages) != len(writer.pages):
         raise RuntimeError(f"the page numbers came out on {len(numbers.pages)} pages, not {len(writer.pages)}")
     for page, number in zip(writer.pages, numbers.pages):
