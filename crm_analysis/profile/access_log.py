@@ -7,8 +7,8 @@ file, so a clinic can show who viewed whose record. A line records
 - ``user``: the operating-system user (:func:`getpass.getuser`),
 - ``query``: how the lookup was made (``"phone"`` or ``"patient_id"``),
 - ``patient_ids``: every patient shown (empty when nobody was found),
-- ``as_of`` and ``source`` (where the data came from; passwords are already
-  removed from database URLs by the loader).
+- ``as_of`` and ``source``: which data was looked up (a database URL without
+  any secret: :func:`crm_analysis.io.sources.redact_url`).
 
 The phone number searched for is **never** written, in any form (not hashed
 either: with about 10⁸ mobile numbers any hash of one can be reversed by
@@ -17,7 +17,9 @@ shown anyway.
 
 The file is created with mode 0600 (its folder 0700) and only ever appended
 to. Its location is, in order: the ``path`` given, the environment variable
-``CRM_ANALYSIS_ACCESS_LOG``, or ``~/.crm_analysis/access.log``.
+``CRM_ANALYSIS_ACCESS_LOG``, or ``~/.crm_analysis/access.log``. A log that is
+switched off (``/dev/null``) or moved is not silent: :func:`log_note` says so,
+and ``crm-analysis lookup`` prints it.
 """
 
 from __future__ import annotations
@@ -25,20 +27,66 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-__all__ = ["AccessLog", "default_log_path", "ENV_VAR"]
+from crm_analysis.io.sources import redact_url
+
+__all__ = ["AccessLog", "default_log_path", "log_note", "ENV_VAR", "USUAL_PATH"]
 
 #: Environment variable that moves the default log.
 ENV_VAR = "CRM_ANALYSIS_ACCESS_LOG"
 
 
+#: The log's usual place, under the home folder.
+USUAL_PATH = Path("~") / ".crm_analysis" / "access.log"
+
+
 def default_log_path() -> Path:
     """``$CRM_ANALYSIS_ACCESS_LOG`` if set, else ``~/.crm_analysis/access.log`` (read when called, not at import)."""
     env = os.environ.get(ENV_VAR)
-    return Path(env).expanduser() if env else Path.home() / ".crm_analysis" / "access.log"
+    return Path(env).expanduser() if env else USUAL_PATH.expanduser()
+
+
+def _discards(path: Path) -> bool:
+    """Whether writing to `path` keeps nothing: the null device, or another character device."""
+    if os.path.realpath(path) == os.path.realpath(os.devnull):
+        return True
+    try:
+        return stat.S_ISCHR(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def log_note(path: str | os.PathLike | None = None) -> str | None:
+    """One line telling the user that lookups are not logged in the usual place, or None when they are.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The log asked for (``--access-log``); None: the default (:func:`default_log_path`).
+
+    Returns
+    -------
+    str or None
+        ``"note: the access log is switched off ..."`` when the log is the null device (or another character
+        device), ``"note: this lookup is recorded in X ..., not in ~/.crm_analysis/access.log"`` when it was
+        moved by `path` or ``$CRM_ANALYSIS_ACCESS_LOG``; None for the usual place.
+    """
+    env = os.environ.get(ENV_VAR)
+    if path is not None:
+        where, how = Path(path).expanduser(), f"--access-log {path}"
+    elif env:
+        where, how = Path(env).expanduser(), f"${ENV_VAR}={env}"
+    else:
+        return None
+    if _discards(where):
+        return f"note: the access log is switched off ({how}): this lookup is recorded nowhere"
+    if os.path.realpath(where) == os.path.realpath(USUAL_PATH.expanduser()):
+        return None
+    return f"note: the access log was moved ({how}): this lookup is recorded in {where}, not in {USUAL_PATH}"
 
 
 class AccessLog:
@@ -69,7 +117,8 @@ class AccessLog:
             How the lookup was made. The searched value itself is not logged.
         as_of : date-like, optional
         source : str
-            Where the data came from.
+            Which data was looked up; recorded without any secret of a database URL
+            (:func:`crm_analysis.io.sources.redact_url`).
 
         Raises
         ------
@@ -88,7 +137,7 @@ class AccessLog:
             "query": query,
             "patient_ids": [str(p) for p in patient_ids],
             "as_of": None if as_of is None else str(as_of)[:10],
-            "source": str(source),
+            "source": redact_url(str(source)),
         }
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -8,7 +8,9 @@ Exit status: 0 when at least one patient was found; 1 when nobody has that
 number ("no patient found", no traceback); 2 for bad input (an invalid phone
 number, a source that does not meet the data contract). Every lookup is
 written to the access log (``--access-log``, default
-``$CRM_ANALYSIS_ACCESS_LOG`` or ``~/.crm_analysis/access.log``).
+``$CRM_ANALYSIS_ACCESS_LOG`` or ``~/.crm_analysis/access.log``); a log that
+is switched off (``/dev/null``) or moved is said on standard error, in one line
+(:func:`crm_analysis.profile.access_log.log_note`).
 
 ``cli.py`` wires it with::
 
@@ -38,7 +40,8 @@ def add_lookup_parser(subparsers) -> argparse.ArgumentParser:
     lookup.add_argument("--mapping", help="mapping file (YAML) for a clinic's own export")
     lookup.add_argument("--lang", choices=("ko", "en"), default="ko", help="card language (default ko)")
     lookup.add_argument("--access-log", dest="access_log", default=None,
-                        help="access log file (default $CRM_ANALYSIS_ACCESS_LOG or ~/.crm_analysis/access.log)")
+                        help="access log file (default $CRM_ANALYSIS_ACCESS_LOG or ~/.crm_analysis/access.log); "
+                             "a log elsewhere, or switched off with /dev/null, is said on standard error")
     lookup.add_argument("--quick", action="store_true",
                         help="skip the churn and lifetime-value models (return probability and expected value "
                              "are then shown as not computed)")
@@ -60,12 +63,16 @@ def run_lookup(args: argparse.Namespace) -> int:
     from crm_analysis import load_clinic
     from crm_analysis.exceptions import CrmAnalysisWarning, PatientNotFoundError
     from crm_analysis.i18n import label
+    from crm_analysis.profile.access_log import log_note
     from crm_analysis.profile.lookup import patient_card
     from crm_analysis.profile.index import phone_key
 
     if args.phone is not None and phone_key(args.phone) is None:  # before the (slow) load
         raise ValueError("the phone number given is not a valid Korean phone number; "
                          "write it like 010-1234-5678, 01012345678 or +82 10-1234-5678")
+    note = log_note(args.access_log)
+    if note:  # auditing switched off or moved is never silent
+        print(note, file=sys.stderr, flush=True)
     # loaded without as_of: events after --as-of are not errors, the card's snapshot leaves them out
     clinic = load_clinic(args.source, mapping=args.mapping)
     as_of = pd.Timestamp(args.as_of) if args.as_of else clinic.tables["visits"]["visit_date"].max()
@@ -94,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     status 2 for bad input, 1 otherwise.
     """
     from crm_analysis.exceptions import CrmAnalysisError, DataValidationError
+    from crm_analysis.io.sources import redact_secrets
 
     parser = argparse.ArgumentParser(prog="crm-analysis")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,13 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except DataValidationError as err:
-        print(f"error: the data does not meet the contract.\n{err}", file=sys.stderr)
+        print(redact_secrets(f"error: the data does not meet the contract.\n{err}", args.source), file=sys.stderr)
         return EXIT_BAD_INPUT
     except (CrmAnalysisError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(redact_secrets(f"error: {err}", args.source), file=sys.stderr)
         return EXIT_BAD_INPUT if isinstance(err, ValueError) else EXIT_FAILED
     except OSError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(redact_secrets(f"error: {err}", args.source), file=sys.stderr)
         return EXIT_FAILED
 
 

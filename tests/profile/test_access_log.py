@@ -66,3 +66,18 @@ def test_existing_log_with_loose_permissions_is_tightened(tmp_path):
     log.chmod(0o644)
     AccessLog(log).record(["P1"], query="patient_id")
     assert (log.stat().st_mode & 0o777) == 0o600
+
+
+def test_the_log_records_the_source_looked_up_without_its_secrets(demo_clinic, card_ctx, tables, as_of, tmp_path):
+    """Which source was looked up is recorded, through the one redaction function (issue 16, points 3 and 8)."""
+    from crm_analysis.io.sources import redact_url
+
+    log = tmp_path / "access.log"
+    patient_card(demo_clinic, patient_id=str(tables["patients"]["patient_id"].iloc[0]), as_of=as_of,
+                 context=card_ctx, access_log=log)
+    assert AccessLog(log).read()[-1]["source"] == demo_clinic.source != ""
+    url = "postgresql://me:Pw4Access@db/crm?sslpassword=Ssl4Access&token=Tok4Access"
+    entry = AccessLog(log).record(["P1"], query="patient_id", source=url)
+    print(entry["source"])
+    assert entry["source"] == redact_url(url) == "postgresql://me:***@db/crm?sslpassword=***&token=***"
+    assert "4Access" not in log.read_text(encoding="utf-8")

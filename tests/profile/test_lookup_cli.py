@@ -67,3 +67,34 @@ def test_installed_command(demo_dir, tmp_path):
     assert done.returncode == 1, done.stderr
     assert "no patient found" in done.stderr and "Traceback" not in done.stderr
     assert len(log.read_text().splitlines()) == 1
+
+
+def test_a_switched_off_or_moved_access_log_is_said_in_one_line(demo_dir, tables, tmp_path, monkeypatch, capsys):
+    """--access-log /dev/null or $CRM_ANALYSIS_ACCESS_LOG: the lookup says where (not) it is recorded (issue 16, 8)."""
+    import os
+
+    from crm_analysis.profile.access_log import ENV_VAR
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    base = ["--source", str(demo_dir), "--patient-id", str(tables["patients"]["patient_id"].iloc[0]),
+            "--as-of", "2026-10-31", "--quick"]
+
+    def notes(argv: list[str]) -> list[str]:
+        code, _, err = run(argv, capsys)
+        assert code == 0, err
+        return [line for line in err.splitlines() if "access log" in line]
+
+    assert notes(base) == []  # the usual log: nothing to say
+    assert (tmp_path / "home" / ".crm_analysis" / "access.log").is_file()
+    off = notes([*base, "--access-log", os.devnull])
+    print(off)
+    assert len(off) == 1 and "switched off" in off[0] and os.devnull in off[0]
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "elsewhere.log"))
+    moved = notes(base)
+    print(moved)
+    assert len(moved) == 1 and str(tmp_path / "elsewhere.log") in moved[0] and ENV_VAR in moved[0]
+    assert (tmp_path / "elsewhere.log").is_file()
+    monkeypatch.setenv(ENV_VAR, os.devnull)
+    off = notes(base)
+    assert len(off) == 1 and "switched off" in off[0] and ENV_VAR in off[0]
