@@ -35,6 +35,8 @@ PRELOADED = ("pandas", "matplotlib", "IPython.display", "ipykernel.kernelapp", "
              "crm_analysis.plotting", "crm_analysis.quality", "crm_analysis.report.sections")
 #: The kernel's command as jupyter_client builds it for the python3 kernel: ``python -m ipykernel_launcher``.
 _LAUNCHER = ["-m", "ipykernel_launcher"]
+#: The longest path of a Unix socket (``sockaddr_un.sun_path`` less its final NUL on Linux).
+IPC_PATH_MAX = 107
 
 
 def can_fork_kernels() -> bool:
@@ -145,6 +147,9 @@ def _become_kernel(argv: list[str], env: dict[str, str], cwd: str | None) -> int
 
     os.environ.clear()
     os.environ.update(env)
+    import tempfile
+
+    tempfile.tempdir = None  # read $TMPDIR again: the run gives its kernels a folder in its private one
     if cwd:
         os.chdir(cwd)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -174,9 +179,14 @@ def _become_kernel(argv: list[str], env: dict[str, str], cwd: str | None) -> int
 
 
 def kernel_manager(private: Path, index: int, zygote: KernelZygote | None = None):
-    """A ``KernelManager`` on a private Unix socket (no TCP) that remembers the clients it hands out
-    (nbclient does not stop the clients of a kernel manager it was given), and launches its kernel from
-    `zygote` when one is given."""
+    """A ``KernelManager`` on private Unix sockets that remembers the clients it hands out (nbclient does not
+    stop the clients of a kernel manager it was given), and launches its kernel from `zygote` when one is given.
+
+    Its connection file and sockets are in `private` (``kernelN.json``, ``kernelN-1`` ...), never in
+    ``$TMPDIR`` itself, so a killed run leaves them where the next run removes them. Where the socket paths
+    would be too long for a Unix socket (about 107 bytes: a deep ``$TMPDIR``), the kernel listens on
+    127.0.0.1 instead (as Jupyter does by default; the connection file, with the key, stays private).
+    """
     from jupyter_client.manager import KernelManager
 
     class RunKernelManager(KernelManager):
@@ -197,7 +207,10 @@ def kernel_manager(private: Path, index: int, zygote: KernelZygote | None = None
             provisioner.cwd = kw.get("cwd") or os.getcwd()
             self._reconcile_connection_info(provisioner.connection_info)
 
-    km = RunKernelManager(kernel_name="python3", transport="ipc", ip=str(private / f"kernel{index}"))
+    sockets = private / f"kernel{index}"
+    where = (dict(transport="ipc", ip=str(sockets)) if len(os.fsencode(f"{sockets}-99")) <= IPC_PATH_MAX
+             else dict(transport="tcp", ip="127.0.0.1"))
+    km = RunKernelManager(kernel_name="python3", connection_file=str(private / f"kernel{index}.json"), **where)
     km.clients = []
     km.zygote = zygote
     return km

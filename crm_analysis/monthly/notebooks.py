@@ -130,7 +130,8 @@ class KernelLanes:
     paths : sequence of Path
         The notebooks, in run order; lane ``i`` runs ``paths[i::jobs]``.
     private : Path
-        A private folder for the kernels' sockets and connection files.
+        A private folder for the kernels' sockets, connection files and temporary files (their ``$TMPDIR``
+        is ``private/tmp``).
     run_one : callable
         ``run_one(path, km) -> None``: execute one notebook on the lane's kernel manager
         (usually :func:`execute_notebook` followed by making the result reproducible).
@@ -190,6 +191,8 @@ class KernelLanes:
             for name in PRELOADED:
                 importlib.import_module(name)
             zygotes = [KernelZygote() for _ in range(self.jobs)]
+        scratch = self.private / "tmp"
+        scratch.mkdir(mode=0o700, exist_ok=True)
         for i in range(self.jobs):
             km = kernel_manager(self.private, i, zygotes[i] if zygotes else None)
             self._kms.append(km)
@@ -198,7 +201,7 @@ class KernelLanes:
                 # warm-up runs as IPython's start-up code, so it needs no client (and binds no name).
                 km.start_kernel(cwd=str(self.lane(i)[0].parent),
                                 env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-                                     "MKL_NUM_THREADS": "1"},
+                                     "MKL_NUM_THREADS": "1", "TMPDIR": str(scratch)},
                                 extra_arguments=[f"--IPKernelApp.exec_lines={[self.warm_up]!r}"] if self.warm_up
                                 else [])
             except Exception as err:  # noqa: BLE001 - reported as each of the lane's notebooks' failure
