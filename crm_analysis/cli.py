@@ -3,7 +3,10 @@
 Bad input exits with status 2 and a plain message, never a traceback. Other
 failures exit with status 1 and one line (``--debug`` shows the traceback).
 A message never repeats a huge value whole: one-line errors are cut to
-:data:`~crm_analysis.exceptions.MAX_SHOWN_MESSAGE` characters.
+:data:`~crm_analysis.exceptions.MAX_SHOWN_MESSAGE` characters. Nothing the
+command prints holds a secret of a database URL it was given (``--source``,
+``--out``): sources are shown through :func:`crm_analysis.io.sources.redact_url`,
+and every error message goes through :func:`crm_analysis.io.sources.redact_secrets`.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
     from crm_analysis import synth
+    from crm_analysis.io.sources import redact_url
     from crm_analysis.io.writing import write_clinic
 
     clinic = synth.generate_clinic(n_patients=args.patients, seed=args.seed, start=args.start, end=args.end)
     written = clinic.write(args.out, format=args.format) if "://" not in args.out else write_clinic(clinic.tables, args.out)
     counts = ", ".join(f"{name} {len(df):,}" for name, df in clinic.tables.items())
-    print(f"demo clinic (seed {args.seed}) written to {args.out}: {counts}")
+    print(f"demo clinic (seed {args.seed}) written to {redact_url(args.out)}: {counts}")
     if "://" in args.out:
         print("truth.json is written only for folder targets; use a folder to get the generating parameters.")
     return EXIT_OK if written else EXIT_FAILED
@@ -92,8 +96,11 @@ def _run_network(args: argparse.Namespace) -> int:
         raise ValueError("--mapping does not apply to a network config: give each clinic its own 'mapping:' there")
     if args.scheduler and args.executor != "dask":
         raise ValueError("--scheduler needs --executor dask")
+    from crm_analysis.monthly.run import default_outreach_dir
+
     config = read_network_config(args.clinics or args.source)
-    out, outreach = Path(args.out), Path(args.outreach_dir or "outreach")
+    out = Path(args.out)
+    outreach = Path(args.outreach_dir) if args.outreach_dir else default_outreach_dir(out)
     if args.dry_run:
         for clinic in config.clinics:
             print(f"[{clinic.id}] {clinic.name}")
@@ -163,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lang", choices=("ko", "en"), default="ko", help="report language (default ko)")
     run.add_argument("--out", default="reports", help="reports folder (default ./reports)")
     run.add_argument("--outreach-dir", dest="outreach_dir", default=None,
-                     help="folder for the outreach lists, kept apart from reports (default ./outreach)")
+                     help="folder for the outreach lists (personal data, owner-only), kept apart from the reports "
+                          "(default: 'outreach' beside --out, e.g. --out clinic_a/reports gives clinic_a/outreach)")
     run.add_argument("--min-count", dest="min_count", type=int, default=5,
                      help="suppress counts below this in report tables (default 5: counts 1-4 are hidden)")
     run.add_argument("--no-pdf", dest="pdf", action="store_false", help="skip report.pdf")
@@ -195,6 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _without_secrets(text: str, args: argparse.Namespace) -> str:
+    """`text` without the secrets of the database URLs given on the command line (``--source``, ``--out``)."""
+    from crm_analysis.io.sources import redact_secrets
+
+    for given in (getattr(args, "source", None), getattr(args, "out", None)):
+        if isinstance(given, str) and "://" in given:
+            text = redact_secrets(text, given)
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``crm-analysis`` command; returns the exit status."""
     from crm_analysis.exceptions import MAX_SHOWN_MESSAGE, CrmAnalysisError, DataValidationError, shorten
@@ -204,13 +222,14 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except DataValidationError as err:
         source = getattr(err, "source", None)
-        print(f"error: the data{f' in {source}' if source else ''} does not meet the contract.\n{err}", file=sys.stderr)
+        message = f"error: the data{f' in {source}' if source else ''} does not meet the contract.\n{err}"
+        print(_without_secrets(message, args), file=sys.stderr)
         return EXIT_BAD_INPUT
     except (CrmAnalysisError, ValueError) as err:
         if args.debug:
             raise
         code = EXIT_BAD_INPUT if isinstance(err, ValueError) else EXIT_FAILED
-        print(f"error: {shorten(err, MAX_SHOWN_MESSAGE)}", file=sys.stderr)
+        print(f"error: {shorten(_without_secrets(str(err), args), MAX_SHOWN_MESSAGE)}", file=sys.stderr)
         return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -218,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - one line for users; --debug for developers
         if args.debug:
             raise
-        first_line = shorten((str(err).strip().splitlines() or [""])[0], MAX_SHOWN_MESSAGE)
+        first_line = shorten(_without_secrets((str(err).strip().splitlines() or [""])[0], args), MAX_SHOWN_MESSAGE)
         print(f"error: {type(err).__name__}: {first_line} (run with --debug for details)", file=sys.stderr)
         return EXIT_FAILED
 

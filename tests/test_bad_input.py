@@ -115,7 +115,7 @@ def test_run_for_a_month_after_the_data_exits_2_and_leaves_earlier_months_intact
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [".crm-analysis.lock", "2024-06"]
     assert (earlier / "kpis.json").read_text(encoding="utf-8") == '{"month": "2024-06"}'
     assert not (tmp_path / "outreach" / "2026-10").exists()
-    assert not [p for p in (tmp_path / "outreach").iterdir()]
+    assert [p.name for p in (tmp_path / "outreach").iterdir()] == [".crm-analysis.lock"]  # locked as reports/ is
 
 
 def test_run_for_a_month_before_the_first_visit_exits_2(clinic_dir, tmp_path, notebook_dir, capsys):

@@ -7,7 +7,8 @@ progress line on standard error:
 1. **load** — load and validate the extract once, cut it at the month's last
    day (``as_of``) and write that snapshot to a cache in a private folder
    (0700, outside the reports folder, deleted after the run) that the
-   notebooks read fast (:mod:`crm_analysis.io.cache`);
+   notebooks read fast (:mod:`crm_analysis.io.cache`). The notebooks are
+   told it is :data:`NOTEBOOK_SOURCE`: no executed notebook holds the source;
 2. **models** — fit the month's models once (:class:`~crm_analysis.monthly.month.Month`:
    reminder evaluation, churn and its back-test, recall, lifetime value and
    its back-test, the campaign plan) in two forked worker processes, and save
@@ -23,14 +24,19 @@ progress line on standard error:
 6. **report_html**, **report_pdf** — the management report (KPI page first);
 7. **privacy_scan** — every report artefact is searched for the patients'
    names, phone numbers and emails; a hit stops the run;
-8. **publish** — the outreach lists to ``outreach/YYYY-MM/`` (0700), then the
-   month to ``reports/YYYY-MM/`` (:mod:`crm_analysis.monthly.publish`).
+8. **publish** — the outreach lists to ``outreach/YYYY-MM/`` (0700; the
+   outreach folder sits beside the reports folder unless told otherwise),
+   then the month to ``reports/YYYY-MM/`` (:mod:`crm_analysis.monthly.publish`).
 
 Work goes into hidden staging folders beside the targets and is moved into
 place only when everything has succeeded: a failed or killed run never
 leaves a partial month and never touches earlier months. A failed run keeps
 its work, with papermill's error banner in the failed notebook, in
-``reports/YYYY-MM.failed/``. One run at a time writes into a reports folder.
+``reports/YYYY-MM.failed/``. One run at a time writes into a reports folder,
+and one into an outreach folder. Everything else a run writes (the snapshot,
+the models, the kernels' connection files and temporary files, WeasyPrint's
+font files) stays in its private folder under ``$TMPDIR``; a killed run's
+private folder is removed by the next run.
 """
 
 from __future__ import annotations
@@ -60,10 +66,22 @@ from crm_analysis.monthly.notebooks import (NOTEBOOK_DIR, PROJECT_ROOT, WARM_UP,
 from crm_analysis.monthly.rules import RuleSet, load_rule_set
 from crm_analysis.privacy import DEFAULT_MIN_COUNT, check_threshold
 
-__all__ = ["RunContext", "RunResult", "run_month", "run", "plan_month", "month_end", "MODEL_JOBS"]
+__all__ = ["RunContext", "RunResult", "run_month", "run", "plan_month", "month_end", "MODEL_JOBS",
+           "NOTEBOOK_SOURCE", "default_outreach_dir"]
 
 #: Worker processes that fit the month's models (the machines this targets have two cores).
 MODEL_JOBS = 2
+#: What the executed notebooks show as their ``source`` (and their clinic's ``source``): they read the run's
+#: private validated copy, and never see the source itself, not even without its secrets.
+NOTEBOOK_SOURCE = "the run's validated copy of the clinic data (its source is named in manifest.json)"
+
+
+def default_outreach_dir(out: str | Path) -> Path:
+    """The outreach folder beside the reports folder `out`: ``X/reports`` gives ``X/outreach``.
+
+    So two clinics run from one folder, each with its own ``--out``, never share their lists.
+    """
+    return Path(out).resolve().parent / "outreach"
 
 
 def month_end(month: str) -> pd.Timestamp:
@@ -100,7 +118,8 @@ class RunContext:
     out : Path
         Reports folder; the month goes to ``out/YYYY-MM/``.
     outreach_dir : Path
-        Outreach folder; the lists go to ``outreach_dir/YYYY-MM/`` (0700).
+        Outreach folder (default: ``outreach`` beside `out`, :func:`default_outreach_dir`); the lists go to
+        ``outreach_dir/YYYY-MM/`` (0700).
     notebook_dir : Path
     rules : RuleSet
     min_count : int
@@ -140,16 +159,20 @@ class RunContext:
         Raises
         ------
         ValueError
-            Bad month, language or threshold.
+            Bad month, language or threshold, or an outreach folder that is the reports folder.
         CrmAnalysisError
             A rule folder that does not exist or holds an unknown rule file.
         """
         month_end(month)
         text = str(source)
+        out = Path(out).resolve()
+        outreach = Path(outreach_dir).resolve() if outreach_dir else default_outreach_dir(out)
+        if outreach == out:
+            raise ValueError(f"the outreach folder {outreach} is the reports folder: the staff lists (personal data) "
+                             "are kept apart from the reports; give another --outreach-dir (or --out)")
         return cls(month=month, source=text if "://" in text else str(Path(text).resolve()),
                    mapping=None if mapping is None or mapping == "" else str(Path(mapping).resolve()),
-                   lang=check_lang(lang), out=Path(out).resolve(),
-                   outreach_dir=Path(outreach_dir).resolve() if outreach_dir else Path("outreach").resolve(),
+                   lang=check_lang(lang), out=out, outreach_dir=outreach,
                    notebook_dir=Path(notebook_dir or NOTEBOOK_DIR).resolve(), rules=load_rule_set(rules),
                    min_count=check_threshold(min_count), clinic_name=clinic_name, pdf=pdf, progress=progress,
                    analyses=analyses, producers=producers)
@@ -161,10 +184,11 @@ class RunContext:
 
     @property
     def shown_source(self) -> str:
-        """The source as reports show it (a database URL without its password)."""
+        """The source as the manifest and messages show it (a database URL without any secret:
+        :func:`crm_analysis.io.sources.redact_url`)."""
         from crm_analysis.io.sources import redact_url
 
-        return redact_url(self.source) if "://" in self.source else self.source
+        return redact_url(self.source)
 
 
 @dataclass
@@ -241,7 +265,8 @@ def run_month(month: str, source: str | Path, *, mapping: str | Path | None = No
     out : str or Path
         Reports folder; the month goes to ``out/YYYY-MM/``.
     outreach_dir : str or Path, optional
-        Outreach folder (default ``./outreach``); the lists go to ``outreach_dir/YYYY-MM/`` (0700).
+        Outreach folder (default: ``outreach`` beside `out`, so ``X/reports`` gives ``X/outreach``); the lists
+        go to ``outreach_dir/YYYY-MM/`` (0700). Locked while the run writes into it, as `out` is.
     notebook_dir : str or Path, optional
         Where the notebooks are (the project's ``notebooks/`` by default).
     rules : str or Path, optional
@@ -268,7 +293,7 @@ def run_month(month: str, source: str | Path, *, mapping: str | Path | None = No
     Raises
     ------
     ValueError
-        Bad month, language or threshold.
+        Bad month, language or threshold, or `outreach_dir` is `out`.
     DataValidationError
         The source breaks the data contract (nothing is written).
     SourceError
@@ -276,7 +301,8 @@ def run_month(month: str, source: str | Path, *, mapping: str | Path | None = No
         (nothing is written; see :meth:`crm_analysis.clinic.ClinicData.check_month`). A month the
         data covers only in part runs, with a warning in ``RunResult.warnings`` and the manifest.
     NotebookFailed, PrivacyLeak, RunFailed
-        With a one-line reason; the work is kept in ``out/YYYY-MM.failed/``.
+        With a one-line reason; the work is kept in ``out/YYYY-MM.failed/``. RunFailed also when another run
+        is writing to `out` or `outreach_dir` (before anything is done).
     """
     return run(RunContext.make(month, source, mapping=mapping, lang=lang, out=out, outreach_dir=outreach_dir,
                                notebook_dir=notebook_dir, rules=rules, min_count=min_count, clinic_name=clinic_name,
@@ -292,14 +318,17 @@ def run(ctx: RunContext) -> RunResult:
         raise RunFailed(f"no notebooks found in {ctx.notebook_dir}")
     final, outreach_final = ctx.out / ctx.month, ctx.outreach_dir / ctx.month
     ctx.out.mkdir(parents=True, exist_ok=True)
+    pub.ensure_private(ctx.outreach_dir)
     result = RunResult(month=ctx.month, out_dir=final, outreach_dir=outreach_final)
     steps = Progress(len(paths) + 8 - (not ctx.pdf) - (not ctx.analyses), ctx.progress, result.timings)
-    with pub.folder_lock(ctx.out):
+    # One run at a time writes into a reports folder and into an outreach folder (two clinics' runs with their
+    # own --out but one --outreach-dir would otherwise clear each other's staging folders).
+    with pub.folder_lock(ctx.out), pub.folder_lock(ctx.outreach_dir):
         pub.clean_partials(ctx.out, None)
-        pub.clean_partials(ctx.outreach_dir, ctx.month)
-        private = pub.private_workdir()
+        pub.clean_partials(ctx.outreach_dir, None)
+        private = pub.private_workdir()  # also what killed runs left in $TMPDIR (their private folders)
         work = pub.staging_folder(ctx.out, ctx.month)
-        staging = pub.staging_folder(pub.ensure_private(ctx.outreach_dir), ctx.month)
+        staging = pub.staging_folder(ctx.outreach_dir, ctx.month)
         kpis_ready = threading.Event()
         lanes = _lanes(ctx, paths, private, work, kpis_ready)
         try:
@@ -345,9 +374,12 @@ def _cache_path(private: Path) -> Path:
 
 
 def _write_cache(snapshot, private: Path) -> Path:
+    """The notebooks' copy of the snapshot; its ``source`` is :data:`NOTEBOOK_SOURCE`, not the run's source."""
+    from dataclasses import replace as with_fields
+
     from crm_analysis.io.cache import write_snapshot_cache
 
-    return Path(write_snapshot_cache(snapshot, _cache_path(private)))
+    return Path(write_snapshot_cache(with_fields(snapshot, source=NOTEBOOK_SOURCE), _cache_path(private)))
 
 
 def _lanes(ctx: RunContext, paths: list[Path], private: Path, work: Path, kpis_ready: threading.Event) -> KernelLanes:
@@ -358,8 +390,9 @@ def _lanes(ctx: RunContext, paths: list[Path], private: Path, work: Path, kpis_r
     params = notebook_parameters(source=cache, as_of=ctx.as_of, out_dir=work, lang=ctx.lang, mapping=None,
                                  rules=None if ctx.rules.folder is None else str(ctx.rules.folder),
                                  models=str(models_dir) if ctx.analyses else None)
-    # The notebooks show the clinic's source and the published folder, not this run's private ones.
-    replacements = {str(cache): ctx.shown_source, str(work): str(ctx.out / ctx.month), str(models_dir): ""}
+    # The notebooks show the published folder, not this run's private ones, and never the source itself (a
+    # database URL, even without its secrets): the manifest names it.
+    replacements = {str(cache): NOTEBOOK_SOURCE, str(work): str(ctx.out / ctx.month), str(models_dir): ""}
     index = {path: i for i, path in enumerate(paths, 1)}
 
     def run_one(path: Path, km) -> None:
@@ -456,7 +489,7 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
     finally:
         lanes.cancel()
         lanes.join()
-    _write_report(ctx, steps, paths, work, result)
+    _write_report(ctx, steps, paths, work, private, result)
     return _privacy_scan(steps, snapshot, paths, work)
 
 
@@ -478,7 +511,8 @@ def _outreach(ctx: RunContext, month: Month, staging: Path) -> tuple[list[str], 
     return [p.name for p in write_outreach_lists(lists, staging, as_of=month.as_of)], dict(lists.skipped)
 
 
-def _write_report(ctx: RunContext, steps: Progress, paths: list[Path], work: Path, result: RunResult) -> None:
+def _write_report(ctx: RunContext, steps: Progress, paths: list[Path], work: Path, private: Path,
+                  result: RunResult) -> None:
     from crm_analysis.report.html import notebook_sections, report_html
 
     as_of = f"{ctx.as_of:%Y-%m-%d}"
@@ -499,7 +533,8 @@ def _write_report(ctx: RunContext, steps: Progress, paths: list[Path], work: Pat
                 return report_html([(f"page-{i}", "") for i in range(pages)], **shared, cover=False,
                                    extra_css=font_face_css())
 
-            write_pdf_parts(parts, work / "report.pdf", numbering=numbering)
+            # WeasyPrint's temporary font files go to the private folder, which a killed run leaves to the next
+            write_pdf_parts(parts, work / "report.pdf", numbering=numbering, temp_dir=private)
             result.report_pdf = result.out_dir / "report.pdf"
 
 
@@ -544,8 +579,8 @@ def plan_month(month: str, source: str | Path, *, mapping: str | Path | None = N
     as_of = month_end(month)
     rule_set = load_rule_set(rules)
     paths = notebook_paths(notebook_dir)
-    shown = redact_url(str(source)) if "://" in str(source) else str(source)
-    outreach_root = Path(outreach_dir) if outreach_dir else Path("outreach")
+    shown = redact_url(str(source))
+    outreach_root = Path(outreach_dir) if outreach_dir else default_outreach_dir(out)
     lists = ["recall", "campaign_outreach", "campaign_holdout", "campaign_suppression", *(producers or {})]
     lines = [f"would run {month} (as_of {as_of:%Y-%m-%d}) into {Path(out) / month}:",
              f"  load + validate {shown}" + (f" with mapping {mapping}" if mapping else ""),
@@ -559,7 +594,7 @@ def plan_month(month: str, source: str | Path, *, mapping: str | Path | None = N
     lines += ["  privacy_scan of report.html, report.pdf, notebooks, kpis.json", "  publish"]
     lines.append("  rules: " + ("the shipped rules" if rule_set.folder is None else
                                 f"{rule_set.folder} ({', '.join(rule_set.files) or 'no rule files: shipped rules'})"))
-    params = notebook_parameters(source=shown, as_of=as_of, out_dir=Path(out) / month, lang=lang,
+    params = notebook_parameters(source=NOTEBOOK_SOURCE, as_of=as_of, out_dir=Path(out) / month, lang=lang,
                                  mapping=None if mapping is None else str(mapping),
                                  rules=None if rule_set.folder is None else str(rule_set.folder))
     lines.append("  parameters: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))

@@ -264,3 +264,85 @@ def test_dry_run_lists_notebooks_and_steps(capsys, tmp_path):
 def test_bad_month_exits_2(capsys, tmp_path):
     assert main(["run", "--month", "2026/10", "--source", str(tmp_path)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_run_fails_fast_on_an_outreach_folder_another_run_is_writing(tmp_path, notebooks, demo_dir):
+    """Two runs with different --out and the same --outreach-dir: the second stops before it does anything."""
+    from crm_analysis.exceptions import RunFailed
+    from crm_analysis.monthly.publish import folder_lock
+
+    outreach = tmp_path / "outreach"
+    outreach.mkdir(mode=0o700)
+    second_out = tmp_path / "clinic_b" / "reports"
+    with folder_lock(outreach):  # the first run, still assembling its lists
+        with pytest.raises(RunFailed, match=f"another crm-analysis run is writing to {outreach}"):
+            run_month("2026-10", demo_dir, out=second_out, outreach_dir=outreach, notebook_dir=notebooks,
+                      progress=False, pdf=False, analysis_hooks=False)
+    assert [p.name for p in outreach.iterdir()] == [LOCK_FILE], "the second run touched the lists"
+    assert not (second_out / "2026-10").exists() and not _leftovers(second_out)
+    # the lock held by a run on the reports folder does not block another clinic's folder
+    result = run_month("2026-10", demo_dir, out=second_out, outreach_dir=outreach, notebook_dir=notebooks,
+                       progress=False, pdf=False, analysis_hooks=False)
+    assert result.outreach_dir == outreach / "2026-10" and (outreach / "2026-10").is_dir()
+
+
+def test_the_default_outreach_folder_sits_beside_out(tmp_path, monkeypatch, capsys):
+    from crm_analysis.cli import build_parser
+    from crm_analysis.monthly.run import RunContext
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the current folder plays no part once --out is given
+    for clinic in ("clinic_a", "clinic_b"):
+        ctx = RunContext.make("2026-10", tmp_path, out=tmp_path / clinic / "reports")
+        assert ctx.outreach_dir == tmp_path / clinic / "outreach"
+        lines = plan_month("2026-10", tmp_path, out=tmp_path / clinic / "reports")
+        assert any(f"outreach -> {tmp_path / clinic / 'outreach' / '2026-10'}/" in line for line in lines), lines
+    assert RunContext.make("2026-10", tmp_path).outreach_dir == elsewhere / "outreach"  # --out reports: ./outreach
+    assert RunContext.make("2026-10", tmp_path, out="x/reports", outreach_dir="lists").outreach_dir == elsewhere / "lists"
+    with pytest.raises(ValueError, match="outreach folder .* reports folder"):
+        RunContext.make("2026-10", tmp_path, out=tmp_path / "same", outreach_dir=tmp_path / "same")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    assert "beside --out" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_killed_run_leaves_nothing_in_tmpdir_once_the_next_run_is_done(tmp_path, notebooks, demo_dir):
+    """Kernel connection files and WeasyPrint's font folder stay in the run's private folder, which the next run
+    removes: killed once while a notebook runs and once while the PDF is laid out, then run again."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out, outreach = tmp_path / "reports", tmp_path / "outreach"
+    _notebook(notebooks / "20_slow.ipynb",
+              "import os, pathlib, time\n"
+              "if os.environ.get('CRM_TEST_SLOW'):\n"
+              "    pathlib.Path(out_dir, 'started').touch()\n"
+              "    time.sleep(120)")
+    args = [str(SCRIPT), "run", "--month", "2026-10", "--source", str(demo_dir), "--out", str(out),
+            "--outreach-dir", str(outreach), "--notebook-dir", str(notebooks), "--no-hooks"]
+    env = {**os.environ, "TMPDIR": str(tmp)}
+
+    def kill_when(ready, extra_env) -> None:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                env={**env, **extra_env}, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 180
+            while not ready():
+                assert proc.poll() is None, "the run ended before the point it was to be killed at"
+                assert time.monotonic() < deadline, "the run never reached the point it was to be killed at"
+                time.sleep(0.02)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)  # the run and the PDF processes it forked
+            proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+
+    kill_when(lambda: list(out.glob(".2026-10.partial-*/started")), {"CRM_TEST_SLOW": "1"})
+    during_notebooks = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
+    kill_when(lambda: any(p.is_dir() for p in tmp.rglob("weasyprint-*")), {})
+    during_pdf = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
+    print("in TMPDIR after the kill during the notebooks:", during_notebooks)
+    print("in TMPDIR after the kill during the PDF:", during_pdf)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=env)
+    assert done.returncode == 0, done.stderr
+    left = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
+    assert left == [f"crm-analysis-{os.getuid()}"], f"left in TMPDIR: {left}"
