@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from crm_analysis.contract import CHANNELS
-from crm_analysis.synth.appointments import ATTENDED, NO_SHOW, Appointments
+from crm_analysis.synth.appointments import ATTENDED, CANCELLED, NO_SHOW, RESCHEDULED, Appointments
 from crm_analysis.synth.calendar import ClinicCalendar
 from crm_analysis.synth.catalog import SCHEDULES
 from crm_analysis.synth.noshow import NoShowModel, expit
@@ -83,6 +83,32 @@ def _rd(p1: np.ndarray, p0: np.ndarray) -> dict:
             "risk_difference": float((p1 - p0).mean()), "risk_ratio": float(p1.mean() / p0.mean())}
 
 
+def _per_booking(model: NoShowModel, eta0: np.ndarray, programme: np.ndarray, delta: np.ndarray,
+                 m: np.ndarray) -> dict:
+    """What the programme keeps per booking (cancelled bookings included), over the bookings `m`.
+
+    With the programme's steps sent (averaging over delivery) and without any reminder: attended visits
+    E[(1 − c(D))(1 − p(D))], no-shows E[(1 − c(D))·p(D)] and cancellations E[c(D)] per booking.
+    """
+    if not m.any():
+        return {"n": 0}
+    e0, law = eta0[m], model.delivery_law(programme[m], delta[m])
+    rows = {"attended": (sum(w * (1 - model.miss(e0 + model.gamma[d], d)) for d, w in law), 1 - model.miss(e0, 0)),
+            "no_shows": (sum(w * (1 - model.cancel[d]) * expit(e0 + model.gamma[d]) for d, w in law),
+                         (1 - model.cancel[0]) * expit(e0)),
+            "cancellations": (sum(w * model.cancel[d] for d, w in law), np.full(len(e0), model.cancel[0]))}
+    out = {"n": int(m.sum())}
+    for key, (with_, without) in rows.items():
+        out[f"{key}_planned"], out[f"{key}_none"] = float(with_.mean()), float(without.mean())
+    out["extra_visits"] = out["attended_planned"] - out["attended_none"]
+    out["no_shows_avoided"] = out["no_shows_none"] - out["no_shows_planned"]
+    out["extra_cancellations"] = out["cancellations_planned"] - out["cancellations_none"]
+    out["estimand"] = ("per resolved eligible booking of the period (cancelled ones included), the programme's "
+                       "schedule sent (averaging over delivery) against no reminder; extra_visits = no_shows_avoided "
+                       "- extra_cancellations; a share rho of cancelled slots refilled adds rho * extra_cancellations")
+    return out
+
+
 def reminder_truth(app: Appointments, cal: ClinicCalendar, params: SynthParams) -> dict:
     """The programme's design and its true effects in this clinic (see docs/demo_clinic.md)."""
     rp, npar = params.reminders, params.noshow
@@ -114,6 +140,7 @@ def reminder_truth(app: Appointments, cal: ClinicCalendar, params: SynthParams) 
     })
 
     r1, rf = model.rollout_1d, model.rollout_full
+    resolved = np.isin(app.status, (ATTENDED, NO_SHOW, CANCELLED, RESCHEDULED)) & (app.day <= cal.last_day)
     periods = {}
     for name, lo, hi in (("1d", r1, rf), ("3d+1d+2h", rf, cal.last_day + 1)):
         m = nc & eligible & (app.day >= lo) & (app.day < hi)
@@ -121,6 +148,8 @@ def reminder_truth(app: Appointments, cal: ClinicCalendar, params: SynthParams) 
         reminded = m & (app.delivered > 0)
         est["start"] = cal.iso(lo)
         est["att_among_reminded"] = float((p_act - p_none)[reminded].mean()) if reminded.any() else None
+        est["per_booking"] = _per_booking(model, eta0, app.programme, delta,
+                                          resolved & eligible & (app.day >= lo) & (app.day < hi))
         periods[name] = est
 
     def month_key(day):
