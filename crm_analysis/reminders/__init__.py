@@ -9,7 +9,8 @@ Modules, one concept each:
 * :mod:`~crm_analysis.reminders.glm` — the fast logistic GLM fit with patient-clustered errors;
 * :mod:`~crm_analysis.reminders.rollout` — interrupted time series;
 * :mod:`~crm_analysis.reminders.schedules` — schedule comparison and the value of one step;
-* :mod:`~crm_analysis.reminders.costs` — monthly cost–benefit;
+* :mod:`~crm_analysis.reminders.bookings` — what reminders keep per booking (visits, no-shows, cancellations);
+* :mod:`~crm_analysis.reminders.costs` — monthly cost–benefit, in attended visits;
 * :mod:`~crm_analysis.reminders.evaluation` — everything at once, with report tables and the headline.
 
 See ``docs/reminders.md``.
@@ -17,16 +18,17 @@ See ``docs/reminders.md``.
 
 from crm_analysis.reminders.adjusted import ReminderEffectModel, crude_effect, mantel_haenszel, period_masks
 from crm_analysis.reminders.analysis_table import appointment_table
+from crm_analysis.reminders.bookings import BookingEffectModel, planned_schedule
 from crm_analysis.reminders.costs import cost_benefit, revenue_per_visit
 from crm_analysis.reminders.evaluation import ReminderEvaluation, evaluate_reminders, headline_sentence
 from crm_analysis.reminders.pilot import PilotResult, pilot_analysis, plan_pilot
 from crm_analysis.reminders.rollout import ITSResult, interrupted_time_series, plot_its, rate_series
-from crm_analysis.reminders.rules import load_rules
+from crm_analysis.reminders.rules import load_rules, rules_within
 from crm_analysis.reminders.schedules import schedule_comparison, step_value
 
 __all__ = [
     "appointment_table", "load_rules", "pilot_analysis", "plan_pilot", "PilotResult", "crude_effect",
     "mantel_haenszel", "ReminderEffectModel", "period_masks", "interrupted_time_series", "ITSResult", "plot_its",
     "rate_series", "schedule_comparison", "step_value", "cost_benefit", "revenue_per_visit", "evaluate_reminders",
-    "ReminderEvaluation", "headline_sentence",
+    "ReminderEvaluation", "headline_sentence", "BookingEffectModel", "planned_schedule", "rules_within",
 ]

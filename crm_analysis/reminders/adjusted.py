@@ -414,11 +414,25 @@ class ReminderEffectModel:
         x = self._design(table, steps)
         return 1.0 / (1.0 + np.exp(-(x @ self.result_.params.to_numpy())))
 
-    def _contrast(self, table: pd.DataFrame, treated: dict | int | None, control: dict | int | None, rows=None):
-        """Predicted probabilities under `treated` and `control`, from one design build.
+    def contrast(self, table: pd.DataFrame, treated: dict | int | None, control: dict | int | None, rows=None):
+        """Predicted probabilities of the rows under two scenarios, with the pieces of their model matrices.
 
-        Returns ``(p1, p0, xc, s1, s0)``: `xc` holds the covariate columns (shared), `s1`/`s0` the step
-        columns under each scenario.
+        For delta-method gradients of quantities built from the probabilities (as
+        :class:`~crm_analysis.reminders.bookings.BookingEffectModel` combines two models). One design build.
+
+        Parameters
+        ----------
+        table : DataFrame
+        treated, control : dict, int or None
+            Reminder steps of each scenario, as in :meth:`predict_proba`.
+        rows : boolean array, optional
+            The rows of `table` (default all).
+
+        Returns
+        -------
+        tuple
+            ``(p1, p0, xc, s1, s0)``: probabilities under `treated` and `control`, the covariate columns
+            (shared; the first columns of ``names_``) and the step columns under each scenario (the last).
         """
         beta = self.result_.params.to_numpy()
         x = self._design(table, None, rows)
@@ -531,7 +545,7 @@ class ReminderEffectModel:
         self._check_fitted()
         mask = table["analysed"].to_numpy() if mask is None else np.asarray(mask, dtype=bool)
         g = np.asarray(groups)[mask]
-        p1, p0, xc, s1, s0 = self._contrast(table, None, 0, mask)
+        p1, p0, xc, s1, s0 = self.contrast(table, None, 0, mask)
         cov = self.result_.cov_params().to_numpy()
         codes, labels = pd.factorize(pd.Series(g), sort=True)
         onehot = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))),

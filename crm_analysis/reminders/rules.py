@@ -19,7 +19,7 @@ import pandas as pd
 from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.rule_files import load_rule_file
 
-__all__ = ["load_rules", "DEFAULT_RULES_PATH"]
+__all__ = ["load_rules", "rules_within", "DEFAULT_RULES_PATH"]
 
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "rules" / "reminders.yaml"
 
@@ -73,5 +73,44 @@ def _check(r: dict) -> None:
     rev = r["revenue_per_visit_krw"]
     if rev is not None and (not isinstance(rev, (int, float)) or rev < 0):
         raise CrmAnalysisError(f"revenue_per_visit_krw must be null or a number of won >= 0, not {rev!r}")
+    refill = r["slot_refill_rate"]
+    if isinstance(refill, bool) or not isinstance(refill, (int, float)) or not 0 <= refill <= 1:
+        raise CrmAnalysisError(f"slot_refill_rate must be a share between 0 and 1 (0 = a cancelled slot is never "
+                               f"filled again), not {refill!r}")
     if r["its"]["frequency"] not in ("M", "W"):
         raise CrmAnalysisError(f"its.frequency must be 'M' (monthly) or 'W' (weekly), not {r['its']['frequency']!r}")
+
+
+def rules_within(rules, first: pd.Timestamp, last: pd.Timestamp) -> tuple[Mapping[str, Any], bool]:
+    """The rules with the programme dates the data cannot see left out.
+
+    Roll-outs dated after `first` and on or before `last` (the first and last scheduled appointments) are
+    kept; the pilot month is kept when it falls in that window. So the shipped defaults, written for the
+    demo clinic, do no harm on other data.
+
+    Parameters
+    ----------
+    rules : path, mapping or None
+    first, last : Timestamp
+
+    Returns
+    -------
+    (Mapping, bool)
+        The rules, and whether some roll-out was left out.
+    """
+    r = load_rules(rules)
+    rollouts = [dict(x) for x in r["rollouts"] or [] if first < pd.Timestamp(x["date"]) <= last]
+    pilot = r["pilot_month"]
+    if pilot and not (first.to_period("M") <= pd.Period(str(pilot), freq="M") <= last.to_period("M")):
+        pilot = None
+    override = _thaw({k: v for k, v in r.items() if k != "_loaded"})
+    override.update(rollouts=rollouts, pilot_month=pilot)
+    return load_rules(override), len(rollouts) < len(r["rollouts"] or [])
+
+
+def _thaw(value):
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
