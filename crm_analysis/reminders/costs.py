@@ -1,18 +1,28 @@
 """Cost–benefit of the reminders, per month.
 
-For each month: the no-shows the reminders avoided (from the adjusted model:
-the sum over reminded non-cancelled appointments of the predicted no-show
-probability without reminders minus with the reminders received, with a
-delta-method CI), times the revenue of a visit, minus the cost of every
-message sent that month (cancelled appointments' messages included) at the
-per-channel prices of the rules (``message_cost_krw``; KakaoTalk Alimtalk,
-SMS, email).
+Revenue comes from attended visits, so the benefit is counted in **extra
+attended visits per booking** (:mod:`crm_analysis.reminders.bookings`): over
+every booking with a reminder planned that month, cancelled ones included, the
+attended visits with the planned reminders minus without, from two logistic
+stages (cancellation, then no-show if not cancelled) with a delta-method CI.
+Reminders avoid no-shows but also cause cancellations; a cancelled slot counts
+as kept only in the share ``slot_refill_rate`` of the rules (default 0: a
+cancelled slot is lost like a no-show). The extra cancellations are shown
+beside the extra visits. Benefit = extra visits × revenue of a visit; cost =
+every message sent that month (cancelled appointments' messages included) at
+the per-channel prices of the rules (``message_cost_krw``; KakaoTalk
+Alimtalk, SMS, email).
+
+The no-shows avoided among non-cancelled reminded appointments (the no-show
+model's count, which this table used to value) are kept as a column for
+analysts: they overstate what reminders keep, by the cancellations reminders
+cause (in the demo clinic 0.10 avoided no-shows per planned booking are only
+0.07 extra visits).
 
 Revenue per visit is the mean charge (insured + self-pay) of the visits up to
 `as_of`, or the rules' ``revenue_per_visit_krw`` / an explicit argument. An
 export without charges (and no value given) gets the message cost only, with
-revenue columns left empty. Not counted: slots freed by the extra early
-cancellations reminders cause (they may or may not be rebooked).
+revenue columns left empty.
 """
 
 from __future__ import annotations
@@ -21,8 +31,10 @@ import numpy as np
 import pandas as pd
 
 from crm_analysis.clinic import ClinicData
+from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.reminders.adjusted import ReminderEffectModel
-from crm_analysis.reminders.rules import load_rules
+from crm_analysis.reminders.bookings import BookingEffectModel
+from crm_analysis.reminders.rules import load_rules, rules_within
 
 __all__ = ["revenue_per_visit", "cost_benefit", "step_cost_per_appointment"]
 
@@ -64,28 +76,40 @@ def step_cost_per_appointment(clinic: ClinicData, step: str, as_of: str | pd.Tim
 
 
 def cost_benefit(table: pd.DataFrame, model: ReminderEffectModel, revenue: float | None = None,
-                 rules=None) -> pd.DataFrame:
-    """Monthly reminder cost–benefit in KRW.
+                 rules=None, bookings: BookingEffectModel | str | None = "fit") -> pd.DataFrame:
+    """Monthly reminder cost–benefit in KRW, counted in extra attended visits per booking.
 
     Parameters
     ----------
     table : DataFrame
         From :func:`~crm_analysis.reminders.analysis_table.appointment_table`.
     model : ReminderEffectModel
-        Fitted on `table`.
+        The no-show model fitted on `table` (for the ``no_shows_avoided`` columns).
     revenue : float, optional
         Revenue per attended visit (KRW); default the rules'
         ``revenue_per_visit_krw``. None: revenue columns are left empty.
     rules : path, mapping or None
+        Reminder rules: message prices, roll-outs, ``slot_refill_rate``.
+    bookings : BookingEffectModel, "fit" or None
+        The per-booking model fitted on `table`; ``"fit"`` (default) fits one
+        here (with the roll-outs inside the data's window); None, or a model
+        that cannot be fitted, leaves the visit columns empty.
 
     Returns
     -------
     DataFrame
         One row per month with messages: ``month``, ``reminded`` (non-cancelled
-        appointments with a reminder received), ``messages``, ``message_cost``,
-        ``no_shows_avoided`` with ``avoided_ci_low``/``avoided_ci_high``,
-        ``revenue_kept``, ``net_benefit`` (with CI bounds) and
-        ``cost_per_avoided_no_show``.
+        appointments with a reminder received), ``bookings_planned`` (resolved
+        bookings with a reminder planned, cancelled ones included),
+        ``messages``, ``message_cost``, ``extra_visits`` and
+        ``extra_cancellations`` (sums over the month's planned bookings, each
+        with ``_ci_low``/``_ci_high``), ``revenue_kept`` (extra visits ×
+        revenue), ``net_benefit`` (with ``net_ci_low``/``net_ci_high``),
+        ``cost_per_extra_visit``, and for analysts ``no_shows_avoided`` with
+        ``avoided_ci_low``/``avoided_ci_high`` (among non-cancelled reminded
+        appointments: not the revenue outcome, see the module docstring).
+        A month without planned bookings whose outcome is known (e.g. a
+        randomised pilot month) has empty visit columns.
     """
     r = load_rules(rules)
     revenue = r["revenue_per_visit_krw"] if revenue is None else revenue
@@ -103,13 +127,41 @@ def cost_benefit(table: pd.DataFrame, model: ReminderEffectModel, revenue: float
     out = out.join(avoided.rename(columns={"ci_low": "avoided_ci_low", "ci_high": "avoided_ci_high"}), how="left")
     out[["no_shows_avoided", "avoided_ci_low", "avoided_ci_high"]] = \
         out[["no_shows_avoided", "avoided_ci_low", "avoided_ci_high"]].fillna(0.0)
+    visits = _visits_by_month(table, month.to_numpy(), bookings, r)
+    out = out.join(visits, how="left")
+    out["bookings_planned"] = out["bookings_planned"].fillna(0).astype(np.int64)
     rev = np.nan if revenue is None else float(revenue)
-    out["revenue_kept"] = out["no_shows_avoided"] * rev
+    out["revenue_kept"] = out["extra_visits"] * rev
     out["net_benefit"] = out["revenue_kept"] - out["message_cost"]
-    out["net_ci_low"] = out["avoided_ci_low"] * rev - out["message_cost"]
-    out["net_ci_high"] = out["avoided_ci_high"] * rev - out["message_cost"]
-    out["cost_per_avoided_no_show"] = out["message_cost"] / out["no_shows_avoided"].where(out["no_shows_avoided"] > 0)
+    out["net_ci_low"] = out["extra_visits_ci_low"] * rev - out["message_cost"]
+    out["net_ci_high"] = out["extra_visits_ci_high"] * rev - out["message_cost"]
+    out["cost_per_extra_visit"] = out["message_cost"] / out["extra_visits"].where(out["extra_visits"] > 0)
     out["reminded"] = out["reminded"].astype(np.int64)
     out["messages"] = out["messages"].astype(np.int64)
     out.index.name = "month"
-    return out.reset_index()
+    columns = ["reminded", "bookings_planned", "messages", "message_cost", "extra_visits", "extra_visits_ci_low",
+               "extra_visits_ci_high", "extra_cancellations", "extra_cancellations_ci_low",
+               "extra_cancellations_ci_high", "revenue_kept", "net_benefit", "net_ci_low", "net_ci_high",
+               "cost_per_extra_visit", "no_shows_avoided", "avoided_ci_low", "avoided_ci_high"]
+    return out[columns].reset_index()
+
+
+_VISIT_COLUMNS = ["bookings_planned", "extra_visits", "extra_visits_ci_low", "extra_visits_ci_high",
+                  "extra_cancellations", "extra_cancellations_ci_low", "extra_cancellations_ci_high"]
+
+
+def _visits_by_month(table: pd.DataFrame, month: np.ndarray, bookings, rules) -> pd.DataFrame:
+    """Extra visits and cancellations summed per month over the bookings with a reminder planned."""
+    if isinstance(bookings, str) and bookings == "fit":
+        at = table["scheduled_at"]
+        try:
+            bookings = BookingEffectModel(rules_within(rules, at.min(), at.max())[0]).fit(table) if len(table) else None
+        except CrmAnalysisError:
+            bookings = None
+    if bookings is None:
+        return pd.DataFrame(columns=_VISIT_COLUMNS, dtype=float)
+    mask = bookings.bookings(table) & (bookings.planned(table) != "none").to_numpy()
+    if not mask.any():
+        return pd.DataFrame(columns=_VISIT_COLUMNS, dtype=float)
+    by = bookings.effects_by_group(table, month, mask).rename(columns={"bookings": "bookings_planned"})
+    return by[_VISIT_COLUMNS]

@@ -2,8 +2,9 @@
 
 :func:`evaluate_reminders` builds the analysis table and runs every analysis
 the data allows: randomised pilot, crude / Mantel–Haenszel / adjusted
-estimates, interrupted time series, schedule comparison and monthly
-cost–benefit. What cannot be estimated (no pilot month, no roll-out date, no
+estimates, interrupted time series, schedule comparison, what reminders keep
+per booking (attended visits, no-shows avoided and the cancellations they
+cause) and the monthly cost–benefit counted in attended visits. What cannot be estimated (no pilot month, no roll-out date, no
 charges) is skipped with a plain note instead of an error. Programme dates of
 the rules that fall outside the data's window are ignored (with a note), so
 the defaults, written for the demo clinic, do no harm on other data.
@@ -28,11 +29,12 @@ from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
 from crm_analysis.i18n import check_lang, label
 from crm_analysis.reminders.adjusted import ReminderEffectModel, crude_effect, mantel_haenszel, period_masks
 from crm_analysis.reminders.analysis_table import appointment_table
+from crm_analysis.reminders.bookings import BOOKING_EFFECTS, BookingEffectModel
 from crm_analysis.reminders.costs import cost_benefit, revenue_per_visit, step_cost_per_appointment
 from crm_analysis.threads import one_blas_thread
 from crm_analysis.reminders.pilot import PilotResult, pilot_analysis, plan_pilot
 from crm_analysis.reminders.rollout import ITSResult, interrupted_time_series, plot_its
-from crm_analysis.reminders.rules import load_rules
+from crm_analysis.reminders.rules import load_rules, rules_within
 from crm_analysis.reminders.schedules import schedule_comparison, step_value
 from crm_analysis.sufficiency import require
 
@@ -62,10 +64,19 @@ class ReminderEvaluation:
     schedules : DataFrame or None
     step_2h : Estimate or None
     costs : DataFrame
+        From :func:`~crm_analysis.reminders.costs.cost_benefit`.
     revenue_per_visit : float or None
     notes : tuple of str
         Label keys of what was skipped and why.
     rules : Mapping
+    bookings : BookingEffectModel or None
+        The per-booking model (None when it could not be fitted; a note says so).
+    per_booking : dict of str to dict of str to Estimate
+        Per planned schedule (roll-out period, or ``"sent"`` without roll-outs): the
+        :meth:`BookingEffectModel.effects` over its resolved bookings, cancelled ones included
+        (``"visits"``, ``"no_shows"``, ``"cancellations"``).
+    per_booking_key : str or None
+        The entry of `per_booking` the sentence reports (the current regime).
     """
 
     as_of: pd.Timestamp
@@ -83,12 +94,52 @@ class ReminderEvaluation:
     revenue_per_visit: float | None
     notes: tuple = ()
     rules: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    bookings: BookingEffectModel | None = field(default=None, repr=False)
+    per_booking: Mapping[str, Mapping[str, Estimate]] = field(default_factory=dict)
+    per_booking_key: str | None = None
 
     # ------------------------------------------------------------ text
     def headline(self, lang: str = "ko") -> str:
         """One plain sentence for management: the adjusted effect and its CI."""
         rd, _ = self.adjusted[self.headline_key]
         return headline_sentence(rd, self.headline_key, lang)
+
+    def visits_sentence(self, lang: str = "ko") -> str:
+        """What the current reminders keep per 100 bookings, in one sentence: extra attended visits, with the
+        no-shows they avoid and the cancellations they cause (or why it cannot be said)."""
+        check_lang(lang)
+        if self.per_booking_key is None:
+            return label("rem_visits_unknown", lang)
+        e = self.per_booking[self.per_booking_key]
+        v, ns, c = e["visits"], e["no_shows"], e["cancellations"]
+        who = label("rem_visits_who_sent" if self.per_booking_key == "sent" else "rem_visits_who_period", lang)
+        key = "rem_visits_sentence" if self.bookings is not None and self.bookings.cancellation_ is not None \
+            else "rem_visits_sentence_no_cancellations"
+        text = label(key, lang).format(who=who.format(period=self.per_booking_key), level=f"{v.conf_level:.0%}",
+                                       visits=v.estimate * 100, v_lo=v.ci_low * 100, v_hi=v.ci_high * 100,
+                                       ns=ns.estimate * 100, ns_lo=ns.ci_low * 100, ns_hi=ns.ci_high * 100,
+                                       c=c.estimate * 100, c_lo=c.ci_low * 100, c_hi=c.ci_high * 100)
+        rho = v.extras.get("refill_rate", 0.0)
+        if rho > 0:
+            text += " " + label("rem_visits_refill", lang).format(rho=rho * 100)
+        return text
+
+    def visits_table(self, lang: str = "ko") -> pd.DataFrame:
+        """Per planned schedule: bookings, extra attended visits, no-shows avoided and extra cancellations per
+        100 bookings with their CIs (a one-cell note when the per-booking model could not be fitted)."""
+        check_lang(lang)
+        if not self.per_booking:
+            return self._note_frame("rem_note_no_booking_model", lang)
+        rows = []
+        for key, e in self.per_booking.items():
+            row = {label("rem_planned", lang): label("rem_plan_sent", lang) if key == "sent" else key,
+                   label("rem_bookings", lang): _count(e["visits"].n, self._min_cell)}
+            for name in BOOKING_EFFECTS:
+                x = e[name]
+                row[label(f"rem_per_100_{name}", lang)] = "–" if math.isnan(x.estimate) else \
+                    f"{x.estimate * 100:+.1f} ({x.ci_low * 100:+.1f} ~ {x.ci_high * 100:+.1f})"
+            rows.append(row)
+        return pd.DataFrame(rows)
 
     def note_texts(self, lang: str = "ko") -> list[str]:
         """The skipped analyses and data limits, as sentences."""
@@ -197,18 +248,28 @@ class ReminderEvaluation:
                                     for lo, hi in zip(s["or_ci_low"], s["or_ci_high"])]})
 
     def cost_table(self, lang: str = "ko") -> pd.DataFrame:
-        """Monthly cost–benefit in KRW (revenue columns dropped when revenue is unknown)."""
+        """Monthly cost–benefit in KRW: extra attended visits with the extra cancellations beside them (revenue
+        columns dropped when revenue is unknown; "–" for a month whose planned bookings are not known)."""
+        check_lang(lang)
         c = self.costs
+
+        def interval(x, lo, hi, fmt):
+            return "–" if pd.isna(x) else f"{x:{fmt}} ({lo:{fmt}} ~ {hi:{fmt}})"
+
         out = pd.DataFrame({
             label("rem_month", lang): c["month"],
-            label("rem_reminded", lang): [_count(x, self._min_cell) for x in c["reminded"]],
+            label("rem_bookings_planned", lang): [_count(x, self._min_cell) for x in c["bookings_planned"]],
             label("rem_messages", lang): [f"{x:,}" for x in c["messages"]],
             label("rem_message_cost", lang): [f"{x:,.0f}" for x in c["message_cost"]],
-            label("rem_avoided", lang): [f"{x:.1f} ({lo:.1f} ~ {hi:.1f})" for x, lo, hi in
-                                         zip(c["no_shows_avoided"], c["avoided_ci_low"], c["avoided_ci_high"])]})
+            label("rem_extra_visits", lang): [interval(x, lo, hi, ",.1f") for x, lo, hi in
+                                              zip(c["extra_visits"], c["extra_visits_ci_low"],
+                                                  c["extra_visits_ci_high"])],
+            label("rem_extra_cancellations", lang): [interval(x, lo, hi, ",.1f") for x, lo, hi in
+                                                     zip(c["extra_cancellations"], c["extra_cancellations_ci_low"],
+                                                         c["extra_cancellations_ci_high"])]})
         if self.revenue_per_visit is not None:
-            out[label("rem_revenue_kept", lang)] = [f"{x:,.0f}" for x in c["revenue_kept"]]
-            out[label("rem_net_benefit", lang)] = [f"{x:,.0f} ({lo:,.0f} ~ {hi:,.0f})" for x, lo, hi in
+            out[label("rem_revenue_kept", lang)] = ["–" if pd.isna(x) else f"{x:,.0f}" for x in c["revenue_kept"]]
+            out[label("rem_net_benefit", lang)] = [interval(x, lo, hi, ",.0f") for x, lo, hi in
                                                    zip(c["net_benefit"], c["net_ci_low"], c["net_ci_high"])]
         return out
 
@@ -244,13 +305,15 @@ class ReminderEvaluation:
             rows.update({f"its_level_change[{k}]": v for k, v in self.its.level_changes.items()})
         if self.step_2h is not None:
             rows["step_2h"] = self.step_2h
+        for key, effects in self.per_booking.items():
+            rows.update({f"per_booking_{name}[{key}]": e for name, e in effects.items()})
         from crm_analysis.estimates import estimates_frame
 
         return estimates_frame(rows, name="name")
 
     def _repr_html_(self) -> str:
         return (f"<h4>Reminder evaluation as of {self.as_of:%Y-%m-%d}</h4><p>{escape(self.headline('en'))}</p>"
-                + self.comparison_table("en").to_html(index=False))
+                f"<p>{escape(self.visits_sentence('en'))}</p>" + self.comparison_table("en").to_html(index=False))
 
 
 def _fmt(value: float, scale: str) -> str:
@@ -292,27 +355,8 @@ def headline_sentence(rd: Estimate, period: str, lang: str = "ko") -> str:
 
 def _effective_rules(table: pd.DataFrame, rules) -> tuple[Mapping, list[str]]:
     """Drop programme dates outside the data's window, with notes."""
-    r = load_rules(rules)
-    notes = []
-    lo, hi = table["scheduled_at"].min(), table["scheduled_at"].max()
-    rollouts = [dict(x) for x in r["rollouts"] or [] if lo < pd.Timestamp(x["date"]) <= hi]
-    if len(rollouts) < len(r["rollouts"] or []):
-        notes.append("rem_note_rollouts_outside")
-    pilot = r["pilot_month"]
-    if pilot and not (lo.to_period("M") <= pd.Period(str(pilot), freq="M") <= hi.to_period("M")):
-        pilot = None
-    override = {k: v for k, v in r.items() if k != "_loaded"}
-    override = _thaw(override)
-    override.update(rollouts=rollouts, pilot_month=pilot)
-    return load_rules(override), notes
-
-
-def _thaw(value):
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
-    return value
+    r, dropped = rules_within(rules, table["scheduled_at"].min(), table["scheduled_at"].max())
+    return r, ["rem_note_rollouts_outside"] if dropped else []
 
 
 def evaluate_reminders(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None,
@@ -411,6 +455,27 @@ def _evaluate(clinic: ClinicData, as_of: pd.Timestamp, rules, revenue: float | N
     if "rem_2h" in model.steps_:
         cost_2h = step_cost_per_appointment(clinic, "2h", as_of, r)
         step_2h = step_value(model, table, "2h", rev, cost_2h)
-    costs = cost_benefit(table, model, rev, r)
+    bookings, per_booking = _per_booking(table, r, conf_level, notes)
+    per_booking_key = headline_key if headline_key in per_booking else next(reversed(list(per_booking)), None)
+    costs = cost_benefit(table, model, rev, r, bookings=bookings)
     return ReminderEvaluation(as_of, table, model, crude, mh, adjusted, headline_key, pilot, its, schedules, step_2h,
-                              costs, rev, tuple(dict.fromkeys(notes)), r)
+                              costs, rev, tuple(dict.fromkeys(notes)), r, bookings, per_booking, per_booking_key)
+
+
+def _per_booking(table: pd.DataFrame, rules: Mapping, conf_level: float,
+                 notes: list[str]) -> tuple[BookingEffectModel | None, dict]:
+    """The per-booking model and its effects per planned schedule; notes on what limits them."""
+    try:
+        bookings = BookingEffectModel(rules, conf_level).fit(table)
+        planned = bookings.planned(table).to_numpy()
+        per_booking = {plan: bookings.effects(table, planned == plan, estimand=f"resolved bookings planned {plan} "
+                                                                             "(cancelled ones included)")
+                       for plan in bookings.plans_}
+    except CrmAnalysisError:
+        notes.append("rem_note_no_booking_model")
+        return None, {}
+    if bookings.cancellation_ is None:
+        notes.append("rem_note_no_cancellations")
+    elif bookings.planned_from_ == "sent":
+        notes.append("rem_note_planned_from_sent")
+    return bookings, per_booking

@@ -2,8 +2,11 @@
 
 :func:`reminder_effect_kpis` reads the month's reminder evaluation (fitted
 once per run, :class:`crm_analysis.monthly.Month`): the adjusted no-show
-effect of the current reminder regime with its 95% CI, and how many of this
-month's appointments were reminded. The monthly run registers it in
+effect of the current reminder regime with its 95% CI; what it keeps per
+booking, cancelled bookings included (extra attended visits, the revenue
+outcome, with the extra cancellations beside them; see
+:mod:`crm_analysis.reminders.bookings`); and how many of this month's
+appointments were reminded. The monthly run registers it in
 :mod:`crm_analysis.monthly.kpis`.
 """
 
@@ -23,7 +26,9 @@ from crm_analysis.reminders.rules import load_rules
 __all__ = ["reminder_effect_kpis", "unfittable_as_thin_data", "REMINDER_EFFECT_FIGURES"]
 
 #: The headline figures (``null`` in kpis.json when the section is skipped).
-REMINDER_EFFECT_FIGURES = ("risk_difference", "ci_low", "ci_high", "p_value", "appointments")
+REMINDER_EFFECT_FIGURES = ("risk_difference", "ci_low", "ci_high", "p_value", "appointments",
+                           "extra_visits_per_booking", "visits_ci_low", "visits_ci_high",
+                           "extra_cancellations_per_booking", "bookings")
 
 
 def _no_comparison() -> InsufficientDataError:
@@ -71,7 +76,10 @@ def reminder_effect_kpis(clinic, as_of, min_count: int = 5, *, evaluation: Remin
     dict
         ``regime``, ``regime_since``, ``estimand``, ``risk_difference``, ``ci_low``, ``ci_high``,
         ``p_value``, ``conf_level``, ``rate_with_reminders``, ``rate_without_reminders``,
-        ``appointments``, ``patients``, ``method``, ``reminded_month``, ``reminded_share_month``.
+        ``appointments``, ``patients``, ``method``, ``extra_visits_per_booking``, ``visits_ci_low``,
+        ``visits_ci_high``, ``no_shows_avoided_per_booking``, ``extra_cancellations_per_booking``,
+        ``cancellations_ci_low``, ``cancellations_ci_high``, ``bookings``, ``slot_refill_rate``,
+        ``reminded_month``, ``reminded_share_month``.
 
     Raises
     ------
@@ -103,6 +111,7 @@ def reminder_effect_kpis(clinic, as_of, min_count: int = 5, *, evaluation: Remin
     month = (table["scheduled_at"] >= month_start(as_of)).to_numpy() & analysed
     n_appts, n_patients = int(mask.sum()), int(rd.extras["n_patients"])
     shown = shown_count(n_appts, min_count) is not None and shown_count(n_patients, min_count) is not None
+    per_booking = _per_booking_figures(evaluation, regime if periods else "sent", min_count)
     return {"regime": regime, "regime_since": since, "estimand": group,
             "risk_difference": rounded(rd.estimate) if shown else None,
             "ci_low": rounded(rd.ci_low) if shown else None, "ci_high": rounded(rd.ci_high) if shown else None,
@@ -110,6 +119,29 @@ def reminder_effect_kpis(clinic, as_of, min_count: int = 5, *, evaluation: Remin
             "rate_with_reminders": rounded(rd.extras["mean_p_treated"]) if shown else None,
             "rate_without_reminders": rounded(rd.extras["mean_p_control"]) if shown else None,
             "appointments": shown_count(n_appts, min_count), "patients": shown_count(n_patients, min_count),
-            "method": rd.method,
+            "method": rd.method, **per_booking,
             "reminded_month": shown_count(int((month & reminded).sum()), min_count),
             "reminded_share_month": shown_rate(int((month & reminded).sum()), int(month.sum()), min_count)}
+
+
+def _per_booking_figures(evaluation: ReminderEvaluation, plan: str, min_count: int) -> dict:
+    """What the regime keeps per booking, cancelled bookings included (``null`` when it could not be estimated
+    or the bookings are too few to show)."""
+    effects = evaluation.per_booking.get(plan)
+    refill = float(evaluation.rules["slot_refill_rate"]) if evaluation.rules else 0.0
+    out = dict.fromkeys(("extra_visits_per_booking", "visits_ci_low", "visits_ci_high", "no_shows_avoided_per_booking",
+                         "extra_cancellations_per_booking", "cancellations_ci_low", "cancellations_ci_high",
+                         "bookings"))
+    out["slot_refill_rate"] = refill
+    if effects is None:
+        return out
+    visits, no_shows, cancellations = effects["visits"], effects["no_shows"], effects["cancellations"]
+    bookings = shown_count(visits.n, min_count)
+    if bookings is None or shown_count(int(visits.extras["n_patients"]), min_count) is None:
+        return {**out, "bookings": bookings}
+    return {**out, "bookings": bookings, "extra_visits_per_booking": rounded(visits.estimate),
+            "visits_ci_low": rounded(visits.ci_low), "visits_ci_high": rounded(visits.ci_high),
+            "no_shows_avoided_per_booking": rounded(no_shows.estimate),
+            "extra_cancellations_per_booking": rounded(cancellations.estimate),
+            "cancellations_ci_low": rounded(cancellations.ci_low),
+            "cancellations_ci_high": rounded(cancellations.ci_high)}

@@ -226,6 +226,16 @@ def test_reminder_effect_on_the_demo_clinic(demo_kpis, demo_clinic, demo_synth):
     assert s["rate_with_reminders"] - s["rate_without_reminders"] == pytest.approx(s["risk_difference"], abs=2e-4)
     assert s["no_show_month"] == demo_kpis.sections["no_show"]["month"]
     assert 0 < s["reminded_share_month"] < 1
+    # what the regime keeps per booking, cancelled bookings included: visits, with the cancellations beside them
+    kept = demo_synth.truth["reminders"]["rollout_periods"]["3d+1d+2h"]["per_booking"]
+    print(f"extra visits per booking {s['extra_visits_per_booking']} [{s['visits_ci_low']}, {s['visits_ci_high']}], "
+          f"truth {kept['extra_visits']:.4f}; extra cancellations {s['extra_cancellations_per_booking']}, truth "
+          f"{kept['extra_cancellations']:.4f}; {s['bookings']} bookings")
+    assert s["visits_ci_low"] <= kept["extra_visits"] <= s["visits_ci_high"]
+    assert s["cancellations_ci_low"] <= kept["extra_cancellations"] <= s["cancellations_ci_high"]
+    assert s["extra_visits_per_booking"] == pytest.approx(
+        s["no_shows_avoided_per_booking"] - s["extra_cancellations_per_booking"], abs=2e-4)
+    assert s["bookings"] == kept["n"] and s["slot_refill_rate"] == 0
 
 
 def test_vip_on_the_demo_clinic(demo_kpis, demo_clinic):

@@ -15,6 +15,7 @@ from tests.conftest import DEMO_END
 def test_default_rules_and_overrides(tmp_path):
     r = load_rules()
     assert r["eligible_min_lead_days"] == 3 and r["message_cost_krw"]["kakao"] > 0
+    assert r["slot_refill_rate"] == 0 and load_rules({"slot_refill_rate": 0.4})["slot_refill_rate"] == 0.4
     r2 = load_rules({"message_cost_krw": {"sms": 30}, "its": {"hac_maxlags": 2}})
     assert r2["message_cost_krw"]["sms"] == 30 and r2["message_cost_krw"]["kakao"] == r["message_cost_krw"]["kakao"]
     assert r2["its"]["hac_maxlags"] == 2 and r2["its"]["frequency"] == "M"
@@ -34,6 +35,8 @@ def test_default_rules_and_overrides(tmp_path):
     ({"pilot_month": "June"}, "is not a month"),
     ({"lead_bands": [5, 3]}, "lead_bands must be increasing"),
     ({"its": {"frequency": "Q"}}, "its.frequency must be 'M'"),
+    ({"slot_refill_rate": 1.5}, "slot_refill_rate must be a share between 0 and 1"),
+    ({"slot_refill_rate": "half"}, "slot_refill_rate must be a share between 0 and 1"),
 ])
 def test_bad_rules_name_the_key(override, match):
     with pytest.raises(CrmAnalysisError, match=match):
@@ -57,13 +60,24 @@ def test_revenue_and_monthly_costs(demo_clinic, rem_table, rem_model):
     expected = month["channel"].astype(str).map(lambda c: prices[c]).sum()
     assert costs.loc["2026-03", "message_cost"] == pytest.approx(expected)
     assert costs.loc["2026-03", "messages"] == len(month)
-    assert (costs["no_shows_avoided"] > 0).all()
-    assert np.allclose(costs["net_benefit"], costs["no_shows_avoided"] * rev - costs["message_cost"])
-    assert (costs["avoided_ci_low"] < costs["no_shows_avoided"]).all()
-    print(f"revenue per visit {rev:,.0f} KRW; 2026-03: avoided {costs.loc['2026-03', 'no_shows_avoided']:.1f}, "
-          f"net {costs.loc['2026-03', 'net_benefit']:,.0f} KRW")
+    # the benefit is extra attended visits over the month's bookings with reminders planned, cancelled ones included
+    planned = costs.drop(index="2024-06")  # the pilot month: arms of cancelled appointments unknown, so no figure
+    assert planned["extra_visits"].notna().all() and np.isnan(costs.loc["2024-06", "extra_visits"])
+    assert np.allclose(planned["net_benefit"], planned["extra_visits"] * rev - planned["message_cost"])
+    assert np.allclose(planned["revenue_kept"], planned["extra_visits"] * rev)
+    assert (planned["extra_visits_ci_low"] < planned["extra_visits"]).all()
+    assert (planned["extra_cancellations"] > 0).all() and (planned["bookings_planned"] > planned["reminded"]).all()
+    # the no-shows avoided among non-cancelled appointments (kept for analysts) are more than the visits kept
+    assert (planned["no_shows_avoided"] > planned["extra_visits"]).all()
+    m = costs.loc["2026-03"]
+    print(f"revenue per visit {rev:,.0f} KRW; 2026-03: {m['bookings_planned']} bookings planned, extra visits "
+          f"{m['extra_visits']:.1f} [{m['extra_visits_ci_low']:.1f}, {m['extra_visits_ci_high']:.1f}], extra "
+          f"cancellations {m['extra_cancellations']:.1f}, (old: no-shows avoided {m['no_shows_avoided']:.1f}), "
+          f"net {m['net_benefit']:,.0f} KRW")
     no_rev = cost_benefit(rem_table, rem_model, revenue=None)
     assert no_rev["revenue_kept"].isna().all() and no_rev["message_cost"].gt(0).all()
+    without = cost_benefit(rem_table, rem_model, revenue=rev, bookings=None)
+    assert without["extra_visits"].isna().all() and without["net_benefit"].isna().all()
 
 
 def test_evaluation_on_demo(rem_eval, rem_truth):
@@ -83,8 +97,31 @@ def test_evaluation_on_demo(rem_eval, rem_truth):
     assert list(ev.planner_table("en").columns) == [
         "change in no-show rate to detect", "no-show rate (control → reminder)", "appointments needed per arm"]
     summary = ev.summary()
-    assert {"crude", "pilot_rd", "its_level_change[1d]", "adjusted_rd[reminded]"} <= set(summary["name"])
+    assert {"crude", "pilot_rd", "its_level_change[1d]", "adjusted_rd[reminded]",
+            "per_booking_visits[3d+1d+2h]", "per_booking_cancellations[1d]"} <= set(summary["name"])
     assert "Reminder evaluation" in ev._repr_html_()
+
+
+def test_evaluation_shows_visits_per_booking_beside_cancellations(rem_eval, rem_truth):
+    ev = rem_eval
+    assert ev.per_booking_key == "3d+1d+2h" and list(ev.per_booking) == ["1d", "3d+1d+2h"]
+    visits = ev.per_booking["3d+1d+2h"]["visits"]
+    assert visits.contains(rem_truth["rollout_periods"]["3d+1d+2h"]["per_booking"]["extra_visits"])
+    ko, en = ev.visits_sentence("ko"), ev.visits_sentence("en")
+    print(ko, en, sep="\n")
+    assert f"{visits.estimate * 100:+.1f}" in en and "cancellations" in en and "Per 100 bookings" in en
+    assert "취소" in ko and f"{visits.estimate * 100:+.1f}건" in ko
+    table = ev.visits_table("en")
+    print(table.to_string())
+    assert list(table.columns) == ["reminders planned", "bookings (cancelled included)",
+                                   "extra attended visits per 100 bookings (95% CI)",
+                                   "no-shows avoided per 100 bookings (95% CI)",
+                                   "extra cancellations per 100 bookings (95% CI)"]
+    for lang in ("ko", "en"):
+        costs = ev.cost_table(lang)
+        assert len(costs.columns) == 8 and costs.iloc[:, 4].str.contains("~").sum() == len(costs) - 1
+    assert list(ev.cost_table("en").columns[4:6]) == ["extra attended visits (95% CI)", "extra cancellations (95% CI)"]
+    assert ev.cost_table("en").set_index("month").loc["2024-06", "extra attended visits (95% CI)"] == "–"
 
 
 @pytest.mark.parametrize("rd, key", [(-0.05, "낮춥니다"), (0.04, "높입니다"), (-0.01, "확인되지 않습니다")])
