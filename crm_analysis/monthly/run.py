@@ -55,7 +55,8 @@ from typing import Callable, Iterator, Mapping
 
 import pandas as pd
 
-from crm_analysis.exceptions import CrmAnalysisError, NotebookFailed, PrivacyLeak, RunFailed
+from crm_analysis.exceptions import (MAX_SHOWN_LINE, CrmAnalysisError, NotebookFailed, PrivacyLeak, RunFailed, quoted,
+                                     shorten)
 from crm_analysis.i18n import check_lang
 from crm_analysis.monthly import publish as pub
 from crm_analysis.monthly.kpis import CORE_SECTIONS, KPIS_FILE, SECTIONS, monthly_kpis
@@ -95,9 +96,9 @@ def month_end(month: str) -> pd.Timestamp:
     try:
         period = pd.Period(month, freq="M")
     except (ValueError, TypeError):
-        raise ValueError(f"month must look like 2026-10, not {month!r}") from None
+        raise ValueError(f"month must look like 2026-10, not {quoted(month)}") from None
     if f"{period}" != month:
-        raise ValueError(f"month must look like 2026-10, not {month!r}")
+        raise ValueError(f"month must look like 2026-10, not {quoted(month)}")
     return period.end_time.normalize()
 
 
@@ -497,9 +498,10 @@ def _notebook_failure(path: Path, err: BaseException, failed: Path) -> str:
     import papermill as pm
 
     if isinstance(err, pm.PapermillExecutionError):
-        return (f"{path.name} failed in cell {err.exec_count}: {err.ename}: "
-                f"{str(err.evalue).splitlines()[0] if err.evalue else ''} (executed notebooks kept in {failed})")
-    first = str(err).splitlines()[0] if str(err) else ""
+        first = str(err.evalue).splitlines()[0] if err.evalue else ""
+        return (f"{path.name} failed in cell {err.exec_count}: {err.ename}: {shorten(first, MAX_SHOWN_LINE)} "
+                f"(executed notebooks kept in {failed})")
+    first = shorten(str(err).splitlines()[0], MAX_SHOWN_LINE) if str(err) else ""
     return f"{path.name} could not run: {type(err).__name__}: {first} (executed notebooks kept in {failed})"
 
 
