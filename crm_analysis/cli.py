@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="reports", help="reports folder (default ./reports)")
     run.add_argument("--outreach-dir", dest="outreach_dir", default=None,
                      help="folder for the outreach lists (personal data, owner-only), kept apart from the reports "
-                          "(default: 'outreach' beside --out, e.g. --out clinic_a/reports gives clinic_a/outreach)")
+                          "(default: beside --out: --out clinic_a/reports gives clinic_a/outreach, "
+                          "--out gangnam gives gangnam-outreach)")
     run.add_argument("--min-count", dest="min_count", type=int, default=5,
                      help="suppress counts below this in report tables (default 5: counts 1-4 are hidden)")
     run.add_argument("--no-pdf", dest="pdf", action="store_false", help="skip report.pdf")

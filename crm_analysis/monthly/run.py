@@ -78,11 +78,13 @@ NOTEBOOK_SOURCE = "the run's validated copy of the clinic data (its source is na
 
 
 def default_outreach_dir(out: str | Path) -> Path:
-    """The outreach folder beside the reports folder `out`: ``X/reports`` gives ``X/outreach``.
+    """The outreach folder beside the reports folder `out`: ``X/reports`` gives ``X/outreach``, and a
+    reports folder with another name, ``X/gangnam``, gives ``X/gangnam-outreach``.
 
-    So two clinics run from one folder, each with its own ``--out``, never share their lists.
+    So two runs with different ``--out`` never share their lists, whatever the folders are called.
     """
-    return Path(out).resolve().parent / "outreach"
+    out = Path(out).resolve()
+    return out.parent / ("outreach" if out.name == "reports" else f"{out.name}-outreach")
 
 
 def month_end(month: str) -> pd.Timestamp:

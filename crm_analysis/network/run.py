@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from crm_analysis.monthly.run import default_outreach_dir
 from crm_analysis.network.config import NETWORK_DIR, NetworkConfig, read_network_config
 from crm_analysis.network.executors import BranchJob, BranchOutcome, run_branches
 from crm_analysis.privacy import DEFAULT_MIN_COUNT
@@ -112,7 +113,7 @@ def run_network(month: str, config: NetworkConfig | str | Path, *, out: str | Pa
         config = read_network_config(config)
     started = time.perf_counter()
     out = Path(out).resolve()
-    outreach_root = Path(outreach_dir).resolve() if outreach_dir else Path("outreach").resolve()
+    outreach_root = Path(outreach_dir).resolve() if outreach_dir else default_outreach_dir(out)
     jobs = network_jobs(month, config, out=out, outreach_root=outreach_root, lang=lang, min_count=min_count,
                         pdf=pdf, notebook_dir=notebook_dir, analysis_hooks=analysis_hooks,
                         progress=progress and executor == "local")

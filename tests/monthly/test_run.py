@@ -299,6 +299,9 @@ def test_the_default_outreach_folder_sits_beside_out(tmp_path, monkeypatch, caps
         lines = plan_month("2026-10", tmp_path, out=tmp_path / clinic / "reports")
         assert any(f"outreach -> {tmp_path / clinic / 'outreach' / '2026-10'}/" in line for line in lines), lines
     assert RunContext.make("2026-10", tmp_path).outreach_dir == elsewhere / "outreach"  # --out reports: ./outreach
+    # Reports folders named after their clinics, side by side, still get lists of their own.
+    assert {RunContext.make("2026-10", tmp_path, out=tmp_path / c).outreach_dir for c in ("gangnam", "mapo")} == {
+        tmp_path / "gangnam-outreach", tmp_path / "mapo-outreach"}
     assert RunContext.make("2026-10", tmp_path, out="x/reports", outreach_dir="lists").outreach_dir == elsewhere / "lists"
     with pytest.raises(ValueError, match="outreach folder .* reports folder"):
         RunContext.make("2026-10", tmp_path, out=tmp_path / "same", outreach_dir=tmp_path / "same")
