@@ -141,11 +141,13 @@ def pool_effects(effects: list[tuple[float, float, float]]) -> dict | None:
     with np.errstate(divide="ignore", invalid="ignore"):  # identical estimates: Q = 0 and I² = 0/0
         pooled = combine_effects(np.array([e for e, _, _ in effects]), se ** 2, use_t=False)
         low, high = pooled.conf_int(use_t=False)[0]  # the fixed-effect interval comes first
-    i2 = float(pooled.i2)
-    i2 = i2 if np.isfinite(i2) and i2 > 0 else 0.0  # I² = max(0, (Q - df) / Q); statsmodels does not clip
+    q = float(pooled.q)
+    # I² = max(0, (Q - df) / Q), statsmodels' formula clipped; 0 when Q is 0 up to rounding (identical estimates
+    # can give Q = -1e-16, and statsmodels' ratio then explodes)
+    i2 = max(0.0, (q - (len(effects) - 1)) / q) if q > 1e-9 else 0.0
     return {"estimate": round(float(pooled.mean_effect_fe), 4), "ci_low": round(float(low), 4),
             "ci_high": round(float(high), 4), "n_branches": len(effects), "method": POOL_METHOD,
-            "q": round(float(pooled.q), 4), "q_p_value": round(float(pooled.test_homogeneity().pvalue), 4),
+            "q": round(q, 4), "q_p_value": round(float(pooled.test_homogeneity().pvalue), 4),
             "i2": round(i2, 4)}
 
 
