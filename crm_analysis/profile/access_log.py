@@ -143,7 +143,10 @@ class AccessLog:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            if os.fstat(fd).st_mode & 0o077:
+            mode = os.fstat(fd).st_mode
+            # Only a log file of ours is made owner-only: `--access-log /dev/null` (or any device) must never
+            # have its permissions changed (as root that would break /dev/null for everyone).
+            if stat.S_ISREG(mode) and mode & 0o077:
                 os.fchmod(fd, 0o600)
             os.write(fd, line)  # one write with O_APPEND: lines from concurrent lookups do not interleave
         finally:

@@ -81,3 +81,14 @@ def test_the_log_records_the_source_looked_up_without_its_secrets(demo_clinic, c
     print(entry["source"])
     assert entry["source"] == redact_url(url) == "postgresql://me:***@db/crm?sslpassword=***&token=***"
     assert "4Access" not in log.read_text(encoding="utf-8")
+
+
+def test_a_log_pointed_at_a_device_never_has_its_permissions_changed(monkeypatch):
+    """`--access-log /dev/null` switches the log off; run as root, tightening its mode would break /dev/null."""
+    import os
+
+    def refuse(fd, mode):
+        raise AssertionError(f"fchmod({mode:o}) on {os.readlink(f'/proc/self/fd/{fd}')}")
+
+    monkeypatch.setattr(os, "fchmod", refuse)
+    AccessLog("/dev/null").record(["P1"], query="patient_id", source="demo")
