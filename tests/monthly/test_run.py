@@ -40,6 +40,15 @@ def _notebook(path: Path, body: str) -> Path:
     return path
 
 
+def _slow_notebook(notebooks: Path) -> Path:
+    """A notebook that, with CRM_TEST_SLOW set, marks that it started and then sleeps (to be killed)."""
+    return _notebook(notebooks / "20_slow.ipynb",
+                     "import os, pathlib, time\n"
+                     "if os.environ.get('CRM_TEST_SLOW'):\n"
+                     "    pathlib.Path(out_dir, 'started').touch()\n"
+                     "    time.sleep(120)")
+
+
 @pytest.fixture
 def notebooks(tmp_path):
     folder = tmp_path / "notebooks"
@@ -203,11 +212,7 @@ def test_threshold_is_configurable(tmp_path, notebooks, demo_dir):
 def test_sigkill_partway_leaves_previous_month_and_a_rerun_succeeds(tmp_path, notebooks, demo_dir):
     assert SCRIPT.exists(), f"no crm-analysis script beside {sys.executable}"
     out, outreach = tmp_path / "reports", tmp_path / "outreach"
-    _notebook(notebooks / "20_slow.ipynb",
-              "import os, pathlib, time\n"
-              "if os.environ.get('CRM_TEST_SLOW'):\n"
-              "    pathlib.Path(out_dir, 'started').touch()\n"
-              "    time.sleep(120)")
+    _slow_notebook(notebooks)
     args = [str(SCRIPT), "run", "--month", "2026-10", "--source", str(demo_dir), "--out", str(out),
             "--outreach-dir", str(outreach), "--notebook-dir", str(notebooks), "--no-pdf", "--no-hooks"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
@@ -316,11 +321,7 @@ def test_a_killed_run_leaves_nothing_in_tmpdir_once_the_next_run_is_done(tmp_pat
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     out, outreach = tmp_path / "reports", tmp_path / "outreach"
-    _notebook(notebooks / "20_slow.ipynb",
-              "import os, pathlib, time\n"
-              "if os.environ.get('CRM_TEST_SLOW'):\n"
-              "    pathlib.Path(out_dir, 'started').touch()\n"
-              "    time.sleep(120)")
+    _slow_notebook(notebooks)
     args = [str(SCRIPT), "run", "--month", "2026-10", "--source", str(demo_dir), "--out", str(out),
             "--outreach-dir", str(outreach), "--notebook-dir", str(notebooks), "--no-hooks"]
     env = {**os.environ, "TMPDIR": str(tmp)}
