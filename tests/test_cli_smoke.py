@@ -88,3 +88,17 @@ def test_run_dry_run_of_a_network_config_lists_each_clinic(demo_twice, tmp_path)
     assert "[first] 첫째" in result.stdout and "[second] 둘째" in result.stdout
     assert str(Path("reports") / "first" / "2026-10") in result.stdout and "network" in result.stdout
     assert not (tmp_path / "reports").exists(), "a dry run writes nothing"
+
+
+def test_the_command_ends_at_once_with_its_status_and_runs_the_exit_handlers(tmp_path):
+    """console_main skips the interpreter's teardown (os._exit) but not its exit handlers or buffered output."""
+    marker = tmp_path / "handler-ran"
+    code = ("import atexit, sys; from pathlib import Path\n"
+            f"atexit.register(lambda: Path({str(marker)!r}).write_text('ran'))\n"
+            "sys.argv = ['crm-analysis', 'validate', '--source', 'no/such/folder']\n"
+            "print('buffered line', end='')\n"
+            "from crm_analysis.cli import console_main\nconsole_main()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "buffered line" and "no/such/folder" in result.stderr
+    assert marker.read_text() == "ran"

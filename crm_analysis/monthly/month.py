@@ -416,10 +416,17 @@ def inherited(name: str = "month") -> Any:
     return _inherited[name]
 
 
-def fit_and_save(names: tuple[str, ...], folder: str | Path, month: Month | None = None) -> list[str]:
+def fit_and_save(names: tuple[str, ...], folder: str | Path, month: Month | None = None, *,
+                 niceness: int = 0) -> list[str]:
     """Fit the models `names` of `month` (default: the inherited one) and save them into `folder`; returns the
-    names. Models the data cannot support are saved as their thin-data error."""
+    names. Models the data cannot support are saved as their thin-data error.
+
+    `niceness` > 0 lowers this process's CPU priority by that much first (for good: meant for a worker
+    process), so that a longer fit elsewhere, which the run waits for, gets the larger share of the cores.
+    """
     month = inherited() if month is None else month
+    if niceness > 0:
+        os.nice(niceness)
     month.fit(names)
     month.save(folder, [n for n in names if n in month._results])
     return list(names)

@@ -43,9 +43,12 @@ NOTEBOOK_JOBS = 2
 #: analysis notebooks' imports and pandas' table template. It binds no name (the notebooks start clean).
 #: It also makes pyplot pick its (inline) backend, then disconnects pyplot's own post-cell hook: that hook
 #: draws every open figure after each cell, just before the inline backend draws it again as a PNG, so each
-#: chart would be drawn once for nothing. The inline backend still shows and closes every figure.
+#: chart would be drawn once for nothing. The inline backend still shows and closes every figure. A kernel
+#: forked from a process that had imported pyplot (a test's) inherits that backend: it is switched to inline.
 WARM_UP = ("[__import__(m) for m in ('pandas', 'matplotlib.pyplot', 'IPython.display', 'crm_analysis.monthly', "
            "'crm_analysis.plotting', 'crm_analysis.quality', 'crm_analysis.report.sections')]; "
+           "('inline' in __import__('matplotlib').get_backend()) or "
+           "get_ipython().run_line_magic('matplotlib', 'inline'); "
            "__import__('pandas').DataFrame({'a': [1]}).style.to_html(); "
            "__import__('matplotlib.pyplot').pyplot.figure(); __import__('matplotlib.pyplot').pyplot.close('all'); "
            "__import__('matplotlib.pyplot').pyplot.uninstall_repl_displayhook();")
@@ -104,8 +107,11 @@ def _run_code(km, code: str, timeout: float = 120) -> None:
     """Run `code` on the kernel of `km` and wait for it (a lane's warm-up and its resets)."""
     client = km.client()
     client.start_channels()
-    client.wait_for_ready(timeout=timeout)
-    reply = client.execute_interactive(code, timeout=timeout, store_history=False, output_hook=lambda msg: None)
+    try:
+        client.wait_for_ready(timeout=timeout)
+        reply = client.execute_interactive(code, timeout=timeout, store_history=False, output_hook=lambda msg: None)
+    finally:  # an open channel would hold this process's exit for ZeroMQ's linger (a second)
+        client.stop_channels()
     if reply["content"].get("status") != "ok":
         raise RuntimeError(f"notebook kernel could not run {code!r}: {reply['content'].get('ename')}")
 

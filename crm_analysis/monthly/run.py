@@ -49,7 +49,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from multiprocessing import current_process
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import current_process, get_context
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
@@ -59,6 +60,7 @@ from crm_analysis.exceptions import (MAX_SHOWN_LINE, CrmAnalysisError, NotebookF
                                      shorten)
 from crm_analysis.i18n import check_lang
 from crm_analysis.monthly import publish as pub
+from crm_analysis.monthly.assembly import ReportAssembly
 from crm_analysis.monthly.kpis import CORE_SECTIONS, KPIS_FILE, SECTIONS, monthly_kpis
 from crm_analysis.monthly.month import FIT_GROUPS, MODELS, Month, fit_and_save, fitting_into, inherited, model_workers
 from crm_analysis.monthly.outreach import outreach_lists
@@ -72,6 +74,9 @@ __all__ = ["RunContext", "RunResult", "run_month", "run", "plan_month", "month_e
 
 #: Worker processes that fit the month's models (the machines this targets have two cores).
 MODEL_JOBS = 2
+#: How much lower the CPU priority of the workers fitting every group but the first (the reminder evaluation,
+#: the longest, which the KPIs and notebook 30 wait for): on two busy cores it then keeps nearly a core.
+NICENESS = 5
 #: What the executed notebooks show as their ``source`` (and their clinic's ``source``): they read the run's
 #: private validated copy, and never see the source itself, not even without its secrets.
 NOTEBOOK_SOURCE = "the run's validated copy of the clinic data (its source is named in manifest.json)"
@@ -333,19 +338,29 @@ def run(ctx: RunContext) -> RunResult:
         work = pub.staging_folder(ctx.out, ctx.month)
         staging = pub.staging_folder(ctx.outreach_dir, ctx.month)
         kpis_ready = threading.Event()
-        lanes = _lanes(ctx, paths, private, work, kpis_ready)
+        assembly = ReportAssembly(paths, work, month=ctx.month, as_of=f"{ctx.as_of:%Y-%m-%d}", lang=ctx.lang,
+                                  clinic_name=ctx.clinic_name, pdf=ctx.pdf, temp_dir=private)
+        lanes = _lanes(ctx, paths, private, work, kpis_ready, assembly)
         try:
             lanes.start()  # the kernels start and import while this process loads the data
-            with steps.step("load"):
-                clinic = load_clinic(ctx.source, mapping=ctx.mapping)
-                result.warnings = clinic.check_month(ctx.month)  # SourceError (exit 2) when the data cannot show it
-                snapshot = clinic.snapshot(ctx.as_of)
-                del clinic
-                _write_cache(snapshot, private)
+            # ...and so do papermill and the report's converters, in a thread while Arrow parses the files (it
+            # lets go of the GIL); done before the workers are forked, so they have them too
+            importer = threading.Thread(target=_import_report_stack, name="import-report-stack", daemon=True)
+            importer.start()
+            try:
+                with steps.step("load"):
+                    clinic = load_clinic(ctx.source, mapping=ctx.mapping)
+                    result.warnings = clinic.check_month(ctx.month)  # SourceError (exit 2): the data cannot show it
+                    snapshot = clinic.snapshot(ctx.as_of)
+                    del clinic
+                    _write_cache(snapshot, private)
+            finally:
+                importer.join()
             for warning in result.warnings:
                 print(f"warning: {warning}", file=sys.stderr, flush=True)
             try:
-                scanned = _run_steps(ctx, steps, snapshot, paths, lanes, kpis_ready, private, work, staging, result)
+                scanned = _run_steps(ctx, steps, snapshot, paths, lanes, kpis_ready, private, work, staging, result,
+                                     assembly)
             except NotebookFailed:
                 raise
             except Exception as err:  # noqa: BLE001 - any failure after loading keeps the work for diagnosis
@@ -372,6 +387,17 @@ def run(ctx: RunContext) -> RunResult:
     return result
 
 
+def _import_report_stack() -> None:
+    """Import what the lanes and the report use only after the data is loaded (errors show where it is used)."""
+    import importlib
+
+    for name in ("papermill", "nbconvert", "crm_analysis.report.html", "weasyprint", "pypdf"):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - imported again where it is used, which reports the error
+            pass
+
+
 def _cache_path(private: Path) -> Path:
     return private / "clinic.cache"
 
@@ -385,8 +411,10 @@ def _write_cache(snapshot, private: Path) -> Path:
     return Path(write_snapshot_cache(with_fields(snapshot, source=NOTEBOOK_SOURCE), _cache_path(private)))
 
 
-def _lanes(ctx: RunContext, paths: list[Path], private: Path, work: Path, kpis_ready: threading.Event) -> KernelLanes:
-    """The notebook kernels of the run; the KPI page waits for `kpis_ready` (its kpis.json)."""
+def _lanes(ctx: RunContext, paths: list[Path], private: Path, work: Path, kpis_ready: threading.Event,
+           assembly: ReportAssembly) -> KernelLanes:
+    """The notebook kernels of the run; the KPI page waits for `kpis_ready` (its kpis.json); each notebook goes
+    into the report (`assembly`) as soon as it has run."""
     from crm_analysis.report.reproducible import make_reproducible
 
     cache, models_dir = _cache_path(private), private / "models"
@@ -401,6 +429,7 @@ def _lanes(ctx: RunContext, paths: list[Path], private: Path, work: Path, kpis_r
     def run_one(path: Path, km) -> None:
         execute_notebook(path, work / path.name, params, km)
         make_reproducible(work / path.name, replacements, id_prefix=f"n{index[path]:02d}")
+        assembly.add(path)
 
     return KernelLanes(paths, private, run_one, ready={p: kpis_ready for p in paths if is_front_matter(p)},
                        warm_up=WARM_UP if ctx.analyses else "")
@@ -417,7 +446,8 @@ def _outreach_in_worker(models_dir: str, staging: str) -> tuple[float, list[str]
 
 
 def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], lanes: KernelLanes,
-               kpis_ready: threading.Event, private: Path, work: Path, staging: Path, result: RunResult) -> int:
+               kpis_ready: threading.Event, private: Path, work: Path, staging: Path, result: RunResult,
+               assembly: ReportAssembly) -> int:
     """Steps 2-7 of :func:`run`; returns how many artefacts the privacy scan read."""
     from crm_analysis.report.sections import skipped_sections
 
@@ -443,11 +473,20 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                             fit_and_save(group, models_dir, month)
                     else:
                         pool = workers.enter_context(model_workers(month, MODEL_JOBS, ctx=ctx))
+                        # on the way out (a failure too): no more report pages, and none of those queued
+                        workers.callback(pool.shutdown, wait=False, cancel_futures=True)
+                        workers.callback(assembly.use, None)
                         # The first submit forks every worker, before the lanes' threads start (a child holds
                         # only this thread). The children never touch the kernels' sockets; they end with
                         # os._exit. The lists go last: their worker waits for the models they need.
-                        fits = [pool.submit(fit_and_save, group, models_dir) for group in FIT_GROUPS]
+                        fits = [pool.submit(fit_and_save, group, models_dir, niceness=NICENESS if i else 0)
+                                for i, group in enumerate(FIT_GROUPS)]
                         outreach_job = pool.submit(_outreach_in_worker, str(models_dir), str(staging))
+                        # A worker of its own lays out each notebook's pages once it has run, at low priority
+                        pages = workers.enter_context(ProcessPoolExecutor(1, mp_context=get_context("fork")))
+                        workers.callback(pages.shutdown, wait=False, cancel_futures=True)
+                        pages.submit(os.nice, NICENESS)  # forks it now, before any thread starts
+                        assembly.use(pages, finish=pool)
                         lanes.go()
                         early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)
                         for fit in fits:
@@ -473,26 +512,26 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
             else:
                 seconds, written, skipped = outreach_job.result()
                 steps.record("outreach", seconds)
-        result.outreach_files = [result.outreach_dir / name for name in written]
-        result.skipped += [{"where": "outreach", "analysis": name, "reason": reason}
-                           for name, reason in skipped.items()]
-        for path in paths:  # reported in run order, whatever order they finish in
-            try:
-                seconds = lanes.futures[path].result()
-            except Exception as err:  # noqa: BLE001
-                steps.record(path.stem, None)
-                lanes.cancel()
-                lanes.join()
-                failed = pub.keep_failed(work, ctx.out, ctx.month)
-                raise NotebookFailed(_notebook_failure(path, err, failed)) from None
-            steps.record(path.stem, seconds)
-            result.notebooks.append(result.out_dir / path.name)
-            result.skipped += [{"where": s["notebook"], "analysis": s["analysis"], "reason": s["reason"]}
-                               for s in skipped_sections(work / path.name)]
+            result.outreach_files = [result.outreach_dir / name for name in written]
+            result.skipped += [{"where": "outreach", "analysis": name, "reason": reason}
+                               for name, reason in skipped.items()]
+            for path in paths:  # reported in run order, whatever order they finish in
+                try:
+                    seconds = lanes.futures[path].result()
+                except Exception as err:  # noqa: BLE001
+                    steps.record(path.stem, None)
+                    lanes.cancel()
+                    lanes.join()
+                    failed = pub.keep_failed(work, ctx.out, ctx.month)
+                    raise NotebookFailed(_notebook_failure(path, err, failed)) from None
+                steps.record(path.stem, seconds)
+                result.notebooks.append(result.out_dir / path.name)
+                result.skipped += [{"where": s["notebook"], "analysis": s["analysis"], "reason": s["reason"]}
+                                   for s in skipped_sections(work / path.name)]
+            _write_report(ctx, steps, assembly, result)  # while the workers may still lay out pages
     finally:
         lanes.cancel()
         lanes.join()
-    _write_report(ctx, steps, paths, work, private, result)
     return _privacy_scan(steps, snapshot, paths, work)
 
 
@@ -515,30 +554,13 @@ def _outreach(ctx: RunContext, month: Month, staging: Path) -> tuple[list[str], 
     return [p.name for p in write_outreach_lists(lists, staging, as_of=month.as_of)], dict(lists.skipped)
 
 
-def _write_report(ctx: RunContext, steps: Progress, paths: list[Path], work: Path, private: Path,
-                  result: RunResult) -> None:
-    from crm_analysis.report.html import notebook_sections, report_html
-
-    as_of = f"{ctx.as_of:%Y-%m-%d}"
+def _write_report(ctx: RunContext, steps: Progress, assembly: ReportAssembly, result: RunResult) -> None:
     with steps.step("report_html"):
-        ordered = notebook_sections([work / p.name for p in report_order(paths)])  # converted once, for both
-        html = report_html(ordered, month=ctx.month, as_of=as_of, lang=ctx.lang, clinic_name=ctx.clinic_name)
-        (work / "report.html").write_text(html, encoding="utf-8")
+        assembly.write_html()  # the notebooks were converted as they finished
         result.report_html = result.out_dir / "report.html"
     if ctx.pdf:
         with steps.step("report_pdf"):
-            from crm_analysis.report.pdf import NO_PAGE_NUMBERS_CSS, font_face_css, split_for_pdf, write_pdf_parts
-
-            shared = dict(month=ctx.month, as_of=as_of, lang=ctx.lang, clinic_name=ctx.clinic_name)
-            parts = [report_html(run, **shared, cover=i == 0, extra_css=font_face_css() + NO_PAGE_NUMBERS_CSS)
-                     for i, run in enumerate(split_for_pdf(ordered))]
-
-            def numbering(pages: int) -> str:  # blank pages that show only "page / pages"
-                return report_html([(f"page-{i}", "") for i in range(pages)], **shared, cover=False,
-                                   extra_css=font_face_css())
-
-            # WeasyPrint's temporary font files go to the private folder, which a killed run leaves to the next
-            write_pdf_parts(parts, work / "report.pdf", numbering=numbering, temp_dir=private)
+            assembly.write_pdf()
             result.report_pdf = result.out_dir / "report.pdf"
 
 

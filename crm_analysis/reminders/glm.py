@@ -47,6 +47,24 @@ _START_PER_COLUMN = 200
 _PATTERN_SHARE = 0.5
 
 
+class _GLM(sm.GLM):
+    """``statsmodels``' GLM, taking the design's rank from the K × K cross-product.
+
+    ``GLM.initialize`` takes it from an SVD of the N × K design: a quarter of a second per model at 350,000
+    appointments, four models a month. The cross-product has the same rank (it only sets ``df_model`` and
+    ``df_resid``, which neither the binomial scale nor the clustered covariance uses).
+    """
+
+    def initialize(self):
+        exog = np.asarray(self.exog)
+        rank = np.linalg.matrix_rank(exog.T @ exog, hermitian=True) if exog.shape[0] > exog.shape[1] \
+            else np.linalg.matrix_rank(exog)
+        self.df_model = rank - 1
+        weighted = self.freq_weights is not None and self.freq_weights.shape[0] == self.endog.shape[0]
+        self.wnobs = self.freq_weights.sum() if weighted else self.exog.shape[0]
+        self.df_resid = self.wnobs - self.df_model - 1
+
+
 class BinomialGLMFit:
     """A fitted logistic GLM: coefficients and their (cluster-robust) covariance.
 
@@ -159,7 +177,7 @@ def _start_params(x: np.ndarray, y: np.ndarray, max_iter: int) -> np.ndarray | N
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = sm.GLM(y[keep], x[keep], family=sm.families.Binomial()).fit(
+            res = _GLM(y[keep], x[keep], family=sm.families.Binomial()).fit(
                 method="newton", max_start_irls=0, maxiter=min(max_iter, 30), tol=1e-6, disp=0)
         params = np.asarray(res.params)
         if res.mle_retvals.get("converged", False) and np.all(np.isfinite(params)):
@@ -277,7 +295,7 @@ def fit_binomial(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[s
             first, pattern = collapsed
             successes, trials = np.bincount(pattern, weights=y), np.bincount(pattern).astype(float)
             endog, exog, rows = np.column_stack([successes, trials - successes]), x[first], (pattern, y)
-        model = sm.GLM(endog, exog, family=sm.families.Binomial())
+        model = _GLM(endog, exog, family=sm.families.Binomial())
         attempts = [("newton", None), ("irls", None)]
         start = _start_params(exog, endog, max_iter)
         if start is not None:

@@ -38,7 +38,8 @@ from typing import Callable, Iterator, Sequence
 
 from crm_analysis.plotting import korean_font_path
 
-__all__ = ["font_face_css", "bundled_fonts", "write_pdf", "write_pdf_parts", "split_for_pdf", "REPRODUCIBLE_EPOCH",
+__all__ = ["font_face_css", "bundled_fonts", "write_pdf", "write_pdf_parts", "split_for_pdf", "pdf_bytes",
+           "join_pdf_parts", "REPRODUCIBLE_EPOCH",
            "PDF_JOBS", "NO_PAGE_NUMBERS_CSS", "FONTCONFIG_CONF"]
 
 #: The time stamped into embedded fonts (2000-01-01 UTC), so a re-run gives the same PDF bytes.
@@ -134,7 +135,7 @@ def write_pdf(html: str, path: str | Path, *, base_url: str | Path | None = None
     Path
     """
     path = Path(path)
-    path.write_bytes(_pdf_bytes(html, base_url, temp_dir))
+    path.write_bytes(pdf_bytes(html, base_url, temp_dir))
     return path
 
 
@@ -175,7 +176,8 @@ def _bundled_font_configuration(folder: Path):
     return config
 
 
-def _pdf_bytes(html: str, base_url: str | Path | None = None, temp_dir: str | Path | None = None) -> bytes:
+def pdf_bytes(html: str, base_url: str | Path | None = None, temp_dir: str | Path | None = None) -> bytes:
+    """`html` laid out as a PDF in the bundled fonts (the bytes of :func:`write_pdf`'s file)."""
     # WeasyPrint logs every CSS property it does not support (from notebook table styles) and every heading
     # permalink whose anchor the report drops; neither changes the PDF, so keep the run quiet.
     for name in ("weasyprint", "fontTools"):
@@ -255,23 +257,25 @@ def write_pdf_parts(parts: Sequence[str], path: str | Path, *, numbering: Callab
 
     if len(parts) > 1 and jobs > 1 and "fork" in get_all_start_methods() and not current_process().daemon:
         with ProcessPoolExecutor(max_workers=min(jobs, len(parts)) - 1, mp_context=get_context("fork")) as pool:
-            later = [pool.submit(_pdf_bytes, html, None, temp_dir) for html in parts[1:]]
-            rendered = [_pdf_bytes(parts[0], None, temp_dir)] + [future.result() for future in later]
+            later = [pool.submit(pdf_bytes, html, None, temp_dir) for html in parts[1:]]
+            rendered = [pdf_bytes(parts[0], None, temp_dir)] + [future.result() for future in later]
     else:
-        rendered = [_pdf_bytes(html, None, temp_dir) for html in parts]
-    path.write_bytes(_joined(rendered, numbering, temp_dir))
+        rendered = [pdf_bytes(html, None, temp_dir) for html in parts]
+    path.write_bytes(join_pdf_parts(rendered, numbering, temp_dir))
     return path
 
 
-def _joined(rendered: list[bytes], numbering: Callable[[int], str], temp_dir: str | Path | None = None) -> bytes:
-    """The parts' pages in order, each overlaid with its page number."""
+def join_pdf_parts(rendered: Sequence[bytes], numbering: Callable[[int], str],
+                   temp_dir: str | Path | None = None) -> bytes:
+    """The PDFs `rendered` (:func:`pdf_bytes` of the parts of :func:`write_pdf_parts`) as one, their pages in
+    order, each overlaid with its page number (`numbering` as for :func:`write_pdf_parts`)."""
     from pypdf import PdfReader, PdfWriter
 
     readers = [PdfReader(io.BytesIO(data)) for data in rendered]
     writer = PdfWriter()
     for reader in readers:
         writer.append(reader)
-    numbers = PdfReader(io.BytesIO(_pdf_bytes(numbering(len(writer.pages)), None, temp_dir)))
+    numbers = PdfReader(io.BytesIO(pdf_bytes(numbering(len(writer.pages)), None, temp_dir)))
     if len(numbers.pages) != len(writer.pages):
         raise RuntimeError(f"the page numbers came out on {len(numbers.pages)} pages, not {len(writer.pages)}")
     for page, number in zip(writer.pages, numbers.pages):

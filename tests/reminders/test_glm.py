@@ -133,3 +133,17 @@ def test_separation_and_zero_columns_are_insufficient_data(table):
         fit_binomial(x, separated, groups, names, "cluster")
     with pytest.raises(InsufficientDataError, match="singular design"):
         fit_binomial(np.column_stack([x, np.zeros(len(y))]), y, groups, [*names, "empty"], "cluster")
+
+
+@pytest.mark.parametrize("aliased", [False, True])
+def test_rank_from_the_cross_product_equals_statsmodels(aliased):
+    """The GLM's rank (df_model, df_resid) comes from X'X, not an SVD of X: the same as statsmodels',
+    with a full-rank design and with an aliased column."""
+    x, y, _, _ = _table(2_000)
+    if aliased:
+        x = np.column_stack([x, x[:, 2] + x[:, 3]])
+    mine = glm._GLM(y, x, family=sm.families.Binomial())
+    theirs = sm.GLM(y, x, family=sm.families.Binomial())
+    print(f"df_model {mine.df_model} vs {theirs.df_model}, df_resid {mine.df_resid} vs {theirs.df_resid}")
+    assert (mine.df_model, mine.df_resid, mine.wnobs) == (theirs.df_model, theirs.df_resid, theirs.wnobs)
+    assert mine.df_model == x.shape[1] - 1 - aliased
