@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,18 @@ import time
 from pathlib import Path
 
 SCRIPT = Path(sys.executable).with_name("crm-analysis")
+
+
+#: Additions in :func:`reference_loop`.
+REFERENCE_LOOP = 20_000_000
+
+
+def reference_loop() -> float:
+    """Seconds a fixed pure-Python loop takes here now: how fast this (shared, virtual) machine is running."""
+    started, total = time.perf_counter(), 0
+    for i in range(REFERENCE_LOOP):
+        total += i
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -46,20 +59,28 @@ def main() -> None:
                         "--seed", str(args.seed)], check=True, capture_output=True)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu_before = before.ru_utime + before.ru_stime  # the demo generation above is not timed
+        walls, speeds = [], []
         for i in range(args.repeat):
+            speeds.append(reference_loop())
             started = time.perf_counter()
             done = subprocess.run([str(SCRIPT), "run", "--month", args.month, "--source", str(tmp / "demo"),
                                    *(["--no-pdf"] if args.no_pdf else [])],
                                   cwd=tmp, capture_output=True, text=True)
             wall = time.perf_counter() - started
+            walls.append(wall)
             if done.returncode != 0:
                 sys.exit(f"run failed: {done.stderr.strip().splitlines()[-1]}")
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         peak = usage.ru_maxrss / 1024
         cpu = (usage.ru_utime + usage.ru_stime - cpu_before) / args.repeat
         manifest = json.loads((tmp / "reports" / args.month / "manifest.json").read_text())
-        print(f"end to end   wall {wall:7.1f} s   CPU {cpu:6.1f} s (run, workers and kernels; mean of runs)   "
-              f"peak RSS (largest process) {peak:,.0f} MiB   load after {os.getloadavg()[0]:.1f}")
+        print(f"end to end   wall {wall:7.1f} s (last run)   CPU {cpu:6.1f} s (run, workers and kernels; mean of "
+              f"runs)   peak RSS (largest process) {peak:,.0f} MiB   load after {os.getloadavg()[0]:.1f}")
+        if len(walls) > 1:
+            print(f"  {len(walls)} runs: wall min {min(walls):.1f} s, median {statistics.median(walls):.1f} s, "
+                  f"max {max(walls):.1f} s: " + ", ".join(f"{w:.1f}" for w in walls))
+        print(f"  machine speed before each run (a fixed pure-Python loop, {REFERENCE_LOOP:,} additions): "
+              + ", ".join(f"{s:.2f} s" for s in speeds) + " (the same machine varies: compare runs by it)")
         for step, seconds in manifest["timings_seconds"].items():
             print(f"  {step:<22} {seconds:6.1f} s")
 

@@ -69,7 +69,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("give --source (one clinic) or --clinics network.yaml (several)")
     if args.executor != "local" or args.scheduler:
         raise ValueError("--executor dask and --scheduler spread a network's branches: use them with --clinics")
-    from crm_analysis.monthly.run import plan_month, run_month
+    early = None if args.dry_run else _load_early(args)
+    try:
+        from crm_analysis.monthly.run import plan_month, run_month
+    except BaseException:
+        if early is not None:
+            early.cancel()
+        raise
 
     if args.dry_run:
         print("\n".join(plan_month(args.month, args.source, mapping=args.mapping, lang=args.lang, out=args.out,
@@ -78,7 +84,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     result = run_month(args.month, args.source, mapping=args.mapping, lang=args.lang, out=args.out,
                        outreach_dir=args.outreach_dir, min_count=args.min_count, pdf=args.pdf,
-                       notebook_dir=args.notebook_dir, analysis_hooks=args.analysis_hooks, rules=args.rules)
+                       notebook_dir=args.notebook_dir, analysis_hooks=args.analysis_hooks, rules=args.rules,
+                       early=early)
     print(f"{args.month}: report, kpis.json and {len(result.notebooks)} notebook(s) in {result.out_dir}; "
           f"{len(result.outreach_files)} outreach file(s) in {result.outreach_dir}")
     if result.skipped:
@@ -86,6 +93,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{len(names)} section(s) skipped because the data cannot support them yet: {', '.join(names)} "
               f"(reasons in the report and in manifest.json)")
     return EXIT_OK
+
+
+def _load_early(args: argparse.Namespace):
+    """Start loading the clinic in a forked child before the analysis stack is imported (a second core loads
+    while this one imports; :mod:`crm_analysis.io.forked_load`); None when the month is not ``YYYY-MM`` (the
+    run reports that) or forking is not safe here."""
+    import re
+
+    import pandas as pd
+
+    from crm_analysis.io.forked_load import NOTEBOOK_SOURCE, ForkedLoad
+    from crm_analysis.private_files import private_workdir
+
+    if not re.fullmatch(r"\d{4}-\d{2}", args.month or "") or not 1 <= int(args.month[5:]) <= 12:
+        return None
+    folder = private_workdir()  # the run's private folder; also removes what killed runs left
+    early = ForkedLoad.start(args.source, mapping=args.mapping, month=args.month,
+                             as_of=pd.Period(args.month, "M").end_time.normalize(), folder=folder,
+                             label=NOTEBOOK_SOURCE)
+    if early is None:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    return early
 
 
 def _run_network(args: argparse.Namespace) -> int:

@@ -421,12 +421,13 @@ def fit_and_save(names: tuple[str, ...], folder: str | Path, month: Month | None
     """Fit the models `names` of `month` (default: the inherited one) and save them into `folder`; returns the
     names. Models the data cannot support are saved as their thin-data error.
 
-    `niceness` > 0 lowers this process's CPU priority by that much first (for good: meant for a worker
-    process), so that a longer fit elsewhere, which the run waits for, gets the larger share of the cores.
+    `niceness` > 0: this process's CPU priority is lowered to that niceness first, unless it is lower
+    already (for good: meant for a worker process), so that a longer fit elsewhere, which the run waits for,
+    gets the larger share of the cores.
     """
     month = inherited() if month is None else month
-    if niceness > 0:
-        os.nice(niceness)
+    if niceness > os.nice(0):
+        os.nice(niceness - os.nice(0))
     month.fit(names)
     month.save(folder, [n for n in names if n in month._results])
     return list(names)

@@ -151,6 +151,9 @@ class KernelLanes:
     fork : bool
         Fork the kernels from this process where that is safe (see :meth:`start`); False: start them
         as new interpreters, as Jupyter does.
+    niceness : int
+        The kernels lower their CPU priority to this niceness as they start (0: they do not), so that work
+        the notebooks wait for (the run's longest model fit) gets the larger share of the cores.
 
     Notes
     -----
@@ -164,7 +167,7 @@ class KernelLanes:
 
     def __init__(self, paths: Sequence[Path], private: Path, run_one: Callable[[Path, object], None], *,
                  ready: Mapping[Path, threading.Event] | None = None, jobs: int = NOTEBOOK_JOBS,
-                 warm_up: str = "", fork: bool = True) -> None:
+                 warm_up: str = "", fork: bool = True, niceness: int = 0) -> None:
         self.paths = list(paths)
         self.jobs = max(1, min(jobs, len(self.paths)))
         self.private = Path(private)
@@ -172,6 +175,7 @@ class KernelLanes:
         self.ready = dict(ready or {})
         self.warm_up = warm_up
         self.fork = fork
+        self.niceness = niceness
         self.futures: dict[Path, Future] = {p: Future() for p in self.paths}
         self._go = threading.Event()
         self._cancelled = threading.Event()
@@ -197,6 +201,9 @@ class KernelLanes:
             for name in PRELOADED:
                 importlib.import_module(name)
             zygotes = [KernelZygote() for _ in range(self.jobs)]
+        lines = [f"__import__('os').nice(max(0, {self.niceness} - __import__('os').nice(0)))"] \
+            if self.niceness > 0 else []
+        lines += [self.warm_up] if self.warm_up else []
         scratch = self.private / "tmp"
         scratch.mkdir(mode=0o700, exist_ok=True)
         for i in range(self.jobs):
@@ -208,8 +215,7 @@ class KernelLanes:
                 km.start_kernel(cwd=str(self.lane(i)[0].parent),
                                 env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                                      "MKL_NUM_THREADS": "1", "TMPDIR": str(scratch)},
-                                extra_arguments=[f"--IPKernelApp.exec_lines={[self.warm_up]!r}"] if self.warm_up
-                                else [])
+                                extra_arguments=[f"--IPKernelApp.exec_lines={lines!r}"] if lines else [])
             except Exception as err:  # noqa: BLE001 - reported as each of the lane's notebooks' failure
                 self._start_errors[i] = err
         return self

@@ -9,7 +9,8 @@ and ``outreach/YYYY-MM/``, and by the clinic network's summary
 - :func:`publish` swaps a finished staging folder into place (the old version survives until the swap);
 - :func:`clean_partials` removes what killed runs left behind (and restores a version a run killed
   mid-swap had set aside);
-- :func:`private_workdir` is a run's private scratch folder (0700, under ``$TMPDIR``);
+- :func:`private_workdir` is a run's private scratch folder (0700, under ``$TMPDIR``; from
+  :mod:`crm_analysis.private_files`);
 - :func:`keep_failed` moves a failed run's work to ``NAME.failed/`` for diagnosis.
 """
 
@@ -18,13 +19,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from crm_analysis.exceptions import RunFailed
+from crm_analysis.private_files import pid_alive, private_root, private_workdir
 
 __all__ = ["LOCK_FILE", "folder_lock", "clean_partials", "staging_folder", "publish", "keep_failed",
            "private_root", "private_workdir", "ensure_private", "pid_alive"]
@@ -111,44 +112,7 @@ def keep_failed(work: Path, folder: Path, name: str) -> Path:
     return failed
 
 
-def private_root() -> Path:
-    """``$TMPDIR/crm-analysis-<uid>``: 0700, owned by this user.
-
-    Raises
-    ------
-    RunFailed
-        If the folder exists but is not private to this user.
-    """
-    root = Path(tempfile.gettempdir()) / f"crm-analysis-{os.getuid()}"
-    root.mkdir(mode=0o700, exist_ok=True)
-    info = root.stat()
-    if info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise RunFailed(f"{root} is not private to this user (owner and mode 0700 required); remove it and run again")
-    return root
-
-
-def private_workdir() -> Path:
-    """A fresh private folder for this run; the folders of runs that were killed are removed first."""
-    root = private_root()
-    for stale in root.glob("run-*"):
-        match = re.match(r"run-(\d+)-", stale.name)
-        if match and not pid_alive(int(match.group(1))):
-            shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=root))
-
-
 def ensure_private(folder: Path) -> Path:
     """Create `folder` (owner-only if new: it holds personal data); returns it."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return folder
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (on this machine)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -59,6 +59,7 @@ import pandas as pd
 from crm_analysis.exceptions import (MAX_SHOWN_LINE, CrmAnalysisError, NotebookFailed, PrivacyLeak, RunFailed, quoted,
                                      shorten)
 from crm_analysis.i18n import check_lang
+from crm_analysis.io.forked_load import CACHE_NAME, NOTEBOOK_SOURCE, ForkedLoad
 from crm_analysis.monthly import publish as pub
 from crm_analysis.monthly.assembly import ReportAssembly
 from crm_analysis.monthly.kpis import CORE_SECTIONS, KPIS_FILE, SECTIONS, monthly_kpis
@@ -77,9 +78,6 @@ MODEL_JOBS = 2
 #: How much lower the CPU priority of the workers fitting every group but the first (the reminder evaluation,
 #: the longest, which the KPIs and notebook 30 wait for): on two busy cores it then keeps nearly a core.
 NICENESS = 5
-#: What the executed notebooks show as their ``source`` (and their clinic's ``source``): they read the run's
-#: private validated copy, and never see the source itself, not even without its secrets.
-NOTEBOOK_SOURCE = "the run's validated copy of the clinic data (its source is named in manifest.json)"
 
 
 def default_outreach_dir(out: str | Path) -> Path:
@@ -254,7 +252,8 @@ def run_month(month: str, source: str | Path, *, mapping: str | Path | None = No
               out: str | Path = "reports", outreach_dir: str | Path | None = None,
               notebook_dir: str | Path | None = None, rules: str | Path | None = None, progress: bool = True,
               min_count: int = DEFAULT_MIN_COUNT, clinic_name: str | None = None, pdf: bool = True,
-              producers: Mapping[str, Callable] | None = None, analysis_hooks: bool = True) -> RunResult:
+              producers: Mapping[str, Callable] | None = None, analysis_hooks: bool = True,
+              early: ForkedLoad | None = None) -> RunResult:
     """Run one clinic's month and publish it atomically.
 
     Every argument is a plain value (strings, paths, numbers), so a run can be
@@ -293,6 +292,9 @@ def run_month(month: str, source: str | Path, *, mapping: str | Path | None = No
         :mod:`crm_analysis.report.outreach`; default: the registered ones).
     analysis_hooks : bool
         False: only the core KPI sections, no model fitted, and only the `producers` given.
+    early : ForkedLoad, optional
+        `source` already being loaded in a forked child (see :func:`run`); it must be the same source,
+        mapping and month.
 
     Returns
     -------
@@ -314,11 +316,25 @@ def run_month(month: str, source: str | Path, *, mapping: str | Path | None = No
     """
     return run(RunContext.make(month, source, mapping=mapping, lang=lang, out=out, outreach_dir=outreach_dir,
                                notebook_dir=notebook_dir, rules=rules, min_count=min_count, clinic_name=clinic_name,
-                               pdf=pdf, progress=progress, analyses=analysis_hooks, producers=producers))
+                               pdf=pdf, progress=progress, analyses=analysis_hooks, producers=producers), early)
 
 
-def run(ctx: RunContext) -> RunResult:
-    """Run the month described by `ctx` (see :func:`run_month`)."""
+def run(ctx: RunContext, early: ForkedLoad | None = None) -> RunResult:
+    """Run the month described by `ctx` (see :func:`run_month`).
+
+    `early`: the clinic already being loaded by a forked child (:class:`~crm_analysis.io.forked_load.ForkedLoad`,
+    started by the command line before it imported the analysis stack) into its private folder, which the
+    run then uses as its own.
+    """
+    try:
+        return _run(ctx, early)
+    finally:
+        if early is not None:
+            early.cancel()
+            shutil.rmtree(early.folder, ignore_errors=True)
+
+
+def _run(ctx: RunContext, early: ForkedLoad | None) -> RunResult:
     from crm_analysis.io import load_clinic
 
     paths = notebook_paths(ctx.notebook_dir)
@@ -334,7 +350,8 @@ def run(ctx: RunContext) -> RunResult:
     with pub.folder_lock(ctx.out), pub.folder_lock(ctx.outreach_dir):
         pub.clean_partials(ctx.out, None)
         pub.clean_partials(ctx.outreach_dir, None)
-        private = pub.private_workdir()  # also what killed runs left in $TMPDIR (their private folders)
+        # also removes what killed runs left in $TMPDIR (their private folders)
+        private = early.folder if early is not None else pub.private_workdir()
         work = pub.staging_folder(ctx.out, ctx.month)
         staging = pub.staging_folder(ctx.outreach_dir, ctx.month)
         kpis_ready = threading.Event()
@@ -349,11 +366,14 @@ def run(ctx: RunContext) -> RunResult:
             importer.start()
             try:
                 with steps.step("load"):
-                    clinic = load_clinic(ctx.source, mapping=ctx.mapping)
-                    result.warnings = clinic.check_month(ctx.month)  # SourceError (exit 2): the data cannot show it
-                    snapshot = clinic.snapshot(ctx.as_of)
-                    del clinic
-                    _write_cache(snapshot, private)
+                    if early is not None:  # loaded meanwhile; its errors are raised here, as loading raises them
+                        snapshot, result.warnings = early.result()
+                    else:
+                        clinic = load_clinic(ctx.source, mapping=ctx.mapping)
+                        result.warnings = clinic.check_month(ctx.month)  # SourceError (exit 2): not in the data
+                        snapshot = clinic.snapshot(ctx.as_of)
+                        del clinic
+                        _write_cache(snapshot, private)
             finally:
                 importer.join()
             for warning in result.warnings:
@@ -399,7 +419,7 @@ def _import_report_stack() -> None:
 
 
 def _cache_path(private: Path) -> Path:
-    return private / "clinic.cache"
+    return private / CACHE_NAME
 
 
 def _write_cache(snapshot, private: Path) -> Path:
@@ -432,7 +452,7 @@ def _lanes(ctx: RunContext, paths: list[Path], private: Path, work: Path, kpis_r
         assembly.add(path)
 
     return KernelLanes(paths, private, run_one, ready={p: kpis_ready for p in paths if is_front_matter(p)},
-                       warm_up=WARM_UP if ctx.analyses else "")
+                       warm_up=WARM_UP if ctx.analyses else "", niceness=NICENESS if ctx.analyses else 0)
 
 
 def _outreach_in_worker(models_dir: str, staging: str) -> tuple[float, list[str], dict[str, str]]:
