@@ -11,7 +11,8 @@ joined and numbered (:func:`crm_analysis.report.pdf.join_pdf_parts`).
 The workers are the run's model workers (:func:`crm_analysis.monthly.month.model_workers`):
 they were forked before any thread started, and those that fitted the
 shorter models run at a lower priority, so the pages laid out early use
-the cores the model fitting leaves idle. Without a pool (a run without
+the cores the model fitting leaves idle; once the models are fitted, the run
+hands the later notebooks' pages to the model workers (:meth:`ReportAssembly.use`). Without a pool (a run without
 models, a Dask worker) the same parts are laid out at the end, two at a time
 where processes may be forked (:func:`crm_analysis.report.pdf.write_pdf_parts`).
 Either way the same notebooks give the same bytes.

@@ -49,7 +49,7 @@ MODELS = ("reminders", "churn", "churn_comparison", "recall", "campaigns", "chur
 #: How the run splits the fitting between worker processes: each group runs in one process, in order
 #: (a later model of a group uses an earlier one: the campaign plan's recall audience is the recall table).
 FIT_GROUPS = (("reminders",), ("churn", "recall", "campaigns", "churn_comparison"),
-              ("churn_backtest", "clv", "clv_backtest"))
+              ("clv_backtest", "clv", "churn_backtest"))
 #: Clinic-level errors a model may raise on thin data; they are kept like results.
 _KEPT_ERRORS = (CrmAnalysisError,)
 #: A file in a models folder while the run is still fitting into it: a :class:`Month` opened on the folder

@@ -362,7 +362,8 @@ def _run(ctx: RunContext, early: ForkedLoad | None) -> RunResult:
             lanes.start()  # the kernels start and import while this process loads the data
             # ...and so do papermill and the report's converters, in a thread while Arrow parses the files (it
             # lets go of the GIL); done before the workers are forked, so they have them too
-            importer = threading.Thread(target=_import_report_stack, name="import-report-stack", daemon=True)
+            importer = threading.Thread(target=_import_report_stack, args=(private if ctx.pdf else None,),
+                                        name="import-report-stack", daemon=True)
             importer.start()
             try:
                 with steps.step("load"):
@@ -407,14 +408,23 @@ def _run(ctx: RunContext, early: ForkedLoad | None) -> RunResult:
     return result
 
 
-def _import_report_stack() -> None:
-    """Import what the lanes and the report use only after the data is loaded (errors show where it is used)."""
+def _import_report_stack(pdf_temp_dir: Path | None) -> None:
+    """Import what the lanes and the report use only after the data is loaded, and lay out a first page with
+    WeasyPrint (given `pdf_temp_dir`, for its font files), so that the processes forked afterwards lay out
+    the report's parts warm. Errors show where these are used, not here."""
     import importlib
 
-    for name in ("papermill", "nbconvert", "crm_analysis.report.html", "weasyprint", "pypdf"):
+    for name in ("papermill", "nbconvert", "crm_analysis.report.html", "pypdf"):
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - imported again where it is used, which reports the error
+            pass
+    if pdf_temp_dir is not None:
+        try:
+            from crm_analysis.report.pdf import warm_up
+
+            warm_up(pdf_temp_dir)
+        except Exception:  # noqa: BLE001 - the report's PDF reports it
             pass
 
 
@@ -511,6 +521,7 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                         early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)
                         for fit in fits:
                             fit.result()
+                        assembly.use(pool)  # the model workers are free now: the later pages go to them
                 month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang, saved=models_dir)
             else:
                 lanes.go()

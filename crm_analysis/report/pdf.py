@@ -39,7 +39,7 @@ from typing import Callable, Iterator, Sequence
 from crm_analysis.plotting import korean_font_path
 
 __all__ = ["font_face_css", "bundled_fonts", "write_pdf", "write_pdf_parts", "split_for_pdf", "pdf_bytes",
-           "join_pdf_parts", "REPRODUCIBLE_EPOCH",
+           "join_pdf_parts", "warm_up", "REPRODUCIBLE_EPOCH",
            "PDF_JOBS", "NO_PAGE_NUMBERS_CSS", "FONTCONFIG_CONF"]
 
 #: The time stamped into embedded fonts (2000-01-01 UTC), so a re-run gives the same PDF bytes.
@@ -193,6 +193,20 @@ def pdf_bytes(html: str, base_url: str | Path | None = None, temp_dir: str | Pat
                     font_config=_bundled_font_configuration(folder))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def warm_up(temp_dir: str | Path | None = None) -> None:
+    """Lay out one short page in the report's styles and bundled fonts, and discard it.
+
+    WeasyPrint's first layout in a process loads Pango, fontconfig and the fonts: most of a second, paid
+    again by every process that lays out part of the report. After this, processes forked from this one
+    start with all of it loaded.
+    """
+    from crm_analysis.report.html import report_html
+
+    body = "<h1>한글 Latin 123</h1><p>− ✓ <b>굵게</b> <i>기울임</i> <code>code</code></p><table><tr><td>1</td></tr></table>"
+    pdf_bytes(report_html([("warm-up", body)], month="2000-01", as_of="2000-01-31", cover=True,
+                          extra_css=font_face_css() + NO_PAGE_NUMBERS_CSS), None, temp_dir)
 
 
 def split_for_pdf(sections: Sequence[tuple[str, str]], parts: int = PDF_JOBS) -> list[list[tuple[str, str]]]:

@@ -76,3 +76,11 @@ def test_parts_keep_bookmarks_and_title(rendered):
 def test_the_same_parts_give_the_same_bytes(rendered, tmp_path):
     again = write_pdf_parts(_parts(SECTIONS, 2), tmp_path / "again.pdf", numbering=_numbering, jobs=1)
     assert again.read_bytes() == rendered[1].read_bytes()
+
+
+def test_warm_up_lays_out_a_page_and_leaves_no_file(tmp_path):
+    """warm_up loads WeasyPrint's fonts in this process (so forked ones start warm) and keeps nothing."""
+    from crm_analysis.report.pdf import warm_up
+
+    warm_up(tmp_path)
+    assert list(tmp_path.iterdir()) == []
