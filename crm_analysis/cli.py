@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -69,23 +70,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("give --source (one clinic) or --clinics network.yaml (several)")
     if args.executor != "local" or args.scheduler:
         raise ValueError("--executor dask and --scheduler spread a network's branches: use them with --clinics")
-    early = None if args.dry_run else _load_early(args)
-    try:
-        from crm_analysis.monthly.run import plan_month, run_month
-    except BaseException:
-        if early is not None:
-            early.cancel()
-        raise
-
     if args.dry_run:
+        from crm_analysis.monthly.run import plan_month
+
         print("\n".join(plan_month(args.month, args.source, mapping=args.mapping, lang=args.lang, out=args.out,
                                    outreach_dir=args.outreach_dir, pdf=args.pdf, notebook_dir=args.notebook_dir,
                                    rules=args.rules)))
         return EXIT_OK
-    result = run_month(args.month, args.source, mapping=args.mapping, lang=args.lang, out=args.out,
-                       outreach_dir=args.outreach_dir, min_count=args.min_count, pdf=args.pdf,
-                       notebook_dir=args.notebook_dir, analysis_hooks=args.analysis_hooks, rules=args.rules,
-                       early=early)
+    early = _load_early(args)
+    try:
+        from crm_analysis.monthly.run import run_month
+
+        result = run_month(args.month, args.source, mapping=args.mapping, lang=args.lang, out=args.out,
+                           outreach_dir=args.outreach_dir, min_count=args.min_count, pdf=args.pdf,
+                           notebook_dir=args.notebook_dir, analysis_hooks=args.analysis_hooks, rules=args.rules,
+                           early=early)
+    finally:  # whatever stopped the run (a bad option too): no child left, no copy of the data left
+        if early is not None:
+            early.cancel()
+            shutil.rmtree(early.folder, ignore_errors=True)
     print(f"{args.month}: report, kpis.json and {len(result.notebooks)} notebook(s) in {result.out_dir}; "
           f"{len(result.outreach_files)} outreach file(s) in {result.outreach_dir}")
     if result.skipped:
@@ -113,8 +116,6 @@ def _load_early(args: argparse.Namespace):
                              as_of=pd.Period(args.month, "M").end_time.normalize(), folder=folder,
                              label=NOTEBOOK_SOURCE)
     if early is None:
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)
     return early
 

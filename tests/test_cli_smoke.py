@@ -102,3 +102,19 @@ def test_the_command_ends_at_once_with_its_status_and_runs_the_exit_handlers(tmp
     assert result.returncode == 2, result.stderr
     assert result.stdout == "buffered line" and "no/such/folder" in result.stderr
     assert marker.read_text() == "ran"
+
+
+def test_a_run_stopped_by_a_bad_option_leaves_no_copy_of_the_data(demo_twice, tmp_path):
+    """The command starts loading the clinic in a child before it checks every option; a bad one (the
+    outreach folder is the reports folder) exits 2, and neither the child nor its private copy is left."""
+    import os
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    result = subprocess.run([str(SCRIPT), "run", "--month", "2026-10", "--source", str(demo_twice[0]),
+                             "--out", "same", "--outreach-dir", "same"], capture_output=True, text=True,
+                            cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=600, env={**os.environ, "TMPDIR": str(tmp)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    private = tmp / f"crm-analysis-{os.getuid()}"
+    print(result.stderr, sorted(p.name for p in private.iterdir()) if private.exists() else "no private root")
+    assert not private.exists() or list(private.glob("run-*")) == []
