@@ -44,13 +44,14 @@ NOTEBOOK_JOBS = 2
 #: It also makes pyplot pick its (inline) backend, then disconnects pyplot's own post-cell hook: that hook
 #: draws every open figure after each cell, just before the inline backend draws it again as a PNG, so each
 #: chart would be drawn once for nothing. The inline backend still shows and closes every figure. A kernel
-#: forked from a process that had imported pyplot (a test's) inherits that backend: it is switched to inline.
+#: forked from a process whose pyplot had already drawn (a test's) inherits that backend: when the first figure
+#: has not set up the inline backend's display hook, it is switched to inline.
 WARM_UP = ("[__import__(m) for m in ('pandas', 'matplotlib.pyplot', 'IPython.display', 'crm_analysis.monthly', "
            "'crm_analysis.plotting', 'crm_analysis.quality', 'crm_analysis.report.sections')]; "
-           "('inline' in __import__('matplotlib').get_backend()) or "
-           "get_ipython().run_line_magic('matplotlib', 'inline'); "
            "__import__('pandas').DataFrame({'a': [1]}).style.to_html(); "
            "__import__('matplotlib.pyplot').pyplot.figure(); __import__('matplotlib.pyplot').pyplot.close('all'); "
+           "(__import__('matplotlib_inline.backend_inline').backend_inline.flush_figures "
+           "in get_ipython().events.callbacks['post_execute']) or get_ipython().run_line_magic('matplotlib', 'inline'); "
            "__import__('matplotlib.pyplot').pyplot.uninstall_repl_displayhook();")
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -71,30 +74,52 @@ def test_a_failure_stops_the_rest_of_its_lane(tmp_path):
     assert not (out / "20_after.ipynb").exists()
 
 
-def test_the_warm_up_imports_and_each_chart_is_drawn_only_for_its_png(tmp_path):
-    """The run's warm-up leaves the inline backend showing every chart, without pyplot's extra draw per cell."""
+def _chart_outputs(folder: Path) -> tuple[list, str]:
+    """Run a one-chart notebook on a lane with the run's warm-up: the chart cell's outputs, and what the last
+    cell printed (how many times the figure was drawn, how many figures are left open)."""
     from crm_analysis.monthly.notebooks import WARM_UP
 
-    chart = _notebook(tmp_path / "00_chart.ipynb",
+    chart = _notebook(folder / "00_chart.ipynb",
                       "import matplotlib.figure, matplotlib.pyplot as plt\n"
                       "draws = []\n_draw = matplotlib.figure.Figure.draw\n"
                       "matplotlib.figure.Figure.draw = lambda self, *a, **k: (draws.append(1), _draw(self, *a, **k))[1]",
                       "fig, ax = plt.subplots(); ax.plot([1, 2, 3]);",
                       "print('draws', len(draws), 'open', len(plt.get_fignums()))")
-    out = tmp_path / "out"
+    out = folder / "out"
     out.mkdir()
     lanes = KernelLanes([chart], private_workdir(), _run_one(out), jobs=1, warm_up=WARM_UP).start()
     lanes.go()
     assert lanes.futures[chart].result(timeout=120) >= 0
     lanes.join()
     cells = json.loads((out / "00_chart.ipynb").read_text())["cells"]
-    plotted, counted = cells[-2], cells[-1]
-    assert any("image/png" in o.get("data", {}) for o in plotted["outputs"]), "the chart is shown"
-    printed = "".join(counted["outputs"][0]["text"])
+    return cells[-2]["outputs"], "".join(cells[-1]["outputs"][0]["text"])
+
+
+def _assert_shown_once(outputs: list, printed: str) -> None:
     print(printed)
-    draws = int(printed.split()[1])
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the chart is shown"
     # Two draws make the PNG (bbox_inches="tight" measures, then draws); pyplot's post-cell hook made a third.
-    assert draws <= 2 and printed.strip().endswith("open 0")
+    assert int(printed.split()[1]) <= 2 and printed.strip().endswith("open 0")
+
+
+def test_the_warm_up_imports_and_each_chart_is_drawn_only_for_its_png(tmp_path):
+    """The run's warm-up leaves the inline backend showing every chart, without pyplot's extra draw per cell."""
+    _assert_shown_once(*_chart_outputs(tmp_path))
+
+
+def test_a_kernel_forked_from_a_process_whose_pyplot_drew_shows_its_charts(tmp_path):
+    """A kernel forked from a process whose pyplot had already drawn with Agg (a test worker's, depending on
+    which tests ran there before) inherits that backend; the warm-up switches it to inline. Run in a fresh
+    interpreter, so that the kernel is forked (this process has threads) and the parent's pyplot has drawn."""
+    code = ("import json, sys\nfrom pathlib import Path\n"
+            "import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\nplt.close(plt.figure())\n"
+            "from crm_analysis.monthly.kernels import can_fork_kernels\nassert can_fork_kernels()\n"
+            "from tests.monthly.test_notebooks import _chart_outputs\n"
+            "print(json.dumps(_chart_outputs(Path(sys.argv[1]))))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    _assert_shown_once(*json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def test_parameters_and_report_order(tmp_path):
