@@ -87,8 +87,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            early=early)
     finally:  # whatever stopped the run (a bad option too): no child left, no copy of the data left
         if early is not None:
-            early.cancel()
-            shutil.rmtree(early.folder, ignore_errors=True)
+            early.close()
     print(f"{args.month}: report, kpis.json and {len(result.notebooks)} notebook(s) in {result.out_dir}; "
           f"{len(result.outreach_files)} outreach file(s) in {result.outreach_dir}")
     if result.skipped:
@@ -102,19 +101,16 @@ def _load_early(args: argparse.Namespace):
     """Start loading the clinic in a forked child before the analysis stack is imported (a second core loads
     while this one imports; :mod:`crm_analysis.io.forked_load`); None when the month is not ``YYYY-MM`` (the
     run reports that) or forking is not safe here."""
-    import re
-
-    import pandas as pd
-
-    from crm_analysis.io.forked_load import NOTEBOOK_SOURCE, ForkedLoad
+    from crm_analysis.clinic import month_end
+    from crm_analysis.io.forked_load import ForkedLoad
     from crm_analysis.private_files import private_workdir
 
-    if not re.fullmatch(r"\d{4}-\d{2}", args.month or "") or not 1 <= int(args.month[5:]) <= 12:
+    try:
+        as_of = month_end(args.month)
+    except ValueError:
         return None
     folder = private_workdir()  # the run's private folder; also removes what killed runs left
-    early = ForkedLoad.start(args.source, mapping=args.mapping, month=args.month,
-                             as_of=pd.Period(args.month, "M").end_time.normalize(), folder=folder,
-                             label=NOTEBOOK_SOURCE)
+    early = ForkedLoad.start(args.source, mapping=args.mapping, month=args.month, as_of=as_of, folder=folder)
     if early is None:
         shutil.rmtree(folder, ignore_errors=True)
     return early

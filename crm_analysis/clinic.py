@@ -17,10 +17,10 @@ import pandas as pd
 
 from crm_analysis.coercion import isin
 from crm_analysis.contract import CHANNELS, TABLES
-from crm_analysis.exceptions import MissingTableError, Problem, SourceError
+from crm_analysis.exceptions import MissingTableError, Problem, SourceError, quoted
 from crm_analysis.findings import ValidationReport
 
-__all__ = ["ClinicData", "RECORDED_EVENTS"]
+__all__ = ["ClinicData", "RECORDED_EVENTS", "month_end"]
 
 #: The columns whose dates record something that happened, by table: together they give the span of
 #: days an extract covers (:meth:`ClinicData.recorded_range`). Appointments also count their
@@ -262,3 +262,20 @@ def _undo_later(patients: pd.DataFrame, flag: str, end: pd.Timestamp) -> None:
 
 def _before(df: pd.DataFrame, column: str, end: pd.Timestamp) -> pd.DataFrame:
     return df.loc[~(df[column] >= end).fillna(False).to_numpy()].reset_index(drop=True)
+
+
+def month_end(month: str) -> pd.Timestamp:
+    """The last day of `month` (``YYYY-MM``).
+
+    Raises
+    ------
+    ValueError
+        If `month` is not ``YYYY-MM``.
+    """
+    try:
+        period = pd.Period(month, freq="M")
+    except (ValueError, TypeError):
+        raise ValueError(f"month must look like 2026-10, not {quoted(month)}") from None
+    if f"{period}" != month:
+        raise ValueError(f"month must look like 2026-10, not {quoted(month)}")
+    return period.end_time.normalize()

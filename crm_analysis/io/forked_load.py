@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import signal
 import threading
 from dataclasses import replace
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["ForkedLoad", "CACHE_NAME", "NOTEBOOK_SOURCE"]
+__all__ = ["ForkedLoad", "CACHE_NAME", "NOTEBOOK_SOURCE", "write_run_copy"]
 
 #: The snapshot cache's folder name inside the private folder.
 CACHE_NAME = "clinic.cache"
@@ -51,10 +52,9 @@ class ForkedLoad:
         return self.folder / CACHE_NAME
 
     @classmethod
-    def start(cls, source, *, mapping, month: str, as_of: pd.Timestamp, folder: Path,
-              label: str) -> "ForkedLoad | None":
+    def start(cls, source, *, mapping, month: str, as_of: pd.Timestamp, folder: Path) -> "ForkedLoad | None":
         """Fork a child that loads `source` (with `mapping`), checks `month`, and writes the snapshot at
-        `as_of`, its ``source`` set to `label`, as a cache in `folder`. None where forking is not safe."""
+        `as_of` into `folder` (:func:`write_run_copy`). None where forking is not safe."""
         if not hasattr(os, "fork") or threading.active_count() != 1:
             return None
         read, write = os.pipe()
@@ -63,7 +63,7 @@ class ForkedLoad:
             try:
                 os.close(read)
                 try:
-                    payload = ("ok", *_load(source, mapping, month, as_of, Path(folder) / CACHE_NAME, label))
+                    payload = ("ok", *_load(source, mapping, month, as_of, Path(folder)))
                 except BaseException as err:  # noqa: BLE001 - handed to the parent, which raises it
                     payload = ("error", err)
                 try:
@@ -108,13 +108,25 @@ class ForkedLoad:
             pass
         os.close(self._read)
 
+    def close(self) -> None:
+        """:meth:`cancel`, and remove the private folder with the copy of the data."""
+        self.cancel()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
-def _load(source, mapping, month: str, as_of: pd.Timestamp, cache: Path, label: str) -> tuple[list[str], str]:
+
+def write_run_copy(snapshot, folder: Path) -> Path:
+    """Write `snapshot` as the run's snapshot cache in `folder` (``CACHE_NAME``), its ``source`` set to
+    :data:`NOTEBOOK_SOURCE`: the copy the notebooks read, which never names the source."""
     from crm_analysis.io.cache import write_snapshot_cache
+
+    return Path(write_snapshot_cache(replace(snapshot, source=NOTEBOOK_SOURCE), Path(folder) / CACHE_NAME))
+
+
+def _load(source, mapping, month: str, as_of: pd.Timestamp, folder: Path) -> tuple[list[str], str]:
     from crm_analysis.io.loading import load_clinic
 
     clinic = load_clinic(source, mapping=mapping)
     warnings = clinic.check_month(month)
     snapshot = clinic.snapshot(as_of)
-    write_snapshot_cache(replace(snapshot, source=label), cache)
+    write_run_copy(snapshot, folder)
     return warnings, snapshot.source

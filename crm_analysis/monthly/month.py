@@ -42,7 +42,7 @@ from crm_analysis.i18n import check_lang
 from crm_analysis.monthly.rules import RuleSet, load_rule_set
 
 __all__ = ["Month", "MODELS", "FIT_GROUPS", "FITTING_MARKER", "fit_models", "fitting_into", "model_workers",
-           "inherited", "fit_and_save"]
+           "inherited", "fit_and_save", "lower_priority"]
 
 #: The month's models, in the order they are fitted when all are asked for.
 MODELS = ("reminders", "churn", "churn_comparison", "recall", "campaigns", "churn_backtest", "clv", "clv_backtest")
@@ -416,6 +416,13 @@ def inherited(name: str = "month") -> Any:
     return _inherited[name]
 
 
+def lower_priority(niceness: int) -> int:
+    """Lower this process's CPU priority to `niceness` unless it is lower already (it is never raised: only a
+    privileged process may do that); returns the niceness now."""
+    current = os.nice(0)
+    return os.nice(niceness - current) if niceness > current else current
+
+
 def fit_and_save(names: tuple[str, ...], folder: str | Path, month: Month | None = None, *,
                  niceness: int = 0) -> list[str]:
     """Fit the models `names` of `month` (default: the inherited one) and save them into `folder`; returns the
@@ -426,8 +433,7 @@ def fit_and_save(names: tuple[str, ...], folder: str | Path, month: Month | None
     gets the larger share of the cores.
     """
     month = inherited() if month is None else month
-    if niceness > os.nice(0):
-        os.nice(niceness - os.nice(0))
+    lower_priority(niceness)
     month.fit(names)
     month.save(folder, [n for n in names if n in month._results])
     return list(names)

@@ -202,7 +202,7 @@ class KernelLanes:
             for name in PRELOADED:
                 importlib.import_module(name)
             zygotes = [KernelZygote() for _ in range(self.jobs)]
-        lines = [f"__import__('os').nice(max(0, {self.niceness} - __import__('os').nice(0)))"] \
+        lines = [f"__import__('crm_analysis.monthly.month').monthly.month.lower_priority({self.niceness})"] \
             if self.niceness > 0 else []
         lines += [self.warm_up] if self.warm_up else []
         scratch = self.private / "tmp"

@@ -56,14 +56,16 @@ from typing import Callable, Iterator, Mapping
 
 import pandas as pd
 
-from crm_analysis.exceptions import (MAX_SHOWN_LINE, CrmAnalysisError, NotebookFailed, PrivacyLeak, RunFailed, quoted,
+from crm_analysis.exceptions import (MAX_SHOWN_LINE, CrmAnalysisError, NotebookFailed, PrivacyLeak, RunFailed,
                                      shorten)
+from crm_analysis.clinic import month_end
 from crm_analysis.i18n import check_lang
-from crm_analysis.io.forked_load import CACHE_NAME, NOTEBOOK_SOURCE, ForkedLoad
+from crm_analysis.io.forked_load import CACHE_NAME, NOTEBOOK_SOURCE, ForkedLoad, write_run_copy
 from crm_analysis.monthly import publish as pub
 from crm_analysis.monthly.assembly import ReportAssembly
 from crm_analysis.monthly.kpis import CORE_SECTIONS, KPIS_FILE, SECTIONS, monthly_kpis
-from crm_analysis.monthly.month import FIT_GROUPS, MODELS, Month, fit_and_save, fitting_into, inherited, model_workers
+from crm_analysis.monthly.month import (FIT_GROUPS, MODELS, Month, fit_and_save, fitting_into, inherited,
+                                        lower_priority, model_workers)
 from crm_analysis.monthly.outreach import outreach_lists
 from crm_analysis.monthly.notebooks import (NOTEBOOK_DIR, PROJECT_ROOT, WARM_UP, KernelLanes, execute_notebook,
                                             is_front_matter, notebook_parameters, notebook_paths, report_order)
@@ -88,23 +90,6 @@ def default_outreach_dir(out: str | Path) -> Path:
     """
     out = Path(out).resolve()
     return out.parent / ("outreach" if out.name == "reports" else f"{out.name}-outreach")
-
-
-def month_end(month: str) -> pd.Timestamp:
-    """The last day of `month` (``YYYY-MM``).
-
-    Raises
-    ------
-    ValueError
-        If `month` is not ``YYYY-MM``.
-    """
-    try:
-        period = pd.Period(month, freq="M")
-    except (ValueError, TypeError):
-        raise ValueError(f"month must look like 2026-10, not {quoted(month)}") from None
-    if f"{period}" != month:
-        raise ValueError(f"month must look like 2026-10, not {quoted(month)}")
-    return period.end_time.normalize()
 
 
 @dataclass(frozen=True)
@@ -330,8 +315,7 @@ def run(ctx: RunContext, early: ForkedLoad | None = None) -> RunResult:
         return _run(ctx, early)
     finally:
         if early is not None:
-            early.cancel()
-            shutil.rmtree(early.folder, ignore_errors=True)
+            early.close()
 
 
 def _run(ctx: RunContext, early: ForkedLoad | None) -> RunResult:
@@ -434,11 +418,7 @@ def _cache_path(private: Path) -> Path:
 
 def _write_cache(snapshot, private: Path) -> Path:
     """The notebooks' copy of the snapshot; its ``source`` is :data:`NOTEBOOK_SOURCE`, not the run's source."""
-    from dataclasses import replace as with_fields
-
-    from crm_analysis.io.cache import write_snapshot_cache
-
-    return Path(write_snapshot_cache(with_fields(snapshot, source=NOTEBOOK_SOURCE), _cache_path(private)))
+    return write_run_copy(snapshot, private)
 
 
 def _lanes(ctx: RunContext, paths: list[Path], private: Path, work: Path, kpis_ready: threading.Event,
@@ -515,7 +495,7 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                         # A worker of its own lays out each notebook's pages once it has run, at low priority
                         pages = workers.enter_context(ProcessPoolExecutor(1, mp_context=get_context("fork")))
                         workers.callback(pages.shutdown, wait=False, cancel_futures=True)
-                        pages.submit(os.nice, NICENESS)  # forks it now, before any thread starts
+                        pages.submit(lower_priority, NICENESS)  # forks it now, before any thread starts
                         assembly.use(pages, finish=pool)
                         lanes.go()
                         early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)

@@ -23,7 +23,7 @@ from crm_analysis.io.forked_load import ForkedLoad
 source, month, mode = sys.argv[1:4]
 as_of = pd.Period(month, "M").end_time.normalize()
 folder = Path(tempfile.mkdtemp())
-early = ForkedLoad.start(source, mapping=None, month=month, as_of=as_of, folder=folder, label="the copy")
+early = ForkedLoad.start(source, mapping=None, month=month, as_of=as_of, folder=folder)
 assert early is not None, "one thread: the child is forked"
 if mode == "cancel":
     early.cancel()
@@ -83,7 +83,7 @@ def test_no_fork_in_a_process_with_threads(tmp_path):
     thread.start()
     try:
         assert ForkedLoad.start("x", mapping=None, month="2026-10", as_of=pd.Timestamp("2026-10-31"),
-                                folder=tmp_path, label="x") is None
+                                folder=tmp_path) is None
     finally:
         stop.set()
         thread.join()
