@@ -107,6 +107,7 @@ class ClinicData:
           ``guardian_id`` pointing at patients not yet known are cleared;
         - pregnancies are kept from about six weeks of gestation (due date
           minus 34 weeks); outcomes after `as_of` are unknown again;
+        - vaccinations given after `as_of` are dropped;
         - consents dated after `as_of` are treated as not given and opt-outs
           dated after it as not made. Only the latest consent date is stored,
           so a consent reconfirmed after `as_of` counts as not given then: the
@@ -152,6 +153,8 @@ class ClinicData:
             preg.loc[late, "outcome_date"] = pd.NaT
             known = preg["due_date"] - pd.Timedelta(weeks=34) < end
             t["pregnancies"] = preg.loc[known.to_numpy()].reset_index(drop=True)
+        if "vaccinations" in t:
+            t["vaccinations"] = _before(t["vaccinations"], "vaccination_date", end)
         t["patients"] = _patients_known(t, end)
         left_out = [f"{name} {len(self.tables[name]) - len(t[name]):,}" for name in t
                     if len(self.tables[name]) != len(t[name])]
@@ -240,7 +243,7 @@ def _patients_known(tables: dict[str, pd.DataFrame], end: pd.Timestamp) -> pd.Da
     """Patients first seen before `end` or referred to by a kept row; links to others cleared."""
     patients = tables["patients"]
     keep = ~(patients["first_visit_date"] >= end).fillna(False)
-    for name in ("visits", "appointments", "contacts", "pregnancies"):
+    for name in ("visits", "appointments", "contacts", "pregnancies", "vaccinations"):
         if name in tables:
             keep |= isin(patients["patient_id"], tables[name]["patient_id"])
     patients = patients.loc[keep.to_numpy()].copy()

@@ -212,6 +212,11 @@ APPOINTMENTS = Table(
                required=True, nullable=False, allowed=APPOINTMENT_STATUSES),
         Column("cancelled_at", "datetime", "취소일시", "cancelled at", "When a cancellation was made.",
                event_time=True),
+        Column("reminder_arm", "category", "알림 배정군", "reminder arm",
+               "For a randomised reminder pilot: the arm the appointment was allocated to, reminder (알림군) or "
+               "control (대조군), whatever was then sent; missing outside the pilot. With it the pilot is "
+               "compared by allocation (intention to treat); without it the arms are read from the reminders "
+               "sent (per protocol).", allowed=("reminder", "control")),
     ),
 )
 
@@ -275,8 +280,26 @@ PREGNANCIES = Table(
     ),
 )
 
+VACCINATIONS = Table(
+    "vaccinations", "예방접종", "vaccinations",
+    "One row per vaccine dose given, recorded by the clinic or reported by the guardian. With it, vaccination "
+    "reminders skip the doses already given; without it they follow the schedule alone.",
+    key=("patient_id", "vaccine", "dose", "vaccination_date"),
+    columns=(
+        Column("patient_id", "id", "환자번호", "patient id", "Who was vaccinated (the child, not the guardian).",
+               required=True, nullable=False, references="patients.patient_id"),
+        Column("vaccine", "string", "백신", "vaccine",
+               "Vaccine code as in the vaccination schedule: BCG, HepB, DTaP, IPV, Hib, PCV, RV, MMR, VAR, HepA, "
+               "IJEV, Tdap, HPV, or IIV for seasonal influenza.", required=True, nullable=False),
+        Column("dose", "int", "차수", "dose", "Dose number (1, 2, …); 0 for a seasonal vaccine.",
+               required=True, nullable=False, min_value=0),
+        Column("vaccination_date", "date", "접종일", "vaccination date", "Day the dose was given.",
+               required=True, nullable=False, event_time=True),
+    ),
+)
+
 TABLES: dict[str, Table] = {
-    t.name: t for t in (PATIENTS, VISITS, APPOINTMENTS, REMINDERS, CONTACTS, PREGNANCIES)
+    t.name: t for t in (PATIENTS, VISITS, APPOINTMENTS, REMINDERS, CONTACTS, PREGNANCIES, VACCINATIONS)
 }
 REQUIRED_TABLES: tuple[str, ...] = tuple(name for name, t in TABLES.items() if t.required)
 

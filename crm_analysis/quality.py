@@ -42,6 +42,7 @@ COVERAGE_DATES: dict[str, tuple[str, str]] = {
     "reminders": ("sent_at", "reminders"),
     "contacts": ("sent_at", "contacts"),
     "pregnancies": ("outcome_date", "pregnancy_outcomes"),
+    "vaccinations": ("vaccination_date", "vaccinations"),
 }
 
 _FINDING_COLUMNS = ["level", "table", "table_ko", "table_en", "column", "column_ko", "column_en", "check", "n_rows",

@@ -39,6 +39,7 @@ __all__ = [
     "prenatal_content",
     "age_offset",
     "vaccination_due",
+    "SEASONAL_GIVEN_DAYS",
 ]
 
 RULES_DIR = Path(__file__).resolve().parent / "rules"
@@ -97,7 +98,8 @@ def age_offset(text: str) -> pd.DateOffset:
 def load_vaccination_schedule(path: str | Path | Mapping | None = None) -> dict[str, Any]:
     """The vaccination schedule: ``source``, ``doses`` and ``seasonal`` DataFrames.
 
-    ``doses``: ``vaccine``, ``dose``, ``from``, ``to``, ``ko``, ``en``;
+    ``doses``: ``vaccine``, ``dose``, ``from``, ``to``, ``sex`` (F or M for a dose given to one sex only,
+    else missing), ``ko``, ``en``;
     ``seasonal``: ``vaccine``, ``from``, ``to``, ``seasonal_month``, ``ko``, ``en``.
 
     Raises
@@ -108,7 +110,10 @@ def load_vaccination_schedule(path: str | Path | Mapping | None = None) -> dict[
     raw = _read_yaml(path, "vaccination_schedule.yaml")
     if "source" not in raw or "doses" not in raw:
         raise ValueError("vaccination schedule needs 'source' and 'doses'; see crm_analysis/rules/vaccination_schedule.yaml")
-    doses = pd.DataFrame(raw["doses"], columns=["vaccine", "dose", "from", "to", "ko", "en"])
+    doses = pd.DataFrame(raw["doses"], columns=["vaccine", "dose", "from", "to", "sex", "ko", "en"])
+    odd = sorted({str(x) for x in doses["sex"].dropna()} - {"F", "M"})
+    if odd:
+        raise ValueError(f"vaccination schedule: sex must be F or M, not {', '.join(odd)}")
     seasonal = pd.DataFrame(raw.get("seasonal") or [], columns=["vaccine", "from", "to", "seasonal_month", "ko", "en"])
     for text in [*doses["from"], *doses["to"], *seasonal["from"], *seasonal["to"]]:
         age_offset(text)
@@ -200,18 +205,41 @@ def prenatal_content(weeks, schedule: Mapping | None = None, lang: str = "ko") -
     return parts.where(parts != "", schedule["general"][lang])
 
 
+#: A seasonal vaccine given this many days before its reminder's send day counts as this season's.
+SEASONAL_GIVEN_DAYS = 180
+
+
 def vaccination_due(children: pd.DataFrame, start, end, *, days_before: int = 7,
-                    schedule: Mapping | None = None) -> pd.DataFrame:
-    """Vaccination reminders whose send day falls in ``[start, end]``.
+                    schedule: Mapping | None = None, given: pd.DataFrame | None = None,
+                    catch_up_days: int = 30) -> pd.DataFrame:
+    """Vaccination reminders whose send day falls in ``[start, end]``, for doses not yet given.
 
     The send day is ``days_before`` days before the start of the dose's
     recommended window (``birth_date + from``); seasonal vaccines are sent on the
     1st of ``seasonal_month`` to children whose age that day lies in ``[from, to)``.
+    A dose for one sex only (``sex`` in the schedule) goes to children of that
+    sex; a child whose sex is not recorded gets none of them.
+
+    With the doses already given (`given`), a dose is never reminded of once
+    given, and a dose still not given ``catch_up_days`` after its window closed
+    gets one catch-up reminder that day (``kind`` ``catch_up``). Without them
+    nothing is known about what was given, so reminders follow the schedule
+    alone (``kind`` ``window``).
 
     Parameters
     ----------
     children : DataFrame
-        ``patient_id``, ``birth_date``.
+        ``patient_id``, ``birth_date``; ``sex`` for the doses given to one sex only.
+    given : DataFrame, optional
+        Doses already given (the ``vaccinations`` table: ``patient_id``,
+        ``vaccine``, ``dose``, ``vaccination_date``), cut to what was known when
+        the reminders are planned. A dose given is never reminded of; a
+        seasonal vaccine counts as given when a dose of it was given within
+        :data:`SEASONAL_GIVEN_DAYS` days before the send day. Vaccine codes are
+        compared without regard to case.
+    catch_up_days : int
+        Days after a dose's window closes (``birth_date + to``) on which a dose
+        still not given is reminded of once more (only with `given`).
     start, end : date-like
         The period (inclusive days).
     days_before : int
@@ -223,12 +251,16 @@ def vaccination_due(children: pd.DataFrame, start, end, *, days_before: int = 7,
     -------
     DataFrame
         ``patient_id``, ``vaccine``, ``dose``, ``due_from``, ``due_to``,
-        ``send_date``, ``ko``, ``en``; sorted by send date, patient, vaccine, dose.
+        ``send_date``, ``kind`` (``window`` or ``catch_up``), ``ko``, ``en``
+        (a catch-up's say the dose is overdue); sorted by send date, patient,
+        vaccine, dose.
     """
     schedule = schedule or load_vaccination_schedule()
     start, end = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
     kids = children.loc[children["birth_date"].notna(), ["patient_id", "birth_date"]].reset_index(drop=True)
-    cols = ["patient_id", "vaccine", "dose", "due_from", "due_to", "send_date", "ko", "en"]
+    sex = (children.loc[children["birth_date"].notna(), "sex"].astype(object).reset_index(drop=True)
+           if "sex" in children else pd.Series(None, index=kids.index, dtype=object))
+    cols = ["patient_id", "vaccine", "dose", "due_from", "due_to", "send_date", "kind", "ko", "en"]
     parts = []
     birth = kids["birth_date"]
     offsets: dict[str, pd.Series] = {}  # doses share ages ("2m", "4m", ...): each computed once
@@ -241,12 +273,21 @@ def vaccination_due(children: pd.DataFrame, start, end, *, days_before: int = 7,
     for _, d in schedule["doses"].iterrows():
         due_from = dates(d["from"])
         send = due_from - pd.Timedelta(days=days_before)
-        ok = (send >= start) & (send <= end)
+        sex_ok = (sex == d["sex"]).fillna(False) if pd.notna(d["sex"]) else True
+        ok = (send >= start) & (send <= end) & sex_ok
         if ok.any():
             parts.append(pd.DataFrame({"patient_id": kids["patient_id"][ok], "vaccine": d["vaccine"],
                                        "dose": int(d["dose"]), "due_from": due_from[ok],
                                        "due_to": dates(d["to"])[ok],
-                                       "send_date": send[ok], "ko": d["ko"], "en": d["en"]}))
+                                       "send_date": send[ok], "kind": "window", "ko": d["ko"], "en": d["en"]}))
+        if given is not None:  # one more reminder when the window has closed and the dose is still not given
+            late = dates(d["to"]) + pd.Timedelta(days=catch_up_days)
+            ok = (late >= start) & (late <= end) & sex_ok
+            if ok.any():
+                parts.append(pd.DataFrame({"patient_id": kids["patient_id"][ok], "vaccine": d["vaccine"],
+                                           "dose": int(d["dose"]), "due_from": due_from[ok],
+                                           "due_to": dates(d["to"])[ok], "send_date": late[ok], "kind": "catch_up",
+                                           "ko": f"{d['ko']} (접종 시기 지남)", "en": f"{d['en']} (overdue)"}))
     for _, s in schedule["seasonal"].iterrows():
         for year in range(start.year, end.year + 1):
             day = pd.Timestamp(year=year, month=int(s["seasonal_month"]), day=1)
@@ -257,9 +298,35 @@ def vaccination_due(children: pd.DataFrame, start, end, *, days_before: int = 7,
                 parts.append(pd.DataFrame({"patient_id": kids["patient_id"][ok], "vaccine": s["vaccine"], "dose": 0,
                                            "due_from": day + pd.Timedelta(days=days_before),
                                            "due_to": day + pd.Timedelta(days=days_before + 60),
-                                           "send_date": day, "ko": s["ko"], "en": s["en"]}))
+                                           "send_date": day, "kind": "window", "ko": s["ko"], "en": s["en"]}))
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c in ("due_from", "due_to", "send_date")
                                           else object) for c in cols})
     out = pd.concat(parts, ignore_index=True)[cols]
+    if given is not None and len(given):
+        out = out.loc[~_already_given(out, given)]
     return out.sort_values(["send_date", "patient_id", "vaccine", "dose"], kind="stable").reset_index(drop=True)
+
+
+def _already_given(due: pd.DataFrame, given: pd.DataFrame) -> np.ndarray:
+    """Whether each due row's dose was given: the same dose of a scheduled vaccine, or a seasonal vaccine
+    within :data:`SEASONAL_GIVEN_DAYS` days before the send day."""
+    def keys(frame: pd.DataFrame) -> pd.Series:
+        return (frame["patient_id"].astype(str) + "\x1f" + frame["vaccine"].astype(str).str.strip().str.upper()
+                + "\x1f" + frame["dose"].astype("int64").astype(str))
+
+    done = due["dose"].to_numpy() > 0
+    hit = np.zeros(len(due), dtype=bool)
+    hit[done] = keys(due.loc[done]).isin(keys(given)).to_numpy()
+    seasonal = due.loc[~done, ["patient_id", "vaccine", "send_date"]].reset_index()
+    if len(seasonal):
+        shots = pd.DataFrame({"patient_id": given["patient_id"].astype(str),
+                              "vaccine": given["vaccine"].astype(str).str.strip().str.upper(),
+                              "day": pd.to_datetime(given["vaccination_date"])})
+        pairs = seasonal.assign(patient_id=seasonal["patient_id"].astype(str),
+                                vaccine=seasonal["vaccine"].astype(str).str.upper()).merge(shots,
+                                                                                           on=["patient_id", "vaccine"])
+        recent = (pairs["day"] <= pairs["send_date"]) & (
+            pairs["day"] > pairs["send_date"] - pd.Timedelta(days=SEASONAL_GIVEN_DAYS))
+        hit[pairs.loc[recent, "index"].unique()] = True
+    return hit

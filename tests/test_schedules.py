@@ -96,3 +96,72 @@ def test_seasonal_influenza_from_six_months():
     flu = out[out["vaccine"] == "IIV"]
     assert flu["patient_id"].tolist() == ["old_enough"]
     assert flu["send_date"].tolist() == [T("2026-10-01")]
+
+
+def _given(rows):
+    return pd.DataFrame(rows, columns=["patient_id", "vaccine", "dose", "vaccination_date"])
+
+
+def test_doses_given_are_not_reminded_and_a_missed_one_gets_one_catch_up():
+    kids = pd.DataFrame({"patient_id": ["A", "B"], "birth_date": [T("2026-08-10")] * 2})
+    given = _given([["A", "dtap", 1, T("2026-09-30")],  # given early (codes compared without case)
+                    ["A", "HepB", 2, T("2026-09-12")], ["A", "BCG", 1, T("2026-08-20")],
+                    ["B", "BCG", 1, T("2026-08-20")]])
+    out = vaccination_due(kids, "2026-10-01", "2026-10-31", days_before=7, given=given)
+    got = {p: sorted(map(tuple, g[["kind", "vaccine", "dose"]].values.tolist())) for p, g in out.groupby("patient_id")}
+    two_months = [("window", v, 1) for v in ("DTaP", "Hib", "IPV", "PCV", "RV")]
+    # 2-month doses: window opens 2026-10-10; HepB 2's one-month window closed 2026-09-10, so 30 days later
+    # (2026-10-10) B, who never had it, is reminded once more; BCG (window closed 2026-09-07) was given to both
+    assert got["A"] == [t for t in two_months if t[1] != "DTaP"]
+    assert got["B"] == sorted([("catch_up", "HepB", 2), *two_months])
+    late = out[out["kind"] == "catch_up"].iloc[0]
+    assert late["send_date"] == T("2026-10-10") and late["en"].endswith("(overdue)") and "지남" in late["ko"]
+    # without a record of what was given, the schedule alone: no catch-up, nothing left out
+    alone = vaccination_due(kids, "2026-10-01", "2026-10-31", days_before=7)
+    assert set(alone["kind"]) == {"window"} and len(alone) == 10
+
+
+def test_hpv_at_twelve_for_girls_only():
+    kids = pd.DataFrame({"patient_id": ["girl", "boy", "unknown"], "birth_date": [T("2014-11-05")] * 3,
+                         "sex": ["F", "M", None]})
+    out = vaccination_due(kids, "2026-10-01", "2026-10-31", days_before=7)
+    hpv = out[out["vaccine"] == "HPV"]
+    assert hpv[["patient_id", "dose", "send_date"]].values.tolist() == [["girl", 1, T("2026-10-29")]]
+    second = vaccination_due(kids, "2027-04-01", "2027-04-30", days_before=7)
+    assert second.loc[second["vaccine"] == "HPV", ["patient_id", "dose"]].values.tolist() == [["girl", 2]]
+
+
+def test_a_seasonal_vaccine_given_this_season_is_not_reminded_again():
+    kids = pd.DataFrame({"patient_id": ["recent", "last_spring", "none"], "birth_date": [T("2024-01-01")] * 3})
+    given = _given([["recent", "IIV", 0, T("2026-09-15")], ["last_spring", "IIV", 0, T("2026-03-01")]])
+    out = vaccination_due(kids, "2026-10-01", "2026-10-31", days_before=7, given=given)
+    assert out.loc[out["vaccine"] == "IIV", "patient_id"].tolist() == ["last_spring", "none"]
+
+
+def test_vaccination_catch_ups_on_the_demo_match_the_doses_the_generator_left_out(demo_synth, generated_clinic):
+    """Over a past year, a catch-up goes exactly to the scheduled doses missing from the vaccinations table; their
+    share estimates the generator's 1 − coverage (each dose given with probability coverage, before its catch-up
+    day), so its 99% interval covers the truth."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    from tests.conftest import DEMO_END
+
+    p = generated_clinic.tables["patients"]
+    kids = p.loc[p["guardian_id"].notna().to_numpy(), ["patient_id", "birth_date", "sex"]]
+    given = generated_clinic.tables["vaccinations"]
+    start, end = T(DEMO_END) - pd.Timedelta(days=400), T(DEMO_END)
+    out = vaccination_due(kids, start, end, given=given)
+    done = set(zip(given["patient_id"].astype(str), given["vaccine"].str.upper(), given["dose"]))
+    assert not any((pid, v.upper(), d) in done for pid, v, d in out[["patient_id", "vaccine", "dose"]].values
+                   if d > 0)
+    # every dose whose catch-up day falls in the year, given or not
+    schedule = load_vaccination_schedule()["doses"]
+    candidates = sum(int((((kids["birth_date"] + age_offset(d["to"]) + pd.Timedelta(days=30)).between(start, end))
+                          & ((kids["sex"] == d["sex"]) if pd.notna(d["sex"]) else True)).sum())
+                     for _, d in schedule.iterrows())
+    missed = int((out["kind"] == "catch_up").sum())
+    lo, hi = proportion_confint(missed, candidates, alpha=0.01, method="wilson")
+    truth = 1 - demo_synth.truth["vaccinations"]["coverage_per_dose"]
+    print(f"catch-ups {missed} of {candidates} doses due for one (share {missed / candidates:.3f}, 99% CI "
+          f"{lo:.3f}-{hi:.3f}); true share not given {truth:.2f}")
+    assert candidates >= 100 and lo <= truth <= hi

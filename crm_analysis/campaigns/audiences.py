@@ -234,17 +234,25 @@ def pregnancy_week(clinic, campaign: Campaign, start, end, as_of, lang="ko", can
 
 
 def infant_vaccination(clinic, campaign: Campaign, start, end, as_of, lang="ko", candidates=None) -> pd.DataFrame:
-    """Vaccination reminders for children, sent to the guardian, ``days_before`` each dose's window."""
+    """Vaccination reminders for children, sent to the guardian, ``days_before`` each dose's window; doses the
+    ``vaccinations`` table shows as given by `as_of` are left out."""
     p = clinic.tables["patients"]
     kids = p.loc[p["guardian_id"].notna().to_numpy() & (p["birth_date"] > start - pd.DateOffset(years=13)).fillna(False)
-                 .to_numpy(), ["patient_id", "guardian_id", "birth_date"]]
+                 .to_numpy(), ["patient_id", "guardian_id", "birth_date", "sex"]]
+    given = clinic.tables.get("vaccinations")
+    if given is not None:  # what was known when the plan is made
+        given = given.loc[(given["vaccination_date"] < pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1))
+                          .fillna(False).to_numpy()]
     due = vaccination_due(kids, start, end, days_before=int(campaign.options.get("days_before", 7)),
-                          schedule=campaign.options.get("schedule"))
+                          schedule=campaign.options.get("schedule"), given=given)
     if due.empty:
         return _empty(("vaccines", "due_date"))
     g = due.groupby(["patient_id", "send_date"], sort=True)
     per = pd.DataFrame({"vaccines": g[lang].agg(", ".join), "due_from": g["due_from"].min(),
                         "reason": g["vaccine"].agg(lambda s: "vaccination_" + "+".join(s))}).reset_index()
+    late = due.loc[due["kind"] == "catch_up"].groupby(["patient_id", "send_date"]).size()
+    per["reason"] = per["reason"].where(~per.set_index(["patient_id", "send_date"]).index.isin(late.index),
+                                        per["reason"].str.replace("vaccination_", "vaccination_catch_up_", n=1))
     guardian = kids.set_index("patient_id")["guardian_id"].astype(str)
     out = pd.DataFrame({"patient_id": per["patient_id"].astype(str),
                         "recipient_id": guardian.reindex(per["patient_id"]).to_numpy(),

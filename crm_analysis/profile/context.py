@@ -134,23 +134,29 @@ def _with_outcomes(contacts: pd.DataFrame, contact_codes: np.ndarray, visits: pd
     return contacts.assign(returned=returned, revenue=revenue)
 
 
-def _next_vaccinations(children: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+def _next_vaccinations(children: pd.DataFrame, as_of: pd.Timestamp,
+                       given: pd.DataFrame | None = None) -> pd.DataFrame:
     """Children (patients with a guardian) with their next doses by the national schedule.
 
     The next doses are those whose recommended window starts first among the
-    windows not yet closed on `as_of` (one dose may already be due). Adds
-    ``due_from``, ``due_to``, ``vaccines_ko``, ``vaccines_en`` (missing when
-    nothing is left or the birth date is unknown).
+    windows not yet closed on `as_of` (one dose may already be due), leaving
+    out the doses `given` (the ``vaccinations`` table, when the data has one)
+    records by `as_of`. Adds ``due_from``, ``due_to``, ``vaccines_ko``,
+    ``vaccines_en`` (missing when nothing is left or the birth date is unknown).
     """
     from crm_analysis.schedules import vaccination_due
 
-    base = children[["patient_id", "birth_date"]].assign(patient_id=children["patient_id"].astype(str))
+    columns = ["patient_id", "birth_date", *(["sex"] if "sex" in children else [])]
+    base = children[columns].assign(patient_id=children["patient_id"].astype(str))
     born = base.loc[base["birth_date"].notna().to_numpy()]
     cols = ["due_from", "due_to", "vaccines_ko", "vaccines_en"]
     if born.empty:
         return children.assign(**{c: None for c in cols})
-    due = vaccination_due(born, born["birth_date"].min(), as_of + pd.DateOffset(years=13), days_before=0)
-    due = due.loc[(due["due_to"] >= as_of).to_numpy()]
+    if given is not None:
+        given = given.loc[(given["vaccination_date"] < as_of + pd.Timedelta(days=1)).fillna(False).to_numpy()]
+    due = vaccination_due(born, born["birth_date"].min(), as_of + pd.DateOffset(years=13), days_before=0,
+                          given=given)
+    due = due.loc[((due["kind"] == "window") & (due["due_to"] >= as_of)).to_numpy()]
     first = due.groupby("patient_id")["due_from"].transform("min")
     nxt = due.loc[(due["due_from"] == first).to_numpy()]
     agg = nxt.groupby("patient_id", sort=False).agg(due_from=("due_from", "min"), due_to=("due_to", "max"),
@@ -274,7 +280,7 @@ class CardContext:
         tables = {name: clinic.tables[name] for name in _HISTORY if name in clinic.tables}
         children = patients.loc[patients["guardian_id"].notna().to_numpy()]
         try:
-            children = _next_vaccinations(children, as_of)
+            children = _next_vaccinations(children, as_of, clinic.tables.get("vaccinations"))
         except Exception as err:  # noqa: BLE001 - the card then lists the children without vaccinations
             notes["vaccinations"] = f"{type(err).__name__}: {err}"
         tables["children"] = children

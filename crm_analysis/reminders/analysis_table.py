@@ -21,9 +21,11 @@ Exposure
     ``rem_<step>`` is 0/1, ``schedule`` the received steps joined by ``+``
     (``none`` when nothing arrived) and ``schedule_sent`` the steps sent.
     ``reminded`` = at least one step received; ``sent_any`` = at least one
-    message sent (for a randomised pilot this marks the reminder arm: a row is
-    written even when delivery fails). ``msgs_<channel>`` counts messages per
-    channel.
+    message sent (a row is written even when delivery fails).
+    ``allocated_reminder`` is the randomised pilot's allocation from the
+    appointments' ``reminder_arm`` column (True: reminder arm, False: control;
+    missing outside the pilot or when the export has no such column).
+    ``msgs_<channel>`` counts messages per channel.
 
 Covariates
     ``lead_days`` (calendar days from the booking date to the appointment
@@ -253,9 +255,8 @@ def appointment_table(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None)
     end = pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)
     appts = clinic.require("appointments", "the reminder evaluation")
     keep = (appts["scheduled_at"] < end) & (appts["booked_at"] < end)
-    a = appts.loc[keep.fillna(False).to_numpy(),
-                  ["appointment_id", "patient_id", "booked_at", "scheduled_at", "department", "status",
-                   "cancelled_at"]]
+    columns = ["appointment_id", "patient_id", "booked_at", "scheduled_at", "department", "status", "cancelled_at"]
+    a = appts.loc[keep.fillna(False).to_numpy(), columns + [c for c in ("reminder_arm",) if c in appts]]
     a = a.take(_time_order(a)).reset_index(drop=True)
     status = a["status"].astype(str)
     late_cancel = (a["cancelled_at"] >= end).fillna(False)
@@ -277,6 +278,8 @@ def appointment_table(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None)
     a = pd.concat([a, exp], axis=1)
     a["reminded"] = a["n_delivered"] > 0 if "n_delivered" in a else False
     a["sent_any"] = a["n_sent"] > 0
+    arm = a.pop("reminder_arm").astype(object) if "reminder_arm" in a else pd.Series(None, index=a.index, dtype=object)
+    a["allocated_reminder"] = pd.array(np.where(arm.isna(), None, arm == "reminder"), dtype="boolean")
 
     has_time = bool((a["scheduled_at"] != a["scheduled_date"]).any())
     a["weekday"] = pd.Categorical.from_codes(a["scheduled_at"].dt.weekday.to_numpy(), categories=list(_WEEKDAYS))

@@ -195,6 +195,13 @@ class ReminderEvaluation:
             label("rem_no_show_rate", lang): [f"{x:.1%}" for x in a["no_show_rate"]],
             label("rem_ci", lang): [f"{lo:.1%} ~ {hi:.1%}" for lo, hi in zip(a["ci_low"], a["ci_high"])]})
 
+    def pilot_sentence(self, lang: str = "ko") -> str:
+        """How the pilot's arms were read: as allocated (intention to treat) or from the reminders sent (per
+        protocol); empty without a pilot."""
+        if self.pilot is None:
+            return ""
+        return label("rem_pilot_itt" if self.pilot.by_allocation else "rem_pilot_per_protocol", lang)
+
     def planner_table(self, lang: str = "ko") -> pd.DataFrame:
         """Appointments per arm the next pilot needs, for a few effect sizes.
 

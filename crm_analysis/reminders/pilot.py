@@ -1,13 +1,20 @@
 """Randomised pilot analysis and a sample-size planner for the next pilot.
 
 In a pilot month reminders were assigned at random among eligible
-appointments. The arms are read from the data: an eligible appointment with at
-least one reminder row is in the **reminder arm** (a row is written when the
-message is sent, even if delivery then fails, so this is assignment, not
-receipt: an intention-to-treat comparison); one without is in the control arm.
-Patients with no reachable channel (no phone and no KakaoTalk, or opted out)
-get no row even when assigned, so they count as controls; their reminder
-would have had no effect, which dilutes the estimate slightly towards zero.
+appointments. How the arms are read depends on the export:
+
+- **By allocation (intention to treat).** When the appointments carry the
+  pilot's allocation (the contract's ``reminder_arm`` column), the arms are
+  the appointments allocated to reminders and to control, whatever was then
+  sent. An allocated patient who could not be reached (no phone, no
+  KakaoTalk, or opted out) stays in the reminder arm, so randomisation holds
+  and the estimate is the effect of *deciding* to remind.
+- **From the reminders sent (per protocol).** Without the allocation, an
+  eligible appointment with at least one reminder row is in the reminder arm
+  (a row is written when the message is sent, even if delivery then fails);
+  one without is a control. A patient allocated to reminders but unreachable
+  gets no row and so counts as a control: the arms are no longer the
+  randomised groups, and the estimate says so.
 
 Rates are no-show rates among non-cancelled appointments.
 """
@@ -73,6 +80,9 @@ class PilotResult:
     number_needed_ci : tuple of float
         Its interval from the risk-difference bounds (inf when the interval
         crosses zero: then no finite bound exists).
+    by_allocation : bool
+        True when the arms are the pilot's allocation (intention to treat),
+        False when they were read from the reminders sent (per protocol).
     """
 
     month: str
@@ -81,17 +91,24 @@ class PilotResult:
     risk_ratio: Estimate
     number_needed: float
     number_needed_ci: tuple
+    by_allocation: bool = False
+
+    @property
+    def analysis(self) -> str:
+        """``"intention_to_treat"`` (arms as allocated) or ``"per_protocol"`` (arms from the reminders sent)."""
+        return "intention_to_treat" if self.by_allocation else "per_protocol"
 
     def summary(self) -> pd.DataFrame:
         """Risk difference and risk ratio as a two-row table."""
         return pd.concat([self.risk_difference.summary(), self.risk_ratio.summary()], ignore_index=True)
 
     def __str__(self) -> str:
-        return f"Pilot {self.month}:\n  {self.risk_difference}\n  {self.risk_ratio}\n  NNT {self.number_needed:.1f}"
+        return f"Pilot {self.month} ({self.analysis.replace('_', ' ')}):\n  {self.risk_difference}\n  {self.risk_ratio}\n  NNT {self.number_needed:.1f}"
 
     def _repr_html_(self) -> str:
         lo, hi = self.number_needed_ci
-        return (f"<h4>Randomised pilot {escape(self.month)}</h4>" + self.arms.to_html(index=False)
+        how = "arms as allocated (intention to treat)" if self.by_allocation else "arms from the reminders sent (per protocol)"
+        return (f"<h4>Randomised pilot {escape(self.month)}</h4><p>{how}</p>" + self.arms.to_html(index=False)
                 + self.risk_difference._repr_html_() + self.risk_ratio._repr_html_()
                 + f"<p>Number needed to remind: {self.number_needed:.1f} (CI {lo:.1f} to {hi:.1f})</p>")
 
@@ -124,13 +141,23 @@ def pilot_analysis(table: pd.DataFrame, month: str | None = None, rules=None,
         raise CrmAnalysisError("no randomised pilot: set pilot_month (YYYY-MM) in the reminder rules if reminders "
                                "were once assigned at random")
     period = pd.Period(str(month), freq="M")
-    rows = (table["analysed"] & table["eligible"] & (table["month"] == period)).to_numpy()
+    in_month = (table["analysed"] & (table["month"] == period)).to_numpy()
+    allocated = (table["allocated_reminder"] if "allocated_reminder" in table
+                 else pd.Series(pd.NA, index=table.index, dtype="boolean"))
+    by_allocation = bool(allocated[in_month].notna().any())
+    if by_allocation:  # the randomised groups themselves: whoever was allocated, reached or not
+        rows = in_month & allocated.notna().to_numpy()
+        arm = allocated.to_numpy(dtype=bool, na_value=False)[rows]
+    else:
+        rows = in_month & table["eligible"].to_numpy()
+        arm = table["sent_any"].to_numpy()[rows].astype(bool)
     y = table["no_show"].to_numpy()[rows]
-    arm = table["sent_any"].to_numpy()[rows].astype(bool)
     c1, n1, c0, n0 = int(y[arm].sum()), int(arm.sum()), int(y[~arm].sum()), int((~arm).sum())
     if n1 == 0 or n0 == 0:
-        raise CrmAnalysisError(f"pilot month {month}: found {n1} eligible appointments with a reminder and {n0} "
-                               "without; a randomised pilot needs both. Check pilot_month in the reminder rules.")
+        found = ("allocated to reminders and {} to control" if by_allocation
+                 else "with a reminder and {} without").format(n0)
+        raise CrmAnalysisError(f"pilot month {month}: found {n1} eligible appointments {found}; a randomised pilot "
+                               "needs both. Check pilot_month in the reminder rules.")
     alpha = 1 - conf_level
     arms = []
     for name, c, n in (("reminder", c1, n1), ("control", c0, n0)):
@@ -139,8 +166,12 @@ def pilot_analysis(table: pd.DataFrame, month: str | None = None, rules=None,
                      "ci_high": hi})
     arms = pd.DataFrame(arms)
     lo, hi, p_rd, _ = two_proportions(c1, n1, c0, n0, "diff", alpha)
-    estimand = f"pilot {month}: no-show rate, reminder arm minus control (intention to treat)"
-    extras = {"rate_reminder": c1 / n1, "rate_control": c0 / n0, "n_reminder": n1, "n_control": n0}
+    estimand = (f"pilot {month}: no-show rate, reminder arm minus control, "
+                + ("arms as allocated (intention to treat)" if by_allocation else
+                   "arms read from the reminders sent (per protocol: allocated but unreachable patients count as "
+                   "controls)"))
+    extras = {"rate_reminder": c1 / n1, "rate_control": c0 / n0, "n_reminder": n1, "n_control": n0,
+              "analysis": "intention_to_treat" if by_allocation else "per_protocol"}
     method = "randomised, score CI and two-proportion score test (Miettinen-Nurminen)"
     rd = Estimate(c1 / n1 - c0 / n0, lo, hi, p_rd, method,
                   n1 + n0, "risk_difference", estimand, conf_level, extras)
@@ -151,7 +182,7 @@ def pilot_analysis(table: pd.DataFrame, month: str | None = None, rules=None,
     diff = rd.estimate
     nnt = 1 / -diff if diff < 0 else math.inf
     nnt_ci = (1 / -rd.ci_low if rd.ci_low < 0 else math.inf, 1 / -rd.ci_high if rd.ci_high < 0 else math.inf)
-    return PilotResult(str(month), arms, rd, rr, nnt, (min(nnt_ci), max(nnt_ci)))
+    return PilotResult(str(month), arms, rd, rr, nnt, (min(nnt_ci), max(nnt_ci)), by_allocation)
 
 
 def plan_pilot(control_rate: float, effects=(-0.02, -0.03, -0.05, -0.08), alpha: float | None = None,

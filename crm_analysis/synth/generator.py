@@ -23,6 +23,7 @@ from crm_analysis.synth.calendar import ClinicCalendar
 from crm_analysis.synth.campaigns import CampaignRunner, campaign_events
 from crm_analysis.synth.charges import draw_visit_details
 from crm_analysis.synth.family import make_children, place_pregnancies
+from crm_analysis.synth.vaccinations import vaccination_records
 from crm_analysis.synth.params import SynthParams
 from crm_analysis.synth.population import Patients, draw_population
 from crm_analysis.synth.referrals import assign_referrers, assign_status
@@ -38,7 +39,7 @@ DEFAULT_START = "2023-11-01"
 DEFAULT_END = "2026-10-31"
 
 _STREAMS = ("population", "gaps", "campaigns", "family", "children", "children_gaps", "filler", "filler_gaps",
-            "visit_details", "appointments", "reminders", "contacts", "referrals", "status")
+            "visit_details", "appointments", "reminders", "contacts", "referrals", "status", "vaccinations")
 
 
 def _rng(seed: int, stream: str) -> np.random.Generator:
@@ -52,7 +53,7 @@ class SyntheticClinic:
     Attributes
     ----------
     tables : dict of str to DataFrame
-        patients, visits, appointments, reminders, contacts, pregnancies.
+        patients, visits, appointments, reminders, contacts, pregnancies, vaccinations.
     truth : dict
         JSON-serialisable description of every generating parameter and true effect.
     params : SynthParams
@@ -99,7 +100,7 @@ def generate_clinic(n_patients: int = 20_000, seed: int = 42, start: str = DEFAU
     >>> from crm_analysis import synth
     >>> clinic = synth.generate_clinic(n_patients=500, seed=1)
     >>> sorted(clinic.tables)
-    ['appointments', 'contacts', 'patients', 'pregnancies', 'reminders', 'visits']
+    ['appointments', 'contacts', 'patients', 'pregnancies', 'reminders', 'vaccinations', 'visits']
     """
     if n_patients < 1:
         raise ValueError("n_patients must be at least 1")
@@ -150,6 +151,7 @@ def generate_clinic(n_patients: int = 20_000, seed: int = 42, start: str = DEFAU
     keep_active[app.pid[app.status == BOOKED]] = True
     keep_active[pat.mother[pat.mother >= 0]] = True
     status = assign_status(pat, last_visit, keep_active, cal, par, _rng(seed, "status"))
+    shots = vaccination_records(pat, cal, par, _rng(seed, "vaccinations"))
 
     truth = {
         "generator_version": GENERATOR_VERSION,
@@ -171,6 +173,11 @@ def generate_clinic(n_patients: int = 20_000, seed: int = 42, start: str = DEFAU
         "pregnancies": T.family_truth(par, preg, pat),
         "referral": T.referral_truth(par, pat, referred_by, weight),
         "record_status": T.status_truth(status),
+        "vaccinations": {"coverage_per_dose": par.family.vaccination_coverage,
+                         "flu_coverage_per_season": par.family.flu_coverage,
+                         "children": int(np.sum(pat.mother >= 0)), "doses_given": int(len(shots["pid"])),
+                         "rule": "each scheduled dose given with probability coverage_per_dose within 30 days of "
+                                 "the start of its window; doses after the last day are not in the table"},
     }
 
     # build the tables one by one, freeing the internal arrays each one consumed
@@ -186,6 +193,7 @@ def generate_clinic(n_patients: int = 20_000, seed: int = 42, start: str = DEFAU
     tables["contacts"] = tb.contacts(rows, engagement, contact_minute, ev["day"],
                                      [par.campaigns[s].campaign_id for s in ev["spec"]])
     tables["pregnancies"] = tb.pregnancies(preg)
+    tables["vaccinations"] = tb.vaccinations(shots)
     truth["row_counts"] = T.row_counts(tables)
     truth["contact_quality"] = T.contact_truth(par, pat, tables)
     return SyntheticClinic(tables=tables, truth=truth, params=par)

@@ -280,6 +280,8 @@ class FamilyParams:
     prenatal_from_day: int = 42  # gestational day from which visits are prenatal (산부인과)
     child_first_visit_days: tuple = (7, 35)
     child_referral_inherit_share: float = 0.5
+    vaccination_coverage: float = 0.9  # each scheduled dose is given with this probability (synth/vaccinations.py)
+    flu_coverage: float = 0.5  # seasonal influenza, each season
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,8 @@ class TableBuilder:
             "department": _cat(app.dept[o], DEPARTMENTS),
             "status": _cat(app.status[o], STATUSES),
             "cancelled_at": dt(np.where(shown, app.cancel_day[o], NEVER), np.where(shown, app.cancel_minute[o], 0)),
+            # the pilot's allocation, whatever was then sent (an unreachable patient in the reminder arm gets none)
+            "reminder_arm": _cat(np.where(app.pilot[o], np.where(app.arm[o], 0, 1), -1), ("reminder", "control")),
         })
 
     def reminders(self, rem: dict) -> pd.DataFrame:
@@ -190,6 +192,16 @@ class TableBuilder:
             "opened": _bool(eng["opened"] == 1, eng["opened"] < 0),
             "clicked": _bool(eng["clicked"] == 1, eng["clicked"] < 0),
             "replied": _bool(eng["replied"] == 1, eng["replied"] < 0),
+        })
+
+    def vaccinations(self, shots: dict) -> pd.DataFrame:
+        """The ``vaccinations`` table, in key order (patient, vaccine, dose, day)."""
+        o = np.lexsort((shots["day"], shots["dose"], shots["vaccine"].astype(str), self.p_rank[shots["pid"]]))
+        return _frame("vaccinations", {
+            "patient_id": _take(self.pid_of, shots["pid"][o]),
+            "vaccine": _str(shots["vaccine"][o].astype(str)),
+            "dose": shots["dose"][o].astype(np.int64),
+            "vaccination_date": self.cal.to_datetime64(shots["day"][o]),
         })
 
     def pregnancies(self, preg: Pregnancies) -> pd.DataFrame:

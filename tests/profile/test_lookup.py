@@ -154,13 +154,18 @@ def test_pregnancy_week_and_children(demo_clinic, card_ctx, tables, picked, as_o
     from crm_analysis.schedules import age_offset, load_vaccination_schedule
 
     doses = load_vaccination_schedule()["doses"]
+    shots = t["vaccinations"]
     for child in card.children.itertuples():
         birth = kids.loc[kids["patient_id"].astype(str) == child.patient_id, "birth_date"].iloc[0]
+        mine = shots.loc[(shots["patient_id"].astype(str) == child.patient_id) & (shots["vaccination_date"] <= as_of)]
+        done = set(zip(mine["vaccine"], mine["dose"]))
         open_windows = [(birth + age_offset(d["from"]), birth + age_offset(d["to"])) for _, d in doses.iterrows()
-                        if birth + age_offset(d["to"]) >= as_of]
-        # the next regular dose (seasonal influenza may come earlier)
+                        if birth + age_offset(d["to"]) >= as_of and (d["vaccine"], d["dose"]) not in done]
+        # the next regular dose not yet given (seasonal influenza may come earlier)
         assert child.due_from <= min(start for start, _ in open_windows)
         assert child.due_to >= as_of
+        names = {d["ko"] for _, d in doses.iterrows() if (d["vaccine"], d["dose"]) in done}
+        assert not names & set(child.vaccines_ko.split(", "))  # a dose given is never listed as next
 
 
 def test_segment_vip_and_return_probability_come_from_the_shared_analyses(demo_clinic, card_ctx, picked, as_of,

@@ -25,6 +25,40 @@ def test_pilot_ci_covers_true_effect(rem_table, rem_truth):
     assert arms.loc["control", "no_show_rate"] == pytest.approx(truth["observed_no_show_rate_control_arm"], abs=0.02)
     assert res.summary()["scale"].tolist() == ["risk_difference", "risk_ratio"]
     assert "Randomised pilot" in res._repr_html_()
+    # the demo exports the allocation: the arms are the randomised groups, exactly as the generator drew them
+    assert res.by_allocation and res.analysis == "intention_to_treat"
+    assert "intention to treat" in res.risk_difference.estimand
+    assert (arms.loc["reminder", "appointments"], arms.loc["control", "appointments"]) == (
+        truth["n_reminder_arm"], truth["n_control_arm"])
+
+
+def test_without_the_allocation_the_pilot_is_per_protocol_and_says_so(rem_table, demo_clinic):
+    """Read from the reminders sent, allocated-but-unreachable patients fall into the control arm."""
+    appts, reminders = demo_clinic.tables["appointments"], demo_clinic.tables["reminders"]
+    unreached = int((appts["reminder_arm"].eq("reminder") & appts["status"].isin(["attended", "no_show"])
+                     & ~appts["appointment_id"].isin(reminders["appointment_id"])).sum())
+    itt = pilot_analysis(rem_table)
+    pp = pilot_analysis(rem_table.drop(columns="allocated_reminder"))
+    a_itt, a_pp = itt.arms.set_index("arm")["appointments"], pp.arms.set_index("arm")["appointments"]
+    moved = a_itt["reminder"] - a_pp["reminder"]
+    print(f"ITT arms {a_itt.to_dict()}, per-protocol arms {a_pp.to_dict()}: {moved} allocated to reminders but "
+          f"never sent one; ITT {itt.risk_difference.estimate:+.4f}, per protocol {pp.risk_difference.estimate:+.4f}")
+    assert not pp.by_allocation and pp.analysis == "per_protocol"
+    assert "per protocol" in pp.risk_difference.estimand
+    assert moved == unreached and a_pp["control"] - a_itt["control"] == moved
+
+
+def test_an_allocated_but_unreachable_patient_stays_in_the_reminder_arm():
+    table = _arms_table(10, 100, 20, 100)
+    table["allocated_reminder"] = pd.array(table["sent_any"].to_numpy(), dtype="boolean")
+    table.loc[:9, "sent_any"] = False  # ten allocated to reminders could not be reached
+    itt = pilot_analysis(table, month="2024-06")
+    pp = pilot_analysis(table.drop(columns="allocated_reminder"), month="2024-06")
+    assert itt.arms["appointments"].tolist() == [100, 100] and itt.risk_difference.estimate == pytest.approx(-0.10)
+    assert pp.arms["appointments"].tolist() == [90, 110]
+    # outside the pilot (no allocation recorded) an appointment is left out of the comparison, not made a control
+    table["allocated_reminder"] = table["allocated_reminder"].mask(table.index >= 190)
+    assert pilot_analysis(table, month="2024-06").arms["appointments"].tolist() == [100, 90]
 
 
 def _arms_table(c1, n1, c0, n0):

@@ -55,7 +55,7 @@ def test_sorted_by_key_and_id_format(tables, name):
 
 def test_foreign_keys_resolve(tables):
     ids = set(tables["patients"]["patient_id"])
-    for name in ("visits", "appointments", "contacts", "pregnancies"):
+    for name in ("visits", "appointments", "contacts", "pregnancies", "vaccinations"):
         assert set(tables[name]["patient_id"]) <= ids, name
     p = tables["patients"]
     assert set(p["referred_by"].dropna()) <= ids
