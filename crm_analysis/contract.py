@@ -159,6 +159,10 @@ PATIENTS = Table(
                "patient_id of the patient who referred this one.", references="patients.patient_id"),
         Column("guardian_id", "id", "보호자 환자번호", "guardian id",
                "patient_id of the guardian, for children.", references="patients.patient_id"),
+        Column("language", "category", "안내 언어", "message language",
+               "Language of the messages sent to the patient: ko (Korean) or en (English). Missing means the "
+               "clinic's default (Korean). Reports follow their own language setting, never this.",
+               allowed=("ko", "en")),
         Column("record_status", "category", "환자상태", "record status",
                "active, deceased or moved. Deceased and moved patients are never contacted.",
                allowed=("active", "deceased", "moved")),

@@ -120,7 +120,7 @@ def test_visits_only_export_publishes(capsys, tmp_path, demo300):
     assert {"no_show", "reminder_effect", "reminders", "campaigns", "campaign_lifts"} <= set(skipped), skipped
     assert "no appointments" in skipped["reminders"]
     assert run.kpis["sections"]["vip"]["available"] and run.kpis["sections"]["churn"]["available"]
-    assert (run.outreach_dir / "recall.csv").is_file()
+    assert (run.outreach_dir / "재내원안내_2026-11.csv").is_file() and (run.outreach_dir / "안내.txt").is_file()
 
 
 def test_purchases_style_log_without_a_patient_table_publishes(capsys, tmp_path, demo_tables):

@@ -40,7 +40,8 @@ __all__ = ["AUDIENCES", "AUDIENCE_COLUMNS", "vip_event", "vip_birthday", "recall
            "infant_vaccination", "appointment_reminder", "vip_candidates", "recall_candidate_frame",
            "rule_vip_candidates", "rule_recall_candidates", "candidate_source", "source_candidates"]
 
-AUDIENCE_COLUMNS = ["patient_id", "recipient_id", "send_at", "reason", "rank"]
+#: Columns of every audience; ``detail`` says in Korean, for the staff list, why the patient was chosen.
+AUDIENCE_COLUMNS = ["patient_id", "recipient_id", "send_at", "reason", "rank", "detail"]
 
 
 def _at(days: pd.Series | pd.Timestamp, hhmm: str):
@@ -160,6 +161,14 @@ def source_candidates(clinic, as_of, source: tuple) -> pd.DataFrame:
     return recall_candidate_frame(clinic, as_of, min_days=source[1], max_days=source[2])
 
 
+def _given_detail(out: pd.DataFrame, default: pd.Series) -> pd.Series:
+    """The candidates' own ``detail`` where they give one, else `default`."""
+    if "detail" not in out.columns:
+        return default
+    given = out["detail"].astype(object)
+    return given.where(given.notna() & (given.astype(str) != ""), default)
+
+
 def _ranked(cand: pd.DataFrame) -> pd.DataFrame:
     cand = cand.drop_duplicates("patient_id").reset_index(drop=True)
     return cand.assign(rank=np.arange(len(cand)), recipient_id=cand["patient_id"])
@@ -181,6 +190,7 @@ def vip_event(clinic, campaign: Campaign, start, end, as_of, lang="ko", candidat
     out["send_at"] = _at(_day_of_month(campaign, start, end), campaign.send["time"])
     out["event_name"] = ev.get(lang, ev.get("ko", ""))
     out["event_date"] = _fmt_day(event_day, lang)
+    out["detail"] = _given_detail(out, "VIP 분석 순위 " + (out["rank"] + 1).astype(str) + "위")
     return out[[*AUDIENCE_COLUMNS, "event_name", "event_date"]]
 
 
@@ -201,6 +211,7 @@ def vip_birthday(clinic, campaign: Campaign, start, end, as_of, lang="ko", candi
     bday = bday.where((bday >= start) & (bday <= end)).min(axis=1)
     out["send_at"] = _at(bday, campaign.send["time"]).to_numpy()
     out = out[out["send_at"].notna()]
+    out = out.assign(detail="VIP 생일 " + _fmt_day(pd.to_datetime(out["send_at"]), "ko"))
     return out.assign(reason="birthday_" + out["reason"].astype(str))[AUDIENCE_COLUMNS]
 
 
@@ -211,6 +222,7 @@ def recall(clinic, campaign: Campaign, start, end, as_of, lang="ko", candidates=
         return _empty()
     out = _ranked(cand)
     out["send_at"] = _at(_day_of_month(campaign, start, end), campaign.send["time"])
+    out["detail"] = _given_detail(out, "재내원 안내 대상 (순위 " + (out["rank"] + 1).astype(str) + "위)")
     return out[AUDIENCE_COLUMNS]
 
 
@@ -230,7 +242,8 @@ def pregnancy_week(clinic, campaign: Campaign, start, end, as_of, lang="ko", can
                         "send_at": _at(weeks["week_start"], campaign.send["time"]),
                         "reason": "gestational_week_" + weeks["week"].astype(str), "rank": np.arange(len(weeks)),
                         "week": weeks["week"].astype(str), "content": prenatal_content(weeks["week"], schedule, lang)})
-    return out
+    out["detail"] = "임신 " + out["week"] + "주차 (분만예정일 " + weeks["due_date"].dt.strftime("%Y-%m-%d") + ")"
+    return out[[*AUDIENCE_COLUMNS, "week", "content"]]
 
 
 def infant_vaccination(clinic, campaign: Campaign, start, end, as_of, lang="ko", candidates=None) -> pd.DataFrame:
@@ -249,6 +262,7 @@ def infant_vaccination(clinic, campaign: Campaign, start, end, as_of, lang="ko",
         return _empty(("vaccines", "due_date"))
     g = due.groupby(["patient_id", "send_date"], sort=True)
     per = pd.DataFrame({"vaccines": g[lang].agg(", ".join), "due_from": g["due_from"].min(),
+                        "detail": "예방접종: " + g["ko"].agg(", ".join),
                         "reason": g["vaccine"].agg(lambda s: "vaccination_" + "+".join(s))}).reset_index()
     late = due.loc[due["kind"] == "catch_up"].groupby(["patient_id", "send_date"]).size()
     per["reason"] = per["reason"].where(~per.set_index(["patient_id", "send_date"]).index.isin(late.index),
@@ -257,9 +271,10 @@ def infant_vaccination(clinic, campaign: Campaign, start, end, as_of, lang="ko",
     out = pd.DataFrame({"patient_id": per["patient_id"].astype(str),
                         "recipient_id": guardian.reindex(per["patient_id"]).to_numpy(),
                         "send_at": _at(per["send_date"], campaign.send["time"]), "reason": per["reason"],
-                        "rank": np.arange(len(per)), "vaccines": per["vaccines"],
+                        "rank": np.arange(len(per)), "detail": per["detail"] + " (권장 시기 "
+                        + per["due_from"].dt.strftime("%Y-%m-%d") + "부터)", "vaccines": per["vaccines"],
                         "due_date": _fmt_day(per["due_from"], lang)})
-    return out
+    return out[[*AUDIENCE_COLUMNS, "vaccines", "due_date"]]
 
 
 def appointment_reminder(clinic, campaign: Campaign, start, end, as_of, lang="ko", candidates=None) -> pd.DataFrame:
@@ -299,6 +314,9 @@ def appointment_reminder(clinic, campaign: Campaign, start, end, as_of, lang="ko
     out["appt_time"] = _fmt_day(when, lang) + " " + when.dt.strftime("%H:%M")
     out["department"] = out["department"].fillna("")
     out["rank"] = np.arange(len(out))
+    step = out["reason"].str.replace("appointment_", "", n=1, regex=False)
+    out["detail"] = ("예약 " + when.dt.strftime("%Y-%m-%d %H:%M") + " " + out["department"].astype(str) + " · "
+                     + step.str.replace("d", "일", regex=False).str.replace("h", "시간", regex=False) + " 전 알림")
     return out[[*AUDIENCE_COLUMNS, "appt_time", "department"]]
 
 

@@ -33,7 +33,9 @@ __all__ = ["DEFAULT_PATH", "KINDS", "Campaign", "CampaignConfig", "load_campaign
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "rules" / "campaigns.yaml"
 KINDS = ("advertising", "transactional")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-_SECTIONS = ("sender", "rules", "suppression", "evaluation", "channel_cost_krw")
+_SECTIONS = ("sender", "rules", "suppression", "evaluation", "channel_cost_krw", "message_cost_krw")
+#: Message types that must be priced (:mod:`crm_analysis.campaigns.message_types`).
+_PRICED = ("sms", "lms", "alimtalk", "friendtalk", "email")
 #: Audiences whose messages are always advertising (they promote the clinic's services).
 ADVERTISING_AUDIENCES = frozenset({"vip_event", "vip_birthday", "recall"})
 #: Daytime hours in which advertising needs no night-time consent (정보통신망법 제50조 ③).
@@ -79,6 +81,7 @@ class CampaignConfig:
     evaluation: Mapping[str, Any]
     channel_cost_krw: Mapping[str, float]
     campaigns: tuple[Campaign, ...]
+    message_cost_krw: Mapping[str, float] = field(default_factory=dict)
 
     def __getitem__(self, key: str):
         return getattr(self, key)
@@ -229,6 +232,14 @@ def load_campaigns(override: str | Path | Mapping | CampaignConfig | None = None
     ids = [c.get("id") for c in raw["campaigns"]]
     if len(set(ids)) != len(ids):
         raise CampaignConfigError(f"campaign ids must be unique: {ids}")
+    prices = dict(raw.get("message_cost_krw") or {})
+    for key in _PRICED:
+        value = prices.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise CampaignConfigError(f"message_cost_krw.{key} must be a price in won (a number ≥ 0), not {value!r}; "
+                                      f"price every message type: {', '.join(_PRICED)}")
+    if rules.get("message_lang", "ko") not in ("ko", "en"):
+        raise CampaignConfigError(f"rules.message_lang must be ko or en, not {rules.get('message_lang')!r}")
     campaigns = tuple(_campaign(c, sender, rules) for c in raw["campaigns"])
     return CampaignConfig(sender=sender, rules=rules, suppression=raw["suppression"], evaluation=raw["evaluation"],
-                          channel_cost_krw=raw["channel_cost_krw"], campaigns=campaigns)
+                          channel_cost_krw=raw["channel_cost_krw"], campaigns=campaigns, message_cost_krw=prices)

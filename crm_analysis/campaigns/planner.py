@@ -7,20 +7,27 @@ the whole next month):
 1. each campaign's audience (:mod:`crm_analysis.campaigns.audiences`);
 2. exclusions: deceased or moved patients and recipients, children under
    ``min_age_advertising`` for advertising, the suppression list;
-3. the holdout: advertising campaigns (recall, VIP, birthday) split their
-   audience deterministically (:mod:`~crm_analysis.campaigns.holdout`); the
-   assignment is kept, holdout patients never reach the send list;
-4. capacity (VIP event): the best-ranked ``capacity`` patients of the sent arm;
-5. the channel: the first of the campaign's channels with a contact, no
-   opt-out, not suppressed and, for advertising, a valid consent;
-6. the send time: the campaign's time, moved into its window; advertising to
+3. the send time: the campaign's time, moved into its window; advertising to
    patients without night consent is kept inside 08:00–21:00;
-7. one message per contact per day for family campaigns; across campaigns one
-   message per recipient per day (lowest ``priority`` wins, cap-exempt
-   reminders aside); then the per-campaign and the overall monthly caps (the
-   overall cap also counts messages of the contacts log already sent that month);
-8. rendering (Korean or English) and a final compliance check that raises if
-   any rule is broken.
+4. the channel: the first of the campaign's channels with a contact, no
+   opt-out, not suppressed and, for advertising, a valid consent; one message
+   per contact per day for family campaigns;
+5. the holdout, among those who could be sent a message: advertising
+   campaigns (recall, VIP, birthday) split them deterministically
+   (:mod:`~crm_analysis.campaigns.holdout`); the assignment is kept, holdout
+   patients never reach the send list, and get no advertising from the
+   period's other campaigns either (it would blur what the holdout measures);
+6. capacity (VIP event): the best-ranked ``capacity`` patients of the sent
+   arm, so no seat goes to someone who may not be invited;
+7. rendering in each recipient's language (``patients.language``, else the
+   rules' ``message_lang``, Korean), never the report's; each message's type
+   (SMS, LMS, 알림톡, 친구톡, email) and cost
+   (:mod:`~crm_analysis.campaigns.message_types`);
+8. across campaigns one message per recipient per day (lowest ``priority``
+   wins, cap-exempt reminders aside); then the per-campaign and the overall
+   monthly caps (the overall cap also counts messages of the contacts log
+   already sent that month), and a final compliance check that raises if any
+   rule is broken.
 
 Every drop is counted with its reason (:attr:`CampaignPlan.dropped`).
 """
@@ -29,16 +36,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from html import escape
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from crm_analysis.campaigns.audiences import AUDIENCES, candidate_source, source_candidates
+from crm_analysis.campaigns.audiences import AUDIENCE_COLUMNS, AUDIENCES, candidate_source, source_candidates
 from crm_analysis.campaigns.compliance import assert_compliant, in_daytime
 from crm_analysis.consent import night_consent, opted_out, valid_consent
 from crm_analysis.campaigns.definitions import Campaign, CampaignConfig, load_campaigns
 from crm_analysis.campaigns.holdout import assign_holdout
+from crm_analysis.campaigns.message_types import message_costs, message_types
+from crm_analysis.campaigns.reconfirmation import reconfirmation_notices
 from crm_analysis.campaigns.suppression import SUPPRESSION_COLUMNS, suppression_list
 from crm_analysis.campaigns.templates import render
 from crm_analysis.exceptions import InsufficientDataError
@@ -49,7 +58,8 @@ from crm_analysis.sufficiency import require
 __all__ = ["CampaignPlan", "plan_campaigns", "plan_period", "SEND_COLUMNS"]
 
 SEND_COLUMNS = ["campaign_id", "run_id", "kind", "patient_id", "recipient_id", "channel", "contact", "send_at",
-                "reason", "message", "priority", "cap_exempt", "family", "max_per_month"]
+                "reason", "detail", "message", "message_type", "cost_krw", "language", "priority", "cap_exempt",
+                "family", "max_per_month"]
 _DROP_COLUMNS = ["campaign_id", "reason", "n"]
 
 
@@ -73,6 +83,10 @@ class CampaignPlan:
     skipped : dict
         Campaign id -> why it was not planned: its audience needs an analysis
         the data cannot support (e.g. recall needs the churn model).
+    reconfirmation : DataFrame
+        The consent reconfirmation notices due in the period
+        (:func:`~crm_analysis.campaigns.reconfirmation.reconfirmation_notices`), with
+        ``message_type`` and ``cost_krw``.
     """
 
     as_of: pd.Timestamp
@@ -83,15 +97,17 @@ class CampaignPlan:
     dropped: pd.DataFrame
     suppression: pd.DataFrame
     skipped: dict = field(default_factory=dict)
+    reconfirmation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def summary(self) -> pd.DataFrame:
         """Messages per campaign and channel, holdout size and drops: aggregates only."""
         sent = self.sends.groupby(["campaign_id", "channel"], observed=True).size().unstack(fill_value=0)
         sent["messages"] = sent.sum(axis=1)
+        sent["cost_krw"] = self.sends.groupby("campaign_id")["cost_krw"].sum().round(0)
         held = self.holdout.groupby(["campaign_id", "arm"]).size().unstack(fill_value=0)
         dropped = self.dropped.groupby("campaign_id")["n"].sum().rename("not_sent")
         out = sent.join(held.add_prefix("assigned_"), how="outer").join(dropped, how="outer")
-        return out.fillna(0).astype(np.int64).rename_axis("campaign_id").reset_index()
+        return out.astype(float).fillna(0).round(0).astype(np.int64).rename_axis("campaign_id").reset_index()
 
     def _repr_html_(self) -> str:
         return (f"<h4>Campaign plan {self.start:%Y-%m-%d} – {self.end:%Y-%m-%d} (data as of {self.as_of:%Y-%m-%d})"
@@ -140,7 +156,8 @@ def plan_campaigns(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
     config : path, dict or CampaignConfig, optional
         Override of the shipped campaign definitions (:func:`load_campaigns`).
     lang : {"ko", "en"}
-        Language of the messages.
+        Language of the reasons given for campaigns left out (:attr:`CampaignPlan.skipped`). Messages
+        follow each recipient's own language, not this.
     start, end : date-like, optional
         The period (default :func:`plan_period`).
     candidates : mapping of str to DataFrame, optional
@@ -183,7 +200,7 @@ def plan_campaigns(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
                 if source not in made:
                     made[source] = source_candidates(clinic, as_of, source)
                 cand = made[source]
-            aud = AUDIENCES[camp.audience](clinic, camp, start, end, as_of, lang, candidates=cand)
+            aud = AUDIENCES[camp.audience](clinic, camp, start, end, as_of, "ko", candidates=cand)
         except InsufficientDataError as err:  # this campaign's audience needs more data; plan the others
             skipped[camp.id] = err.reason_in(lang)
             continue
@@ -191,27 +208,52 @@ def plan_campaigns(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
             continue
         aud = aud.assign(campaign_id=camp.id, run_id=camp.run_id(start)).reset_index(drop=True)
         aud["recipient_id"] = aud["recipient_id"].astype(object)
-        frames.append(_one_campaign(aud, camp, cfg, pidx, supp, start, end, lang, holdouts, drops))
+
+        def english(camp=camp, cand=cand) -> pd.DataFrame:  # the same audience, its text in English
+            return AUDIENCES[camp.audience](clinic, camp, start, end, as_of, "en", candidates=cand).reset_index(
+                drop=True)
+
+        frames.append(_one_campaign(aud, camp, cfg, pidx, supp, start, end, holdouts, drops, english))
     sends = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else \
         pd.DataFrame(columns=SEND_COLUMNS)
+    holdout = pd.concat(holdouts, ignore_index=True) if holdouts else pd.DataFrame(
+        columns=["run_id", "campaign_id", "patient_id", "arm", "planned_send_at"])
+    # a patient held out of one campaign gets no advertising from the others either: it would blur what the
+    # holdout measures
+    held = holdout.loc[holdout["arm"] == "holdout", "patient_id"].astype(str)
+    elsewhere = ((sends["kind"] == "advertising") & sends["recipient_id"].astype(str).isin(held)).to_numpy() \
+        if len(sends) else np.zeros(0, bool)
+    drops.append(_drops(sends, elsewhere, "held_out_of_another_campaign"))
+    sends = sends.loc[~elsewhere]
     prior = _sent_this_month(clinic, as_of, start)
     sends = _across_campaigns(sends, cfg, drops, prior)
     sends = sends.sort_values(["send_at", "campaign_id", "recipient_id", "patient_id"], kind="stable")
     sends = sends.reset_index(drop=True)[SEND_COLUMNS]
-    holdout = pd.concat(holdouts, ignore_index=True) if holdouts else pd.DataFrame(
-        columns=["run_id", "campaign_id", "patient_id", "arm", "planned_send_at"])
     holdout = holdout.sort_values(["run_id", "patient_id"], kind="stable").reset_index(drop=True)
     dropped = pd.concat([d for d in drops if len(d)], ignore_index=True) if any(len(d) for d in drops) else \
         pd.DataFrame(columns=_DROP_COLUMNS)
     dropped = dropped.groupby(["campaign_id", "reason"], as_index=False)["n"].sum()
     assert_compliant(sends, patients.assign(patient_id=patients["patient_id"].astype(str)), cfg, holdout)
+    notices = reconfirmation_notices(pidx.reset_index(), start, end, rules=cfg.rules, sender=cfg.sender)
+    notices["message_type"] = message_types(notices["message"], notices["channel"],
+                                            pd.Series("transactional", index=notices.index))
+    notices["cost_krw"] = message_costs(notices["message_type"], cfg.message_cost_krw)
     return CampaignPlan(as_of=as_of, start=start, end=end, sends=sends, holdout=holdout, dropped=dropped,
-                        suppression=supp, skipped=skipped)
+                        suppression=supp, skipped=skipped, reconfirmation=notices)
 
 
 def _one_campaign(aud: pd.DataFrame, camp: Campaign, cfg: CampaignConfig, pidx: pd.DataFrame, supp: pd.DataFrame,
-                  start: pd.Timestamp, end: pd.Timestamp, lang: str, holdouts: list, drops: list) -> pd.DataFrame:
+                  start: pd.Timestamp, end: pd.Timestamp, holdouts: list, drops: list,
+                  english: Callable[[], pd.DataFrame] | None = None) -> pd.DataFrame:
+    """One campaign's sends, every rule applied; `english()`: the same audience with its text fields in English
+    (asked for only when a recipient reads English).
+
+    Eligibility (status, age, suppression, send time, channel with consent, household) comes first, so the
+    holdout is drawn from patients who could be sent a message and the VIP event's seats are filled, in rank
+    order, only by patients who may be invited.
+    """
     rules = cfg.rules
+    aud = aud.assign(_row=np.arange(len(aud)))
     status_p = pidx["record_status"].astype(object).reindex(aud["patient_id"]).to_numpy()
     status_r = pidx["record_status"].astype(object).reindex(aud["recipient_id"]).to_numpy()
     gone = pd.Series(status_p).isin(["deceased", "moved"]).to_numpy() | pd.Series(status_r).isin(
@@ -228,21 +270,6 @@ def _one_campaign(aud: pd.DataFrame, camp: Campaign, cfg: CampaignConfig, pidx: 
         sup = aud["recipient_id"].isin(blocked).to_numpy()
         drops.append(_drops(aud, sup, "suppressed_no_engagement"))
         aud = aud.loc[~sup].reset_index(drop=True)
-    if camp.holdout_share > 0:
-        aud = assign_holdout(aud, aud["run_id"].iloc[0] if len(aud) else camp.run_id(start), camp.holdout_share)
-        if "capacity" in camp.options:
-            # capacity counts sent invitations; the holdout is drawn from the same top of the ranking
-            cap = int(camp.options["capacity"])
-            aud = aud.sort_values("rank", kind="stable").reset_index(drop=True)
-            is_sent = (aud["arm"] == "sent").astype(np.int64)
-            keep = (is_sent.cumsum() - is_sent) < cap  # up to and including the cap-th sent invitation
-            drops.append(_drops(aud, ~keep.to_numpy(), "over_capacity"))
-            aud = aud.loc[keep.to_numpy()].reset_index(drop=True)
-        holdouts.append(pd.DataFrame({"run_id": aud["run_id"], "campaign_id": camp.id, "patient_id": aud["patient_id"],
-                                      "arm": aud["arm"], "planned_send_at": aud["send_at"]}))
-        held = (aud["arm"] == "holdout").to_numpy()
-        drops.append(_drops(aud, held, "holdout"))
-        aud = aud.loc[~held].reset_index(drop=True)
     # send time inside the campaign window
     at = _into_window(pd.to_datetime(aud["send_at"]), camp.send["window"])
     rec = pidx.reindex(aud["recipient_id"]).reset_index()
@@ -271,7 +298,9 @@ def _one_campaign(aud: pd.DataFrame, camp: Campaign, cfg: CampaignConfig, pidx: 
         contact[take] = address.astype(object).to_numpy()[take]
     no_channel = channel.isna().to_numpy()
     drops.append(_drops(aud, no_channel, "no_consent_or_channel" if camp.advertising else "no_channel"))
-    aud = aud.assign(channel=channel, contact=contact, name=rec["name"].astype(object).to_numpy())
+    language = rec["language"].astype(object) if "language" in rec else pd.Series(None, index=rec.index, dtype=object)
+    aud = aud.assign(channel=channel, contact=contact, name=rec["name"].astype(object).to_numpy(),
+                     language=language.where(language.isin(["ko", "en"]), rules.get("message_lang", "ko")).to_numpy())
     aud = aud.loc[~no_channel].reset_index(drop=True)
     if camp.family:
         day = aud["send_at"].dt.normalize()
@@ -279,12 +308,55 @@ def _one_campaign(aud: pd.DataFrame, camp: Campaign, cfg: CampaignConfig, pidx: 
         dup = dup.reindex(aud.index).to_numpy()
         drops.append(_drops(aud, dup, "same_household"))
         aud = aud.loc[~dup].reset_index(drop=True)
-    sender_name = cfg.sender["name"] if lang == "ko" else cfg.sender.get("name_en", cfg.sender["name"])
-    constants = {"sender_name": sender_name, "sender_contact": cfg.sender["contact"], "opt_out": cfg.sender["opt_out"]}
-    aud["message"] = render(camp.templates[lang], aud.assign(name=aud["name"].fillna("")), constants) \
-        if len(aud) else pd.Series(dtype=object)
-    return aud.assign(kind=camp.kind, priority=camp.priority, cap_exempt=camp.cap_exempt, family=camp.family,
-                      max_per_month=camp.max_per_month)
+    if camp.holdout_share > 0:  # drawn among those who could be sent a message
+        aud = assign_holdout(aud, aud["run_id"].iloc[0] if len(aud) else camp.run_id(start), camp.holdout_share)
+        if "capacity" in camp.options:
+            # capacity counts sent invitations; the holdout is drawn from the same top of the ranking
+            cap = int(camp.options["capacity"])
+            aud = aud.sort_values("rank", kind="stable").reset_index(drop=True)
+            is_sent = (aud["arm"] == "sent").astype(np.int64)
+            keep = (is_sent.cumsum() - is_sent) < cap  # up to and including the cap-th sent invitation
+            drops.append(_drops(aud, ~keep.to_numpy(), "over_capacity"))
+            aud = aud.loc[keep.to_numpy()].reset_index(drop=True)
+        holdouts.append(pd.DataFrame({"run_id": aud["run_id"], "campaign_id": camp.id, "patient_id": aud["patient_id"],
+                                      "arm": aud["arm"], "planned_send_at": aud["send_at"]}))
+        held = (aud["arm"] == "holdout").to_numpy()
+        drops.append(_drops(aud, held, "holdout"))
+        aud = aud.loc[~held].reset_index(drop=True)
+    aud = _in_own_language(aud, english)
+    aud["message"] = _render(aud, camp, cfg)
+    aud["message_type"] = message_types(aud["message"], aud["channel"], pd.Series(camp.kind, index=aud.index))
+    aud["cost_krw"] = message_costs(aud["message_type"], cfg.message_cost_krw)
+    return aud.drop(columns="_row").assign(kind=camp.kind, priority=camp.priority, cap_exempt=camp.cap_exempt,
+                                           family=camp.family, max_per_month=camp.max_per_month)
+
+
+def _in_own_language(aud: pd.DataFrame, english: Callable[[], pd.DataFrame] | None) -> pd.DataFrame:
+    """The audience's text fields in English for the rows whose recipient reads English."""
+    rows = (aud["language"] == "en").to_numpy()
+    if english is None or not rows.any():
+        return aud
+    english = english()
+    fields = [c for c in english.columns if c not in AUDIENCE_COLUMNS and c in aud.columns]
+    aud = aud.copy()
+    for name in fields:
+        aud.loc[rows, name] = english[name].to_numpy()[aud.loc[rows, "_row"].to_numpy()]
+    return aud
+
+
+def _render(aud: pd.DataFrame, camp: Campaign, cfg: CampaignConfig) -> pd.Series:
+    """Each message in its recipient's language (:attr:`Campaign.templates`)."""
+    out = pd.Series("", index=aud.index, dtype=object)
+    for lang in ("ko", "en"):
+        rows = (aud["language"] == lang).to_numpy()
+        if not rows.any():
+            continue
+        sender_name = cfg.sender["name"] if lang == "ko" else cfg.sender.get("name_en", cfg.sender["name"])
+        constants = {"sender_name": sender_name, "sender_contact": cfg.sender["contact"],
+                     "opt_out": cfg.sender["opt_out"]}
+        part = aud.loc[rows]
+        out[rows] = render(camp.templates[lang], part.assign(name=part["name"].fillna("")), constants).to_numpy()
+    return out
 
 
 def _sent_this_month(clinic, as_of: pd.Timestamp, start: pd.Timestamp) -> pd.Series:

@@ -25,6 +25,7 @@ from crm_analysis.churn.views import churn_view
 from crm_analysis.churn.recall import recall_candidates, recall_counts, recall_table
 from crm_analysis.churn.rules import load_churn_rules
 from crm_analysis.churn.survival_data import PREDICTION_COVARIATES, TRUTH_COVARIATES, current_gaps, survival_data
+from crm_analysis.churn.uplift import ContactResponse, expected_uplift, learn_contact_response
 
 __all__ = [
     "survival_data",
@@ -45,4 +46,5 @@ __all__ = [
     "recall_counts",
     "load_churn_rules",
     "churn_view",
+    "ContactResponse", "learn_contact_response", "expected_uplift",
 ]

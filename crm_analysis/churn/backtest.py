@@ -24,8 +24,13 @@ Compared:
   its probability is the mean of the Kaplan–Meier probability in each group.
 
 Metrics: the C-index (Harrell's, lifelines ``concordance_index``, on days to
-return capped at the horizon), the Brier score at the horizon, and
-calibration (predicted against observed return rate by decile).
+return capped at the horizon), calibration (predicted against observed return
+rate by decile of the prediction: the mean absolute gap, weighted by decile
+size, and the largest), the Brier score at the horizon and the mean
+prediction. The C-index says whether the model ranks patients well; the
+calibration errors say whether its probabilities can be read as
+probabilities, which a threshold such as the churn definition's needs
+(:func:`~crm_analysis.churn.churn_status` takes the back-test for that).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from crm_analysis.churn.calibration import brier_score, decile_calibration
+from crm_analysis.churn.calibration import brier_score, calibration_errors, decile_calibration
 from crm_analysis.churn.model import ChurnModel
 from crm_analysis.churn.survival_data import survival_data
 from crm_analysis.exceptions import CrmAnalysisError
@@ -59,12 +64,13 @@ class BacktestResult:
     observed_rate : float
         Share of them who returned within the horizon.
     table : DataFrame
-        One row per model/baseline: ``model``, ``c_index``, ``brier``,
+        One row per model/baseline: ``model``, ``c_index``,
         ``calibration_mae`` (mean |predicted − observed| over deciles,
-        weighted by size), ``mean_predicted``.
+        weighted by size), ``calibration_max`` (the largest decile's),
+        ``brier``, ``mean_predicted``.
     calibration : Mapping of str to DataFrame
         Per model, the decile table (``decile``, ``n``, ``predicted``,
-        ``observed``).
+        ``observed``, ``observed_se``).
     model : ChurnModel
         The model fitted on the data up to the cut-off.
     """
@@ -84,6 +90,11 @@ class BacktestResult:
     def c_index(self, name: str) -> float:
         """C-index of model or baseline `name`."""
         return float(self.table.set_index("model").loc[name, "c_index"])
+
+    def calibration_error(self, name: str = "cox") -> dict[str, float]:
+        """``calibration_mae`` and ``calibration_max`` of model or baseline `name` (see :attr:`table`)."""
+        row = self.table.set_index("model").loc[name]
+        return {"calibration_mae": float(row["calibration_mae"]), "calibration_max": float(row["calibration_max"])}
 
     def plot_calibration(self, ax=None, lang: str = "ko", models=("cox", "weibull_aft")):
         """Predicted against observed return rate by decile."""
@@ -183,9 +194,7 @@ def backtest(clinic, cutoff=None, horizon: int = 180, *, model: ChurnModel | Map
         table = decile_calibration(p, t_obs, returned.astype(np.int64), horizon, n_bins=n_bins)
         calib[name] = table
         rows.append({"model": name, "c_index": float(concordance_index(t_obs, ranking[name], returned)),
-                     "brier": brier_score(p, returned),
-                     "calibration_mae": float(np.average(np.abs(table["predicted"] - table["observed"]),
-                                                         weights=table["n"])),
+                     **calibration_errors(table), "brier": brier_score(p, returned),
                      "mean_predicted": float(np.mean(p))})
     return BacktestResult(cutoff=cutoff, horizon=horizon, n_patients=len(state),
                           observed_rate=float(returned.mean()), table=pd.DataFrame(rows), calibration=calib,

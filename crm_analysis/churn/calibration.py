@@ -20,7 +20,7 @@ import io
 import numpy as np
 import pandas as pd
 
-__all__ = ["decile_calibration", "lifelines_calibration", "brier_score"]
+__all__ = ["decile_calibration", "calibration_errors", "lifelines_calibration", "brier_score"]
 
 
 def decile_calibration(predicted, duration, event, t0: float, n_bins: int = 10) -> pd.DataFrame:
@@ -42,7 +42,9 @@ def decile_calibration(predicted, duration, event, t0: float, n_bins: int = 10) 
     -------
     DataFrame
         One row per bin: ``decile`` (1 = lowest predictions), ``n``,
-        ``predicted`` (mean), ``observed`` (Kaplan–Meier 1 − S(t0) in the bin).
+        ``predicted`` (mean), ``observed`` (Kaplan–Meier 1 − S(t0) in the bin)
+        and ``observed_se`` (its Greenwood standard error: how far ``observed``
+        may stray from the truth by chance alone).
     """
     p = np.asarray(predicted, dtype=np.float64)
     d = np.asarray(duration, dtype=np.float64)
@@ -52,21 +54,43 @@ def decile_calibration(predicted, duration, event, t0: float, n_bins: int = 10) 
     rows = []
     for b in np.unique(bins):
         m = bins == b
+        surv, se = _km_at(d[m], e[m], t0)
         rows.append({"decile": int(b) + 1, "n": int(m.sum()), "predicted": float(p[m].mean()),
-                     "observed": float(1 - _km_at(d[m], e[m], t0))})
+                     "observed": 1 - surv, "observed_se": se})
     return pd.DataFrame(rows)
 
 
-def _km_at(duration: np.ndarray, event: np.ndarray, t0: float) -> float:
-    """Kaplan–Meier survival at t0 (vectorised)."""
+def calibration_errors(table: pd.DataFrame) -> dict[str, float]:
+    """Mean (weighted by bin size) and largest absolute gap between predicted and observed in a decile table.
+
+    Parameters
+    ----------
+    table : DataFrame
+        From :func:`decile_calibration`.
+
+    Returns
+    -------
+    dict
+        ``calibration_mae`` and ``calibration_max``.
+    """
+    gap = np.abs(table["predicted"].to_numpy() - table["observed"].to_numpy())
+    return {"calibration_mae": float(np.average(gap, weights=table["n"].to_numpy())),
+            "calibration_max": float(gap.max())}
+
+
+def _km_at(duration: np.ndarray, event: np.ndarray, t0: float) -> tuple[float, float]:
+    """Kaplan–Meier survival at t0 and its Greenwood standard error (vectorised)."""
     times, inv = np.unique(duration, return_inverse=True)
     deaths = np.bincount(inv, weights=event, minlength=len(times))
     total = np.bincount(inv, minlength=len(times)).astype(np.float64)
     at_risk = total[::-1].cumsum()[::-1]
     keep = times <= t0
+    n, dth = at_risk[keep], deaths[keep]
     with np.errstate(divide="ignore", invalid="ignore"):
-        factors = np.where(at_risk[keep] > 0, 1 - deaths[keep] / at_risk[keep], 1.0)
-    return float(np.prod(factors))
+        factors = np.where(n > 0, 1 - dth / n, 1.0)
+        greenwood = np.where((n > dth) & (n > 0), dth / (n * (n - dth)), 0.0)
+    surv = float(np.prod(factors))
+    return surv, float(surv * np.sqrt(greenwood.sum()))
 
 
 def lifelines_calibration(fitter, data: pd.DataFrame, t0: float) -> tuple[float, float]:

@@ -9,12 +9,13 @@ visit*:
 - ``p_return_<h>d``: P(return within h days | no return yet), lifelines'
   ``conditional_after``: ``1 − S(e + h | x) / S(e | x)`` with e the elapsed
   days;
+- ``p_return_ever``: P(any return), the long-absence tail included;
 - ``expected_days``: the restricted mean days to return within
   ``restricted_days`` (365 by default), i.e. E[min(T − e, R) | T > e]. The
   baseline is improper (some patients never return), so an unrestricted mean
   does not exist; a patient unlikely ever to return gets a value near R;
-- ``median_days``: conditional median days to return (NaN when a return is
-  less likely than not);
+- ``median_days``: conditional median days to return (NaN when a return
+  within the longest gap observed is less likely than not);
 - ``usual_interval_days``: the patient's own median gap when they have at
   least ``min_own_gaps`` completed gaps, otherwise the model's median gap for
   their covariates among those who return;
@@ -25,6 +26,19 @@ Predictions are computed directly from the fitted baseline cumulative hazard
 on a whole-day grid (the same linear interpolation lifelines uses), so a
 million patients take seconds; a test checks them against lifelines'
 ``predict_survival_function(..., conditional_after=...)``.
+
+Long absences: the Breslow baseline stops at the longest gap in the data (no
+return at all after it) and is noisy where few gaps are still open, so a
+horizon reaching past the data used to be silently capped and long-absent
+patients looked lost. Beyond the *splice day* (the longest gap with at least
+``model.tail_min_at_risk`` gaps still open) the baseline follows a parametric
+tail fitted to the long gaps (:mod:`crm_analysis.churn.tail`: power law or
+Gompertz, whichever fits better, with a share who never return when its total
+hazard is finite); :attr:`ChurnModel.tail_` describes it and ``notes_`` says
+it in a sentence. A horizon longer than any gap in the data warns
+(:class:`~crm_analysis.exceptions.DataQualityWarning`). ``model.tail: false``
+restores the capped baseline (and says so). The back-test reports the
+resulting calibration.
 
 Speed: gaps beyond ``max_gaps`` are sampled (seeded, uniformly over gaps)
 before fitting, and identical rows (all covariates are categorical and
@@ -59,8 +73,9 @@ from scipy import stats
 from crm_analysis.churn.design import learn_design
 from crm_analysis.churn.rules import load_churn_rules
 from crm_analysis.churn.survival_data import PREDICTION_COVARIATES, TRUTH_COVARIATES, current_gaps, survival_data
-from crm_analysis.exceptions import (ConvergenceError, ConvergenceWarning, CrmAnalysisError, InsufficientDataError,
-                                     shorten)
+from crm_analysis.churn.tail import fit_return_tail, no_return_tail
+from crm_analysis.exceptions import (ConvergenceError, ConvergenceWarning, CrmAnalysisError, DataQualityWarning,
+                                     InsufficientDataError, shorten)
 from crm_analysis.sufficiency import require
 from crm_analysis.threads import one_blas_thread
 
@@ -97,6 +112,8 @@ class ChurnModel:
         ``model`` section gives the defaults of the settings below.
     max_gaps, penalizer, weibull_max_gaps, ph_test_gaps, restricted_days, min_own_gaps, seed : optional
         Override the rules' ``model`` settings.
+    tail, tail_start_quantile, tail_min_at_risk : optional
+        Override the rules' long-absence tail settings (``tail=False``: no return after the longest gap).
     weibull : bool
         Also fit the Weibull AFT alternative (default True).
     ph_test : bool
@@ -113,6 +130,10 @@ class ChurnModel:
     design_ : Design
     cox_ : lifelines.CoxPHFitter
     weibull_ : lifelines.WeibullAFTFitter or None
+    tail_ : ReturnTail
+        The baseline's long-absence tail beyond ``tail_.splice_day`` (:mod:`crm_analysis.churn.tail`).
+    max_day_ : int
+        The longest gap in the fitting data (days).
     current_ : DataFrame
         Each patient's open gap at ``as_of_`` (what predictions start from).
     n_gaps_, n_fit_gaps_, n_fit_rows_, n_patients_ : int
@@ -137,12 +158,14 @@ class ChurnModel:
                  max_gaps: int | None = None, penalizer: float | None = None, weibull: bool = True,
                  weibull_max_gaps: int | None = None, ph_test_gaps: int | None = None,
                  restricted_days: int | None = None, min_own_gaps: int | None = None, seed: int | None = None,
-                 robust: bool = False, min_events: int = 20, ph_test: bool = True):
+                 robust: bool = False, min_events: int = 20, ph_test: bool = True, tail: bool | None = None,
+                 tail_start_quantile: float | None = None, tail_min_at_risk: int | None = None):
         overrides = {k: v for k, v in dict(covariates=covariates if isinstance(covariates, str) else None,
                                            max_gaps=max_gaps, penalizer=penalizer,
                                            weibull_max_gaps=weibull_max_gaps, ph_test_gaps=ph_test_gaps,
                                            restricted_days=restricted_days, min_own_gaps=min_own_gaps,
-                                           seed=seed).items() if v is not None}
+                                           seed=seed, tail=tail, tail_start_quantile=tail_start_quantile,
+                                           tail_min_at_risk=tail_min_at_risk).items() if v is not None}
         self.rules = load_churn_rules(rules)
         m = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.rules["model"].items()}
         m.update(overrides)
@@ -159,6 +182,9 @@ class ChurnModel:
         self.restricted_days = int(m["restricted_days"])
         self.min_own_gaps = int(m["min_own_gaps"])
         self.seed = int(m["seed"])
+        self.tail = bool(m["tail"])
+        self.tail_start_quantile = float(m["tail_start_quantile"])
+        self.tail_min_at_risk = int(m["tail_min_at_risk"])
         self.robust = bool(robust)
         self.min_events = int(min_events)
         self.ph_test = bool(ph_test)
@@ -226,6 +252,7 @@ class ChurnModel:
                 _converged(lambda: cox.fit(data, "duration", "event", weights_col="weight"), _COX)
             self.n_fit_rows_ = len(data)
             self.cox_ = cox
+            self._fit_tail(data)
             self.check_gaps_ = _sample(fit_gaps, max(self.ph_test_gaps, 1), rng).reset_index(drop=True)
             self.weibull_ = None
             if self.weibull:
@@ -247,14 +274,62 @@ class ChurnModel:
         self._own_interval = _own_median_interval(gaps, self.min_own_gaps)
         return self
 
+    def _fit_tail(self, data: pd.DataFrame) -> None:
+        """The long-absence tail of the baseline (:mod:`crm_analysis.churn.tail`), from the Cox fit's rows."""
+        max_day = int(np.ceil(data["duration"].max()))
+        if not self.tail:
+            self.tail_ = no_return_tail(max_day)
+            self.notes_.append(f"No return is assumed after the longest gap in the data ({max_day} days; "
+                               "model.tail is off), so probabilities whose horizon reaches past it are too low.")
+            return
+        beta = self.cox_.params_
+        lp = (data[beta.index].to_numpy() - self.cox_._norm_mean.to_numpy()) @ beta.to_numpy()
+        weight = data["weight"].to_numpy() if "weight" in data else np.ones(len(data))
+        self.tail_ = fit_return_tail(data["duration"].to_numpy(), data["event"].to_numpy(), weight, lp,
+                                     start_quantile=self.tail_start_quantile, min_at_risk=self.tail_min_at_risk)
+        t = self.tail_
+        self.notes_.append(f"After day {t.splice_day} (fewer than {self.tail_min_at_risk} gaps still open beyond it) "
+                           f"the baseline return hazard is extrapolated: {t.kind} fitted to the time at risk after "
+                           f"day {t.start_day} ({t.n_returns:,.0f} returns, exponent {t.exponent:.3g}).")
+
     def _grid_hazard(self) -> None:
         base = self.cox_.baseline_cumulative_hazard_
         times = base.index.to_numpy(dtype=np.float64)
         self.max_day_ = int(np.ceil(times.max()))
         grid = np.arange(self.max_day_ + self.restricted_days + 2, dtype=np.float64)
         self._H0 = np.interp(grid, times, base.to_numpy().ravel())
+        # beyond the splice day the fitted tail replaces the Breslow baseline (flat after the last return)
+        splice = self.tail_.splice_day
+        self._H0_splice = float(self._H0[splice])
+        self._H0[splice + 1:] = self._H0_splice + self.tail_.cumulative(grid[splice + 1:])
         self._norm_mean = self.cox_._norm_mean.to_numpy()
         self._beta = self.cox_.params_.to_numpy()
+
+    def _baseline(self, t: np.ndarray) -> np.ndarray:
+        """Baseline cumulative hazard at whole days `t`: the grid, and the tail in closed form past its end."""
+        last = len(self._H0) - 1
+        t = np.asarray(t, dtype=np.int64)
+        out = self._H0[np.minimum(t, last)]
+        past = t > last
+        if past.any():
+            out = np.where(past, self._H0_splice + self.tail_.cumulative(t), out)
+        return out
+
+    def _warn_beyond_data(self, horizons: Sequence[int]) -> None:
+        """Say so when a horizon is longer than any gap the model saw: its probabilities are extrapolated."""
+        longest = max(int(h) for h in horizons)
+        if longest <= self.max_day_:
+            return
+        if self.tail_.kind == "off":
+            how = (f"no return is assumed after day {self.max_day_} (model.tail is off), so P(return) is too low; "
+                   "switch model.tail on")
+        else:
+            how = (f"after day {self.tail_.splice_day} P(return) comes from the fitted long-absence tail "
+                   f"({self.tail_.kind}), not from observed gaps")
+        warnings.warn(f"ChurnModel: a {longest}-day horizon is longer than the longest gap between visits in the "
+                      f"data ({self.max_day_} days); {how}. "
+                      f"이탈 모형: {longest}일 기간이 자료에서 가장 긴 방문 간격({self.max_day_}일)보다 길어 재방문 확률을 "
+                      "자료 밖으로 늘려 계산했습니다.", DataQualityWarning, stacklevel=3)
 
     def _ph_test(self) -> pd.DataFrame:
         """Schoenfeld-residual test of proportional hazards, refitted on the check sample.
@@ -406,22 +481,25 @@ class ChurnModel:
         -------
         DataFrame
             Indexed by ``patient_id``: ``elapsed_days``, ``p_return_<h>d``
-            for each horizon, ``p_return_ever`` (within the longest gap
-            observed), ``expected_days``, ``median_days``,
+            for each horizon, ``p_return_ever`` (at all: the long-absence
+            tail included, so 1 when its total hazard is unbounded; within the
+            longest gap observed when ``model.tail`` is off), ``expected_days``, ``median_days``,
             ``usual_interval_days``, ``overdue_ratio``. See the module
             docstring for definitions.
         """
         self._check_fitted()
+        self._warn_beyond_data(horizons)
         state = self.current_ if state is None else state
         e = np.clip(state["elapsed_days"].to_numpy(dtype=np.int64), 0, None)
         ph = np.exp(self._log_partial_hazard(state))
         H0 = self._H0
-        last = len(H0) - 1
-        h_e = H0[np.minimum(e, last)]
+        h_e = self._baseline(e)
         out = {"elapsed_days": e}
         for h in horizons:
             out[f"p_return_{int(h)}d"] = self._p_return(e, ph, h)
-        out["p_return_ever"] = 1 - np.exp(-np.clip(H0[self.max_day_] - h_e, 0, None) * ph)
+        ever = self._H0_splice + self.tail_.total() if self.tail_.kind != "off" else H0[self.max_day_]
+        with np.errstate(invalid="ignore"):  # an unbounded tail: inf · ph = inf, exp(-inf) = 0
+            out["p_return_ever"] = 1 - np.exp(-np.clip(ever - h_e, 0, None) * ph)
         out["expected_days"] = self._restricted_mean(e, ph)
         target = h_e + np.log(2) / ph
         med = np.searchsorted(H0[: self.max_day_ + 1], target, side="left").astype(np.float64) - e
@@ -449,6 +527,7 @@ class ChurnModel:
             Indexed by ``patient_id``, named ``p_return_<horizon>d``.
         """
         self._check_fitted()
+        self._warn_beyond_data([horizon])
         state = self.current_ if state is None else state
         e = np.clip(state["elapsed_days"].to_numpy(dtype=np.int64), 0, None)
         ph = np.exp(self._log_partial_hazard(state))
@@ -456,9 +535,8 @@ class ChurnModel:
         return pd.Series(self._p_return(e, ph, horizon), index=state.index, name=f"p_return_{int(horizon)}d")
 
     def _p_return(self, e: np.ndarray, ph: np.ndarray, horizon: int) -> np.ndarray:
-        """1 − S(e + h | x) / S(e | x) from the baseline on the day grid."""
-        H0, last = self._H0, len(self._H0) - 1
-        return 1 - np.exp(-(H0[np.minimum(e + int(horizon), last)] - H0[np.minimum(e, last)]) * ph)
+        """1 − S(e + h | x) / S(e | x) from the baseline on the day grid (and its tail beyond)."""
+        return 1 - np.exp(-(self._baseline(e + int(horizon)) - self._baseline(e)) * ph)
 
     def predict_weibull_return(self, state: pd.DataFrame | None = None, horizon: int = 180) -> pd.Series:
         """The Weibull AFT alternative's P(return within `horizon` | elapsed), computed in closed form.
@@ -500,9 +578,10 @@ class ChurnModel:
         return pd.Series(1 - np.exp(-cum), index=state.index, name=f"p_return_{int(horizon)}d")
 
     def _restricted_mean(self, e: np.ndarray, ph: np.ndarray, chunk: int = 2_048) -> np.ndarray:
-        """Σ_{k<R} S(e + k | x) / S(e | x): rows of a sliding window over H0 (padded with its last value)."""
+        """Σ_{k<R} S(e + k | x) / S(e | x): rows of a sliding window over H0 (padded by its tail)."""
         R, H0, last = self.restricted_days, self._H0, len(self._H0) - 1
-        windows = np.lib.stride_tricks.sliding_window_view(np.concatenate([H0, np.full(R, H0[last])]), R)
+        windows = np.lib.stride_tricks.sliding_window_view(
+            np.concatenate([H0, self._baseline(np.arange(last + 1, last + 1 + R))]), R)
         start = np.minimum(e, last)
         out = np.empty(len(e))
         for lo in range(0, len(e), chunk):  # chunks of a few MB stay in cache; operations in place

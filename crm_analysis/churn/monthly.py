@@ -14,7 +14,7 @@ from __future__ import annotations
 import pandas as pd
 
 from crm_analysis.churn.cache import fitted_model
-from crm_analysis.churn.definition import churn_status
+from crm_analysis.churn.definition import calibration_note, churn_status
 from crm_analysis.churn.model import ChurnModel
 from crm_analysis.churn.recall import recall_candidates, recall_table
 from crm_analysis.churn.rules import load_churn_rules
@@ -27,7 +27,7 @@ CHURN_FIGURES = ("patients", "churned", "churn_rate", "recall_candidates")
 
 
 def churn_kpis(clinic, as_of, min_count: int = 5, *, model: ChurnModel | None = None,
-               recall: pd.DataFrame | None = None, rules=None) -> dict:
+               recall: pd.DataFrame | None = None, rules=None, backtest=None) -> dict:
     """The month's churn figures: patients, churned, churn rate and recall candidates (small counts hidden).
 
     Parameters
@@ -43,27 +43,37 @@ def churn_kpis(clinic, as_of, min_count: int = 5, *, model: ChurnModel | None = 
         :func:`~crm_analysis.churn.recall_table` from `model` (made here when omitted).
     rules : path, mapping or None
         Churn rules.
+    backtest : BacktestResult, optional
+        The churn back-test at the churn horizon (the month's ``churn_backtest``): the churn figures are given
+        only when it shows calibrated probabilities (:func:`~crm_analysis.churn.churn_status`).
 
     Returns
     -------
     dict
-        ``definition``, ``patients``, ``churned``, ``churn_rate``, ``recall_candidates``, ``recall_band``.
+        ``definition``, ``calibration`` (one line: the back-test's decile calibration errors, or "not
+        checked"), ``patients``, ``churned``, ``churn_rate``, ``recall_candidates``, ``recall_band``.
+
+    Raises
+    ------
+    InsufficientDataError
+        If the back-test shows the probabilities too poorly calibrated to threshold (the run skips the section).
     """
     as_of = pd.Timestamp(as_of).normalize()
     rules = load_churn_rules(rules)
     if model is None:
         model = fitted_model(clinic, as_of) if rules["model"] == load_churn_rules(None)["model"] \
             else ChurnModel(rules=rules).fit(clinic, as_of)
-    status = churn_status(model, rules=rules)
+    status = churn_status(model, rules=rules, backtest=backtest)
     table = recall if recall is not None else recall_table(clinic, as_of, model=model, rules=rules)
     n, churned = len(status), int(status["churned"].sum())
     shown_n, shown_c = shown_count(n, min_count), shown_count(churned, min_count)
     return {"definition": f"P(return within {rules['churn']['horizon_days']}d) < "
                           f"{rules['churn']['max_return_probability']}",
+            "calibration": calibration_note(status),
             "patients": shown_n, "churned": shown_c,
             "churn_rate": round(churned / n, 4) if shown_n and shown_c is not None and n else None,
             "recall_candidates": shown_count(int(table["candidate"].sum()), min_count),
-            "recall_band": [float(x) for x in rules["recall"]["band"]]}
+            "recall_band": [float(x) for x in rules["recall"]["band"]], "recall_select": rules["recall"]["select"]}
 
 
 def recall_outreach(clinic, as_of, *, candidates: pd.DataFrame | None = None) -> pd.DataFrame:

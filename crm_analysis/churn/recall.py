@@ -1,11 +1,20 @@
-"""Recall candidates: patients overdue against their own pattern who can still be won back.
+"""Recall candidates: the patients a message would most likely bring back.
 
 A patient is a **candidate** on ``as_of`` when
 
-1. their probability of returning within ``recall.horizon_days`` (given the
-   days already elapsed) lies in the recoverable band ``recall.band``
-   (default [0.2, 0.6)): below it they are most likely lost, above it they
-   will probably come back without a message;
+1. they are selected by ``recall.select``:
+
+   - ``uplift`` (default): the expected extra return a message buys within
+     ``recall.uplift.window_days`` (``uplift`` = (1 − P(return anyway)) ×
+     response, :mod:`crm_analysis.churn.uplift`) is at least
+     ``recall.uplift.min_uplift``, and they have been away no longer than
+     ``max_elapsed_days`` (and than the longest absence in the past contacts
+     the response was learned from). The response is learned from past
+     campaign holdouts; without them it is assumed, and ``reason`` says so;
+   - ``band`` (the older rule): their probability of returning within
+     ``recall.horizon_days`` lies in ``recall.band`` (default [0.2, 0.6)).
+     It puts first the patients who will come back anyway: kept to compare;
+
 2. they are overdue: days since the last visit ≥ ``recall.min_overdue_ratio``
    × their usual interval (their own median gap, or the model's for their
    profile when they have too few gaps); and
@@ -20,9 +29,10 @@ A patient is a **candidate** on ``as_of`` when
    - opted out on every channel (KakaoTalk, SMS and email);
    - ``record_status`` deceased or moved.
 
-Candidates are ranked by ``recall.rank_by`` (most overdue first, then the most
-recoverable) and each gets a plain-language ``reason``. The data is first cut
-to ``as_of`` (:meth:`ClinicData.snapshot`), so nothing later is used.
+With ``select: uplift`` candidates are ranked by uplift (``recall.rank_by``
+breaks ties); with ``band`` by ``recall.rank_by`` (most overdue first, then
+the most recoverable). Each gets a plain-language ``reason``. The data is
+first cut to ``as_of`` (:meth:`ClinicData.snapshot`), so nothing later is used.
 """
 
 from __future__ import annotations
@@ -33,10 +43,14 @@ import pandas as pd
 from crm_analysis.churn.model import ChurnModel
 from crm_analysis.consent import opted_out
 from crm_analysis.churn.rules import load_churn_rules
+from crm_analysis.churn.uplift import ContactResponse, expected_uplift, learn_contact_response
 from crm_analysis.contract import CHANNELS
 from crm_analysis.exceptions import CrmAnalysisError
 
-__all__ = ["recall_candidates", "recall_table", "recall_counts", "EXCLUSIONS", "CANDIDATE_COLUMNS"]
+__all__ = ["recall_candidates", "recall_table", "recall_counts", "EXCLUSIONS", "CANDIDATE_COLUMNS", "SELECTIONS"]
+
+#: Values of ``recall.select``.
+SELECTIONS: tuple[str, ...] = ("uplift", "band")
 
 #: Exclusion flags, in the order they are reported.
 EXCLUSIONS: tuple[str, ...] = ("future_appointment", "contacted_recently", "opted_out", "record_status")
@@ -44,7 +58,7 @@ EXCLUSIONS: tuple[str, ...] = ("future_appointment", "contacted_recently", "opte
 #: Columns of :func:`recall_candidates`.
 CANDIDATE_COLUMNS: tuple[str, ...] = (
     "rank", "patient_id", "segment", "last_visit_date", "elapsed_days", "usual_interval_days", "overdue_ratio",
-    "p_return", "expected_days", "reason", "reason_en",
+    "p_return", "expected_days", "reason", "reason_en", "p_without_contact", "uplift", "uplift_basis",
 )
 
 
@@ -58,7 +72,7 @@ def _at(clinic, as_of: pd.Timestamp):
 
 
 def recall_table(clinic, as_of, *, model: ChurnModel | None = None, segments: pd.Series | None = None,
-                 rules=None) -> pd.DataFrame:
+                 rules=None, response: ContactResponse | None = None) -> pd.DataFrame:
     """Every patient with their recall figures, band and exclusion flags.
 
     Parameters
@@ -71,18 +85,34 @@ def recall_table(clinic, as_of, *, model: ChurnModel | None = None, segments: pd
         Segment per ``patient_id``, carried into the result.
     rules : path, mapping or None
         Churn rules (the ``recall`` section).
+    response : ContactResponse, optional
+        The response to a message (:func:`~crm_analysis.churn.uplift.learn_contact_response`
+        at the same `as_of` and model); learned here when omitted.
 
     Returns
     -------
     DataFrame
         Indexed by ``patient_id``: ``segment``, ``last_visit_date``,
         ``elapsed_days``, ``usual_interval_days``, ``overdue_ratio``,
-        ``p_return``, ``expected_days``, ``in_band``, ``overdue``, one bool
+        ``p_return``, ``expected_days``, ``p_without_contact`` (P(return
+        within ``recall.uplift.window_days`` without a message)), ``uplift``
+        (the extra return a message is expected to buy), ``uplift_basis``
+        (``holdouts`` or ``assumed``), ``in_band``, ``worth_contacting``
+        (uplift ≥ ``min_uplift`` within ``max_elapsed_days``), ``selected``
+        (the one of the two ``recall.select`` names), ``overdue``, one bool
         column per :data:`EXCLUSIONS`, ``excluded`` and ``candidate``.
+
+    Raises
+    ------
+    CrmAnalysisError
+        If ``recall.select`` is unknown, the data ends before `as_of` or the
+        model was fitted at another date.
     """
     rules = load_churn_rules(rules)
     default_model = rules["model"] == load_churn_rules(None)["model"]
     rec = rules["recall"]
+    if rec["select"] not in SELECTIONS:
+        raise CrmAnalysisError(f"recall.select must be one of {', '.join(SELECTIONS)}, not {rec['select']!r}")
     as_of = pd.Timestamp(as_of).normalize()
     given = clinic
     clinic = _at(clinic, as_of)
@@ -112,13 +142,22 @@ def recall_table(clinic, as_of, *, model: ChurnModel | None = None, segments: pd
         "p_return": p,
         "expected_days": pred["expected_days"].to_numpy(),
     }, index=pd.Index(ids, name="patient_id"))
+    if response is None:
+        response = learn_contact_response(clinic, as_of, model, rules=rules)
+    gain = expected_uplift(model, response).reindex(pred.index)
+    out["p_without_contact"] = gain["p_without_contact"].to_numpy()
+    out["uplift"] = gain["uplift"].to_numpy()
+    out["uplift_basis"] = response.basis
     out["in_band"] = (p >= lo) & (p < hi)
+    out["worth_contacting"] = ((out["uplift"].to_numpy() >= float(rec["uplift"]["min_uplift"]))
+                               & (out["elapsed_days"].to_numpy() <= response.max_elapsed_days))
+    out["selected"] = out["worth_contacting" if rec["select"] == "uplift" else "in_band"]
     out["overdue"] = out["overdue_ratio"].to_numpy() >= float(rec["min_overdue_ratio"])
     flags = _exclusions(clinic, as_of, ids, rec)
     for name in EXCLUSIONS:
         out[name] = flags[name]
     out["excluded"] = out[list(EXCLUSIONS)].any(axis=1)
-    out["candidate"] = out["in_band"] & out["overdue"] & ~out["excluded"]
+    out["candidate"] = out["selected"] & out["overdue"] & ~out["excluded"]
     return out
 
 
@@ -170,16 +209,18 @@ def recall_candidates(clinic, as_of, *, model: ChurnModel | None = None, segment
     segments : Series, optional
         Segment per ``patient_id``.
     rules : path, mapping or None
-        Churn rules (``recall`` section: band, overdue ratio, exclusions, ranking, cap).
+        Churn rules (``recall`` section: selection, uplift, band, overdue ratio, exclusions, ranking, cap).
     table : DataFrame, optional
         :func:`recall_table` already made for the same clinic, `as_of`, model and rules (not rebuilt).
 
     Returns
     -------
     DataFrame
-        Columns :data:`CANDIDATE_COLUMNS`, best first (``rank`` 1, 2, ...).
-        ``reason`` (Korean) and ``reason_en`` say why each patient is on the
-        list. Contains patient ids: for the campaign team, not for reports.
+        Columns :data:`CANDIDATE_COLUMNS`, best first (``rank`` 1, 2, ...):
+        by ``uplift`` with ``recall.select: uplift``. ``reason`` (Korean) and
+        ``reason_en`` say why each patient is on the list, and when the
+        response to a message is assumed (no past holdouts). Contains patient
+        ids: for the campaign team, not for reports.
 
     Examples
     --------
@@ -190,7 +231,8 @@ def recall_candidates(clinic, as_of, *, model: ChurnModel | None = None, segment
     if table is None:
         table = recall_table(clinic, as_of, model=model, segments=segments, rules=rules)
     cand = table[table["candidate"]].reset_index()
-    keys = list(rec["rank_by"]) + ["patient_id"]
+    by_uplift = rec["select"] == "uplift"
+    keys = ["uplift"] * by_uplift + list(rec["rank_by"]) + ["patient_id"]
     cand = cand.sort_values(keys, ascending=[False] * (len(keys) - 1) + [True], kind="stable")
     if rec["max_candidates"] is not None:
         cand = cand.head(int(rec["max_candidates"]))
@@ -199,16 +241,30 @@ def recall_candidates(clinic, as_of, *, model: ChurnModel | None = None, segment
     usual = cand["usual_interval_days"].to_numpy()
     pct = np.round(cand["p_return"].to_numpy() * 100).astype(int)
     el = cand["elapsed_days"].to_numpy()
-    cand["reason"] = [f"마지막 방문 {e}일 전 (평소 간격 {u:.0f}일의 {r:.1f}배); {h}일 내 재방문 확률 {q}%"
-                      for e, u, r, q in zip(el, usual, ratio, pct)]
-    cand["reason_en"] = [f"last visit {e} days ago ({r:.1f}x the usual {u:.0f}-day interval); "
-                         f"P(return within {h}d) = {q}%" for e, u, r, q in zip(el, usual, ratio, pct)]
+    ko = [f"마지막 방문 {e}일 전 (평소 간격 {u:.0f}일의 {r:.1f}배)" for e, u, r in zip(el, usual, ratio)]
+    en = [f"last visit {e} days ago ({r:.1f}x the usual {u:.0f}-day interval)" for e, u, r in zip(el, usual, ratio)]
+    if by_uplift:
+        w = int(rec["uplift"]["window_days"])
+        gain = cand["uplift"].to_numpy() * 100
+        anyway = np.round(cand["p_without_contact"].to_numpy() * 100).astype(int)
+        assumed = cand["uplift_basis"].to_numpy() == "assumed"
+        rho = float(rec["uplift"]["assumed_response"])
+        cand["reason"] = [f"{k}; 안내 시 {w}일 내 재방문 +{g:.1f}%p 기대 (안내 없이 {q}%)"
+                          + (f" [과거 캠페인 대조군이 없어 반응률 평균 {rho:.0%} 가정]" if a else "")
+                          for k, g, q, a in zip(ko, gain, anyway, assumed)]
+        cand["reason_en"] = [f"{k}; a message is expected to add {g:.1f} points to P(return within {w}d) "
+                             f"(without it: {q}%)" + (f" [no past campaign holdouts: a {rho:.0%} average "
+                                                      "response is assumed]" if a else "")
+                             for k, g, q, a in zip(en, gain, anyway, assumed)]
+    else:
+        cand["reason"] = [f"{k}; {h}일 내 재방문 확률 {q}%" for k, q in zip(ko, pct)]
+        cand["reason_en"] = [f"{k}; P(return within {h}d) = {q}%" for k, q in zip(en, pct)]
     cand["rank"] = np.arange(1, len(cand) + 1)
     return cand[list(CANDIDATE_COLUMNS)].reset_index(drop=True)
 
 
 def recall_counts(table: pd.DataFrame, min_count: int = 5) -> pd.DataFrame:
-    """Counts by segment for reports: patients, in band, excluded (by reason), candidates.
+    """Counts by segment for reports: patients, selected, excluded (by reason), candidates.
 
     Parameters
     ----------
@@ -223,13 +279,16 @@ def recall_counts(table: pd.DataFrame, min_count: int = 5) -> pd.DataFrame:
     DataFrame
         ``segment``, ``patients``, ``in_band``, ``future_appointment``,
         ``contacted_recently``, ``opted_out``, ``record_status``,
-        ``candidates``, with a ``total`` row. Exclusion counts are among the
-        in-band overdue patients (a patient may have several reasons).
+        ``candidates``, with a ``total`` row. ``in_band`` counts the overdue
+        patients the selection rule picks (``selected``: with ``recall.select:
+        uplift``, those a message is expected to bring back; with ``band``, the
+        recoverable band); exclusion counts are among them (a patient may have
+        several reasons).
     """
     from crm_analysis.privacy import suppress_small_counts
 
     seg = table["segment"].astype("object").fillna("all")
-    target = table["in_band"] & table["overdue"]
+    target = table["selected"] & table["overdue"]
     frame = pd.DataFrame({"segment": seg.to_numpy(), "patients": 1, "in_band": target.to_numpy(dtype=np.int64),
                           **{n: (table[n] & target).to_numpy(dtype=np.int64) for n in EXCLUSIONS},
                           "candidates": table["candidate"].to_numpy(dtype=np.int64)})

@@ -60,6 +60,7 @@ def _prob(value: Any, name: str) -> None:
 def _check(r: dict) -> None:
     _days(r["churn"]["horizon_days"], "churn.horizon_days")
     _prob(r["churn"]["max_return_probability"], "churn.max_return_probability")
+    _prob(r["churn"]["max_calibration_error"], "churn.max_calibration_error")
     rec = r["recall"]
     _days(rec["horizon_days"], "recall.horizon_days")
     band = rec["band"]
@@ -87,3 +88,11 @@ def _check(r: dict) -> None:
         _days(m[key], f"model.{key}")
     if isinstance(m["penalizer"], bool) or not isinstance(m["penalizer"], (int, float)) or m["penalizer"] < 0:
         raise CrmAnalysisError(f"model.penalizer must be a number >= 0, not {m['penalizer']!r}")
+    if not isinstance(m["tail"], bool):
+        raise CrmAnalysisError(f"model.tail must be true or false, not {m['tail']!r}")
+    q = m["tail_start_quantile"]
+    if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q < 1:
+        raise CrmAnalysisError(f"model.tail_start_quantile must be a number between 0 and 1 (e.g. 0.9), not {q!r}")
+    n = m["tail_min_at_risk"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise CrmAnalysisError(f"model.tail_min_at_risk must be a whole number of gaps >= 1, not {n!r}")

@@ -16,7 +16,8 @@ from crm_analysis.i18n import LABELS, check_lang, label
 
 __all__ = ["churn_view"]
 
-_PERCENT_PREFIXES = ("p_return", "churn_rate", "mean_p_return", "calibration_mae", "observed", "predicted", "mean_predicted")
+_PERCENT_PREFIXES = ("p_return", "churn_rate", "mean_p_return", "calibration_mae", "calibration_max", "observed",
+                     "predicted", "mean_predicted")
 
 
 def _key(column: str) -> str | None:

@@ -117,8 +117,17 @@ register_section("vip", lambda m, k: vip_kpis(m.clinic, m.as_of, k, features=m.f
                  figures=VIP_FIGURES)
 register_section("campaigns", lambda m, k: campaign_kpis(m.clinic, m.as_of, k, config=m.rules.campaigns),
                  figures=CAMPAIGN_FIGURES)
+def _churn_backtest(m: Month):
+    """The month's churn back-test, or None when the data cannot support one (the figures then say "not
+    checked")."""
+    try:
+        return m.churn_backtest
+    except InsufficientDataError:
+        return None
+
+
 register_section("churn", lambda m, k: churn_kpis(m.clinic, m.as_of, k, model=m.churn, recall=m.recall,
-                                                  rules=m.rules.churn),
+                                                  rules=m.rules.churn, backtest=_churn_backtest(m)),
                  figures=CHURN_FIGURES)
 
 

@@ -297,10 +297,15 @@ class Month:
     @property
     def recall(self) -> pd.DataFrame:
         """:func:`~crm_analysis.churn.recall_table` from :attr:`churn` (every patient, with ``candidate``)."""
-        from crm_analysis.churn import recall_table
+        from crm_analysis.churn import learn_contact_response, recall_table
 
-        return self._get("recall", lambda: recall_table(self.clinic, self.as_of, model=self.churn,
-                                                        segments=self.segments(self.lang), rules=self.rules.churn))
+        def table() -> pd.DataFrame:  # the response to a message learned on the month's gaps, built once
+            response = learn_contact_response(self.clinic, self.as_of, self.churn, rules=self.rules.churn,
+                                              gaps=self.gaps)
+            return recall_table(self.clinic, self.as_of, model=self.churn, segments=self.segments(self.lang),
+                                rules=self.rules.churn, response=response)
+
+        return self._get("recall", table)
 
     def recall_candidates(self) -> pd.DataFrame:
         """The ranked recall list (:func:`~crm_analysis.churn.recall_candidates`) from :attr:`recall`."""
@@ -314,8 +319,9 @@ class Month:
         """:func:`~crm_analysis.churn.backtest`: the churn model refitted 180 days back and checked."""
         from crm_analysis.churn import backtest, load_churn_rules
 
-        return self._get("churn_backtest", lambda: backtest(self.clinic, None, 180,
-                                                            model={"rules": load_churn_rules(self.rules.churn)}))
+        rules = load_churn_rules(self.rules.churn)  # at the churn definition's horizon, so it checks that
+        return self._get("churn_backtest", lambda: backtest(self.clinic, None, int(rules["churn"]["horizon_days"]),
+                                                            model={"rules": rules}))
 
     @property
     def clv(self):
@@ -338,9 +344,10 @@ class Month:
         VIP and recall audiences."""
         from crm_analysis.campaigns import plan_campaigns
 
-        def candidate_frame(ids: pd.Series, reason) -> pd.DataFrame:  # an audience, best first
-            return pd.DataFrame({"patient_id": ids.astype(str).to_numpy(), "reason": pd.Series(reason).to_numpy()
-                                 if isinstance(reason, pd.Series) else reason})
+        def candidate_frame(ids: pd.Series, reason, detail=None) -> pd.DataFrame:  # an audience, best first
+            frame = pd.DataFrame({"patient_id": ids.astype(str).to_numpy(), "reason": pd.Series(reason).to_numpy()
+                                  if isinstance(reason, pd.Series) else reason})
+            return frame if detail is None else frame.assign(detail=pd.Series(detail).astype(object).to_numpy())
 
         def plan():
             audiences = {}
@@ -356,7 +363,9 @@ class Month:
             except _KEPT_ERRORS:
                 recall = None  # the planner falls back to its rule-based recall audience
             if recall is not None:
-                audiences["recall"] = candidate_frame(recall["patient_id"], "churn_recall_candidate")
+                # the recall list's own plain-language reason goes to the staff list
+                audiences["recall"] = candidate_frame(recall["patient_id"], "churn_recall_candidate",
+                                                      recall["reason"] if "reason" in recall else None)
             return plan_campaigns(self.clinic, self.as_of, config=self.rules.campaigns, lang=self.lang,
                                   candidates=audiences)
 

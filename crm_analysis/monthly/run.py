@@ -66,6 +66,7 @@ from crm_analysis.monthly.assembly import ReportAssembly
 from crm_analysis.monthly.kpis import CORE_SECTIONS, KPIS_FILE, SECTIONS, monthly_kpis
 from crm_analysis.monthly.month import (FIT_GROUPS, MODELS, Month, fit_and_save, fitting_into, inherited,
                                         lower_priority, model_workers)
+from crm_analysis.campaigns.staff_lists import STAFF_FILES
 from crm_analysis.monthly.outreach import outreach_lists
 from crm_analysis.monthly.notebooks import (NOTEBOOK_DIR, PROJECT_ROOT, WARM_UP, KernelLanes, execute_notebook,
                                             is_front_matter, notebook_parameters, notebook_paths, report_order)
@@ -562,7 +563,8 @@ def _outreach(ctx: RunContext, month: Month, staging: Path) -> tuple[list[str], 
     from crm_analysis.report.outreach import write_outreach_lists
 
     lists = outreach_lists(month, analyses=ctx.analyses, producers=ctx.producers)
-    return [p.name for p in write_outreach_lists(lists, staging, as_of=month.as_of)], dict(lists.skipped)
+    written = write_outreach_lists(lists, staging, as_of=month.as_of)
+    return [p.relative_to(staging).as_posix() for p in written], dict(lists.skipped)
 
 
 def _write_report(ctx: RunContext, steps: Progress, assembly: ReportAssembly, result: RunResult) -> None:
@@ -618,13 +620,16 @@ def plan_month(month: str, source: str | Path, *, mapping: str | Path | None = N
     paths = notebook_paths(notebook_dir)
     shown = redact_url(str(source))
     outreach_root = Path(outreach_dir) if outreach_dir else default_outreach_dir(out)
-    lists = ["recall", "campaign_outreach", "campaign_holdout", "campaign_suppression", *(producers or {})]
+    planned = (as_of + pd.Timedelta(days=1)).strftime("%Y-%m")
+    lists = [*(f"{stem}_{planned}" for stem, _, _ in STAFF_FILES.values()), f"수신동의확인안내_{planned}",
+             "system/campaign_holdout", "system/campaign_suppression", *(producers or {})]
     lines = [f"would run {month} (as_of {as_of:%Y-%m-%d}) into {Path(out) / month}:",
              f"  load + validate {shown}" + (f" with mapping {mapping}" if mapping else ""),
              "  models (fitted once): " + ", ".join(MODELS),
              "  kpis -> kpis.json"]
     lines += [f"  {p.name}" for p in paths] or ["  (no notebooks found)"]
-    lines.append(f"  outreach -> {outreach_root / month}/ (owner-only): " + ", ".join(f"{n}.csv/.xlsx" for n in lists))
+    lines.append(f"  outreach -> {outreach_root / month}/ (owner-only): " + ", ".join(f"{n}.csv/.xlsx" for n in lists)
+                 + ", 안내.txt")
     lines += ["  report_html -> report.html (KPI page first: " + ", ".join(p.stem for p in report_order(paths)) + ")"]
     if pdf:
         lines.append("  report_pdf -> report.pdf (A4)")

@@ -437,6 +437,8 @@ def _evaluate(clinic: ClinicData, as_of: pd.Timestamp, rules, revenue: float | N
     if r["rollouts"]:
         try:
             its = interrupted_time_series(table, r, conf_level)
+            if its.plausibility_check:  # the monthly-rate model: its intervals are too narrow to be read as CIs
+                notes.append("rem_note_its_plausibility")
         except CrmAnalysisError:
             notes.append("rem_note_its_short")
     else:

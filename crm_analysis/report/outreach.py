@@ -26,9 +26,7 @@ Files are deterministic: the same month run twice gives byte-identical lists
 
 from __future__ import annotations
 
-import io
 import re
-import zipfile
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -40,11 +38,15 @@ from crm_analysis.exceptions import InsufficientDataError
 
 
 class OutreachLists(dict):
-    """Name -> list (DataFrame), plus :attr:`skipped`: name -> the reason a list could not be made."""
+    """Name -> list (DataFrame), plus :attr:`skipped` (name -> the reason a list could not be made),
+    :attr:`wrap` (name -> columns whose text wraps in the XLSX) and :attr:`notes` (file name -> text, such as
+    the folder's ``안내.txt``). A name may start with ``system/``: the list goes to that subfolder."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.skipped: dict[str, str] = {}
+        self.wrap: dict[str, tuple[str, ...]] = {}
+        self.notes: dict[str, str] = {}
 
 __all__ = ["PRODUCERS", "OutreachLists", "register_producer", "produce_outreach", "write_outreach_lists"]
 
@@ -134,11 +136,15 @@ def write_outreach_lists(lists: Mapping[str, pd.DataFrame], folder: str | Path, 
     """Write each list as CSV (UTF-8 with BOM) and XLSX, owner-only (0600), into `folder` (made 0700).
 
     Text cells that would start a spreadsheet formula are escaped with a leading ``'``
-    (:func:`crm_analysis.cells.neutralise_formulas`); the lists given are not modified.
+    (:func:`crm_analysis.cells.neutralise_formulas`); the lists given are not modified. The XLSX has a
+    bold, frozen header with a filter, fitted column widths and real date-times
+    (:func:`crm_analysis.io.spreadsheets.write_spreadsheets`). An :class:`OutreachLists` also brings the
+    columns to wrap and its notes (text files such as ``안내.txt``).
 
     Parameters
     ----------
     lists : mapping of str to DataFrame
+        Name -> list; a name ``system/<name>`` goes to the ``system`` subfolder (also 0700).
     folder : str or Path
         Usually the run's private staging folder, published as ``outreach/YYYY-MM``.
     as_of : str or Timestamp
@@ -148,42 +154,8 @@ def write_outreach_lists(lists: Mapping[str, pd.DataFrame], folder: str | Path, 
     -------
     list of Path
     """
-    folder = Path(folder)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    folder.chmod(0o700)
-    stamp = pd.Timestamp(as_of).normalize()
-    written = []
-    for name, frame in lists.items():
-        frame = neutralise_formulas(frame)
-        csv = folder / f"{name}.csv"
-        csv.touch(mode=0o600)
-        csv.write_bytes(frame.to_csv(index=False, lineterminator="\n").encode("utf-8-sig"))
-        xlsx = folder / f"{name}.xlsx"
-        xlsx.touch(mode=0o600)
-        xlsx.write_bytes(_xlsx_bytes(frame, name, stamp))
-        for path in (csv, xlsx):
-            path.chmod(0o600)
-        written += [csv, xlsx]
-    return written
+    from crm_analysis.io.spreadsheets import write_spreadsheets
 
-
-def _xlsx_bytes(frame: pd.DataFrame, sheet: str, stamp: pd.Timestamp) -> bytes:
-    """The frame as XLSX bytes that depend only on its content and `stamp`."""
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        frame.to_excel(writer, sheet_name=sheet[:31], index=False)
-    fixed = f"{stamp:%Y-%m-%dT00:00:00Z}"
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source, \
-            zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            data = source.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                text = data.decode("utf-8")
-                text = re.sub(r"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)", rf"\g<1>{fixed}\g<3>", text)
-                data = text.encode("utf-8")
-            entry = zipfile.ZipInfo(info.filename, date_time=(stamp.year, stamp.month, stamp.day, 0, 0, 0))
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            entry.external_attr = 0o600 << 16
-            target.writestr(entry, data)
-    return out.getvalue()
+    safe = {name: neutralise_formulas(frame) for name, frame in lists.items()}
+    return write_spreadsheets(safe, folder, stamp=pd.Timestamp(as_of).normalize(), wrap=getattr(lists, "wrap", {}),
+                              notes=getattr(lists, "notes", {}))

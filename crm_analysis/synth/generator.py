@@ -39,7 +39,7 @@ DEFAULT_START = "2023-11-01"
 DEFAULT_END = "2026-10-31"
 
 _STREAMS = ("population", "gaps", "campaigns", "family", "children", "children_gaps", "filler", "filler_gaps",
-            "visit_details", "appointments", "reminders", "contacts", "referrals", "status", "vaccinations")
+            "visit_details", "appointments", "reminders", "contacts", "referrals", "status", "vaccinations", "language")
 
 
 def _rng(seed: int, stream: str) -> np.random.Generator:
@@ -183,7 +183,8 @@ def generate_clinic(n_patients: int = 20_000, seed: int = 42, start: str = DEFAU
     # build the tables one by one, freeing the internal arrays each one consumed
     tb = TableBuilder(cal, pat)
     ev = campaign_events(par, cal)
-    tables = {"patients": tb.patients(pat, referred_by, status)}
+    english = _rng(seed, "language").random(len(pat)) < par.population.english_share
+    tables = {"patients": tb.patients(pat, referred_by, status, english)}
     tables["visits"] = tb.visits(path, det)
     del path, det
     tables["appointments"] = tb.appointments(app)

@@ -42,6 +42,8 @@ class PopulationParams:
     """Who the patients are and when they first come."""
 
     female_share: float = 0.56
+    #: Share of patients whose messages go in English (``patients.language`` en; the rest Korean, recorded as missing).
+    english_share: float = 0.01
     #: Share of new patients by age band at the first visit.
     age_band_shares: dict = _d({"0-19": 0.16, "20-39": 0.30, "40-59": 0.31, "60+": 0.23})
     oldest_age: int = 92

@@ -91,8 +91,10 @@ class TableBuilder:
         self.a_rank = None
         self.aids = None
 
-    def patients(self, pat: Patients, referred_by: np.ndarray, status: np.ndarray) -> pd.DataFrame:
-        """The ``patients`` table."""
+    def patients(self, pat: Patients, referred_by: np.ndarray, status: np.ndarray,
+                 english: np.ndarray | None = None) -> pd.DataFrame:
+        """The ``patients`` table (`english`: patients whose messages go in English; the others' language is
+        missing, i.e. the clinic's default)."""
         o, dt = self.p_order, self.cal.to_datetime64
         cols = {
             "patient_id": _str(self.pids),
@@ -106,6 +108,8 @@ class TableBuilder:
             "referral_source": _cat(pat.referral[o], REFERRAL_SOURCES),
             "referred_by": _take(self.pid_of, referred_by[o]),
             "guardian_id": _take(self.pid_of, pat.mother[o]),
+            "language": _cat(np.where(english[o], 1, -1) if english is not None else np.full(len(o), -1),
+                             ("ko", "en")),
             "record_status": _cat(status[o], RECORD_STATUSES),
         }
         for j, ch in enumerate(CHANNELS):

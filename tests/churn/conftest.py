@@ -26,3 +26,11 @@ def churn_model(churn_clinic, churn_gaps):
     from crm_analysis.churn import ChurnModel
 
     return ChurnModel(weibull_max_gaps=4_000).fit(churn_clinic, DEMO_END, gaps=churn_gaps)
+
+
+@pytest.fixture(scope="session")
+def churn_backtest(churn_clinic):
+    """The churn back-test of the small demo: fitted at 2026-04-30, followed for 180 days (to 2026-10-27)."""
+    from crm_analysis.churn import backtest
+
+    return backtest(churn_clinic, "2026-04-30", 180, model={"weibull_max_gaps": 4_000})

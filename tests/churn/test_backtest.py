@@ -14,8 +14,9 @@ HORIZON = 180
 
 
 @pytest.fixture(scope="module")
-def result(churn_clinic):
-    return backtest(churn_clinic, CUTOFF, HORIZON, model={"weibull_max_gaps": 4_000})
+def result(churn_backtest):
+    assert churn_backtest.cutoff == pd.Timestamp(CUTOFF) and churn_backtest.horizon == HORIZON
+    return churn_backtest
 
 
 def test_model_c_index_beats_days_since_last_visit(result):
@@ -39,6 +40,23 @@ def test_calibration_and_brier(result):
     assert table.loc["cox", "brier"] < table.loc["rule_180d", "brier"]
     assert table.loc["cox", "calibration_mae"] < 0.05
     assert abs(table.loc["cox", "mean_predicted"] - result.observed_rate) < 0.05
+
+
+def test_table_reports_calibration_beside_the_c_index(result):
+    table = result.table
+    assert list(table.columns[:4]) == ["model", "c_index", "calibration_mae", "calibration_max"]
+    for name, deciles in result.calibration.items():
+        gap = (deciles["predicted"] - deciles["observed"]).abs()
+        row = table.set_index("model").loc[name]
+        np.testing.assert_allclose(row["calibration_max"], gap.max())
+        np.testing.assert_allclose(row["calibration_mae"], np.average(gap, weights=deciles["n"]))
+        assert (deciles["observed_se"] > 0).all()
+    assert result.calibration_error("cox") == {"calibration_mae": table.loc[0, "calibration_mae"],
+                                               "calibration_max": table.loc[0, "calibration_max"]}
+    # the Weibull AFT alternative has no cure fraction: it ranks fairly but its probabilities are far too high
+    print(f"\ncalibration (mean / worst decile): cox {result.calibration_error('cox')}, "
+          f"weibull_aft {result.calibration_error('weibull_aft')}")
+    assert result.calibration_error("weibull_aft")["calibration_max"] > 0.3 > result.calibration_error()["calibration_max"]
 
 
 def test_fitted_on_the_cut_off_only(result):

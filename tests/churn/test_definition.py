@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from crm_analysis.churn import churn_by_segment, churn_status
 
@@ -31,3 +32,38 @@ def test_per_segment_table_adds_up_and_hides_small_counts(churn_model):
     ok = table.drop(index=["total"]).dropna(subset=["churned"])
     np.testing.assert_allclose(ok["churn_rate"].astype(float), (ok["churned"] / ok["patients"]).astype(float))
     assert table["definition"].iloc[0] == "P(return within 180d) < 0.2"
+
+
+def test_a_calibrated_backtest_is_stated_with_the_churn_flag(churn_model, churn_backtest):
+    status = churn_status(churn_model, backtest=churn_backtest)
+    plain = churn_status(churn_model)
+    pd.testing.assert_frame_equal(status, plain)  # the flag itself is unchanged ...
+    cal = status.attrs["calibration"]  # ... and the back-test's calibration goes with it
+    assert cal["checked"] and cal["cutoff"] == "2026-04-30" and cal["max_allowed"] == 0.05
+    assert cal["calibration_mae"] == churn_backtest.calibration_error()["calibration_mae"] < 0.05
+    assert not plain.attrs["calibration"]["checked"]
+    table = churn_by_segment(status, pd.Series("all", index=status.index))
+    assert table["calibration"].iloc[0].startswith("back-test from 2026-04-30: mean decile error 0.0")
+    assert churn_by_segment(plain, pd.Series("all", index=plain.index))["calibration"].iloc[0].startswith("not checked")
+    print(f"\n{table['calibration'].iloc[0]}")
+
+
+def test_poorly_calibrated_probabilities_label_nobody_churned(churn_model, churn_backtest):
+    from crm_analysis.exceptions import InsufficientDataError
+
+    mae = churn_backtest.calibration_error()["calibration_mae"]
+    with pytest.raises(InsufficientDataError, match="nobody is labelled churned") as err:
+        churn_status(churn_model, rules={"churn": {"max_calibration_error": mae / 2}}, backtest=churn_backtest)
+    assert err.value.analysis == "churn" and "이탈 환자를 표시하지 않습니다" in err.value.reason_ko
+    # just inside the limit: given
+    churn_status(churn_model, rules={"churn": {"max_calibration_error": mae * 1.01}}, backtest=churn_backtest)
+
+
+def test_backtest_must_match_the_horizon_and_end_by_as_of(churn_model, churn_backtest):
+    from crm_analysis.exceptions import CrmAnalysisError
+
+    with pytest.raises(CrmAnalysisError, match="churn is defined at 90 days"):
+        churn_status(churn_model, rules={"churn": {"horizon_days": 90}}, backtest=churn_backtest)
+    # the back-test's own model (fitted at the cut-off) cannot be judged by outcomes after its as_of
+    with pytest.raises(CrmAnalysisError, match="after the model's as_of 2026-04-30"):
+        churn_status(churn_backtest.model, backtest=churn_backtest)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from crm_analysis.churn import recall_candidates
+import pytest
+
+from crm_analysis.churn import recall_candidates, recall_table
 from crm_analysis.churn.monthly import churn_kpis, recall_outreach
 from tests.conftest import DEMO_END
 
@@ -49,3 +51,15 @@ def test_shared_model_is_fitted_once_per_clinic_and_day(churn_clinic, churn_mode
     assert cache.fitted_model(other, "2026-06-30") is not churn_model and len(fits) == 1
     assert cache.fitted_model(other, "2026-06-30") is cache.fitted_model(other, "2026-06-30") and len(fits) == 1
     assert len(cache._ENTRIES) == cache.MAX_ENTRIES
+
+
+def test_kpis_state_the_backtest_calibration(churn_clinic, churn_model, churn_backtest):
+    from crm_analysis.exceptions import InsufficientDataError
+
+    table = recall_table(churn_clinic, DEMO_END, model=churn_model)
+    kpis = churn_kpis(churn_clinic, DEMO_END, model=churn_model, recall=table, backtest=churn_backtest)
+    assert kpis["calibration"].startswith("back-test from 2026-04-30")
+    assert churn_kpis(churn_clinic, DEMO_END, model=churn_model, recall=table)["calibration"].startswith("not checked")
+    with pytest.raises(InsufficientDataError, match="calibration"):
+        churn_kpis(churn_clinic, DEMO_END, model=churn_model, recall=table, backtest=churn_backtest,
+                   rules={"churn": {"max_calibration_error": 0.0}})

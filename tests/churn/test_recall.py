@@ -14,8 +14,10 @@ from crm_analysis.clinic import ClinicData
 from crm_analysis.exceptions import CrmAnalysisError
 from tests.conftest import DEMO_END
 
-#: Everyone in the band and overdue: only the exclusions keep a patient off the list.
-WIDE = {"recall": {"band": [0.0, 1.0], "min_overdue_ratio": 0}}
+#: Everyone selected (band rule, the band is everything) and overdue: only the exclusions keep a patient off the list.
+WIDE = {"recall": {"select": "band", "band": [0.0, 1.0], "min_overdue_ratio": 0}}
+#: The older rule: the recoverable band, ranked by overdue ratio then return probability.
+BAND = {"recall": {"select": "band"}}
 
 
 def _future_bookers(clinic: ClinicData, as_of: pd.Timestamp) -> set[str]:
@@ -49,7 +51,9 @@ def test_no_one_with_a_future_appointment_is_ever_a_candidate(seed, n, days_befo
 
 def test_exclusions_by_hand(churn_clinic, churn_model):
     as_of = pd.Timestamp("2026-10-31")
-    pid = churn_model.current_.sort_values("elapsed_days").index.astype(str)[-40:]  # long-absent patients
+    cur = churn_model.current_
+    away = cur[cur["elapsed_days"].between(200, 700)]  # long-absent, within the uplift's max_elapsed_days
+    pid = away.sort_values("elapsed_days").index.astype(str)[-40:]
     pats = churn_clinic.patients.copy()
     row = pats["patient_id"].astype(str).isin(pid[:2])
     for ch in ("kakao", "sms", "email"):
@@ -72,10 +76,14 @@ def test_exclusions_by_hand(churn_clinic, churn_model):
     assert not table.loc[pid[5], "future_appointment"]  # its only new appointment was cancelled
     cands = set(recall_candidates(clinic, as_of, model=churn_model, rules=WIDE)["patient_id"])
     assert not cands & set(pid[:5])
+    # the same exclusions hold under the uplift selection (the default)
+    by_uplift = recall_table(clinic, as_of, model=churn_model)
+    assert by_uplift.loc[pid[:5], "worth_contacting"].all(), "long-absent patients are worth a message"
+    assert not by_uplift.loc[pid[:5], "candidate"].any()
 
 
 def test_band_overdue_ranking_and_reasons(churn_clinic, churn_model):
-    cands = recall_candidates(churn_clinic, "2026-10-31", model=churn_model)
+    cands = recall_candidates(churn_clinic, "2026-10-31", model=churn_model, rules=BAND)
     assert list(cands.columns) == list(CANDIDATE_COLUMNS) and len(cands) > 0
     print(f"\n{len(cands)} recall candidates of {churn_model.n_patients_} patients")
     assert cands["p_return"].between(0.2, 0.6, inclusive="left").all()
@@ -85,8 +93,28 @@ def test_band_overdue_ranking_and_reasons(churn_clinic, churn_model):
     first = cands.iloc[0]
     assert f"{first['elapsed_days']}일 전" in first["reason"] and "P(return within 180d)" in first["reason_en"]
     capped = recall_candidates(churn_clinic, "2026-10-31", model=churn_model,
-                               rules={"recall": {"max_candidates": 5}})
+                               rules={"recall": {"select": "band", "max_candidates": 5}})
     pd.testing.assert_frame_equal(capped, cands.head(5))
+
+
+def test_uplift_ranking_and_reasons(churn_clinic, churn_model):
+    cands = recall_candidates(churn_clinic, "2026-10-31", model=churn_model)
+    assert list(cands.columns) == list(CANDIDATE_COLUMNS) and len(cands) > 0
+    print(f"\n{len(cands)} recall candidates by uplift; top uplift {cands['uplift'].iloc[0]:.3f}, "
+          f"last {cands['uplift'].iloc[-1]:.3f}")
+    assert (np.diff(cands["uplift"].to_numpy()) <= 0).all()
+    assert (cands["uplift"] >= 0.02).all() and (cands["overdue_ratio"] >= 1.5).all()
+    assert (cands["uplift_basis"] == "holdouts").all()  # the demo clinic has past recall campaigns
+    first = cands.iloc[0]
+    assert f"{first['elapsed_days']}일 전" in first["reason"] and "%p" in first["reason"]
+    assert "P(return within 30d)" in first["reason_en"] and "assumed" not in first["reason_en"]
+    # the uplift is what a message adds to the return probability: never above what is left to gain
+    assert (cands["uplift"] <= 1 - cands["p_without_contact"]).all()
+
+
+def test_unknown_selection_is_refused(churn_clinic, churn_model):
+    with pytest.raises(CrmAnalysisError, match="recall.select must be one of uplift, band"):
+        recall_table(churn_clinic, "2026-10-31", model=churn_model, rules={"recall": {"select": "probability"}})
 
 
 def test_counts_by_segment_add_up(churn_clinic, churn_model):

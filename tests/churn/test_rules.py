@@ -26,6 +26,10 @@ def test_defaults_and_overrides(tmp_path):
     ({"churn": {"max_return_probability": 2}}, "churn.max_return_probability must be a probability"),
     ({"recall": {"rank_by": ["age"]}}, "recall.rank_by must list some of"),
     ({"model": {"covariates": "all"}}, "model.covariates must be 'prediction' or 'truth'"),
+    ({"churn": {"max_calibration_error": -0.1}}, "churn.max_calibration_error must be a probability"),
+    ({"model": {"tail": "yes"}}, "model.tail must be true or false"),
+    ({"model": {"tail_start_quantile": 1}}, "model.tail_start_quantile must be a number between 0 and 1"),
+    ({"model": {"tail_min_at_risk": 0}}, "model.tail_min_at_risk must be a whole number of gaps >= 1"),
 ])
 def test_bad_rules_name_the_key(override, message):
     with pytest.raises(CrmAnalysisError, match=message):

@@ -180,7 +180,8 @@ def test_same_month_twice_gives_identical_files(tmp_path, notebooks, demo_dir):
     first = run_month("2026-10", demo_dir, **kwargs)
     kpis, lists = (out / "2026-10" / "kpis.json").read_bytes(), _tree(outreach / "2026-10")
     manifest = json.loads((out / "2026-10" / "manifest.json").read_text())
-    assert sorted(lists) == ["recall.csv", "recall.xlsx"] and len(first.outreach_files) == 2
+    assert sorted(lists) == ["recall.csv", "recall.xlsx", "안내.txt"] and len(first.outreach_files) == 3
+    assert "■ recall.xlsx" in lists["안내.txt"].decode("utf-8-sig")  # the folder explains itself
     assert lists["recall.csv"].startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM for Korean Excel
     expected = _recall(load_clinic(demo_dir).snapshot("2026-10-31"), month_end("2026-10"))
     assert len(pd.read_excel(outreach / "2026-10" / "recall.xlsx")) == len(expected) > 0

@@ -191,7 +191,7 @@ def test_no_list_cell_is_a_formula(hostile_run):
     import openpyxl
 
     result, _ = hostile_run
-    lists = sorted(result.outreach_dir.iterdir())
+    lists = sorted(p for p in result.outreach_dir.rglob("*") if p.suffix in (".csv", ".xlsx"))  # system/ too
     assert {p.suffix for p in lists} == {".csv", ".xlsx"}
     escaped, formulas, triggered = 0, [], []
     for path in lists:
@@ -218,7 +218,10 @@ def test_no_list_cell_is_a_formula(hostile_run):
 def test_escaped_names_stay_readable(hostile_run):
     """A name escaped in the list is the patient's name with one ``'`` in front, nothing else changed."""
     result, tables = hostile_run
-    recall = pd.read_csv(result.outreach_dir / "recall.csv", dtype=str, keep_default_na=False)
     given = set(tables["patients"]["name"].dropna().str.strip())
-    for name in recall["name"]:
+    names = []
+    for path in result.outreach_dir.glob("*.csv"):  # every staff list
+        names += pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")["이름"].tolist()
+    assert names
+    for name in names:
         assert (name[1:] if name[:1] == "'" and name[1:2] in "=+-@" else name) in given, name

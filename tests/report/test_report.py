@@ -127,13 +127,17 @@ def test_outreach_lists_are_private_and_reproducible(monthly_run, demo_dir, tmp_
     from crm_analysis.report.outreach import write_outreach_lists
 
     folder = monthly_run.outreach_dir
-    names = sorted(p.name for p in folder.iterdir())
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     print(f"outreach lists: {names}")
-    expected = ["recall", "campaign_outreach", "campaign_holdout", "campaign_suppression"]
-    assert names == sorted(f"{n}.{ext}" for n in expected for ext in ("csv", "xlsx"))
-    for path in folder.iterdir():
-        assert oct(path.stat().st_mode & 0o777) == "0o600", path.name
+    staff = [f"{stem}_2026-11" for stem in ("VIP행사초대", "생일축하", "재내원안내", "임신주수안내", "예방접종안내", "예약알림",
+                                            "수신동의확인안내")]
+    system = ["system/campaign_holdout", "system/campaign_suppression"]
+    assert names == sorted([*(f"{n}.{ext}" for n in staff + system for ext in ("csv", "xlsx")), "안내.txt",
+                            "system/안내.txt"])
+    for path in folder.rglob("*"):
+        assert oct(path.stat().st_mode & 0o777) == ("0o700" if path.is_dir() else "0o600"), path.name
     month = Month.open(demo_dir, monthly_run.kpis["as_of"])  # nothing saved: every model fitted here
     again = write_outreach_lists(outreach_lists(month), tmp_path / "again", as_of=month.as_of)
     for path in again:
-        assert path.read_bytes() == (folder / path.name).read_bytes(), f"{path.name} differs between two computations"
+        name = path.relative_to(tmp_path / "again")
+        assert path.read_bytes() == (folder / name).read_bytes(), f"{name} differs between two computations"
