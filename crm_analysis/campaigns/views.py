@@ -15,7 +15,7 @@ from crm_analysis.campaigns.planner import CampaignPlan
 from crm_analysis.i18n import check_lang, label
 from crm_analysis.privacy import suppress_small_counts
 
-__all__ = ["list_sizes", "not_sent_counts", "suppression_counts", "recent_lifts", "lift_table"]
+__all__ = ["list_sizes", "message_costs", "not_sent_counts", "suppression_counts", "recent_lifts", "lift_table"]
 
 _GROUPED = r"^(gestational_week|vaccination)_.*$"
 
@@ -37,6 +37,28 @@ def list_sizes(plan: CampaignPlan, lang: str = "ko") -> pd.DataFrame:
     t["kind"] = t["kind"].map(lambda k: label(f"camp_{k}", lang))
     t = t.rename(columns={"campaign_id": "camp_campaign", "kind": "camp_kind", "reason": "camp_reason"})
     return suppress_small_counts(t, ["camp_messages", "camp_recipients"], additive="columns")
+
+
+def message_costs(plan: CampaignPlan, lang: str = "ko") -> pd.DataFrame:
+    """Messages planned and their cost (KRW) per campaign and message type (SMS, LMS, 알림톡, 친구톡, email),
+    priced as each message really goes (:mod:`crm_analysis.campaigns.message_types`); a cost is hidden with
+    its count. The consent reconfirmation notices are a line of their own."""
+    from crm_analysis.campaigns.message_types import MESSAGE_TYPES
+
+    lang = check_lang(lang)
+    notices = plan.reconfirmation
+    rows = [plan.sends[["campaign_id", "message_type", "cost_krw"]]]
+    if notices is not None and "message_type" in notices and len(notices):
+        rows.append(notices[["message_type", "cost_krw"]].assign(campaign_id=label("camp_reconfirmation", lang)))
+    s = pd.concat(rows, ignore_index=True)
+    s["cost_krw"] = pd.to_numeric(s["cost_krw"]).astype(float)  # an empty plan's column has no dtype
+    t = s.groupby(["campaign_id", "message_type"], observed=True).agg(
+        camp_messages=("cost_krw", "size"), camp_cost=("cost_krw", "sum")).reset_index()
+    t["camp_messages"] = t["camp_messages"].astype("int64")
+    t["message_type"] = t["message_type"].map(lambda c: MESSAGE_TYPES.get(c, (c, c))[lang == "en"])
+    t["camp_cost"] = t["camp_cost"].round(0)
+    t = t.rename(columns={"campaign_id": "camp_campaign", "message_type": "camp_message_type"})
+    return suppress_small_counts(t, ["camp_messages"], linked={"camp_cost": "camp_messages"}, additive="columns")
 
 
 def not_sent_counts(plan: CampaignPlan, lang: str = "ko") -> pd.DataFrame:

@@ -67,13 +67,13 @@ def _files(root: Path, cid: str) -> dict[str, bytes]:
     out = {}
     for kind in ("r", "o"):
         folder = root / kind / cid / MONTH
-        for path in sorted(folder.iterdir()):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):  # the outreach folder has system/
             data = path.read_bytes()
             if path.name == "manifest.json":
                 manifest = json.loads(data)
                 manifest.pop("timings_seconds")
                 data = json.dumps(manifest, sort_keys=True).encode()
-            out[f"{kind}/{path.name}"] = data
+            out[f"{kind}/{path.relative_to(folder).as_posix()}"] = data
     return out
 
 
