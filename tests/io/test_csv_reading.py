@@ -37,7 +37,7 @@ def delimited_files(draw) -> tuple[str, str]:
     return newline.join(sep.join(row) for row in [header, *rows]) + end, sep
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(delimited_files())
 def test_arrow_reads_what_pandas_reads(file):
     """Whenever the fast reader answers, pandas reads the same table (and does not refuse the file)."""
