@@ -97,10 +97,17 @@ def outreach_notes(plan: CampaignPlan, clinic, config: str | Mapping | CampaignC
                    ) -> dict[str, str]:
     """The read-mes of the outreach folder: ``안내.txt`` (each staff list, its rows, what to do and by when)
     and ``system/안내.txt``."""
+    from crm_analysis.campaigns.definitions import load_campaigns
+    from crm_analysis.campaigns.staff_lists import STAFF_FILES
+
     lists = staff_lists(plan, clinic.tables["patients"], config)
     month = f"{plan.as_of:%Y-%m}"
+    # a campaign the plan skipped is named by its list, as staff know it
+    stems = {c.id: STAFF_FILES.get(c.audience, (c.id,))[0] for c in load_campaigns(config).campaigns}
+    missing = {f"{stems.get(cid, cid)}_{plan.start:%Y-%m}": reason for cid, reason in plan.skipped.items()}
     return {GUIDE_NAME: folder_guide(lists, month, system_folder=SYSTEM_FOLDER, others=dict(others or {}),
-                                     skipped={**plan.skipped, **dict(skipped or {})}),
+                                     skipped={**missing, **{k: v for k, v in dict(skipped or {}).items()
+                                                            if k not in plan.skipped}}),
             f"{SYSTEM_FOLDER}/{GUIDE_NAME}": system_guide()}
 
 
