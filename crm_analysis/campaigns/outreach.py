@@ -27,9 +27,10 @@ from typing import Mapping
 
 import pandas as pd
 
-from crm_analysis.campaigns.definitions import CampaignConfig
+from crm_analysis.campaigns.definitions import CampaignConfig, load_campaigns
 from crm_analysis.campaigns.planner import CampaignPlan, plan_campaigns
-from crm_analysis.campaigns.staff_lists import WRAPPED_COLUMNS, folder_guide, staff_lists, system_guide
+from crm_analysis.campaigns.staff_lists import (STAFF_FILES, WRAPPED_COLUMNS, StaffList, folder_guide, staff_lists,
+                                                system_guide)
 from crm_analysis.cells import neutralise_formulas
 
 __all__ = ["SYSTEM_FOLDER", "GUIDE_NAME", "build_outreach", "outreach_tables", "outreach_notes", "write_outreach"]
@@ -66,8 +67,8 @@ def build_outreach(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
     return outreach_tables(plan, clinic, config)
 
 
-def outreach_tables(plan: CampaignPlan, clinic, config: str | Mapping | CampaignConfig | None = None
-                    ) -> dict[str, pd.DataFrame]:
+def outreach_tables(plan: CampaignPlan, clinic, config: str | Mapping | CampaignConfig | None = None, *,
+                    staff: list[StaffList] | None = None) -> dict[str, pd.DataFrame]:
     """A plan's staff lists (by their Korean names) and its ``system/`` files.
 
     Parameters
@@ -78,12 +79,15 @@ def outreach_tables(plan: CampaignPlan, clinic, config: str | Mapping | Campaign
         The clinic the plan was made on (names come from its patients table).
     config : optional
         The campaign definitions the plan was made with.
+    staff : list of StaffList, optional
+        The plan's :func:`~crm_analysis.campaigns.staff_lists.staff_lists`, when already made.
 
     Returns
     -------
     dict of str to DataFrame
     """
-    tables = {item.name: item.frame for item in staff_lists(plan, clinic.tables["patients"], config)}
+    staff = staff_lists(plan, clinic.tables["patients"], config) if staff is None else staff
+    tables = {item.name: item.frame for item in staff}
     # to_datetime: an empty plan's columns carry no datetime dtype
     tables[f"{SYSTEM_FOLDER}/campaign_holdout"] = plan.holdout.assign(
         planned_send_at=pd.to_datetime(plan.holdout["planned_send_at"])).reset_index(drop=True)
@@ -93,14 +97,11 @@ def outreach_tables(plan: CampaignPlan, clinic, config: str | Mapping | Campaign
 
 
 def outreach_notes(plan: CampaignPlan, clinic, config: str | Mapping | CampaignConfig | None = None, *,
-                   others: Mapping[str, int] | None = None, skipped: Mapping[str, str] | None = None
-                   ) -> dict[str, str]:
+                   others: Mapping[str, int] | None = None, skipped: Mapping[str, str] | None = None,
+                   staff: list[StaffList] | None = None) -> dict[str, str]:
     """The read-mes of the outreach folder: ``안내.txt`` (each staff list, its rows, what to do and by when)
-    and ``system/안내.txt``."""
-    from crm_analysis.campaigns.definitions import load_campaigns
-    from crm_analysis.campaigns.staff_lists import STAFF_FILES
-
-    lists = staff_lists(plan, clinic.tables["patients"], config)
+    and ``system/안내.txt``; `staff`: the plan's staff lists, when already made."""
+    lists = staff_lists(plan, clinic.tables["patients"], config) if staff is None else staff
     month = f"{plan.as_of:%Y-%m}"
     # a campaign the plan skipped is named by its list, as staff know it
     stems = {c.id: STAFF_FILES.get(c.audience, (c.id,))[0] for c in load_campaigns(config).campaigns}

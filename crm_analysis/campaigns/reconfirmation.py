@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from crm_analysis.campaigns.templates import render
 from crm_analysis.consent import valid_consent
 from crm_analysis.contract import CHANNELS
 from crm_analysis.features import completed_years
@@ -37,6 +38,15 @@ _CHANNEL_NAMES = {"kakao": ("카카오톡", "KakaoTalk"), "sms": ("문자", "SMS
 #: Columns of :func:`reconfirmation_notices`.
 NOTICE_COLUMNS = ["patient_id", "channel", "contact", "send_at", "consent_date", "lapses_on", "channels", "language",
                   "message"]
+
+
+def _channel_names(lapse: pd.DataFrame, lang: str) -> pd.Series:
+    """The channels each row's consent lapses on, by name in `lang` ("카카오톡, 문자"), column by column."""
+    names = pd.Series("", index=lapse.index, dtype=object)
+    for ch in CHANNELS:
+        on = lapse[ch].notna().to_numpy()
+        names[on] = names[on] + np.where(names[on] == "", "", ", ") + _CHANNEL_NAMES[ch][lang == "en"]
+    return names
 
 
 def reconfirmation_notices(patients: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, *, rules, sender,
@@ -59,8 +69,6 @@ def reconfirmation_notices(patients: pd.DataFrame, start: pd.Timestamp, end: pd.
     DataFrame
         :data:`NOTICE_COLUMNS`, one row per patient, by send time and patient.
     """
-    from crm_analysis.campaigns.templates import render
-
     valid_days = int(rules["consent_valid_days"])
     p = patients.reset_index(drop=True)
     active = ~p["record_status"].astype(object).isin(["deceased", "moved"]).to_numpy() \
@@ -105,8 +113,7 @@ def reconfirmation_notices(patients: pd.DataFrame, start: pd.Timestamp, end: pd.
         sel = (language == lang).to_numpy()
         if not sel.any():
             continue
-        names = [", ".join(_CHANNEL_NAMES[ch][lang == "en"] for ch in CHANNELS if pd.notna(lapse.at[i, ch]))
-                 for i in np.flatnonzero(sel)]
+        names = _channel_names(lapse.loc[sel], lang)
         day = consent_date[sel]
         fields = pd.DataFrame({"name": p.loc[sel, "name"].astype(object).fillna("") if "name" in p else "",
                                "consent_date": (day.dt.strftime("%Y년 %m월 %d일") if lang == "ko"
@@ -115,6 +122,6 @@ def reconfirmation_notices(patients: pd.DataFrame, start: pd.Timestamp, end: pd.
         constants = {"sender_name": sender["name"] if lang == "ko" else sender.get("name_en", sender["name"]),
                      "sender_contact": sender["contact"], "opt_out": sender["opt_out"]}
         message[sel] = render(NOTICE_TEMPLATES[lang], fields, constants).to_numpy()
-        out.loc[sel, "channels"] = names
+        out.loc[sel, "channels"] = names.to_numpy()
     out["message"] = message
     return out.sort_values(["send_at", "patient_id"], kind="stable").reset_index(drop=True)[NOTICE_COLUMNS]

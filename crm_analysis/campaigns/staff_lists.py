@@ -30,7 +30,7 @@ import pandas as pd
 from crm_analysis.campaigns.message_types import MESSAGE_TYPES
 from crm_analysis.campaigns.planner import CampaignPlan
 
-__all__ = ["StaffList", "STAFF_FILES", "CHANNEL_NAMES", "staff_lists", "folder_guide", "system_guide",
+__all__ = ["StaffList", "STAFF_FILES", "RECONFIRMATION_LIST", "CHANNEL_NAMES", "staff_lists", "folder_guide", "system_guide",
            "OUTCOME_COLUMN", "WRAPPED_COLUMNS"]
 
 #: Per audience: the list's Korean name, its outcome column and what staff do with it.
@@ -48,7 +48,11 @@ STAFF_FILES: dict[str, tuple[str, str, str]] = {
     "appointment_reminder": ("예약알림", "비고",
                              "예약 알림(3일 전·1일 전·2시간 전)입니다. 예약이 바뀌거나 취소되면 '비고' 칸에 적고 다음 알림을 빼세요."),
 }
-_RECONFIRMATION = ("수신동의확인안내", "비고",
+#: Korean names of the message types.
+_TYPE_NAMES = {code: names[0] for code, names in MESSAGE_TYPES.items()}
+#: The consent reconfirmation notices' list name.
+RECONFIRMATION_LIST = "수신동의확인안내"
+_RECONFIRMATION = (RECONFIRMATION_LIST, "비고",
                    "광고 수신에 동의한 지 2년이 되는 환자에게 동의 사실을 알리는 법정 안내(정보통신망법 제50조 제8항)입니다. "
                    "보내지 않으면 그 동의를 더 쓸 수 없습니다. 수신 거부 회신이 오면 '비고' 칸에 적고 환자 기록에 반영하세요.")
 #: Channel names on the lists.
@@ -90,7 +94,7 @@ def _table(sends: pd.DataFrame, names: pd.Series, outcome: str, child: bool) -> 
         out.update({"아이 환자번호": kid, "아이 이름": names.reindex(kid).fillna("").to_numpy()})
     out.update({"채널": sends["channel"].map(CHANNEL_NAMES).fillna(sends["channel"]).astype(object),
                 "발송일시": pd.to_datetime(sends["send_at"]),
-                "메시지 유형": sends["message_type"].map(lambda t: MESSAGE_TYPES.get(t, (t,))[0]).astype(object),
+                "메시지 유형": sends["message_type"].map(_TYPE_NAMES).fillna(sends["message_type"]).astype(object),
                 "메시지": sends["message"].astype(str), "선정 사유": sends["detail"].astype(object).fillna(""),
                 outcome: ""})
     return pd.DataFrame(out)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 from crm_analysis.campaigns.outreach import GUIDE_NAME, SYSTEM_FOLDER, outreach_notes, outreach_tables
-from crm_analysis.campaigns.staff_lists import WRAPPED_COLUMNS, folder_guide
+from crm_analysis.campaigns.staff_lists import WRAPPED_COLUMNS, folder_guide, staff_lists
 from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.monthly.month import Month
 from crm_analysis.report.outreach import PRODUCERS, OutreachLists, produce_outreach
@@ -53,7 +53,8 @@ def outreach_lists(month: Month, *, analyses: bool = True,
         except CrmAnalysisError as err:
             lists.skipped["campaigns"] = getattr(err, "reason", None) or str(err)
         else:
-            lists.update(outreach_tables(plan, month.clinic, month.rules.campaigns))
+            staff = staff_lists(plan, month.clinic.tables["patients"], month.rules.campaigns)  # made once
+            lists.update(outreach_tables(plan, month.clinic, month.rules.campaigns, staff=staff))
             lists.wrap.update({name: WRAPPED_COLUMNS for name in lists if not name.startswith(SYSTEM_FOLDER)})
     chosen = dict(PRODUCERS) if analyses and producers is None else dict(producers or {})
     extra = produce_outreach(month.clinic, month.as_of, chosen) if chosen else OutreachLists()
@@ -62,7 +63,7 @@ def outreach_lists(month: Month, *, analyses: bool = True,
     others = {name: len(frame) for name, frame in extra.items()}
     if plan is not None:
         lists.notes.update(outreach_notes(plan, month.clinic, month.rules.campaigns, others=others,
-                                          skipped=lists.skipped))
+                                          skipped=lists.skipped, staff=staff))
         lists.skipped.update(plan.skipped)
     elif others or lists.skipped:
         lists.notes[GUIDE_NAME] = folder_guide([], f"{month.as_of:%Y-%m}", system_folder=SYSTEM_FOLDER,

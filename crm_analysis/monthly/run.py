@@ -66,7 +66,7 @@ from crm_analysis.monthly.assembly import ReportAssembly
 from crm_analysis.monthly.kpis import CORE_SECTIONS, KPIS_FILE, SECTIONS, monthly_kpis
 from crm_analysis.monthly.month import (FIT_GROUPS, MODELS, Month, fit_and_save, fitting_into, inherited,
                                         lower_priority, model_workers)
-from crm_analysis.campaigns.staff_lists import STAFF_FILES
+from crm_analysis.campaigns.staff_lists import RECONFIRMATION_LIST, STAFF_FILES
 from crm_analysis.monthly.outreach import outreach_lists
 from crm_analysis.monthly.notebooks import (NOTEBOOK_DIR, PROJECT_ROOT, WARM_UP, KernelLanes, execute_notebook,
                                             is_front_matter, notebook_parameters, notebook_paths, report_order)
@@ -621,7 +621,7 @@ def plan_month(month: str, source: str | Path, *, mapping: str | Path | None = N
     shown = redact_url(str(source))
     outreach_root = Path(outreach_dir) if outreach_dir else default_outreach_dir(out)
     planned = (as_of + pd.Timedelta(days=1)).strftime("%Y-%m")
-    lists = [*(f"{stem}_{planned}" for stem, _, _ in STAFF_FILES.values()), f"수신동의확인안내_{planned}",
+    lists = [*(f"{stem}_{planned}" for stem, _, _ in STAFF_FILES.values()), f"{RECONFIRMATION_LIST}_{planned}",
              "system/campaign_holdout", "system/campaign_suppression", *(producers or {})]
     lines = [f"would run {month} (as_of {as_of:%Y-%m-%d}) into {Path(out) / month}:",
              f"  load + validate {shown}" + (f" with mapping {mapping}" if mapping else ""),
