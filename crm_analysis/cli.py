@@ -157,6 +157,18 @@ def _run_network(args: argparse.Namespace) -> int:
     return EXIT_OK if run.ok else EXIT_FAILED
 
 
+def _cmd_daily(args: argparse.Namespace) -> int:
+    from crm_analysis.daily.run import run_daily
+
+    result = run_daily(args.date, args.source, mapping=args.mapping, out=args.out, outreach_dir=args.outreach_dir,
+                       rules=args.rules, risk_model=args.risk_model)
+    rows = ", ".join(f"{name} {n:,}" for name, n in result.rows.items())
+    print(f"{result.day:%Y-%m-%d}: {len(result.files)} file(s) in {result.folder} ({rows})")
+    if result.risk_source != "noshow_model":
+        print("call list ordered by earlier no-shows (--no-risk-model, or the no-show model could not be fitted)")
+    return EXIT_OK
+
+
 def _cmd_data_dictionary(args: argparse.Namespace) -> int:
     from crm_analysis.contract import render_data_dictionary
 
@@ -223,6 +235,23 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--retries", type=int, default=2,
                      help="times a branch is run again after its worker died (local Dask cluster; default 2)")
     run.set_defaults(func=_cmd_run)
+
+    daily = sub.add_parser("daily", help="the day's reminder sends and tomorrow's confirmation call list",
+                           description="Plan the reminder messages due on --date (every appointment booked before "
+                                       "the day began, 00:00, and not cancelled by then) and tomorrow's "
+                                       "confirmation calls; writes <outreach-dir>/daily/YYYY-MM-DD/ (owner-only).")
+    daily.add_argument("--date", required=True, help="the day planned, YYYY-MM-DD (e.g. $(date +%%F) in cron)")
+    daily.add_argument("--source", required=True, help="folder, file, workbook or database URL of the clinic")
+    daily.add_argument("--mapping", help="mapping file (YAML)")
+    daily.add_argument("--out", default="reports",
+                       help="the monthly run's reports folder (default ./reports): the outreach folder is beside it")
+    daily.add_argument("--outreach-dir", dest="outreach_dir", default=None,
+                       help="outreach folder, as for 'run' (default: beside --out); the lists go to its daily/ folder")
+    daily.add_argument("--rules", default=None, metavar="DIR",
+                       help="your own rule files; campaigns.yaml there defines the reminder campaign")
+    daily.add_argument("--no-risk-model", dest="risk_model", action="store_false",
+                       help="order the call list by earlier no-shows instead of fitting the no-show model (faster)")
+    daily.set_defaults(func=_cmd_daily)
 
     dd = sub.add_parser("data-dictionary", help="print (or write) the data dictionary")
     dd.add_argument("--out", help="file to write, e.g. docs/data_dictionary.md")

@@ -240,6 +240,10 @@ REMINDERS = Table(
         Column("sent_at", "datetime", "발송일시", "sent at", "When it was sent; missing when the export does not say.",
                event_time=True),
         Column("delivered", "bool", "수신성공", "delivered", "Whether delivery succeeded; missing when unknown."),
+        Column("reply", "category", "회신", "reply",
+               "The patient's answer to this message: confirmed (예약 확인), cancelled (취소 요청) or none (no "
+               "reply); missing, or the column absent, when the export does not record replies.",
+               allowed=("confirmed", "cancelled", "none")),
     ),
 )
 

@@ -24,7 +24,8 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.i18n import check_lang, label
 
-__all__ = ["korean_font_path", "use_korean_font", "plot_monthly_coverage", "plot_missing_rates"]
+__all__ = ["korean_font_path", "use_korean_font", "use_report_style", "figure_description", "describe_figures",
+           "plot_monthly_coverage", "plot_missing_rates"]
 
 _FONT_PACKAGE = "koreanize_matplotlib"
 _FONT_FILES = {"regular": "NanumGothic.ttf", "bold": "NanumGothicBold.ttf"}
@@ -105,6 +106,77 @@ def use_korean_font() -> str:
             family = registered[0].name
     mpl.rcParams["font.family"] = [family]
     mpl.rcParams["axes.unicode_minus"] = False
+    return family
+
+
+def figure_description(fig) -> str:
+    """A chart's text alternative, read from the chart itself: its titles, then each axis' label.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+
+    Returns
+    -------
+    str
+        For example ``"월별 노쇼율 — x: 월; y: 노쇼율 (%)"``; ``"chart"`` for a chart with no text at all.
+    """
+    parts = []
+    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    if title:
+        parts.append(title)
+    for ax in fig.axes:
+        bits = [t for t in (ax.get_title(), ax.get_title("left"), ax.get_title("right")) if t]
+        axes = [f"{name}: {text}" for name, text in (("x", ax.get_xlabel()), ("y", ax.get_ylabel())) if text]
+        legend = ax.get_legend()
+        if legend is not None:
+            entries = [t.get_text() for t in legend.get_texts() if t.get_text()]
+            if entries:
+                axes.append(", ".join(entries[:6]))
+        text = " — ".join(t for t in (" / ".join(bits), "; ".join(axes)) if t)
+        if text:
+            parts.append(text)
+    return " | ".join(p for p in parts if p) or "chart"
+
+
+def describe_figures() -> None:
+    """In a notebook: every chart shown from now on carries its :func:`figure_description` as its ``alt``
+    (output metadata ``image/png: {alt: ...}``), which the report writes into the image's ``alt`` text.
+
+    Does nothing outside IPython. Calling it again does nothing more.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with the notebooks' dependencies
+        return
+    shell = get_ipython()
+    if shell is None or getattr(shell, "_crm_describes_figures", False):
+        return
+    import matplotlib.pyplot  # noqa: F401 - the inline backend registers its figure formatter on first use
+    from matplotlib.figure import Figure
+
+    def wrap(*_args) -> None:
+        formatter = shell.display_formatter.formatters["image/png"]
+        current = formatter.type_printers.get(Figure)
+        if current is None or getattr(current, "describes", False):
+            return
+
+        def with_alt(fig):
+            data = current(fig)
+            return (data, {"alt": figure_description(fig)}) if data else data
+
+        with_alt.describes = True
+        formatter.for_type(Figure, with_alt)
+
+    wrap()
+    shell.events.register("pre_run_cell", wrap)  # the backend may reset its formatter when it is set up again
+    shell._crm_describes_figures = True
+
+
+def use_report_style() -> str:
+    """:func:`use_korean_font`, and :func:`describe_figures`: what every report notebook calls first."""
+    family = use_korean_font()
+    describe_figures()
     return family
 
 

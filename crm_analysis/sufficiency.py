@@ -206,6 +206,7 @@ _APPTS = ("patients", "visits", "appointments")
 #: Every analysis of the monthly run, in report order: name -> Requirement.
 REQUIREMENTS: dict[str, Requirement] = {r.name: r for r in (
     # KPI page (kpis.json sections)
+    _req("glance", "The month at a glance", "이달의 핵심 지표"),
     _req("patients", "Patient counts", "환자 수"),
     _req("retention", "12-month retention", "12개월 재방문율", months=24, counts=[_min(PATIENTS, 1)]),
     _req("no_show", "No-show rate", "노쇼율", tables=_APPTS, counts=[_min(RESOLVED, 1)]),
@@ -218,6 +219,7 @@ REQUIREMENTS: dict[str, Requirement] = {r.name: r for r in (
     _req("churn", "Churn and recall", "이탈과 리콜", months=6, counts=[_min(RETURNING, 30)]),
     _req("campaigns", "Campaign lifts", "캠페인 효과", tables=("patients", "visits", "contacts"),
          counts=[_min(SENT, 1), _min(HOLDOUT, 1)]),
+    _req("actions", "Next month's staff lists", "다음 달 할 일", counts=[_min(PATIENTS, 1)]),
     # notebook sections
     _req("segments", "RFM segments", "RFM 고객군", counts=[_min(PATIENTS, 5)]),
     _req("migration", "Segment migration", "고객군 이동", months=2, counts=[_min(PATIENTS, 5)]),

@@ -15,7 +15,11 @@ from crm_analysis.campaigns.evaluation import evaluate_campaigns
 from crm_analysis.figures import between, month_start, p_value_3g, rounded, shown_count
 from crm_analysis.privacy import suppress_small_counts
 
-__all__ = ["campaign_kpis", "CAMPAIGN_FIGURES"]
+__all__ = ["campaign_kpis", "campaign_actions", "CAMPAIGN_FIGURES", "ACTION_PRIORITY"]
+
+#: The order page 1 lists next month's actions in (the first five lists with anyone on them).
+ACTION_PRIORITY = ("recall", "appointment_reminder", "infant_vaccination", "pregnancy_week", "vip_event",
+                   "vip_birthday", "reconfirmation")
 
 #: The headline figures (``null`` in kpis.json when the section is skipped).
 CAMPAIGN_FIGURES = ("last_month", "last_12m")
@@ -93,3 +97,36 @@ def campaign_kpis(clinic, as_of, min_count: int = 5, *,
                     "pending_contacts": shown_count(int((sent > closed_by).sum()), min_count),
                     "suppressed_rows": sum(any(r[c] is None for c in _COUNTS) for r in rows)}
     return out
+
+
+def campaign_actions(plan, patients: pd.DataFrame, config=None, min_count: int = 5, limit: int = 5) -> dict:
+    """Next month's actions for page 1: each staff list with anyone on it, its rows and its file.
+
+    Parameters
+    ----------
+    plan : CampaignPlan
+        The month's plan (for the month after the report month).
+    patients : DataFrame
+        The clinic's patients table (the lists are built as the outreach folder's are).
+    config : path, mapping or CampaignConfig, optional
+        The campaign definitions the plan was made with.
+    min_count : int
+        A list of 1 to ``min_count - 1`` rows is shown without its count.
+    limit : int
+        At most this many actions, in :data:`ACTION_PRIORITY` order.
+
+    Returns
+    -------
+    dict
+        ``planned_month`` (``YYYY-MM``) and ``rows``: ``{audience, file, rows, recipients}`` (counts None
+        when hidden).
+    """
+    from crm_analysis.campaigns.staff_lists import staff_lists
+
+    lists = [s for s in staff_lists(plan, patients, config) if len(s.frame)]
+    rank = {a: i for i, a in enumerate(ACTION_PRIORITY)}
+    lists.sort(key=lambda s: (rank.get(s.audience, len(rank)), s.name))
+    rows = [{"audience": s.audience, "file": f"{s.name}.xlsx", "rows": shown_count(len(s.frame), min_count),
+             "recipients": shown_count(s.frame["환자번호"].nunique(), min_count) if "환자번호" in s.frame else None}
+            for s in lists[:limit]]
+    return {"planned_month": f"{plan.start:%Y-%m}", "rows": rows}

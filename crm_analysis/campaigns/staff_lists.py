@@ -65,11 +65,13 @@ WRAPPED_COLUMNS = ("메시지", "선정 사유")
 
 @dataclass(frozen=True)
 class StaffList:
-    """One staff list: its file name (without extension), the table and what staff do with it."""
+    """One staff list: its file name (without extension), the table, what staff do with it, and the audience
+    it serves (a key of :data:`STAFF_FILES`, or ``"reconfirmation"``)."""
 
     name: str
     frame: pd.DataFrame = field(repr=False)
     todo: str = ""
+    audience: str = ""
 
     @property
     def send_days(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -131,7 +133,7 @@ def staff_lists(plan: CampaignPlan, patients: pd.DataFrame, config=None) -> list
         stem, outcome, todo = STAFF_FILES.get(audience, (cid, "비고", "캠페인 메시지입니다."))
         name = f"{stem}_{month}" if counts.get(audience, 0) == 1 else f"{stem}_{cid}_{month}"
         sends = plan.sends.loc[plan.sends["campaign_id"] == cid]
-        lists.append(StaffList(name, _table(sends, names, outcome, audience == "infant_vaccination"), todo))
+        lists.append(StaffList(name, _table(sends, names, outcome, audience == "infant_vaccination"), todo, audience))
     notices = plan.reconfirmation
     stem, outcome, todo = _RECONFIRMATION
     if notices is not None and "patient_id" in notices:
@@ -140,7 +142,7 @@ def staff_lists(plan: CampaignPlan, patients: pd.DataFrame, config=None) -> list
                                       + " (" + notices["channels"].astype(str) + "), 2년 되는 날 "
                                       + pd.to_datetime(notices["lapses_on"]).dt.strftime("%Y-%m-%d")),
                        names, outcome, False)
-        lists.append(StaffList(f"{stem}_{month}", table, todo))
+        lists.append(StaffList(f"{stem}_{month}", table, todo, "reconfirmation"))
     return lists
 
 

@@ -23,7 +23,7 @@ from crm_analysis.figures import shown_count
 __all__ = ["churn_kpis", "recall_outreach", "CHURN_FIGURES"]
 
 #: The headline figures (``null`` in kpis.json when the section is skipped).
-CHURN_FIGURES = ("patients", "churned", "churn_rate", "recall_candidates")
+CHURN_FIGURES = ("patients", "at_risk", "churned", "churn_rate", "recall_candidates")
 
 
 def churn_kpis(clinic, as_of, min_count: int = 5, *, model: ChurnModel | None = None,
@@ -51,7 +51,8 @@ def churn_kpis(clinic, as_of, min_count: int = 5, *, model: ChurnModel | None = 
     -------
     dict
         ``definition``, ``calibration`` (one line: the back-test's decile calibration errors, or "not
-        checked"), ``patients``, ``churned``, ``churn_rate``, ``recall_candidates``, ``recall_band``.
+        checked"), ``patients``, ``at_risk`` (probability of returning below the recall band's top;
+        the churned are among them), ``churned``, ``churn_rate``, ``recall_candidates``, ``recall_band``.
 
     Raises
     ------
@@ -66,11 +67,14 @@ def churn_kpis(clinic, as_of, min_count: int = 5, *, model: ChurnModel | None = 
     status = churn_status(model, rules=rules, backtest=backtest)
     table = recall if recall is not None else recall_table(clinic, as_of, model=model, rules=rules)
     n, churned = len(status), int(status["churned"].sum())
+    top = max(float(rules["recall"]["band"][1]), float(rules["churn"]["max_return_probability"]))
+    at_risk = int((status["churned"] | (status["p_return"] < top)).sum())  # the churned counted among them
     shown_n, shown_c = shown_count(n, min_count), shown_count(churned, min_count)
     return {"definition": f"P(return within {rules['churn']['horizon_days']}d) < "
                           f"{rules['churn']['max_return_probability']}",
             "calibration": calibration_note(status),
-            "patients": shown_n, "churned": shown_c,
+            "patients": shown_n, "at_risk": shown_count(at_risk, min_count), "at_risk_below": top,
+            "churned": shown_c,
             "churn_rate": round(churned / n, 4) if shown_n and shown_c is not None and n else None,
             "recall_candidates": shown_count(int(table["candidate"].sum()), min_count),
             "recall_band": [float(x) for x in rules["recall"]["band"]], "recall_select": rules["recall"]["select"]}

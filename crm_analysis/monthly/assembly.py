@@ -1,7 +1,9 @@
 """The month's report, assembled while the notebooks are still running.
 
-A notebook's section of ``report.html`` depends on that notebook only, and
-each section starts on a new page of ``report.pdf``. So as soon as a
+A notebook's management page and appendix in ``report.html`` depend on that
+notebook only, and each management page starts on a new page of
+``report.pdf`` (the appendix is in the HTML only; a notebook that is all
+appendix, such as the data-quality check, has no PDF page). So as soon as a
 notebook has run, :class:`ReportAssembly` converts it to its section (in the
 notebook lane's thread) and, given a pool of worker processes, has its pages
 laid out there at once. When the last notebook is done, only its pages (and
@@ -55,6 +57,7 @@ class ReportAssembly:
         self.temp_dir = temp_dir
         self._shared = dict(month=month, as_of=as_of, lang=lang, clinic_name=clinic_name)
         self._sections: dict[Path, list[tuple[str, str]]] = {}
+        self._appendix: dict[Path, list[tuple[str, str]]] = {}
         self._parts: dict[Path, Future] = {}
         self._pool: Executor | None = None
         self._finish: Executor | None = None
@@ -69,14 +72,25 @@ class ReportAssembly:
 
     def add(self, path: Path) -> None:
         """The notebook `path` has run (its executed copy is in `work`): convert it, and start its pages."""
+        page, appendix = self._convert(path)
+        with self._lock:
+            self._sections[path], self._appendix[path] = page, appendix
+            pool = self._pool
+        if self.pdf and pool is not None and self._has_page(path):
+            self._submit(pool, path)
+
+    def _convert(self, path: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         from crm_analysis.report.html import notebook_sections
 
-        sections = notebook_sections([self.work / path.name])
-        with self._lock:
-            self._sections[path] = sections
-            pool = self._pool
-        if self.pdf and pool is not None:
-            self._submit(pool, path)
+        executed = [self.work / path.name]
+        lang = self._shared["lang"]
+        return notebook_sections(executed, "page", lang), notebook_sections(executed, "appendix", lang)
+
+    def _has_page(self, path: Path) -> bool:
+        return any(body.strip() for _, body in self._sections[path])
+
+    def _pdf_order(self) -> list[Path]:
+        return [path for path in self.order if self._has_page(path)]
 
     def _submit(self, pool: Executor, path: Path) -> None:
         from crm_analysis.report.pdf import pdf_bytes
@@ -96,20 +110,26 @@ class ReportAssembly:
                            extra_css=font_face_css() + NO_PAGE_NUMBERS_CSS)
 
     def sections(self) -> list[tuple[str, str]]:
-        """Every notebook's sections, in report order (converting any not yet added)."""
-        from crm_analysis.report.html import notebook_sections
-
+        """Every notebook's management page, in report order (converting any not yet added)."""
         for path in self.order:
             if path not in self._sections:
-                self._sections[path] = notebook_sections([self.work / path.name])
-        return [section for path in self.order for section in self._sections[path]]
+                self._sections[path], self._appendix[path] = self._convert(path)
+        return [section for path in self.order for section in self._sections[path] if section[1].strip()]
+
+    def appendix(self) -> list[tuple[str, str]]:
+        """Every notebook's appendix, in run order (data quality first)."""
+        self.sections()
+        runs = sorted(self.order, key=lambda p: p.name)
+        return [section for path in runs for section in self._appendix[path] if section[1].strip()]
 
     def write_html(self, name: str = "report.html") -> Path:
-        """Write the report's HTML into `work`."""
+        """Write the report's HTML into `work`: the management pages with a table of contents, then the
+        appendix."""
         from crm_analysis.report.html import report_html
 
         target = self.work / name
-        target.write_text(report_html(self.sections(), **self._shared), encoding="utf-8")
+        target.write_text(report_html(self.sections(), **self._shared, appendix=self.appendix(), contents=True),
+                          encoding="utf-8")
         return target
 
     def write_pdf(self, name: str = "report.pdf") -> Path:
@@ -126,18 +146,19 @@ class ReportAssembly:
 
         with self._lock:
             pool, finish = self._pool, self._finish
+        order = self._pdf_order()
         if pool is None:  # the same parts, laid out now (two at a time where processes may be forked)
-            return write_pdf_parts([self._part_html(path) for path in self.order], target, numbering=numbering,
+            return write_pdf_parts([self._part_html(path) for path in order], target, numbering=numbering,
                                    temp_dir=self.temp_dir)
         # what no worker has started on: the first here (this process would only wait), the rest in `finish`
         with self._lock:
-            left = [path for path in self.order if path not in self._parts or self._parts[path].cancel()]
+            left = [path for path in order if path not in self._parts or self._parts[path].cancel()]
             for path in left:
                 self._parts.pop(path, None)
         for path in left[1:]:
             self._submit(finish, path)
         local = {path: pdf_bytes(self._part_html(path), None, self.temp_dir) for path in left[:1]}
         rendered = [local[path] if path in local else self._parts[path].result() if path in self._parts
-                    else pdf_bytes(self._part_html(path), None, self.temp_dir) for path in self.order]
+                    else pdf_bytes(self._part_html(path), None, self.temp_dir) for path in order]
         target.write_bytes(join_pdf_parts(rendered, numbering, self.temp_dir))
         return target

@@ -243,6 +243,49 @@ class MonthlyKpis:
             table[col] = table[col].astype("Int64")
         return localise_columns(table.rename(columns=lambda c: f"kpi_col_{c}"), lang)
 
+    def page_one(self, lang: str = "ko"):
+        """Page 1: KPI tiles with last month and last year, the patient base, the reminder effect and next
+        month's actions (:mod:`crm_analysis.monthly.page_one`), as HTML to display."""
+        from IPython.display import HTML
+
+        from crm_analysis.monthly.page_one import page_one_html
+
+        return HTML(page_one_html(self.sections, lang, self.min_count))
+
+    def brief(self, name: str, lang: str = "ko"):
+        """An analysis' management page text: one sentence from these figures and the next step
+        (:mod:`crm_analysis.monthly.briefs`), as HTML to display."""
+        from IPython.display import HTML
+
+        from crm_analysis.monthly.briefs import brief_html
+
+        return HTML(brief_html(self.sections, name, lang, self.min_count))
+
+    def plot_segments(self, lang: str = "ko", ax=None):
+        """Patients per RFM segment at last month's end and now (horizontal bars)."""
+        import matplotlib.pyplot as plt
+
+        check_lang(lang)
+        table = self.vip_segment_table(lang)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7.5, 3.2), layout="constrained")
+        if table.empty:
+            ax.set_axis_off()
+            return ax
+        names = table[label("kpi_col_segment", lang)].astype(str).tolist()
+        before, now = (table[label(f"kpi_col_{c}", lang)].astype("Float64").fillna(0).to_numpy(dtype=float)
+                       for c in ("patients_before", "patients_now"))
+        y = np.arange(len(names))
+        ax.barh(y + 0.2, before, height=0.4, color="#9bb7d4", label=label("kpi_col_patients_before", lang))
+        ax.barh(y - 0.2, now, height=0.4, color="#2f5d8a", label=label("kpi_col_patients_now", lang))
+        ax.set_yticks(y, names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(label("kpi_axis_patients", lang))
+        ax.set_title(label("kpi_segments_title", lang), fontsize=10)
+        ax.legend(fontsize=8, frameon=False)
+        ax.spines[["top", "right"]].set_visible(False)
+        return ax
+
     def headline_view(self, lang: str = "ko"):
         """:meth:`headline` as a display table (no index), for the report page."""
         return escaped_style(self.headline(lang)).hide(axis="index")
@@ -279,6 +322,8 @@ class MonthlyKpis:
                label=label("kpi_col_new_patients", lang))
         ax.set_xticks(x, [m[2:] for m in table.index], fontsize=8)
         ax.set_title(label("kpi_trend_title", lang), fontsize=10)
+        ax.set_xlabel(label("kpi_axis_month", lang), fontsize=8)
+        ax.set_ylabel(label("kpi_axis_visits", lang), fontsize=8)
         ax.legend(fontsize=8, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
         return ax

@@ -34,11 +34,12 @@ from typing import Callable
 
 import pandas as pd
 
-from crm_analysis.campaigns.monthly import CAMPAIGN_FIGURES, campaign_kpis
+from crm_analysis.campaigns.monthly import CAMPAIGN_FIGURES, campaign_actions, campaign_kpis
 from crm_analysis.churn.monthly import CHURN_FIGURES, churn_kpis
 from crm_analysis.clinic import ClinicData
 from crm_analysis.exceptions import InsufficientDataError
 from crm_analysis.monthly import core
+from crm_analysis.monthly.glance import glance_kpis
 from crm_analysis.monthly.kpi_result import SCHEMA_VERSION, MonthlyKpis
 from crm_analysis.monthly.month import Month
 from crm_analysis.privacy import DEFAULT_MIN_COUNT, check_threshold
@@ -46,7 +47,8 @@ from crm_analysis.reminders.monthly import REMINDER_EFFECT_FIGURES, reminder_eff
 from crm_analysis.sufficiency import REQUIREMENTS, require
 from crm_analysis.value.monthly import VIP_FIGURES, vip_kpis
 
-__all__ = ["SCHEMA_VERSION", "SECTIONS", "FIGURES", "CORE_SECTIONS", "ANALYSIS_SECTIONS", "register_section", "monthly_kpis",
+__all__ = ["SCHEMA_VERSION", "SECTIONS", "FIGURES", "CORE_SECTIONS", "ANALYSIS_SECTIONS", "MODEL_SECTIONS",
+           "register_section", "monthly_kpis",
            "kpis_for_report", "MonthlyKpis", "KPIS_FILE"]
 
 #: The file the monthly run writes.
@@ -59,9 +61,11 @@ SECTIONS: dict[str, Section] = {}
 #: The headline figures of each section: ``null`` in kpis.json when the section is skipped.
 FIGURES: dict[str, tuple[str, ...]] = {}
 #: The sections counted from the core tables alone.
-CORE_SECTIONS = ("patients", "retention", "no_show", "revenue_by_department", "trend")
+CORE_SECTIONS = ("glance", "patients", "retention", "no_show", "revenue_by_department", "trend")
 #: The sections of the analysis packages (they use the month's models).
-ANALYSIS_SECTIONS = ("reminder_effect", "vip", "campaigns", "churn")
+ANALYSIS_SECTIONS = ("reminder_effect", "vip", "campaigns", "churn", "actions")
+#: The sections that wait for the month's models (the churn model, the reminder evaluation, the plan).
+MODEL_SECTIONS = ("reminder_effect", "churn", "actions")
 
 
 def register_section(name: str, func: Section | None = None, *, replace: bool = False,
@@ -105,6 +109,7 @@ def _reminder_effect(month: Month, min_count: int) -> dict:
 
 
 # The default sections, in report order.
+register_section("glance", lambda m, k: glance_kpis(m.clinic, m.as_of, k), figures=("tiles",))
 register_section("patients", lambda m, k: core.patients_kpis(m.clinic, m.as_of, k),
                  figures=("active_12m", "visiting_month", "new_month", "returning_month", "registered"))
 register_section("retention", lambda m, k: core.retention_kpis(m.clinic, m.as_of, k), figures=("base", "retained", "rate"))
@@ -129,6 +134,9 @@ def _churn_backtest(m: Month):
 register_section("churn", lambda m, k: churn_kpis(m.clinic, m.as_of, k, model=m.churn, recall=m.recall,
                                                   rules=m.rules.churn, backtest=_churn_backtest(m)),
                  figures=CHURN_FIGURES)
+register_section("actions", lambda m, k: campaign_actions(m.campaigns, m.clinic.tables["patients"],
+                                                          m.rules.campaigns, k),
+                 figures=("rows",))
 
 
 def monthly_kpis(month: Month | ClinicData, as_of: str | pd.Timestamp | None = None, *,

@@ -31,7 +31,8 @@ import pandas as pd
 from crm_analysis.monthly.kernels import PRELOADED, KernelZygote, can_fork_kernels, kernel_manager, stop_kernel
 
 __all__ = ["PROJECT_ROOT", "NOTEBOOK_DIR", "FRONT_MATTER_FROM", "NOTEBOOK_JOBS", "notebook_paths", "report_order",
-           "notebook_parameters", "KernelLanes", "execute_notebook", "WARM_UP", "is_front_matter"]
+           "notebook_parameters", "KernelLanes", "execute_notebook", "WARM_UP", "is_front_matter", "reads_kpis",
+           "KPI_READERS_FROM"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -61,9 +62,19 @@ def notebook_paths(notebook_dir: str | Path | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
+#: Notebooks numbered this or more open with figures from ``kpis.json`` (the data-quality check does not).
+KPI_READERS_FROM = 10
+
+
 def is_front_matter(path: Path) -> bool:
     """Whether the notebook opens the report (numbered :data:`FRONT_MATTER_FROM` or more)."""
     return int(path.name[:2]) >= FRONT_MATTER_FROM
+
+
+def reads_kpis(path: Path) -> bool:
+    """Whether the notebook shows the published ``kpis.json`` (page 1 and each analysis' management page:
+    numbered :data:`KPI_READERS_FROM` or more), so the run starts it once the KPIs are written."""
+    return int(path.name[:2]) >= KPI_READERS_FROM
 
 
 def report_order(paths: Sequence[Path]) -> list[Path]:

@@ -63,13 +63,13 @@ from crm_analysis.i18n import check_lang
 from crm_analysis.io.forked_load import CACHE_NAME, NOTEBOOK_SOURCE, ForkedLoad, write_run_copy
 from crm_analysis.monthly import publish as pub
 from crm_analysis.monthly.assembly import ReportAssembly
-from crm_analysis.monthly.kpis import CORE_SECTIONS, KPIS_FILE, SECTIONS, monthly_kpis
+from crm_analysis.monthly.kpis import CORE_SECTIONS, KPIS_FILE, MODEL_SECTIONS, SECTIONS, monthly_kpis
 from crm_analysis.monthly.month import (FIT_GROUPS, MODELS, Month, fit_and_save, fitting_into, inherited,
                                         lower_priority, model_workers)
 from crm_analysis.campaigns.staff_lists import RECONFIRMATION_LIST, STAFF_FILES
 from crm_analysis.monthly.outreach import outreach_lists
 from crm_analysis.monthly.notebooks import (NOTEBOOK_DIR, PROJECT_ROOT, WARM_UP, KernelLanes, execute_notebook,
-                                            is_front_matter, notebook_parameters, notebook_paths, report_order)
+                                            notebook_parameters, notebook_paths, reads_kpis, report_order)
 from crm_analysis.monthly.rules import RuleSet, load_rule_set
 from crm_analysis.privacy import DEFAULT_MIN_COUNT, check_threshold
 
@@ -424,7 +424,8 @@ def _write_cache(snapshot, private: Path) -> Path:
 
 def _lanes(ctx: RunContext, paths: list[Path], private: Path, work: Path, kpis_ready: threading.Event,
            assembly: ReportAssembly) -> KernelLanes:
-    """The notebook kernels of the run; the KPI page waits for `kpis_ready` (its kpis.json); each notebook goes
+    """The notebook kernels of the run; those showing published figures wait for `kpis_ready` (kpis.json); each
+    notebook goes
     into the report (`assembly`) as soon as it has run."""
     from crm_analysis.report.reproducible import make_reproducible
 
@@ -442,7 +443,7 @@ def _lanes(ctx: RunContext, paths: list[Path], private: Path, work: Path, kpis_r
         make_reproducible(work / path.name, replacements, id_prefix=f"n{index[path]:02d}")
         assembly.add(path)
 
-    return KernelLanes(paths, private, run_one, ready={p: kpis_ready for p in paths if is_front_matter(p)},
+    return KernelLanes(paths, private, run_one, ready={p: kpis_ready for p in paths if reads_kpis(p)},
                        warm_up=WARM_UP if ctx.analyses else "", niceness=NICENESS if ctx.analyses else 0)
 
 
@@ -467,7 +468,7 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
     models_dir.mkdir(mode=0o700)
     month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang)
     names = list(SECTIONS) if ctx.analyses else list(CORE_SECTIONS)
-    needs_models = [n for n in names if n in ("reminder_effect", "churn")]
+    needs_models = [n for n in names if n in MODEL_SECTIONS]
     outreach_job = None
     try:
         with contextlib.ExitStack() as workers:

@@ -121,7 +121,23 @@ def reminder_effect_kpis(clinic, as_of, min_count: int = 5, *, evaluation: Remin
             "appointments": shown_count(n_appts, min_count), "patients": shown_count(n_patients, min_count),
             "method": rd.method, **per_booking,
             "reminded_month": shown_count(int((month & reminded).sum()), min_count),
-            "reminded_share_month": shown_rate(int((month & reminded).sum()), int(month.sum()), min_count)}
+            "reminded_share_month": shown_rate(int((month & reminded).sum()), int(month.sum()), min_count),
+            "pilot": _pilot_figures(evaluation, min_count)}
+
+
+def _pilot_figures(evaluation: ReminderEvaluation, min_count: int) -> dict | None:
+    """The randomised pilot's effect (reminded arm − control), or None without a pilot or with arms too small
+    to show."""
+    pilot = evaluation.pilot
+    if pilot is None:
+        return None
+    counts = pilot.arms[["appointments", "no_shows"]].to_numpy().ravel()
+    if any(shown_count(int(x), min_count) is None for x in counts):
+        return None
+    rd = pilot.risk_difference
+    return {"month": pilot.month, "analysis": pilot.analysis, "risk_difference": rounded(rd.estimate),
+            "ci_low": rounded(rd.ci_low), "ci_high": rounded(rd.ci_high), "p_value": p_value_3g(rd.p_value),
+            "appointments": int(pilot.arms["appointments"].sum())}
 
 
 def _per_booking_figures(evaluation: ReminderEvaluation, plan: str, min_count: int) -> dict:

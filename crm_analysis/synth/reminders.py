@@ -12,6 +12,16 @@ by SMS alone. A step counts as delivered when any of its messages arrives.
 Sending times: 3d and 1d at ``send_hour`` (+0–30 min) on that day, 2h two hours
 before the appointment but not before ``earliest_hour``; never before the
 booking, never after ``end`` and never after a cancellation.
+
+Replies (the reminders table's ``reply``): only a delivered message can be
+answered. With probability :data:`REPLY_CONFIRM` (by the appointment's outcome)
+the patient confirms by answering the appointment's first delivered message, so
+confirmed appointments are no-shows less often (selection, not an effect of the
+reply); a cancelled appointment's last delivered message before the cancellation
+carries a ``cancelled`` reply with probability :data:`REPLY_CANCEL`, and only
+cancelled appointments have one. Every other message has ``none``. The draws come
+after every other draw of the stream (one per appointment), so the other columns
+are those of a generator without replies.
 """
 
 from __future__ import annotations
@@ -19,13 +29,23 @@ from __future__ import annotations
 import numpy as np
 
 from crm_analysis.contract import CHANNELS
-from crm_analysis.synth.appointments import ATTENDED, CANCELLED, NO_SHOW, RESCHEDULED, Appointments
+from crm_analysis.synth.appointments import ATTENDED, BOOKED, CANCELLED, NO_SHOW, RESCHEDULED, Appointments
 from crm_analysis.synth.calendar import ClinicCalendar
 from crm_analysis.synth.catalog import SCHEDULES
 from crm_analysis.synth.noshow import NoShowModel, expit
 from crm_analysis.synth.params import SynthParams
 
-__all__ = ["reminder_rows", "reminder_truth", "schedule_label"]
+__all__ = ["reminder_rows", "reminder_truth", "schedule_label", "REPLIES", "REPLY_CONFIRM", "REPLY_CANCEL"]
+
+#: Reply values, in the order of their codes.
+REPLIES = ("confirmed", "cancelled", "none")
+#: Probability that a reminded appointment (a delivered message) is confirmed by reply, by its outcome.
+REPLY_CONFIRM = {ATTENDED: 0.60, NO_SHOW: 0.20, RESCHEDULED: 0.30, BOOKED: 0.45, CANCELLED: 0.10}
+#: Probability that a cancelled appointment's last delivered message before the cancellation gets a
+#: ``cancelled`` reply (it then replaces a confirmation of the same message).
+REPLY_CANCEL = 0.60
+_STATUS_NAMES = {ATTENDED: "attended", NO_SHOW: "no_show", CANCELLED: "cancelled", RESCHEDULED: "rescheduled",
+                 BOOKED: "booked"}
 
 _KAKAO, _SMS = CHANNELS.index("kakao"), CHANNELS.index("sms")
 
@@ -37,7 +57,8 @@ def schedule_label(mask: int) -> str:
 
 def reminder_rows(app: Appointments, cal: ClinicCalendar, params: SynthParams,
                   rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One row per message: ``app`` (appointment index), ``channel``, ``step``, ``t`` (minutes), ``delivered``."""
+    """One row per message: ``app`` (appointment index), ``channel``, ``step``, ``t`` (minutes), ``delivered``,
+    ``reply`` (code into :data:`REPLIES`)."""
     rp = params.reminders
     reach = app.kakao_ok | app.sms_ok
     rows = {k: [] for k in ("app", "channel", "step", "t", "delivered")}
@@ -73,7 +94,31 @@ def reminder_rows(app: Appointments, cal: ClinicCalendar, params: SynthParams,
     dtypes = {"app": np.int64, "channel": np.int8, "step": np.int8, "t": np.int64, "delivered": bool}
     out = {k: np.concatenate(v).astype(dtypes[k], copy=False) for k, v in rows.items()}
     ok = out["t"] <= t_limit[out["app"]]
-    return {k: v[ok] for k, v in out.items()}
+    out = {k: v[ok] for k, v in out.items()}
+    out["reply"] = _replies(app.status, out, rng)
+    return out
+
+
+def _replies(status: np.ndarray, rows: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Reply codes (:data:`REPLIES`) of the messages `rows`; one draw per appointment, after all others."""
+    u = rng.random(len(status))
+    code = np.full(len(rows["t"]), REPLIES.index("none"), dtype=np.int8)
+    got = np.flatnonzero(rows["delivered"])
+    if not got.size:
+        return code
+    order = got[np.lexsort((rows["channel"][got], rows["t"][got], rows["app"][got]))]  # by appointment, then time
+    app = rows["app"][order]
+    first = order[np.r_[True, app[1:] != app[:-1]]]
+    last = order[np.r_[app[1:] != app[:-1], True]]
+    p_confirm = np.zeros(int(status.max(initial=0)) + 1)
+    for value, p in REPLY_CONFIRM.items():
+        if value < p_confirm.size:
+            p_confirm[value] = p
+    a_first = rows["app"][first]
+    code[first[u[a_first] < p_confirm[status[a_first]]]] = REPLIES.index("confirmed")
+    a_last = rows["app"][last]
+    code[last[(status[a_last] == CANCELLED) & (u[a_last] >= 1.0 - REPLY_CANCEL)]] = REPLIES.index("cancelled")
+    return code
 
 
 def _rd(p1: np.ndarray, p0: np.ndarray) -> dict:
@@ -209,4 +254,16 @@ def reminder_truth(app: Appointments, cal: ClinicCalendar, params: SynthParams) 
             "month_effects_logit": dict(npar.month), "trend_per_year_logit": npar.trend_per_year}},
         "monthly": months,
         "crude": crude,
+        "replies": {
+            "values": list(REPLIES),
+            "p_confirmed_by_outcome": {_STATUS_NAMES[k]: v for k, v in REPLY_CONFIRM.items()},
+            "p_cancelled_reply_if_cancelled": REPLY_CANCEL,
+            "rule": "only delivered messages are answered; a confirmation answers the appointment's first delivered "
+                    "message, a 'cancelled' reply its last delivered message before the cancellation (cancelled "
+                    "appointments only; it replaces a confirmation of the same message); one uniform draw per "
+                    "appointment u: confirmed if u < p_confirmed_by_outcome, cancelled if u >= 1 - p_cancelled. "
+                    "Confirmation marks patients who come (selection), it does not change the no-show risk.",
+            "expected_no_show_rate_confirmed_vs_not": "lower among confirmed: P(no_show | confirmed) uses 0.20 for "
+                                                      "no-shows against 0.60 for attended appointments",
+        },
     }

@@ -25,6 +25,7 @@ from crm_analysis.synth.charges import VISIT_TYPES, VisitDetails
 from crm_analysis.synth.family import OUTCOMES, Pregnancies
 from crm_analysis.synth.population import Patients
 from crm_analysis.synth.referrals import STATUSES as RECORD_STATUSES
+from crm_analysis.synth.reminders import REPLIES
 from crm_analysis.synth.visits import VisitPath
 
 __all__ = ["make_ids", "TableBuilder", "STRING_DTYPE"]
@@ -171,6 +172,7 @@ class TableBuilder:
             "schedule": _cat(rem["step"][o], SCHEDULES),
             "sent_at": self.cal.to_datetime64(t // 1440, t % 1440),
             "delivered": _bool(rem["delivered"][o]),
+            "reply": _cat(rem["reply"][o], REPLIES),
         })
 
     def contacts(self, contacts: dict, engagement: dict, minute: np.ndarray, event_day: np.ndarray,

@@ -103,7 +103,7 @@ def test_likelihoods_per_distinct_value_equal_the_per_patient_formulas():
     must still be exactly the textbook per-patient formula, so the optimiser takes the same path."""
     from scipy import special
 
-    from crm_analysis.value.clv import _BgnbdData, _bgnbd_loglik, _GammaGammaData, _gg_loglik
+    from crm_analysis.value.clv_fit import _BgnbdData, _bgnbd_loglik, _GammaGammaData, _gg_loglik
 
     rng = np.random.default_rng(5)
     x = rng.integers(0, 30, 3_000).astype(float)

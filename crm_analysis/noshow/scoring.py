@@ -1,0 +1,76 @@
+"""Daily scoring: the no-show risk and its main reason for every upcoming appointment.
+
+:func:`score_appointments` is what the daily job calls to rank tomorrow's
+appointments for confirmation calls. It sees the clinic as it was at the end
+of `as_of` (``clinic.snapshot(as_of)``), fits the risk model on the
+appointments whose outcome is known by then (unless a fitted model is
+given), and scores the appointments scheduled on a later day that are still
+booked.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from crm_analysis.noshow.features import noshow_table
+from crm_analysis.noshow.model import NoShowRiskModel
+
+__all__ = ["score_appointments"]
+
+
+def score_appointments(clinic, as_of, *, model: NoShowRiskModel | None = None, rules=None,
+                       lang: str = "ko", train_months: int | None = None) -> pd.DataFrame:
+    """No-show risk, risk decile and main reason of each appointment still booked after `as_of`.
+
+    Parameters
+    ----------
+    clinic : ClinicData
+        Needs the appointments table; visits, patients and reminders are used when present.
+    as_of : str or Timestamp
+        The day the list is made (its end): appointments scheduled on later days and booked by then
+        are scored; nothing recorded after it is used.
+    model : NoShowRiskModel, optional
+        A fitted model to score with (e.g. fitted once a month), or an unfitted one to fit here.
+        Default: a :class:`NoShowRiskModel` fitted on the appointments with a known outcome by `as_of`.
+    rules : path, mapping or None
+        Reminder rules (:func:`crm_analysis.reminders.rules.load_rules`), for the planned reminders.
+    lang : {"ko", "en"}
+        Language of ``risk_reason``.
+    train_months : int, optional
+        When fitting here: only the last this many months before `as_of` (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``appointment_id``, sorted by descending risk: ``patient_id``, ``scheduled_at``,
+        ``department``, ``no_show_risk`` (float, probability of a no-show if not cancelled),
+        ``risk_decile`` (1–10, deciles of the training appointments' risk) and ``risk_reason``
+        (str, e.g. ``"이전 노쇼 2회"``). Empty (same columns) when nothing is booked ahead.
+
+    Raises
+    ------
+    MissingTableError
+        Without an appointments table.
+    InsufficientDataError
+        Too few known outcomes to fit the model.
+
+    Examples
+    --------
+    >>> ranked = score_appointments(clinic, "2026-10-30")                # doctest: +SKIP
+    >>> tomorrow = ranked[ranked["scheduled_at"].dt.normalize() == "2026-10-31"]  # doctest: +SKIP
+    """
+    as_of = pd.Timestamp(as_of).normalize()
+    table = noshow_table(clinic, as_of, rules, include_upcoming=True)
+    if model is None or not hasattr(model, "params_"):
+        train = table.loc[table["no_show"].notna().to_numpy()]
+        if train_months is not None:
+            train = train.loc[(train["scheduled_at"] >= as_of - pd.DateOffset(months=train_months)).to_numpy()]
+        model = (model if model is not None else NoShowRiskModel()).fit(train)
+    ahead = table.loc[table["upcoming"].to_numpy()]
+    out = ahead[["appointment_id", "patient_id", "scheduled_at", "department"]].copy()
+    risk = model.predict(ahead) if len(ahead) else pd.Series(dtype=float)
+    out["no_show_risk"] = risk.to_numpy(dtype=float)
+    out["risk_decile"] = model.risk_decile(out["no_show_risk"].to_numpy())
+    out["risk_reason"] = model.reasons(ahead, lang).to_numpy(dtype=object) if len(ahead) else pd.Series(dtype=object)
+    out = out.sort_values(["no_show_risk", "scheduled_at"], ascending=[False, True], kind="stable")
+    return out.set_index("appointment_id")
