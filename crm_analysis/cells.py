@@ -28,13 +28,19 @@ the receptionist's Excel as a name, never as a formula.
 from __future__ import annotations
 
 import re
+from functools import partial
 from html import escape
-from typing import Mapping
+from numbers import Number
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["FORMULA_TRIGGERS", "neutralise_formulas", "restore_formulas", "escaped_style", "markdown_text"]
+from crm_analysis.number_format import format_number
+from crm_analysis.privacy import DEFAULT_MIN_COUNT
+
+__all__ = ["FORMULA_TRIGGERS", "neutralise_formulas", "restore_formulas", "escaped_style", "markdown_text",
+           "p_value_text"]
 
 #: Characters that make a spreadsheet read a cell as a formula when they come first.
 FORMULA_TRIGGERS: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
@@ -154,12 +160,22 @@ def restore_formulas(values: pd.Series) -> pd.Series:
     return out
 
 
-def escaped_style(frame: pd.DataFrame, formats: Mapping | None = None, *, na_rep: str = "–"):
-    """``frame.style`` with every value from the data HTML-escaped: cells, headers, index labels, axis names.
+def escaped_style(frame: pd.DataFrame, formats: Mapping | None = None, *, na_rep: str = "–", lang: str = "ko",
+                  counts: Iterable = (), min_count: int = DEFAULT_MIN_COUNT):
+    """``frame.style`` with every value from the data HTML-escaped and every number formatted alike.
 
     The one way a table becomes a styled HTML table in the report: pandas' Styler shows text as
     HTML unless told otherwise. Further ``.format(...)`` calls on the result must pass
     ``escape="html"`` too, or the cells they format are shown raw again.
+
+    Every column without a format of its own is shown through
+    :func:`crm_analysis.number_format.format_number`: whole numbers with thousands separators,
+    other numbers with at most two decimals, yes/no values as 예/아니오 (Yes/No). The columns
+    named in `counts` are counts: a missing one was hidden by
+    :func:`crm_analysis.privacy.suppress_small_counts` and reads ``<5`` (``<min_count``), and
+    the table lists their positions in its ``data-count-columns`` attribute (``"1 3"``: the
+    cells of class ``col1`` and ``col3``), by which the report's tests find every count it
+    publishes.
 
     Parameters
     ----------
@@ -167,9 +183,15 @@ def escaped_style(frame: pd.DataFrame, formats: Mapping | None = None, *, na_rep
         Not modified.
     formats : mapping, optional
         Column -> format string or function, as for :meth:`pandas.io.formats.style.Styler.format`;
-        every column not named is shown as text.
+        every column not named is shown through ``format_number`` (text as it is).
     na_rep : str
         Shown for missing values (not escaped: it comes from the code, not the data).
+    lang : {"ko", "en"}
+        Language of yes/no values.
+    counts : iterable of column labels
+        The count columns of `frame` (see above).
+    min_count : int
+        The suppression threshold a hidden count is shown with.
 
     Returns
     -------
@@ -181,13 +203,70 @@ def escaped_style(frame: pd.DataFrame, formats: Mapping | None = None, *, na_rep
     >>> html = escaped_style(frame).to_html()
     >>> "<img" in html, "&lt;img src=x onerror=alert(1)&gt;" in html, "&lt;b&gt;과&lt;/b&gt;" in html
     (False, True, True)
+    >>> frame = pd.DataFrame({"n": pd.array([1234, None], dtype="Int64"), "mean": [43.4, 1 / 3], "vip": [True, False]})
+    >>> html = escaped_style(frame, counts=["n"]).to_html()
+    >>> [v in html for v in ('data-count-columns="0"', ">1,234<", ">&lt;5<", ">0.33<", ">예<", ">아니오<")]
+    [True, True, True, True, True, True]
     """
     shown = frame.rename_axis(index=[_escaped_name(n) for n in frame.index.names],
                               columns=[_escaped_name(n) for n in frame.columns.names])
     styler = shown.style.format(na_rep=na_rep, escape="html")
-    if formats:
-        styler = styler.format(dict(formats), na_rep=na_rep, escape="html")
+    formats = dict(formats or {})
+    counts = [c for c in counts if c in frame.columns]
+    for col in frame.columns.unique():
+        if col in formats:
+            continue
+        if col in counts:
+            styler = styler.format(partial(format_number, kind="count", lang=lang), subset=[col],
+                                   na_rep=escape(f"<{min_count}"), escape="html")  # na_rep is not escaped
+        else:
+            kind = _number_kind(frame[col])
+            if kind is not None:
+                styler = styler.format(partial(_shown_number, kind=kind, lang=lang), subset=[col], na_rep=na_rep,
+                                       escape="html")
+    for col, fmt in formats.items():  # one column at a time: a dict would reset the columns it does not name
+        if col not in frame.columns:
+            continue
+        styler = styler.format(fmt, subset=[col], na_rep=na_rep, escape="html")
+    if counts:
+        positions = " ".join(str(p) for p in np.flatnonzero(frame.columns.isin(counts)))
+        styler = styler.set_table_attributes(f'data-count-columns="{positions}"')
     return styler.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
+
+
+def p_value_text(p: float) -> str:
+    """A p-value as the report tables show it: two decimals, ``<0.01`` below that, a dash when missing.
+
+    Examples
+    --------
+    >>> p_value_text(0.2403), p_value_text(0.0004), p_value_text(float("nan"))
+    ('0.24', '<0.01', '–')
+    """
+    if p is None or p != p:
+        return format_number(None)
+    return "<0.01" if p < 0.01 else f"{p:.2f}"
+
+
+def _number_kind(values: pd.Series | pd.DataFrame) -> str | None:
+    """How :func:`format_number` shows a column: "bool", "auto" (numbers, or numbers among text), or None."""
+    if isinstance(values, pd.DataFrame):  # a duplicated column label
+        return "auto"
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return "auto"
+    if pd.api.types.is_object_dtype(values.dtype):
+        return "auto"  # numbers and yes/no among text; text is left as it is
+    return None
+
+
+def _shown_number(value: object, kind: str, lang: str) -> object:
+    """`value` through :func:`format_number` if it is a number or yes/no, else as it is."""
+    if isinstance(value, (bool, np.bool_)):
+        return format_number(bool(value), "bool", lang)
+    if isinstance(value, (Number, np.number)):
+        return format_number(value, kind if kind != "bool" else "auto", lang)
+    return value
 
 
 def _escaped_name(name: object) -> object:

@@ -166,6 +166,10 @@ def _cmd_daily(args: argparse.Namespace) -> int:
     print(f"{result.day:%Y-%m-%d}: {len(result.files)} file(s) in {result.folder} ({rows})")
     if result.risk_source != "noshow_model":
         print("call list ordered by earlier no-shows (--no-risk-model, or the no-show model could not be fitted)")
+    elif result.model in ("fitted", "reused"):
+        what = "fitted and kept for the month's other days" if result.model == "fitted" else "reused from the cache"
+        print(f"no-show model of {result.day:%Y-%m}: {what}")
+    print("seconds: " + ", ".join(f"{step} {s:.2f}" for step, s in result.timings.items()))
     return EXIT_OK
 
 

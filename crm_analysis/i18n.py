@@ -14,12 +14,14 @@ so they are never repeated here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from crm_analysis.cells import escaped_style
 from crm_analysis.contract import TABLES
+from crm_analysis.number_format import format_number
 from crm_analysis.rule_files import parse_yaml
 
 __all__ = [
@@ -201,12 +203,20 @@ def localise_columns(df: pd.DataFrame, lang: str = "ko") -> pd.DataFrame:
 def localised_view(df: pd.DataFrame, lang: str = "ko"):
     """A display-ready view of `df`: localised headers and readable numbers.
 
-    Headers follow :func:`localise_columns`. Columns ending in ``_rate`` are
-    shown as percentages, whole numbers with thousands separators, missing
-    values as a dash. Every row is shown (no truncation), a plain 0, 1, 2, ...
+    Headers follow :func:`localise_columns`. Numbers go through
+    :func:`crm_analysis.number_format.format_number`: columns ending in
+    ``_rate`` as percentages with one decimal, whole numbers with thousands
+    separators, other numbers with at most two decimals, yes/no as 예/아니오
+    (Yes/No), missing values as a dash. A table can name the kind of its columns in
+    ``df.attrs["kinds"]`` (column -> a kind of ``format_number``, such as
+    ``{"camp_return_sent": "rate"}``).
+
+    Integer columns, and those of kind ``count``, are counts: a missing one
+    was hidden by :func:`crm_analysis.privacy.suppress_small_counts` and reads
+    ``<5``, and :func:`crm_analysis.cells.escaped_style` marks them for the
+    report's checks. Every row is shown (no truncation), a plain 0, 1, 2, ...
     index is hidden, and the values of a ``level`` column (finding levels) are
-    translated. Every value, header and label is HTML-escaped
-    (:func:`crm_analysis.cells.escaped_style`).
+    translated. Every value, header and label is HTML-escaped.
 
     Parameters
     ----------
@@ -222,13 +232,15 @@ def localised_view(df: pd.DataFrame, lang: str = "ko"):
     shown = df
     if "level" in df.columns:
         shown = df.assign(level=df["level"].map(lambda v: _maybe_label(f"{v}_level", lang, default=v)))
-    rates = [c for c in df.columns if str(c).endswith("_rate")]
-    counts = [c for c in df.columns if pd.api.types.is_integer_dtype(df[c].dtype)]
-    formats = {**{_maybe_label(c, lang): "{:.1%}" for c in rates},
-               **{_maybe_label(c, lang): "{:,}" for c in counts}}
+    kinds = {c: "rate" for c in df.columns if str(c).endswith("_rate")}
+    kinds.update({c: "count" for c in df.columns if pd.api.types.is_integer_dtype(df[c].dtype)})
+    kinds.update(df.attrs.get("kinds", {}))
     view = localise_columns(shown, lang)
-    formats = {k: v for k, v in formats.items() if k in view.columns}
-    styler = escaped_style(view, formats)
+    names = {_maybe_label(c, lang): kind for c, kind in kinds.items()}
+    counts = [c for c, kind in names.items() if kind == "count" and c in view.columns]
+    formats = {c: partial(format_number, kind=kind, lang=lang) for c, kind in names.items()
+               if kind != "count" and c in view.columns}
+    styler = escaped_style(view, formats, lang=lang, counts=counts)
     if isinstance(view.index, pd.RangeIndex) and view.index.name is None:
         styler = styler.hide(axis="index")
     return styler

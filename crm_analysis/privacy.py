@@ -68,7 +68,8 @@ def shown_count(n: int | np.integer, min_count: int = DEFAULT_MIN_COUNT) -> int 
 
 def suppressed_mask(table: pd.DataFrame, columns: Sequence[str], threshold: int = DEFAULT_MIN_COUNT, *,
                     total_row: object | None = None, total_column: str | None = None,
-                    additive: str = "both") -> pd.DataFrame:
+                    additive: str = "both", row_groups: Sequence | None = None,
+                    hidden: pd.DataFrame | np.ndarray | None = None) -> pd.DataFrame:
     """Which cells of ``table[columns]`` to hide: primary and secondary suppression.
 
     Parameters
@@ -90,6 +91,14 @@ def suppressed_mask(table: pd.DataFrame, columns: Sequence[str], threshold: int 
         cross-table such as department x age band; the safe default), only the
         columns (a table of different measures per row, such as patients and
         visits per department), or only the rows.
+    row_groups : sequence, optional
+        One label per row: the rows sharing a label add up, column by column,
+        to a subtotal published elsewhere (the messages of one campaign, whose
+        total another table shows). Each such set of cells is a group too.
+    hidden : DataFrame or array of bool, optional
+        Cells already hidden for another reason (shaped like ``table[columns]``),
+        such as those another table of the same report hides; they count as
+        hidden when the groups are checked.
 
     Returns
     -------
@@ -114,6 +123,8 @@ def suppressed_mask(table: pd.DataFrame, columns: Sequence[str], threshold: int 
         raise KeyError(f"columns {missing} are not in the table; it has {list(table.columns)}")
     values = table[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     hide = (values >= 1) & (values < threshold)
+    if hidden is not None:
+        hide |= np.asarray(hidden, dtype=bool)
     if not hide.any():
         return pd.DataFrame(hide, index=table.index, columns=list(columns))
     n_rows, n_cols = values.shape
@@ -121,12 +132,18 @@ def suppressed_mask(table: pd.DataFrame, columns: Sequence[str], threshold: int 
     total_c = None if total_column is None else list(columns).index(total_column)
     groups = [[(r, c) for c in range(n_cols)] for r in range(n_rows)] if additive != "columns" else []
     groups += [[(r, c) for r in range(n_rows)] for c in range(n_cols)] if additive != "rows" else []
+    if row_groups is not None:
+        keys = pd.Series(list(row_groups), dtype=object)
+        if len(keys) != n_rows:
+            raise ValueError(f"row_groups has {len(keys)} labels for {n_rows} rows")
+        for rows in keys.groupby(keys, sort=False).indices.values():
+            groups += [[(int(r), c) for r in rows] for c in range(n_cols)] if len(rows) > 1 else []
     changed = True
     while changed:
         changed = False
         for cells in groups:
-            hidden = [cell for cell in cells if hide[cell]]
-            if len(hidden) != 1:
+            shut = [cell for cell in cells if hide[cell]]
+            if len(shut) != 1:
                 continue
             candidates = [cell for cell in cells if not hide[cell] and not np.isnan(values[cell])]
             if not candidates:
@@ -141,7 +158,8 @@ def suppressed_mask(table: pd.DataFrame, columns: Sequence[str], threshold: int 
 def suppress_small_counts(table: pd.DataFrame, columns: Sequence[str] | None = None,
                           threshold: int = DEFAULT_MIN_COUNT, *, linked: dict[str, str] | None = None,
                           total_row: object | None = None, total_column: str | None = None,
-                          additive: str = "both") -> pd.DataFrame:
+                          additive: str = "both", row_groups: Sequence | None = None,
+                          hidden: pd.DataFrame | np.ndarray | None = None) -> pd.DataFrame:
     """A copy of `table` with small counts, and what would reveal them, set missing.
 
     Parameters
@@ -156,8 +174,8 @@ def suppress_small_counts(table: pd.DataFrame, columns: Sequence[str] | None = N
         ``{value_column: count_column}``: a value column (such as revenue) is
         hidden wherever its count column is, since a department's revenue with
         two patients tells about those two.
-    total_row, total_column, additive
-        Totals and which groups add up, as in :func:`suppressed_mask`.
+    total_row, total_column, additive, row_groups, hidden
+        Totals, which groups add up and cells already hidden, as in :func:`suppressed_mask`.
 
     Returns
     -------
@@ -185,7 +203,7 @@ def suppress_small_counts(table: pd.DataFrame, columns: Sequence[str] | None = N
     if columns is None:
         columns = [c for c in table.columns if pd.api.types.is_integer_dtype(table[c].dtype)]
     mask = suppressed_mask(table, columns, threshold, total_row=total_row, total_column=total_column,
-                           additive=additive)
+                           additive=additive, row_groups=row_groups, hidden=hidden)
     out = table.copy()
     for col in columns:
         out[col] = _nullable(out[col]).mask(mask[col].to_numpy())

@@ -20,7 +20,9 @@ import pandas as pd
 
 from crm_analysis.clinic import ClinicData
 from crm_analysis.contract import TABLES
-from crm_analysis.i18n import LANGS, check_lang, column_label, label, localise_columns, table_label
+from crm_analysis.i18n import LABELS, LANGS, check_lang, column_label, label, localise_columns, table_label
+from crm_analysis.number_format import format_number
+from crm_analysis.privacy import DEFAULT_MIN_COUNT, suppress_small_counts
 
 __all__ = [
     "COVERAGE_DATES",
@@ -201,17 +203,29 @@ def findings(clinic: ClinicData) -> pd.DataFrame:
         ``"warning"``), ``table``, ``table_ko``, ``table_en``, ``column``,
         ``column_ko``, ``column_en`` (None when the finding is about a whole
         table; names outside the contract, such as ``"mapping"``, are their
-        own labels), ``check`` (rule name), ``n_rows`` (int: rows concerned)
-        and ``message`` (English).
+        own labels), ``check`` (rule name) with ``check_ko`` / ``check_en``,
+        ``n_rows`` (int: rows concerned) and ``message`` (English, with its
+        details) with ``message_ko`` (what the rule means, from the labels) /
+        ``message_en`` (the message).
     """
     frame = clinic.report.to_frame().reset_index(drop=True)
     tables, columns = frame["table"].tolist(), frame["column"].tolist()
     for lang in LANGS:
-        frame[f"table_{lang}"] = pd.Series([table_label(t, lang) for t in tables], index=frame.index, dtype="object")
+        frame[f"table_{lang}"] = pd.Series([LABELS[f"finding_table_{t}"][lang] if f"finding_table_{t}" in LABELS
+                                            else table_label(t, lang) for t in tables], index=frame.index,
+                                           dtype="object")
         frame[f"column_{lang}"] = pd.Series([None if pd.isna(c) else column_label(t, c, lang)
                                              for t, c in zip(tables, columns)], index=frame.index, dtype="object")
     out = frame[_FINDING_COLUMNS].copy()
     out["n_rows"] = out["n_rows"].astype("int64")
+    # The rule's name and meaning in each language (labels `finding_<check>`); the English message with its
+    # details stays the analyst's (clinic.report). A rule without a label is shown by its code.
+    checks = out["check"].astype(str).tolist()
+    for lang in LANGS:
+        out[f"check_{lang}"] = [LABELS[f"finding_{c}"][lang] if f"finding_{c}" in LABELS else c for c in checks]
+        out[f"message_{lang}"] = [LABELS[f"finding_{c}_text"][lang] if f"finding_{c}_text" in LABELS
+                                  else label("finding_other_text", lang) for c in checks]
+    out["message_en"] = out["message"].astype(str)  # the English message says more: keep it
     return out
 
 
@@ -246,14 +260,15 @@ class QualitySummary:
         lang = self.lang
         present = self.row_counts[self.row_counts["present"]]
         absent = self.row_counts[~self.row_counts["present"]]
-        tables = ", ".join(f"{t} {n:,}" for t, n in zip(present[f"table_{lang}"], present["rows"]))
+        tables = ", ".join(f"{t} {format_number(n, 'count', lang, hidden_below=DEFAULT_MIN_COUNT)}"
+                           for t, n in zip(present[f"table_{lang}"], present["rows"]))
         lines = [
             (label("as_of", lang), f"{self.as_of:%Y-%m-%d}" if self.as_of is not None else label("not_given", lang)),
             (label("tables_present", lang), tables),
             (label("tables_absent", lang), ", ".join(absent[f"table_{lang}"]) or label("none", lang)),
         ]
         if len(self.coverage):
-            empty = self.coverage.index[self.coverage["visits"].eq(0).to_numpy()] \
+            empty = self.coverage.index[self.coverage["visits"].eq(0).to_numpy(dtype=bool, na_value=False)] \
                 if "visits" in self.coverage else self.coverage.index[:0]
             lines += [
                 (label("coverage_span", lang), f"{self.coverage.index[0]} – {self.coverage.index[-1]} "
@@ -264,9 +279,9 @@ class QualitySummary:
         counts = [f"{label(f'{lvl}_level', lang)} {int(levels[lvl])}"
                   for lvl in ("quarantined", "repaired", "warning") if lvl in levels]
         lines.append((label("findings", lang), ", ".join(counts) or label("none", lang)))
-        rate = self.missing["missing_rate"]
+        rate = self.missing["missing_rate"].astype("float64")  # hidden rates (missing) are neither 0 nor 1
         lines.append((label("empty_columns", lang), f"{int((rate == 1).sum())}"))
-        top = self.missing[(rate > 0) & (rate < 1)].head(3)
+        top = self.missing[((rate > 0) & (rate < 1)).to_numpy()].head(3)
         worst = ", ".join(f"{t}.{c} {r:.0%}" for t, c, r in
                           zip(top[f"table_{lang}"], top[f"column_{lang}"], top["missing_rate"]))
         lines.append((label("most_missing", lang), worst or label("none", lang)))
@@ -288,14 +303,25 @@ class QualitySummary:
                 + localise_columns(self.row_counts, lang).to_html(index=False))
 
 
-def quality_summary(clinic: ClinicData, lang: str = "ko") -> QualitySummary:
-    """Everything above for one clinic, in one frozen object.
+def quality_summary(clinic: ClinicData, lang: str = "ko", min_count: int = DEFAULT_MIN_COUNT) -> QualitySummary:
+    """Everything above for one clinic, in one frozen object, its counts ready to publish.
+
+    Counts from 1 to ``min_count - 1`` are hidden (missing) with
+    :func:`crm_analysis.privacy.suppress_small_counts`, and so is what would reveal them:
+    rows and rows set aside per table; rows per month (secondary suppression down each
+    table's months, which add up to its rows); missing values per column (with the share
+    missing, and hidden too when the values *present* are that few); rows per finding.
+    The monthly coverage keeps float columns (NaN where hidden) so that it still plots;
+    ``coverage.attrs["kinds"]`` marks them as counts for
+    :func:`crm_analysis.i18n.localised_view`.
 
     Parameters
     ----------
     clinic : ClinicData
     lang : {"ko", "en"}
         Language of the text and HTML views (the frames keep both labels).
+    min_count : int
+        The suppression threshold.
 
     Returns
     -------
@@ -312,8 +338,36 @@ def quality_summary(clinic: ClinicData, lang: str = "ko") -> QualitySummary:
     >>> print(quality_summary(load_clinic("data/demo", as_of="2026-10-31")).summary())  # doctest: +SKIP
     """
     check_lang(lang)
-    return QualitySummary(row_counts=row_counts(clinic), coverage=monthly_coverage(clinic),
-                          missing=missing_rates(clinic), findings=findings(clinic), as_of=clinic.as_of, lang=lang)
+    return QualitySummary(row_counts=_published_row_counts(row_counts(clinic), min_count),
+                          coverage=_published_coverage(monthly_coverage(clinic), min_count),
+                          missing=_published_missing(missing_rates(clinic), min_count),
+                          findings=suppress_small_counts(findings(clinic), ["n_rows"], min_count, additive="rows"),
+                          as_of=clinic.as_of, lang=lang)
+
+
+def _published_row_counts(counts: pd.DataFrame, min_count: int) -> pd.DataFrame:
+    """Rows and rows set aside per table, each hidden when small (no total is published)."""
+    counts = suppress_small_counts(counts, ["rows"], min_count, additive="rows")
+    return suppress_small_counts(counts, ["quarantined"], min_count, additive="rows")
+
+
+def _published_coverage(coverage: pd.DataFrame, min_count: int) -> pd.DataFrame:
+    """Rows per month, small counts hidden down each table's months; floats with NaN, for the chart too."""
+    out = suppress_small_counts(coverage, list(coverage.columns), min_count, additive="columns")
+    out = out.astype("float64") if len(out.columns) else out
+    out.attrs["kinds"] = dict.fromkeys(out.columns, "count")
+    return out
+
+
+def _published_missing(missing: pd.DataFrame, min_count: int) -> pd.DataFrame:
+    """Missing values per column: hidden when they, or the values present, are few; the share with them."""
+    if missing.empty:
+        return missing
+    out = missing.assign(n_present=missing["n_rows"] - missing["n_missing"])
+    out = suppress_small_counts(out, ["n_missing", "n_present", "n_rows"], min_count, total_column="n_rows",
+                                additive="rows")
+    hidden = (out["n_missing"].isna() | out["n_rows"].isna()).to_numpy()  # the share and one count give the other
+    return out.assign(missing_rate=out["missing_rate"].astype("Float64").mask(hidden)).drop(columns="n_present")
 
 
 def _month_list(months: pd.Index, limit: int = 6) -> str:

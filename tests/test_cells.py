@@ -173,6 +173,26 @@ def test_every_report_view_escapes_what_it_shows():
         assert "".join(parsed.text).count(bad) == 2, view.__name__
 
 
+@pytest.mark.parametrize("lang, yes, no", [("ko", "예", "아니오"), ("en", "Yes", "No")])
+def test_escaped_style_formats_every_number_alike(lang, yes, no):
+    """Columns without a format go through format_number; count columns show a hidden count as <5 and are listed."""
+    frame = pd.DataFrame({"n": pd.array([13612, None], dtype="Int64"), "mean": [43.4, 1 / 3], "flag": [True, False],
+                          "mixed": ["text", 2.0], "share": [0.25, 0.5]})
+    html = escaped_style(frame, {"share": "{:.1%}"}, lang=lang, counts=["n"]).to_html()
+    cells = [c.strip() for c in _parse(html).text if c.strip()]
+    for shown in ("13,612", "<5", "43.4", "0.33", yes, no, "text", "2", "25.0%", "50.0%"):
+        assert shown in cells, (shown, cells)
+    assert not any(re.search(r"\d\.\d{3,}", c) for c in cells) and "True" not in cells
+    assert 'data-count-columns="0"' in html
+    assert "data-count-columns" not in escaped_style(frame).to_html(), "no count columns, no attribute"
+
+
+def test_p_value_text_has_two_decimals():
+    from crm_analysis.cells import p_value_text
+
+    assert [p_value_text(p) for p in (0.2403, 0.05, 0.0099, float("nan"))] == ["0.24", "0.05", "<0.01", "–"]
+
+
 def test_markdown_text_renders_as_the_text_itself():
     from nbconvert.filters import markdown2html
 

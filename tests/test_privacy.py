@@ -27,6 +27,18 @@ def test_primary_and_secondary_suppression_by_hand():
     assert table["patients"].tolist() == [3, 40, 25, 60], "the input must not be modified"
 
 
+def test_row_groups_and_cells_hidden_elsewhere_take_part():
+    """Rows of one campaign add up to its total published in another table; cells hidden there count here."""
+    t = pd.DataFrame({"campaign": ["A", "A", "B", "B", "C"], "n": [111, 2, 40, 50, 60]})
+    mask = suppressed_mask(t, ["n"], row_groups=t["campaign"], additive="rows")["n"].tolist()
+    assert mask == [True, True, False, False, False], "A's other line goes: A's total minus 111 is 2"
+    elsewhere = np.array([[False], [False], [True], [True], [False]])
+    out = suppress_small_counts(t, ["n"], additive="columns", row_groups=t["campaign"], hidden=elsewhere)
+    assert out["n"].isna().tolist() == [True, True, True, True, False]
+    with pytest.raises(ValueError, match="row_groups has 2 labels for 5 rows"):
+        suppressed_mask(t, ["n"], row_groups=["A", "B"])
+
+
 def test_zero_is_not_small_and_threshold_is_configurable():
     table = pd.DataFrame({"n": [0, 5, 9, 12]})
     assert suppress_small_counts(table)["n"].isna().sum() == 0  # 0 and 5+ are shown by default

@@ -259,9 +259,9 @@ def test_inputs_not_modified(tiny):
 
 
 def test_quality_summary_object(tiny):
-    result = quality.quality_summary(tiny)
-    pd.testing.assert_frame_equal(result.coverage, quality.monthly_coverage(tiny))
-    pd.testing.assert_frame_equal(result.missing, quality.missing_rates(tiny))
+    result = quality.quality_summary(tiny, min_count=1)  # threshold 1: nothing hidden, so the frames are the functions'
+    pd.testing.assert_frame_equal(result.coverage, quality.monthly_coverage(tiny), check_dtype=False)
+    pd.testing.assert_frame_equal(result.missing, quality.missing_rates(tiny), check_dtype=False)
     with pytest.raises(AttributeError):
         result.lang = "en"
     text = result.summary()
@@ -270,12 +270,29 @@ def test_quality_summary_object(tiny):
     never_provided = sum(len(TABLES[name].columns) for name in tiny.tables) - len(EXPECTED_MISSING)
     assert f"전부 비어 있는 항목 수: {never_provided + 1}" in text  # + sms_consent_date, provided but empty
     assert "내원 자료가 없는 달: 2026-03" in text
-    english = quality.quality_summary(tiny, lang="en").summary()
+    english = quality.quality_summary(tiny, lang="en", min_count=1).summary()
     assert "months without visits: 2026-03" in english
     assert "patients 3" in english and "partly missing (top): patients.mobile phone 67%" in english
     assert "<h4>" in result._repr_html_() and str(result) == text
     with pytest.raises(ValueError, match="lang must be one of"):
         quality.quality_summary(tiny, lang="fr")
+
+
+def test_quality_summary_hides_small_counts(tiny):
+    """The summary's frames are published as they are: counts of 1-4 hidden, with what would reveal them."""
+    result = quality.quality_summary(tiny)
+    raw = quality.missing_rates(tiny)
+    for frame, columns in ((result.row_counts, ["rows", "quarantined"]), (result.coverage, list(result.coverage)),
+                           (result.missing, ["n_rows", "n_missing"]), (result.findings, ["n_rows"])):
+        values = frame[columns].astype("float64").to_numpy()
+        assert not ((values >= 1) & (values < 5)).any(), frame
+    present = raw["n_rows"] - raw["n_missing"]
+    hidden = (result.missing["n_missing"].isna() | result.missing["n_rows"].isna()).to_numpy()
+    assert hidden[((present >= 1) & (present < 5)).to_numpy()].all(), "few values present: a count hidden too"
+    assert result.missing["missing_rate"].isna().to_numpy()[hidden].all()
+    assert result.coverage.attrs["kinds"] == dict.fromkeys(result.coverage.columns, "count")
+    text = quality.quality_summary(tiny, lang="en").summary()
+    assert "patients <5" in text and "patients 3" not in text
 
 
 # --------------------------------------------------------------------------- i18n

@@ -18,7 +18,6 @@ Importing this package reads no file; the shipped rules are read when first used
 
 from crm_analysis.campaigns.compliance import assert_compliant, check_sends
 from crm_analysis.campaigns.definitions import Campaign, CampaignConfig, load_campaigns
-from crm_analysis.campaigns.evaluation import CampaignEvaluation, evaluate_campaigns
 from crm_analysis.campaigns.holdout import assign_holdout
 from crm_analysis.campaigns.outreach import build_outreach, write_outreach
 from crm_analysis.campaigns.planner import CampaignPlan, plan_campaigns
@@ -28,3 +27,13 @@ from crm_analysis.exceptions import CampaignConfigError
 __all__ = ["Campaign", "CampaignConfig", "CampaignConfigError", "CampaignEvaluation", "CampaignPlan",
            "assert_compliant", "assign_holdout", "build_outreach", "check_sends", "evaluate_campaigns",
            "load_campaigns", "plan_campaigns", "suppression_list", "write_outreach"]
+
+
+def __getattr__(name: str):
+    # The evaluation (statsmodels, scipy.stats) is imported on first use: planning and the staff lists,
+    # which the daily run needs, do without it.
+    if name in ("CampaignEvaluation", "evaluate_campaigns"):
+        from crm_analysis.campaigns import evaluation
+
+        return getattr(evaluation, name)
+    raise AttributeError(f"module 'crm_analysis.campaigns' has no attribute {name!r}")

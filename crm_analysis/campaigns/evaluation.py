@@ -93,8 +93,9 @@ class CampaignEvaluation:
     Attributes
     ----------
     per_campaign : DataFrame
-        One row per campaign: sizes, return rates, lift and CI, p-value, revenue
-        per contact by arm and its difference with CI, cost, cost per extra return.
+        One row per campaign: sizes, patients who returned (``returned_sent``,
+        ``returned_holdout``), return rates, lift and CI, p-value, revenue per
+        contact by arm and its difference with CI, cost, cost per extra return.
     lifts : Mapping of str to Estimate
         The return-rate lift of each campaign and ``"overall"``.
     overall : Estimate
@@ -115,7 +116,9 @@ class CampaignEvaluation:
             return self.per_campaign.copy()
         o = self.overall
         row = {"campaign_id": "overall", "n_contacts": o.n, "n_sent": o.extras.get("n_sent"),
-               "n_holdout": o.extras.get("n_holdout"), "lift": o.estimate, "lift_ci_low": o.ci_low,
+               "n_holdout": o.extras.get("n_holdout"), "returned_sent": self.per_campaign["returned_sent"].sum(),
+               "returned_holdout": self.per_campaign["returned_holdout"].sum(), "lift": o.estimate,
+               "lift_ci_low": o.ci_low,
                "lift_ci_high": o.ci_high, "p_value": o.p_value, "cost_krw": self.per_campaign["cost_krw"].sum(),
                "revenue_diff": o.extras.get("revenue_diff"), "revenue_diff_ci_low": o.extras.get("revenue_ci_low"),
                "revenue_diff_ci_high": o.extras.get("revenue_ci_high")}
@@ -217,7 +220,8 @@ def evaluate_campaigns(clinic, as_of, *, config: str | Mapping | CampaignConfig 
                                    "risk_difference", f"{cid}: {window}-day return rate, sent − holdout",
                                    conf_level=conf_level, extras={"rate_sent": x1 / n1, "rate_holdout": x0 / n0})
         rows.append({"campaign_id": str(cid), "first_sent": g["sent_at"].min().normalize(), "n_contacts": n1 + n0,
-                     "n_sent": n1, "n_holdout": n0, "rate_sent": x1 / n1, "rate_holdout": x0 / n0, "lift": lift,
+                     "n_sent": n1, "n_holdout": n0, "returned_sent": x1, "returned_holdout": x0,
+                     "rate_sent": x1 / n1, "rate_holdout": x0 / n0, "lift": lift,
                      "lift_ci_low": lo, "lift_ci_high": hi, "p_value": p,
                      "revenue_sent": float(s["revenue"].mean()), "revenue_holdout": float(h["revenue"].mean()),
                      "revenue_diff": rd, "revenue_diff_ci_low": rlo, "revenue_diff_ci_high": rhi,

@@ -12,12 +12,16 @@ import pandas as pd
 
 from crm_analysis.campaigns.evaluation import CampaignEvaluation
 from crm_analysis.campaigns.planner import CampaignPlan
+from crm_analysis.cells import p_value_text
+from crm_analysis.data_labels import campaign_kind_name
 from crm_analysis.i18n import check_lang, label
-from crm_analysis.privacy import suppress_small_counts
+from crm_analysis.privacy import DEFAULT_MIN_COUNT, suppress_small_counts
 
 __all__ = ["list_sizes", "message_costs", "not_sent_counts", "suppression_counts", "recent_lifts", "lift_table"]
 
 _GROUPED = r"^(gestational_week|vaccination)_.*$"
+#: The counts behind a campaign's lift: arm sizes and the patients who returned in each arm.
+_LIFT_COUNTS = ["n_sent", "n_holdout", "returned_sent", "returned_holdout"]
 
 
 def _label_or(key: str, lang: str, default: str) -> str:
@@ -35,6 +39,8 @@ def list_sizes(plan: CampaignPlan, lang: str = "ko") -> pd.DataFrame:
     t = (s.assign(reason=reason).groupby(["campaign_id", "kind", "reason"], observed=True)
          .agg(camp_messages=("message", "size"), camp_recipients=("recipient_id", "nunique")).reset_index())
     t["kind"] = t["kind"].map(lambda k: label(f"camp_{k}", lang))
+    t["reason"] = t["reason"].map(lambda r: _label_or(f"camp_why_{r}", lang, r))
+    t["campaign_id"] = t["campaign_id"].map(lambda c: campaign_kind_name(c, lang))
     t = t.rename(columns={"campaign_id": "camp_campaign", "kind": "camp_kind", "reason": "camp_reason"})
     return suppress_small_counts(t, ["camp_messages", "camp_recipients"], additive="columns")
 
@@ -42,7 +48,11 @@ def list_sizes(plan: CampaignPlan, lang: str = "ko") -> pd.DataFrame:
 def message_costs(plan: CampaignPlan, lang: str = "ko") -> pd.DataFrame:
     """Messages planned and their cost (KRW) per campaign and message type (SMS, LMS, 알림톡, 친구톡, email),
     priced as each message really goes (:mod:`crm_analysis.campaigns.message_types`); a cost is hidden with
-    its count. The consent reconfirmation notices are a line of their own."""
+    its count. The consent reconfirmation notices are a line of their own.
+
+    A campaign's lines add up to its messages in :func:`list_sizes`, so the two tables hide alike: a campaign
+    with a count hidden there has all its lines hidden here, and a campaign with one line hidden here has a
+    second one hidden too."""
     from crm_analysis.campaigns.message_types import MESSAGE_TYPES
 
     lang = check_lang(lang)
@@ -57,8 +67,14 @@ def message_costs(plan: CampaignPlan, lang: str = "ko") -> pd.DataFrame:
     t["camp_messages"] = t["camp_messages"].astype("int64")
     t["message_type"] = t["message_type"].map(lambda c: MESSAGE_TYPES.get(c, (c, c))[lang == "en"])
     t["camp_cost"] = t["camp_cost"].round(0)
+    t["campaign_id"] = t["campaign_id"].map(lambda c: campaign_kind_name(c, lang))  # as list_sizes names it
     t = t.rename(columns={"campaign_id": "camp_campaign", "message_type": "camp_message_type"})
-    return suppress_small_counts(t, ["camp_messages"], linked={"camp_cost": "camp_messages"}, additive="columns")
+    # a campaign's messages add up to its total in list_sizes: a campaign that table hides any of is hidden
+    # whole here, and within a campaign one hidden message type takes another with it
+    sizes = list_sizes(plan, lang)
+    hidden_there = t["camp_campaign"].isin(sizes.loc[sizes["camp_messages"].isna(), "camp_campaign"]).to_numpy()
+    return suppress_small_counts(t, ["camp_messages"], linked={"camp_cost": "camp_messages"}, additive="columns",
+                                 row_groups=t["camp_campaign"], hidden=hidden_there[:, None])
 
 
 def not_sent_counts(plan: CampaignPlan, lang: str = "ko") -> pd.DataFrame:
@@ -66,6 +82,7 @@ def not_sent_counts(plan: CampaignPlan, lang: str = "ko") -> pd.DataFrame:
     lang = check_lang(lang)
     d = plan.dropped.copy()
     d["reason"] = d["reason"].map(lambda r: _label_or(f"camp_reason_{r}", lang, r))
+    d["campaign_id"] = d["campaign_id"].map(lambda c: campaign_kind_name(c, lang))
     t = d.rename(columns={"campaign_id": "camp_campaign", "reason": "camp_reason", "n": "camp_n"})
     t["camp_n"] = t["camp_n"].astype("int64")
     return suppress_small_counts(t, ["camp_n"], additive="columns")
@@ -100,9 +117,17 @@ def recent_lifts(clinic, as_of, *, months: int = 12, by: str = "campaign") -> Ca
     return evaluate_campaigns(clinic, as_of, sent_from=since + pd.Timedelta(days=1), by=by)
 
 
-def lift_table(evaluation: CampaignEvaluation | None, lang: str = "ko") -> pd.DataFrame:
+def lift_table(evaluation: CampaignEvaluation | None, lang: str = "ko",
+               min_count: int = DEFAULT_MIN_COUNT) -> pd.DataFrame:
     """Per campaign and overall: arm sizes, return rates, lift (pp) with CI, p-value, revenue difference, cost.
 
+    The rule of the monthly KPIs (:mod:`crm_analysis.campaigns.monthly`), so the appendix hides what page 1
+    hides: the arm sizes and the patients who returned in each arm are suppressed together (secondary
+    suppression down each column, whose total is the overall row); an arm's return rate is hidden with its
+    size or its returners, and a campaign's lift, interval, p-value and revenue difference with any of its
+    four counts (the lift and one rate give the other). The cost is hidden with the size of the sent arm.
+    Return rates and the lift are fractions (``attrs["kinds"]`` marks them as a rate and percentage points for
+    :func:`crm_analysis.i18n.localised_view`: ``43.4%``, ``+6.1%p``).
     Empty (with the headers) when there is nothing to evaluate.
     """
     lang = check_lang(lang)
@@ -111,18 +136,27 @@ def lift_table(evaluation: CampaignEvaluation | None, lang: str = "ko") -> pd.Da
     if evaluation is None or evaluation.per_campaign.empty:
         return pd.DataFrame(columns=cols)
     t = evaluation.summary()
+    counts = t[_LIFT_COUNTS].astype("int64").set_axis(range(len(t)))
+    total_row = len(t) - 1 if evaluation.overall is not None else None
+    if total_row is not None:  # the counts of the pooled line are the sums of the campaigns'
+        counts.iloc[total_row] = counts.iloc[:total_row].sum()
+    hidden = suppress_small_counts(counts, _LIFT_COUNTS, min_count, additive="columns", total_row=total_row).isna()
+    any_hidden = hidden.any(axis=1).to_numpy()
     out = pd.DataFrame({
-        "camp_campaign": t["campaign_id"].replace({"overall": label("camp_overall", lang)}),
-        "camp_n_sent": t["n_sent"].astype("int64"),
-        "camp_n_holdout": t["n_holdout"].astype("int64"),
-        "camp_return_sent": (t.get("rate_sent") * 100).round(1),
-        "camp_return_holdout": (t.get("rate_holdout") * 100).round(1),
-        "camp_lift": (t["lift"] * 100).round(1),
-        "camp_lift_ci": [f"{lo * 100:+.1f} ~ {hi * 100:+.1f}" for lo, hi in zip(t["lift_ci_low"], t["lift_ci_high"])],
-        "camp_p_value": t["p_value"].round(3),
-        "camp_revenue_diff": t["revenue_diff"].round(-1),
-        "camp_cost": t["cost_krw"].round(0),
+        "camp_campaign": t["campaign_id"].replace({"overall": label("camp_overall", lang)}).map(
+            lambda c: campaign_kind_name(c, lang)),
+        "camp_n_sent": t["n_sent"].astype("Int64").mask(hidden["n_sent"].to_numpy()),
+        "camp_n_holdout": t["n_holdout"].astype("Int64").mask(hidden["n_holdout"].to_numpy()),
+        "camp_return_sent": t["rate_sent"].astype("Float64").round(3).mask(
+            (hidden["n_sent"] | hidden["returned_sent"]).to_numpy()),
+        "camp_return_holdout": t["rate_holdout"].astype("Float64").round(3).mask(
+            (hidden["n_holdout"] | hidden["returned_holdout"]).to_numpy()),
+        "camp_lift": t["lift"].round(3).astype("Float64").mask(any_hidden),
+        "camp_lift_ci": [None if h else f"{lo * 100:+.1f} ~ {hi * 100:+.1f}"
+                         for h, lo, hi in zip(any_hidden, t["lift_ci_low"], t["lift_ci_high"])],
+        "camp_p_value": [None if h else p_value_text(p) for h, p in zip(any_hidden, t["p_value"])],
+        "camp_revenue_diff": t["revenue_diff"].round(-1).astype("Float64").mask(any_hidden),
+        "camp_cost": t["cost_krw"].round(0).astype("Float64").mask(hidden["n_sent"].to_numpy()),
     })
-    return suppress_small_counts(out, ["camp_n_sent", "camp_n_holdout"], additive="rows",
-                                 linked={"camp_return_sent": "camp_n_sent", "camp_return_holdout": "camp_n_holdout",
-                                         "camp_lift": "camp_n_holdout", "camp_revenue_diff": "camp_n_holdout"})
+    out.attrs["kinds"] = {"camp_return_sent": "rate", "camp_return_holdout": "rate", "camp_lift": "pp"}
+    return out

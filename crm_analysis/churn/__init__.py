@@ -19,7 +19,7 @@ Rules (churn threshold, recall band, exclusions, model settings) are in
 
 from crm_analysis.churn.backtest import BacktestResult, backtest
 from crm_analysis.churn.curves import ReturnCurves, return_curves
-from crm_analysis.churn.definition import churn_by_segment, churn_status, patient_segments
+from crm_analysis.churn.definition import churn_by_segment, churn_definition_sentence, churn_status, patient_segments
 from crm_analysis.churn.model import HORIZONS, ChurnModel
 from crm_analysis.churn.views import churn_view
 from crm_analysis.churn.recall import recall_candidates, recall_counts, recall_table
@@ -38,6 +38,7 @@ __all__ = [
     "HORIZONS",
     "churn_status",
     "churn_by_segment",
+    "churn_definition_sentence",
     "patient_segments",
     "backtest",
     "BacktestResult",

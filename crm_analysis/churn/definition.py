@@ -35,7 +35,7 @@ import pandas as pd
 from crm_analysis.churn.rules import load_churn_rules
 from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
 
-__all__ = ["churn_status", "churn_by_segment", "calibration_note", "patient_segments"]
+__all__ = ["churn_status", "churn_by_segment", "calibration_note", "churn_definition_sentence", "patient_segments"]
 
 
 def churn_status(model, rules=None, state: pd.DataFrame | None = None, *, backtest=None) -> pd.DataFrame:
@@ -95,8 +95,32 @@ def calibration_note(status: pd.DataFrame) -> str:
     cal = status.attrs.get("calibration", {"checked": False})
     if not cal.get("checked"):
         return "not checked (no back-test given)"
-    return (f"back-test from {cal['cutoff']}: mean decile error {cal['calibration_mae']:.3f}, "
-            f"max {cal['calibration_max']:.3f}")
+    return (f"back-test from {cal['cutoff']}: mean decile error {cal['calibration_mae'] * 100:.1f}%p, "
+            f"max {cal['calibration_max'] * 100:.1f}%p")
+
+
+def churn_definition_sentence(status: pd.DataFrame, rules=None, lang: str = "ko") -> str:
+    """The churn rule and how well its probabilities were calibrated, in one sentence in `lang`.
+
+    Parameters
+    ----------
+    status : DataFrame
+        From :func:`churn_status`.
+    rules : path, mapping or None
+        The churn rules `status` was made with.
+    lang : {"ko", "en"}
+    """
+    from crm_analysis.i18n import check_lang, label
+
+    check_lang(lang)
+    rules = load_churn_rules(rules)
+    text = label("churn_definition_sentence", lang).format(
+        days=int(rules["churn"]["horizon_days"]), share=f"{float(rules['churn']['max_return_probability']):.0%}")
+    cal = status.attrs.get("calibration", {"checked": False})
+    if not cal.get("checked"):
+        return text + " " + label("churn_calibration_unchecked", lang)
+    return text + " " + label("churn_calibration_sentence", lang).format(
+        cutoff=cal["cutoff"], mean=f"{cal['calibration_mae'] * 100:.1f}%p", worst=f"{cal['calibration_max'] * 100:.1f}%p")
 
 
 def _checked_calibration(model, backtest, rules) -> dict:
@@ -139,7 +163,8 @@ def churn_by_segment(status: pd.DataFrame, segments: pd.Series, rules=None, min_
     min_count : int
         Counts from 1 to ``min_count − 1`` are hidden (with
         :func:`crm_analysis.privacy.suppress_small_counts`), and so are the
-        rates computed from them.
+        rates computed from them. The patients who did not churn count too:
+        a segment of 300 with 298 churned is hidden like one with 2 churned.
 
     Returns
     -------
@@ -161,9 +186,13 @@ def churn_by_segment(status: pd.DataFrame, segments: pd.Series, rules=None, min_
     table = pd.concat([table, total], ignore_index=True)
     table["churn_rate"] = table["churned"] / table["patients"]
     table = table[["segment", "patients", "churned", "churn_rate", "mean_p_return"]]
-    table = suppress_small_counts(table.set_index("segment"), ["patients", "churned"], min_count,
-                                  linked={"churn_rate": "churned", "mean_p_return": "patients"},
-                                  total_row="total").reset_index()
+    # patients = churned + retained: a segment where all but 1-4 churned tells about those few, too
+    table = suppress_small_counts(table.assign(retained=table["patients"] - table["churned"]).set_index("segment"),
+                                  ["churned", "retained", "patients"], min_count, total_row="total",
+                                  total_column="patients", linked={"mean_p_return": "patients"})
+    hidden = (table["churned"].isna() | table["patients"].isna()).to_numpy()
+    table = table.assign(churn_rate=table["churn_rate"].astype("Float64").mask(hidden))
+    table = table.drop(columns="retained").reset_index()
     table["definition"] = (f"P(return within {rules['churn']['horizon_days']}d) < "
                            f"{rules['churn']['max_return_probability']}")
     table["calibration"] = calibration_note(status)

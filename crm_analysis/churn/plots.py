@@ -14,6 +14,7 @@ import pandas as pd
 
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, PercentFormatter
 
+from crm_analysis.data_labels import department_name, term_names
 from crm_analysis.i18n import check_lang, label
 
 __all__ = ["plot_hazard_ratios", "plot_calibration", "plot_return_curves"]
@@ -55,7 +56,7 @@ def plot_hazard_ratios(table: pd.DataFrame, ax=None, lang: str = "ko"):
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_yticks(y, table["term"].astype(str).to_numpy())
+    ax.set_yticks(y, term_names(table["term"].astype(str), lang).to_numpy())
     ax.invert_yaxis()
     method = set(table["ci_method"]) if "ci_method" in table.columns else set()
     robust = "churn_hr_xlabel_robust" if method and all(m.startswith("patient-clustered") for m in method) else None
@@ -92,7 +93,7 @@ def plot_return_curves(curves: Mapping[str, pd.DataFrame], by: str, ax=None, lan
     for group, curve in curves.items():
         c = curve[curve.index <= max_days]
         t = c.index.to_numpy()
-        line = ax.step(t, 1 - c["survival"].to_numpy(), where="post", label=str(group))[0]
+        line = ax.step(t, 1 - c["survival"].to_numpy(), where="post", label=str(department_name(group, lang)))[0]
         ax.fill_between(t, 1 - c["upper"].to_numpy(), 1 - c["lower"].to_numpy(), step="post",
                         alpha=0.15, color=line.get_color())
     ax.set_xlim(0, max_days)

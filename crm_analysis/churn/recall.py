@@ -272,7 +272,10 @@ def recall_counts(table: pd.DataFrame, min_count: int = 5) -> pd.DataFrame:
         From :func:`recall_table`.
     min_count : int
         Counts from 1 to ``min_count − 1`` are hidden (with secondary
-        suppression) by :func:`crm_analysis.privacy.suppress_small_counts`.
+        suppression) by :func:`crm_analysis.privacy.suppress_small_counts`,
+        and so are those the table gives away by difference: the patients
+        not in the band (``patients - in_band``) and the excluded
+        (``in_band - candidates``).
 
     Returns
     -------
@@ -296,5 +299,17 @@ def recall_counts(table: pd.DataFrame, min_count: int = 5) -> pd.DataFrame:
     counts.loc["total"] = counts.sum()
     counts = counts.astype(np.int64)
     counts.index.name = "segment"
-    return suppress_small_counts(counts, list(counts.columns), min_count, total_row="total",
-                                 additive="columns").reset_index()
+    # in_band = candidates + the excluded (any reason), so a row of exclusions and candidates adds up to in_band
+    # (reasons overlap: treating them as adding up hides more, never less); patients - in_band and
+    # in_band - candidates are published by difference, so a small one hides the cell that gives it away
+    def few(n: pd.Series) -> np.ndarray:
+        return ((n >= 1) & (n < min_count)).to_numpy()
+
+    parts = [*EXCLUSIONS, "candidates", "in_band"]
+    given_away = pd.DataFrame(False, index=counts.index, columns=parts)
+    given_away["candidates"] = few(counts["in_band"] - counts["candidates"])
+    given_away["in_band"] = few(counts["patients"] - counts["in_band"])
+    out = suppress_small_counts(counts, parts, min_count, total_row="total", total_column="in_band",
+                                hidden=given_away)
+    out = suppress_small_counts(out, ["patients"], min_count, total_row="total", additive="columns")
+    return out[list(counts.columns)].reset_index()

@@ -7,6 +7,7 @@ writes ``outreach/daily/D/`` (beside the monthly ``outreach/YYYY-MM/`` folders):
 - :mod:`~crm_analysis.daily.moment` — the extract moment (``D 00:00``) and the clinic as known then;
 - :mod:`~crm_analysis.daily.sends` — every reminder step due on ``D``, all reminder rules applied;
 - :mod:`~crm_analysis.daily.calls` — tomorrow's appointments ranked for a confirmation call;
+- :mod:`~crm_analysis.daily.model_cache` — the month's no-show model, fitted once a month and kept privately;
 - :mod:`~crm_analysis.daily.lists` — the staff files (Korean columns) and their ``안내.txt``;
 - :mod:`~crm_analysis.daily.run` — load, compute, write and publish atomically (one run at a time).
 """

@@ -9,7 +9,10 @@ scheduled on ``D+1`` that is booked and not cancelled at the moment, ranked for 
 3. within each, the highest no-show risk first.
 
 The risk comes from :mod:`crm_analysis.noshow` (``score_appointments``) when that package is installed
-and can score the clinic; otherwise (``risk_source="prior_no_shows"``) the list is ordered by the patient's
+and can score the clinic, with the **month model** of the run's month (fitted on the outcomes known at the
+end of the month before: :mod:`crm_analysis.daily.model_cache`, which keeps it from one day to the next);
+only the patients on the list are scored (their own records give the same features as the whole clinic).
+Otherwise (``risk_source="prior_no_shows"``) the list is ordered by the patient's
 earlier no-shows (before the moment), then their share of no-shows, and the reason says so: no model is
 pretended. Deceased and moved patients are left out.
 """
@@ -27,7 +30,7 @@ __all__ = ["CALL_COLUMNS", "CONFIRMATION_STATES", "confirmation_calls", "reply_s
 #: Columns of :func:`confirmation_calls`.
 CALL_COLUMNS = ["rank", "appointment_id", "patient_id", "contact", "scheduled_at", "department", "confirmation",
                 "no_show_risk", "prior_no_shows", "prior_appointments", "risk_reason", "risk_source"]
-#: Months of known outcomes the no-show model is fitted on each morning (keeps the daily run to seconds).
+#: Months of known outcomes the month's no-show model is fitted on (before the month's first day).
 TRAIN_MONTHS = 12
 #: Confirmation states, in call order.
 CONFIRMATION_STATES = ("cancel_requested", "unconfirmed", "confirmed")
@@ -47,32 +50,42 @@ def reply_state(reminders: pd.DataFrame | None, appointment_ids: pd.Series, mome
     state = pd.Series("unconfirmed", index=appointment_ids.index, dtype=object)
     if reminders is None or "reply" not in reminders or not len(reminders):
         return state
-    r = reminders.loc[(reminders["sent_at"] < pd.Timestamp(moment)).fillna(False).to_numpy()]
-    reply = r["reply"].astype(object)
     ids = appointment_ids.astype(str)
+    listed = reminders["appointment_id"].isin(pd.unique(ids)).fillna(False).to_numpy(dtype=bool)  # text ids as they are
+    if not listed.any() and len(ids) and not isinstance(reminders["appointment_id"].dtype, pd.StringDtype):
+        listed = reminders["appointment_id"].astype(str).isin(ids).to_numpy()  # ids of another type
+    r = reminders.loc[listed & (reminders["sent_at"] < pd.Timestamp(moment)).fillna(False).to_numpy()]
+    reply = r["reply"].astype(object)
     for value, name in (("confirmed", "confirmed"), ("cancelled", "cancel_requested")):  # the later one wins
         said = r.loc[(reply == value).to_numpy(), "appointment_id"].astype(str)
         state[ids.isin(said).to_numpy()] = name
     return state
 
 
-def noshow_scores(known, moment, *, train_months: int | None = TRAIN_MONTHS) -> pd.DataFrame | None:
-    """``appointment_id``, ``no_show_risk``, ``risk_reason`` from :func:`crm_analysis.noshow.score_appointments`
-    (fitted on the outcomes of the last `train_months` months before `moment`), or None when that package is
-    not installed or cannot score this clinic (it raises a :class:`~crm_analysis.exceptions.CrmAnalysisError`:
-    too little history, no convergence)."""
+def noshow_scores(known, moment, *, train_months: int | None = TRAIN_MONTHS, model=None,
+                  patients=None, lang: str = "ko") -> pd.DataFrame | None:
+    """``appointment_id``, ``no_show_risk``, ``risk_reason`` from :func:`crm_analysis.noshow.score_appointments`.
+
+    Scored with `model` (fitted), by default the month model of `moment`'s month
+    (:func:`~crm_analysis.daily.model_cache.month_model`: the outcomes of the last `train_months` months before
+    the month's first day), for the appointments of `patients` (default all) still booked at `moment`. None
+    when that package is not installed or cannot score this clinic (too little history, no convergence).
+    """
     try:
-        from crm_analysis import noshow
+        from crm_analysis.noshow.scoring import score_appointments
     except ImportError:
-        return None
-    score = getattr(noshow, "score_appointments", None)
-    if score is None:
         return None
     from crm_analysis.exceptions import CrmAnalysisError
 
+    if model is None:
+        from crm_analysis.daily.model_cache import month_model
+
+        model, _ = month_model(known, moment, source=None, folder=None, train_months=train_months)
+        if model is None:
+            return None
     try:
-        scores = score(known, moment - pd.Timedelta(days=1), train_months=train_months)
-    except CrmAnalysisError:  # too little history, no convergence: the list falls back to earlier no-shows
+        scores = score_appointments(known, moment - pd.Timedelta(days=1), model=model, patients=patients, lang=lang)
+    except CrmAnalysisError:  # never expected with a fitted model: the list falls back to earlier no-shows
         return None
     if "appointment_id" not in scores.columns:  # indexed by it
         scores = scores.rename_axis("appointment_id").reset_index()
@@ -80,7 +93,8 @@ def noshow_scores(known, moment, *, train_months: int | None = TRAIN_MONTHS) -> 
         appointment_id=scores["appointment_id"].astype(str))
 
 
-def confirmation_calls(clinic, date, *, known=None, scores: pd.DataFrame | None | bool = None) -> pd.DataFrame:
+def confirmation_calls(clinic, date, *, known=None, scores: pd.DataFrame | None | bool = None,
+                       model=None) -> pd.DataFrame:
     """The appointments of the day after `date`, in call order (see the module docstring).
 
     Parameters
@@ -93,6 +107,8 @@ def confirmation_calls(clinic, date, *, known=None, scores: pd.DataFrame | None 
     scores : DataFrame or False, optional
         Ready risk scores (``appointment_id``, ``no_show_risk``, ``risk_reason``); default: from
         :func:`noshow_scores`; False: none (order by prior no-shows).
+    model : NoShowRiskModel, optional
+        The fitted month model to score with (default: fitted here, see :func:`noshow_scores`).
 
     Returns
     -------
@@ -116,7 +132,10 @@ def confirmation_calls(clinic, date, *, known=None, scores: pd.DataFrame | None 
     active = ~pd.Series(status).isin(["deceased", "moved"]).to_numpy()
     day, pid = day.loc[active], pid[active]
     # earlier outcomes of each patient (known at the moment)
-    past = a.loc[(a["scheduled_at"] < moment).to_numpy() & a["status"].isin(["attended", "no_show"]).to_numpy()]
+    mine = a["patient_id"].isin(pd.unique(pid)).fillna(False).to_numpy(dtype=bool)  # the listed patients' rows
+    if not isinstance(a["patient_id"].dtype, pd.StringDtype):
+        mine = a["patient_id"].astype(str).isin(pd.unique(pid)).to_numpy()
+    past = a.loc[mine & (a["scheduled_at"] < moment).to_numpy() & a["status"].isin(["attended", "no_show"]).to_numpy()]
     pp = past["patient_id"].astype(str)
     no_shows = pp[(past["status"] == "no_show").to_numpy()].value_counts().reindex(pid).fillna(0).astype(np.int64)
     resolved = pp.value_counts().reindex(pid).fillna(0).astype(np.int64)
@@ -132,7 +151,10 @@ def confirmation_calls(clinic, date, *, known=None, scores: pd.DataFrame | None 
                         "prior_no_shows": no_shows.to_numpy(), "prior_appointments": resolved.to_numpy()})
     out["contact"] = out["contact"].astype(object).where(out["contact"].notna(), "")
     out["confirmation"] = reply_state(known.tables.get("reminders"), out["appointment_id"], moment).to_numpy()
-    scores = noshow_scores(known, moment) if scores is None else (None if scores is False else scores)
+    if scores is None:
+        scores = noshow_scores(known, moment, model=model, patients=out["patient_id"].unique()) if len(out) else None
+    elif scores is False:
+        scores = None
     text = label("daily_reason_prior", "ko").split("{n}")
     before_m, after_m = text[1].split("{m}")
     prior = (text[0] + out["prior_no_shows"].astype(str) + before_m + out["prior_appointments"].astype(str)

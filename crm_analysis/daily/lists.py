@@ -98,7 +98,7 @@ def daily_guide(day: pd.Timestamp, sends_name: str, n_sends: int, calls_name: st
         why = {"no_channel": "연락처가 없거나 모든 채널을 수신 거부", "inactive_or_unknown": "사망·이전 환자",
                "at_or_after_appointment": "발송 가능 시간이 예약 시각 이후"}.get(row.reason, row.reason)
         lines.append(f"  (보내지 않는 알림 {int(row.n):,}건: {why})")
-    order = ("노쇼 예측 모형의 위험도" if risk_source == "noshow_model"
+    order = ("노쇼 예측 모형(지난달 말까지 12개월의 결과로 만든 이달의 모형)의 위험도" if risk_source == "noshow_model"
              else "노쇼 예측 모형이 없어 환자의 이전 노쇼 횟수")
     lines += ["", f"■ {calls_name}.xlsx — {n_calls:,}건, {tomorrow.month}월 {tomorrow.day}일 예약",
               f"  내일 예약 확인 전화 명단입니다. 회신으로 취소를 요청했는데 예약이 남아 있는 환자, 확인되지 않은 환자 순이며, "

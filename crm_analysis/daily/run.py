@@ -8,6 +8,9 @@
 - ``예약확인_전화_<next day>.csv/.xlsx``: tomorrow's appointments in call order (:mod:`crm_analysis.daily.calls`);
 - ``안내.txt``: the extract moment, each file, its rows and what to do.
 
+With the risk model, the month's no-show model is kept in ``<outreach>/daily/.model/`` (owner-only; see
+:mod:`crm_analysis.daily.model_cache`): fitted on the month's first run, read back on its other days.
+
 The folder is assembled in a hidden staging folder beside it and swapped into place in one rename, with
 one run at a time writing into ``daily/`` (the lock and publishing of :mod:`crm_analysis.monthly.publish`);
 folders 0700, files 0600, formula-safe cells; the same date and data give byte-identical files.
@@ -79,9 +82,11 @@ class DailyResult:
     rows: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     risk_source: str = "prior_no_shows"
+    #: The month's no-show model: ``"fitted"`` (and cached), ``"reused"`` (from the cache) or ``"none"``.
+    model: str = "none"
 
 
-def daily_lists(clinic, date, *, config=None, scores=None) -> DailyLists:
+def daily_lists(clinic, date, *, config=None, scores=None, model=None, known=None) -> DailyLists:
     """The reminder sends of `date` and the confirmation calls for the day after (pure; nothing is written).
 
     Parameters
@@ -93,17 +98,22 @@ def daily_lists(clinic, date, *, config=None, scores=None) -> DailyLists:
         Campaign definitions (the reminder campaign's steps, channels, window, templates).
     scores : DataFrame or False, optional
         No-show risk scores for the call list (see :func:`~crm_analysis.daily.calls.confirmation_calls`).
+    model : NoShowRiskModel, optional
+        The fitted month model to score the call list with (default: fitted here).
+    known : ClinicData, optional
+        ``clinic_at(clinic, moment)`` when already made.
 
     Returns
     -------
     DailyLists
     """
     moment = daily_moment(clinic, date)
-    known = clinic_at(clinic, moment)
+    known = clinic_at(clinic, moment) if known is None else known
     rem = known.tables.get("reminders")
     replies = rem is not None and "reply" in rem and bool(rem["reply"].notna().any())
     return DailyLists(day=moment, reminders=reminder_sends(clinic, moment, config=config, known=known),
-                      calls=confirmation_calls(clinic, moment, known=known, scores=scores), replies_known=replies)
+                      calls=confirmation_calls(clinic, moment, known=known, scores=scores, model=model),
+                      replies_known=replies)
 
 
 def daily_folder(outreach_dir: str | Path) -> Path:
@@ -131,8 +141,9 @@ def run_daily(date, source: str | Path, *, mapping: str | Path | None = None, ou
     rules : str or Path, optional
         The analyst's rule folder; its ``campaigns.yaml`` (if any) defines the reminder campaign.
     risk_model : bool
-        Rank the call list by :mod:`crm_analysis.noshow`'s risk (fitted each morning on the last
-        :data:`~crm_analysis.daily.calls.TRAIN_MONTHS` months: the slowest step); False: by earlier no-shows.
+        Rank the call list by :mod:`crm_analysis.noshow`'s risk, with the month's model (fitted on the month's
+        first run on the last :data:`~crm_analysis.daily.calls.TRAIN_MONTHS` months before the month, then read
+        from ``<outreach>/daily/.model/``: :mod:`crm_analysis.daily.model_cache`); False: by earlier no-shows.
     clinic : ClinicData, optional
         Already loaded data (then `source` and `mapping` only name it).
 
@@ -162,12 +173,26 @@ def run_daily(date, source: str | Path, *, mapping: str | Path | None = None, ou
         clinic = load_clinic(source, mapping=mapping)
     timings["load"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
-    lists = daily_lists(clinic, day, config=config, scores=None if risk_model else False)
+    moment = daily_moment(clinic, day)  # SourceError before anything is written
+    known = clinic_at(clinic, moment)
+    folder = daily_folder(pub.ensure_private(root))
+    pub.ensure_private(folder)
+    timings["moment"] = round(time.perf_counter() - started, 2)
+    started = time.perf_counter()
+    model, model_state = None, "none"
+    if risk_model:
+        from crm_analysis.daily.calls import TRAIN_MONTHS
+        from crm_analysis.daily.model_cache import MODEL_FOLDER, month_model
+
+        model, model_state = month_model(known, moment, source=source, folder=folder / MODEL_FOLDER,
+                                         train_months=TRAIN_MONTHS, clinic=clinic)
+        timings["model"] = round(time.perf_counter() - started, 2)
+        started = time.perf_counter()
+    lists = daily_lists(clinic, day, config=config, known=known,
+                        scores=False if not risk_model or model is None else None, model=model)
     tables = lists.tables(clinic.tables["patients"])
     timings["lists"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
-    folder = daily_folder(pub.ensure_private(root))
-    pub.ensure_private(folder)
     name = f"{day:%Y-%m-%d}"
     final = folder / name
     with pub.folder_lock(folder):
@@ -182,7 +207,8 @@ def run_daily(date, source: str | Path, *, mapping: str | Path | None = None, ou
     timings["write"] = round(time.perf_counter() - started, 2)
     source_kind = "noshow_model" if (lists.calls["risk_source"] == "noshow_model").any() else "prior_no_shows"
     return DailyResult(day=day, folder=final, files=[final / p.relative_to(staging) for p in written],
-                       rows={k: len(v) for k, v in tables.items()}, timings=timings, risk_source=source_kind)
+                       rows={k: len(v) for k, v in tables.items()}, timings=timings, risk_source=source_kind,
+                       model=model_state)
 
 
 def _parse_day(date) -> pd.Timestamp:

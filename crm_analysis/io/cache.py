@@ -7,6 +7,10 @@ validation report) to a cache folder in a private temporary location (mode
 data). Each notebook then loads the cache instead of the source, through the
 usual ``load_clinic(source, mapping=mapping or None).snapshot(as_of)``.
 
+Besides the tables, the cache keeps which reminders point at an appointment in the
+table, the one fact every snapshot needs that takes hashing every appointment id
+(:meth:`ClinicData.snapshot <crm_analysis.clinic.ClinicData.snapshot>`).
+
 A cache folder holds ``clinic.pickle`` and ``cache.json`` (format, version,
 the data file's SHA-256 and where its parts lie). The data file is a pickle
 (protocol 5) whose large arrays are stored after it, out of band, so that
@@ -36,7 +40,7 @@ from crm_analysis.exceptions import CrmAnalysisError
 __all__ = ["CACHE_FORMAT", "write_snapshot_cache", "read_snapshot_cache", "is_snapshot_cache"]
 
 #: Marker written into ``cache.json``.
-CACHE_FORMAT = "crm_analysis-validated-clinic/2"
+CACHE_FORMAT = "crm_analysis-validated-clinic/3"
 _DATA, _META = "clinic.pickle", "cache.json"
 #: Out-of-band buffers start on multiples of this, so arrays read back are aligned.
 _ALIGN = 64
@@ -61,6 +65,9 @@ def write_snapshot_cache(clinic: ClinicData, folder: str | Path) -> Path:
     folder.chmod(0o700)
     state = {"tables": dict(clinic.tables), "as_of": clinic.as_of, "report": clinic.report,
              "source": clinic.source, "mapping": clinic.mapping, "encodings": dict(clinic.encodings)}
+    if "reminders" in clinic.tables and "appointments" in clinic.tables:
+        # worked out once here rather than by every notebook's first snapshot (see ClinicData._reminders_linked)
+        state["reminders_linked"] = clinic._reminders_linked()
     buffers: list[pickle.PickleBuffer] = []
     parts = [memoryview(pickle.dumps(state, protocol=5, buffer_callback=buffers.append))]
     parts += [buffer.raw() for buffer in buffers]
@@ -132,7 +139,11 @@ def read_snapshot_cache(source: str | Path, as_of: str | pd.Timestamp | None = N
         if state["as_of"] is None or wanted != state["as_of"]:
             raise CrmAnalysisError(f"the cache in {folder} was validated as of {state['as_of']}, not {wanted:%Y-%m-%d}: "
                                    "load the original source to check it against another date")
-    return ClinicData(**state)
+    linked = state.pop("reminders_linked", None)
+    clinic = ClinicData(**state)
+    if linked is not None:
+        clinic._remember_linked(linked)
+    return clinic
 
 
 def _read_whole(path: Path) -> np.ndarray:

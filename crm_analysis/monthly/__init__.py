@@ -10,15 +10,31 @@
 - :mod:`~crm_analysis.monthly.publish`: locks, staging folders and atomic publishing;
 - :mod:`~crm_analysis.monthly.run`: :func:`run_month`, the whole month.
 
-Importing this package imports the analysis packages (it sits on top of them); nothing below imports it.
+The engine sits on top of the analysis packages; nothing below imports it. Its public names are imported on
+first use, so ``from crm_analysis.monthly import publish`` (the daily run) stays light.
 """
 
-from crm_analysis.monthly.kpi_result import MonthlyKpis
-from crm_analysis.monthly.kpis import kpis_for_report, monthly_kpis, register_section
-from crm_analysis.monthly.month import MODELS, Month, fit_models
-from crm_analysis.monthly.rules import RULE_FILES, RuleSet, load_rule_set
-from crm_analysis.monthly.run import RunContext, RunResult, month_end, plan_month, run_month
+import importlib
+
+#: Public name -> the module that defines it. Imported on first use (PEP 562), so that a job needing one
+#: module of the engine (the daily run's publishing) does not import every analysis package.
+_EXPORTS = {"MonthlyKpis": "kpi_result", "kpis_for_report": "kpis", "monthly_kpis": "kpis", "register_section": "kpis",
+            "MODELS": "month", "Month": "month", "fit_models": "month", "RULE_FILES": "rules", "RuleSet": "rules",
+            "load_rule_set": "rules", "RunContext": "run", "RunResult": "run", "month_end": "run",
+            "plan_month": "run", "run_month": "run"}
 
 __all__ = ["Month", "MODELS", "fit_models", "RuleSet", "RULE_FILES", "load_rule_set", "MonthlyKpis",
            "monthly_kpis", "kpis_for_report", "register_section", "RunContext", "RunResult", "run_month",
            "plan_month", "month_end"]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'crm_analysis.monthly' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"crm_analysis.monthly.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -47,6 +47,13 @@ def _reminder_sentence(sections: dict, lang: str, min_count: int) -> str:
     if reminded and reminded.get("this") is not None:
         text = (text + " " if text else "") + label("brief_reminded_share", lang).format(
             share=format_number(reminded["this"], "rate", lang))
+    replies = sections.get("replies", {})
+    rates = {r["reply"]: r.get("no_show_rate") for r in replies.get("rows") or []}
+    if replies.get("available") and replies.get("confirmation_rate") is not None \
+            and rates.get("confirmed") is not None and rates.get("none") is not None:
+        text = (text + " " if text else "") + label("brief_replies", lang).format(
+            rate=format_number(replies["confirmation_rate"], "rate", lang),
+            confirmed=format_number(rates["confirmed"], "rate", lang), none=format_number(rates["none"], "rate", lang))
     return text or label("brief_unavailable", lang)
 
 

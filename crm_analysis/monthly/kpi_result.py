@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 
 from crm_analysis.cells import escaped_style
+from crm_analysis.data_labels import campaign_kind_name, department_names
 from crm_analysis.exceptions import InsufficientDataError
 from crm_analysis.i18n import check_lang, label, localise_columns
+from crm_analysis.number_format import format_number
 from crm_analysis.sufficiency import REQUIREMENTS, SHORT_OF_DATA
 
 __all__ = ["MonthlyKpis", "SCHEMA_VERSION"]
@@ -111,7 +113,8 @@ class MonthlyKpis:
         if table.empty:
             return None
         names = {"section": label("kpi_col_section", lang), "reason": label("kpi_col_reason", lang)}
-        return escaped_style(table.rename(columns=names)).hide(axis="index").set_properties(**{"text-align": "left"})
+        return escaped_style(table.rename(columns=names), lang=lang).hide(axis="index").set_properties(
+            **{"text-align": "left"})
 
     def _get(self, section: str, *keys: str) -> Any:
         value: Any = self.sections.get(section, {})
@@ -198,7 +201,8 @@ class MonthlyKpis:
         if not isinstance(block, dict) or not block.get("rows"):
             return pd.DataFrame()
         name = "kind" if period == "last_12m" else "campaign_id"
-        rows = [{**r, "campaign": r[name]} for r in block["rows"]]
+        rows = [{**r, "campaign": campaign_kind_name(r[name], lang) if name == "kind" else r[name]}
+                for r in block["rows"]]
         if block.get("overall"):
             rows.append({**block["overall"], "campaign": label("kpi_total", lang)})
         table = pd.DataFrame(rows)
@@ -216,8 +220,7 @@ class MonthlyKpis:
         if table.empty:
             return table
         counts = [label(f"kpi_col_{c}", lang) for c in ("patients_before", "patients_now", "stayed")]
-        return escaped_style(table).format("{:,}", subset=counts, na_rep=f"<{self.min_count}",
-                                           escape="html").hide(axis="index")
+        return escaped_style(table, lang=lang, counts=counts, min_count=self.min_count).hide(axis="index")
 
     def campaign_view(self, lang: str = "ko", period: str = "last_12m"):
         """:meth:`campaign_table` for display: hidden counts as ``<5``, hidden rates as "–"."""
@@ -226,8 +229,8 @@ class MonthlyKpis:
             return table
         counts = [label(f"kpi_col_{c}", lang) for c in ("n_sent", "n_holdout")]
         rates = [label(f"kpi_col_{c}", lang) for c in ("rate_sent", "rate_holdout")]
-        styler = escaped_style(table, dict.fromkeys(rates, "{:.1f}%"))
-        return styler.format("{:,}", subset=counts, na_rep=f"<{self.min_count}", escape="html").hide(axis="index")
+        return escaped_style(table, dict.fromkeys(rates, "{:.1f}%"), lang=lang, counts=counts,
+                             min_count=self.min_count).hide(axis="index")
 
     def department_table(self, lang: str = "ko") -> pd.DataFrame:
         """Revenue by department this month, with a total row; suppressed cells are missing."""
@@ -238,6 +241,7 @@ class MonthlyKpis:
         table = pd.DataFrame(section["rows"])
         total = {"department": label("kpi_total", lang), **section["total"]}
         columns = ["department", "visits", "patients", "insured", "self_pay", "total"]
+        table = table.assign(department=department_names(table["department"], lang))
         table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)[columns]
         for col in columns[1:]:
             table[col] = table[col].astype("Int64")
@@ -286,9 +290,31 @@ class MonthlyKpis:
         ax.spines[["top", "right"]].set_visible(False)
         return ax
 
+    def reply_table(self, lang: str = "ko") -> pd.DataFrame:
+        """This month's appointments, no-shows and no-show rate by reply to the reminders (hidden: missing)."""
+        check_lang(lang)
+        rows = self._require("replies").get("rows") or []
+        table = pd.DataFrame(rows, columns=["reply", "appointments", "no_shows", "no_show_rate"])
+        table["reply"] = table["reply"].map(lambda r: label(f"daily_reply_{r}", lang))
+        for col in ("appointments", "no_shows"):
+            table[col] = table[col].astype("Int64")
+        table["no_show_rate"] = table["no_show_rate"].astype("Float64")
+        names = {"reply": "daily_reply", "appointments": "daily_reply_appointments",
+                 "no_shows": "daily_reply_no_shows", "no_show_rate": "daily_reply_no_show_rate"}
+        return table.rename(columns={c: label(k, lang) for c, k in names.items()})
+
+    def reply_view(self, lang: str = "ko"):
+        """:meth:`reply_table` for display, with the confirmation rate as its caption."""
+        table = self.reply_table(lang)
+        counts = [label(k, lang) for k in ("daily_reply_appointments", "daily_reply_no_shows")]
+        rate = self.sections["replies"].get("confirmation_rate")
+        caption = label("kpi_confirmation_rate", lang).format(rate=format_number(rate, "rate", lang))
+        return escaped_style(table, {label("daily_reply_no_show_rate", lang): "{:.1%}"}, lang=lang, counts=counts,
+                             min_count=self.min_count).hide(axis="index").set_caption(escape(caption))
+
     def headline_view(self, lang: str = "ko"):
         """:meth:`headline` as a display table (no index), for the report page."""
-        return escaped_style(self.headline(lang)).hide(axis="index")
+        return escaped_style(self.headline(lang), lang=lang).hide(axis="index")
 
     def department_view(self, lang: str = "ko"):
         """:meth:`department_table` for display: thousands separators, suppressed counts as ``<5``."""
@@ -296,9 +322,7 @@ class MonthlyKpis:
         if table.empty:
             return table
         counts = [label(f"kpi_col_{c}", lang) for c in ("visits", "patients")]
-        money = [label(f"kpi_col_{c}", lang) for c in ("insured", "self_pay", "total")]
-        styler = escaped_style(table, dict.fromkeys(money, "{:,}"))
-        return styler.format("{:,}", subset=counts, na_rep=f"<{self.min_count}", escape="html").hide(axis="index")
+        return escaped_style(table, lang=lang, counts=counts, min_count=self.min_count).hide(axis="index")
 
     def trend_table(self) -> pd.DataFrame:
         """Visits, patients and new patients per month for the last 12 months (index: month)."""

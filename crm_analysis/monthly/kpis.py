@@ -43,7 +43,8 @@ from crm_analysis.monthly.glance import glance_kpis
 from crm_analysis.monthly.kpi_result import SCHEMA_VERSION, MonthlyKpis
 from crm_analysis.monthly.month import Month
 from crm_analysis.privacy import DEFAULT_MIN_COUNT, check_threshold
-from crm_analysis.reminders.monthly import REMINDER_EFFECT_FIGURES, reminder_effect_kpis, unfittable_as_thin_data
+from crm_analysis.reminders.monthly import (REMINDER_EFFECT_FIGURES, REPLY_FIGURES, reminder_effect_kpis, reply_kpis,
+                                            unfittable_as_thin_data)
 from crm_analysis.sufficiency import REQUIREMENTS, require
 from crm_analysis.value.monthly import VIP_FIGURES, vip_kpis
 
@@ -63,7 +64,7 @@ FIGURES: dict[str, tuple[str, ...]] = {}
 #: The sections counted from the core tables alone.
 CORE_SECTIONS = ("glance", "patients", "retention", "no_show", "revenue_by_department", "trend")
 #: The sections of the analysis packages (they use the month's models).
-ANALYSIS_SECTIONS = ("reminder_effect", "vip", "campaigns", "churn", "actions")
+ANALYSIS_SECTIONS = ("reminder_effect", "replies", "vip", "campaigns", "churn", "actions")
 #: The sections that wait for the month's models (the churn model, the reminder evaluation, the plan).
 MODEL_SECTIONS = ("reminder_effect", "churn", "actions")
 
@@ -117,6 +118,7 @@ register_section("no_show", lambda m, k: core.no_show_kpis(m.clinic, m.as_of, k)
 register_section("revenue_by_department", lambda m, k: core.revenue_kpis(m.clinic, m.as_of, k), figures=("rows", "total"))
 register_section("trend", lambda m, k: core.trend_kpis(m.clinic, m.as_of, k), figures=("rows",))
 register_section("reminder_effect", _reminder_effect, figures=REMINDER_EFFECT_FIGURES)
+register_section("replies", lambda m, k: reply_kpis(m.clinic, m.as_of, k), figures=REPLY_FIGURES)
 register_section("vip", lambda m, k: vip_kpis(m.clinic, m.as_of, k, features=m.features, vips=m.vips,
                                               segment_rules=m.rules.segments, vip_rule_file=m.rules.vip),
                  figures=VIP_FIGURES)

@@ -324,6 +324,17 @@ class Month:
                                                             model={"rules": rules}))
 
     @property
+    def noshow_backtest(self):
+        """:func:`~crm_analysis.noshow.noshow_backtest`: the no-show risk model fitted on the 12 months before
+        the last three and scored on those three, against its two baselines."""
+        from crm_analysis.figures import month_start
+        from crm_analysis.noshow import noshow_backtest
+
+        return self._get("noshow_backtest", lambda: noshow_backtest(self.clinic, month_start(self.as_of, 2),
+                                                                    as_of=self.as_of, rules=self.rules.reminders,
+                                                                    train_months=12))
+
+    @property
     def clv(self):
         """The fitted :class:`~crm_analysis.value.clv.CLVModel` (12-month horizon)."""
         from crm_analysis.value.clv import CLVModel

@@ -34,7 +34,9 @@ risk_reason   str, the feature raising the risk most above average, e.g. ``"ì´ì
 
 sorted by descending risk. Nothing recorded after ``as_of`` is used. It fits the model on every
 appointment with a known outcome (a few seconds on 380,000 appointments); pass ``model=`` a fitted
-:class:`NoShowRiskModel` to reuse one, ``lang="en"`` for English reasons.
+:class:`NoShowRiskModel` to reuse one (:func:`fit_noshow_model` fits the one it would fit; a fitted model
+pickles, e.g. for the daily job's once-a-month model), with ``patients=`` to score only a few patients
+quickly, ``lang="en"`` for English reasons.
 
 >>> ranked = score_appointments(clinic, "2026-10-30")     # doctest: +SKIP
 >>> ranked.head(20)                                       # doctest: +SKIP
@@ -51,9 +53,9 @@ from crm_analysis.noshow.features import FEATURE_COLUMNS, noshow_table
 from crm_analysis.noshow.model import NoShowRiskModel
 from crm_analysis.noshow.plots import plot_deciles
 from crm_analysis.noshow.reasons import reason_texts
-from crm_analysis.noshow.scoring import score_appointments
+from crm_analysis.noshow.scoring import fit_noshow_model, score_appointments
 
 __all__ = [
-    "noshow_table", "FEATURE_COLUMNS", "NoShowRiskModel", "score_appointments", "noshow_backtest",
+    "noshow_table", "FEATURE_COLUMNS", "NoShowRiskModel", "score_appointments", "fit_noshow_model", "noshow_backtest",
     "NoShowBacktest", "auc", "brier", "decile_table", "plot_deciles", "reason_texts",
 ]

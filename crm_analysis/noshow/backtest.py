@@ -122,6 +122,20 @@ class NoShowBacktest:
         """One row per model: AUC, Brier score, n, mean prediction and observed rate."""
         return self.table
 
+    def summary_view(self, lang: str = "ko"):
+        """:meth:`summary` for a report: models by name, AUC and Brier score ×100 (two decimals), counts with
+        thousands separators (every value escaped)."""
+        from crm_analysis.cells import escaped_style
+        from crm_analysis.i18n import check_lang, label
+
+        check_lang(lang)
+        t = self.table[["model", "auc", "brier", "n"]].copy()
+        t["brier"] = t["brier"] * 100  # two decimals of the score ×100 tell the models apart (0.0855 vs 0.0864)
+        t["model"] = t["model"].map(lambda m: label(f"noshow_model_{m}", lang))
+        names = {c: label(f"noshow_{c}", lang) for c in ("auc", "n")} | {"brier": label("noshow_brier_100", lang)} | {"model": label("noshow_model", lang)}
+        shown = t.rename(columns=names)
+        return escaped_style(shown, lang=lang, counts=[names["n"]]).hide(axis="index")
+
     def metric(self, name: str, metric: str = "auc") -> float:
         """``auc`` or ``brier`` of model `name` (``risk_model``, ``prior_no_shows``, ``lead_time``)."""
         return float(self.table.set_index("model").loc[name, metric])

@@ -92,17 +92,45 @@ def _patient_codes(*columns: pd.Series) -> list[np.ndarray]:
     return np.split(codes, np.cumsum([len(c) for c in columns])[:-1])
 
 
-def _reminder_plan(table: pd.DataFrame, rules, as_of: pd.Timestamp) -> pd.Series:
+def _reminder_plan(table: pd.DataFrame, rules, as_of: pd.Timestamp, first=None) -> pd.Series:
     r = load_rules(rules)
     if len(table) and r["rollouts"]:
-        known, _ = rules_within(r, table["scheduled_at"].min(), as_of)
+        known, _ = rules_within(r, table["scheduled_at"].min() if first is None else first, as_of)
         if known["rollouts"]:
             plan, _ = planned_schedule(table, known)
             return plan.astype(object).fillna("pilot").astype(str)
     return table["schedule_sent"].astype(str)
 
 
-def noshow_table(clinic, as_of, rules=None, *, include_upcoming: bool = False) -> pd.DataFrame:
+def _of_patients(clinic, patients):
+    """`clinic` with only the records of `patients` (ids): their appointments, visits, reminders, ..."""
+    from dataclasses import replace
+
+    ids = list(pd.unique(pd.Series(list(patients), dtype=object).astype(str)))
+    tables = {}
+    for name, df in clinic.tables.items():
+        if "patient_id" in df:
+            df = df.loc[_isin_text(df["patient_id"], ids)]
+        tables[name] = df
+    if "appointments" in tables and "reminders" in tables and "appointment_id" in tables["reminders"]:
+        r = tables["reminders"]
+        kept = list(tables["appointments"]["appointment_id"].astype(str))
+        tables["reminders"] = r.loc[_isin_text(r["appointment_id"], kept)]
+    return replace(clinic, tables=tables)
+
+
+def _isin_text(values: pd.Series, texts: list[str]) -> np.ndarray:
+    """Whether each id, as text, is one of `texts` (text ids compared as they are: no per-row conversion)."""
+    if isinstance(values.dtype, pd.StringDtype) and str(values.dtype.storage).startswith("pyarrow"):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        ids = pa.array(values.array)
+        return pc.is_in(ids, value_set=pa.array(texts, type=ids.type)).to_numpy(zero_copy_only=False).astype(bool)
+    return values.astype(str).isin(pd.Index(texts)).to_numpy()
+
+
+def noshow_table(clinic, as_of, rules=None, *, include_upcoming: bool = False, patients=None) -> pd.DataFrame:
     """One row per appointment with the no-show model's features, known when its reminders were planned.
 
     Parameters
@@ -117,6 +145,11 @@ def noshow_table(clinic, as_of, rules=None, *, include_upcoming: bool = False) -
     include_upcoming : bool
         Also return the appointments scheduled after `as_of`'s day and booked by it (``upcoming`` is
         True for those still booked), built from ``clinic.snapshot(as_of)``.
+    patients : iterable of patient ids, optional
+        Only the rows of these patients, built from their own records (fast: the daily call list needs a
+        few hundred patients). Every feature has the value it has in the whole clinic's table: each is
+        counted per patient, and the two that read the whole table (the reminder roll-outs in the data's
+        window, ``years``) are taken from the whole clinic's first appointment.
 
     Returns
     -------
@@ -132,6 +165,15 @@ def noshow_table(clinic, as_of, rules=None, *, include_upcoming: bool = False) -
     """
     as_of = pd.Timestamp(as_of).normalize()
     end = as_of + pd.Timedelta(days=1)
+    first_day = None
+    if patients is not None:
+        appts = clinic.require("appointments", "the no-show risk model")
+        booked = appts["booked_at"] < end
+        if not include_upcoming:
+            booked &= appts["scheduled_at"] < end
+        first_day = appts.loc[booked.fillna(False).to_numpy(), "scheduled_at"].min()
+        first_day = None if pd.isna(first_day) else first_day
+        clinic = _of_patients(clinic, patients)
     if include_upcoming:
         known = clinic.snapshot(as_of)
         appts = known.require("appointments", "the no-show risk model")
@@ -180,6 +222,8 @@ def noshow_table(clinic, as_of, rules=None, *, include_upcoming: bool = False) -
     birth = np.where(row >= 0, birth[np.maximum(row, 0)] if len(birth) else np.datetime64("NaT"), np.datetime64("NaT"))
     age = completed_years(pd.Series(birth, index=t.index), t["scheduled_date"]).astype(float)
     t["age"] = age.where((age >= 0) & (age <= 110))
-    t["reminder_plan"] = _reminder_plan(t, rules, as_of).to_numpy()
+    if first_day is not None and len(t):  # as in the whole clinic's table
+        t["years"] = (t["scheduled_date"] - first_day.normalize()).dt.days / 365.25
+    t["reminder_plan"] = _reminder_plan(t, rules, as_of, first_day).to_numpy()
     t["upcoming"] = ((t["scheduled_at"] >= end) & (t["status"] == "booked")).to_numpy()
     return t

@@ -213,6 +213,55 @@ class NoShowRiskModel:
         frame = self._prepare(table, fitting=False)
         return np.asarray(patsy.build_design_matrices([self.design_info_], frame, NA_action="raise")[0])
 
+    # ---------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict:
+        """The fitted state without patsy's design info (which does not pickle): the formula, the column names
+        and the state of each stateful transform (spline knots and centring constraints) instead."""
+        state = dict(self.__dict__)
+        info = state.pop("design_info_", None)
+        if info is not None:
+            transforms = {}
+            for factor, factor_info in info.factor_infos.items():
+                for name, obj in ((factor_info.state or {}).get("transforms") or {}).items():
+                    transforms[(factor.name(), name)] = {k: (v.copy() if isinstance(v, np.ndarray) else v)
+                                                         for k, v in vars(obj).items()}
+            state["_design_state"] = {"column_names": list(info.column_names), "transforms": transforms}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        """Rebuild the design info from the formula on a small frame of the training levels and ranges, then put
+        back each stateful transform's fitted state, so that predictions equal the original model's."""
+        state = dict(state)
+        design = state.pop("_design_state", None)
+        self.__dict__.update(state)
+        if design is not None:
+            self.design_info_ = self._rebuild_design_info(design)
+
+    def _rebuild_design_info(self, design: dict):
+        n = max(50, *(len(v) for v in self.levels_.values())) if self.levels_ else 50
+        probe = {}
+        for c in self.columns_:
+            if c in self.levels_:
+                levels = self.levels_[c]
+                probe[c] = pd.Categorical(np.resize(np.asarray(levels, dtype=object), n), categories=levels)
+            elif c in self.ranges_:
+                probe[c] = np.linspace(*self.ranges_[c], n)
+            else:
+                probe[c] = np.full(n, self.fill_[c])
+        info = patsy.dmatrix(self.formula_, pd.DataFrame(probe), NA_action="raise", return_type="matrix").design_info
+        restored = set()
+        for factor, factor_info in info.factor_infos.items():
+            for name, obj in ((factor_info.state or {}).get("transforms") or {}).items():
+                saved = design["transforms"].get((factor.name(), name))
+                if saved is None:
+                    raise ValueError(f"the pickled no-show model has no state for {factor.name()!r}")
+                obj.__dict__.clear()
+                obj.__dict__.update(saved)
+                restored.add((factor.name(), name))
+        if list(info.column_names) != design["column_names"] or restored != set(design["transforms"]):
+            raise ValueError("the pickled no-show model's design could not be rebuilt (columns differ): fit it again")
+        return info
+
     # --------------------------------------------------------------------- fit
     def fit(self, table: pd.DataFrame) -> "NoShowRiskModel":
         """Fit on the appointments of `table` whose outcome is known.

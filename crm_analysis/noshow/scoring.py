@@ -15,11 +15,52 @@ import pandas as pd
 from crm_analysis.noshow.features import noshow_table
 from crm_analysis.noshow.model import NoShowRiskModel
 
-__all__ = ["score_appointments"]
+__all__ = ["score_appointments", "fit_noshow_model"]
+
+
+def _training_rows(table: pd.DataFrame, as_of: pd.Timestamp, train_months: int | None) -> pd.DataFrame:
+    train = table.loc[table["no_show"].notna().to_numpy()]
+    if train_months is not None:
+        train = train.loc[(train["scheduled_at"] >= as_of - pd.DateOffset(months=train_months)).to_numpy()]
+    return train
+
+
+def fit_noshow_model(clinic, as_of, *, model: NoShowRiskModel | None = None, rules=None,
+                     train_months: int | None = None) -> NoShowRiskModel:
+    """The risk model :func:`score_appointments` fits for `as_of`: on the appointments whose outcome is known by
+    the end of `as_of` (the last `train_months` months of them, or all).
+
+    Fit it once and pass it as ``model=`` to score later days with it (e.g. the daily job fits one model a
+    month, at the end of the month before).
+
+    Parameters
+    ----------
+    clinic : ClinicData
+    as_of : str or Timestamp
+        The last day whose outcomes are used (its end); nothing recorded after it is used.
+    model : NoShowRiskModel, optional
+        An unfitted model with other settings (default: ``NoShowRiskModel()``).
+    rules : path, mapping or None
+        Reminder rules, for the planned reminders.
+    train_months : int, optional
+
+    Returns
+    -------
+    NoShowRiskModel
+        Fitted.
+
+    Raises
+    ------
+    InsufficientDataError
+        Too few known outcomes to fit the model.
+    """
+    as_of = pd.Timestamp(as_of).normalize()
+    table = noshow_table(clinic, as_of, rules, include_upcoming=True)
+    return (model if model is not None else NoShowRiskModel()).fit(_training_rows(table, as_of, train_months))
 
 
 def score_appointments(clinic, as_of, *, model: NoShowRiskModel | None = None, rules=None,
-                       lang: str = "ko", train_months: int | None = None) -> pd.DataFrame:
+                       lang: str = "ko", train_months: int | None = None, patients=None) -> pd.DataFrame:
     """No-show risk, risk decile and main reason of each appointment still booked after `as_of`.
 
     Parameters
@@ -38,6 +79,9 @@ def score_appointments(clinic, as_of, *, model: NoShowRiskModel | None = None, r
         Language of ``risk_reason``.
     train_months : int, optional
         When fitting here: only the last this many months before `as_of` (default: all).
+    patients : iterable of patient ids, optional
+        With a fitted `model` only: score just these patients' appointments, with features built from
+        their own records (the same values as from the whole clinic; milliseconds instead of seconds).
 
     Returns
     -------
@@ -60,12 +104,13 @@ def score_appointments(clinic, as_of, *, model: NoShowRiskModel | None = None, r
     >>> tomorrow = ranked[ranked["scheduled_at"].dt.normalize() == "2026-10-31"]  # doctest: +SKIP
     """
     as_of = pd.Timestamp(as_of).normalize()
-    table = noshow_table(clinic, as_of, rules, include_upcoming=True)
-    if model is None or not hasattr(model, "params_"):
-        train = table.loc[table["no_show"].notna().to_numpy()]
-        if train_months is not None:
-            train = train.loc[(train["scheduled_at"] >= as_of - pd.DateOffset(months=train_months)).to_numpy()]
-        model = (model if model is not None else NoShowRiskModel()).fit(train)
+    fitted = model is not None and hasattr(model, "params_")
+    if patients is not None and not fitted:
+        raise ValueError("score_appointments(patients=...) needs a fitted model (fit_noshow_model): the model is "
+                         "fitted on the whole clinic, not on a few patients")
+    table = noshow_table(clinic, as_of, rules, include_upcoming=True, patients=patients)
+    if not fitted:
+        model = (model if model is not None else NoShowRiskModel()).fit(_training_rows(table, as_of, train_months))
     ahead = table.loc[table["upcoming"].to_numpy()]
     out = ahead[["appointment_id", "patient_id", "scheduled_at", "department"]].copy()
     risk = model.predict(ahead) if len(ahead) else pd.Series(dtype=float)

@@ -34,6 +34,7 @@ from crm_analysis.clinic import ClinicData
 from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.reminders.adjusted import ReminderEffectModel
 from crm_analysis.reminders.bookings import BookingEffectModel
+from crm_analysis.reminders.pilot import pilot_per_booking
 from crm_analysis.reminders.rules import load_rules, rules_within
 
 __all__ = ["revenue_per_visit", "cost_benefit", "step_cost_per_appointment"]
@@ -108,6 +109,10 @@ def cost_benefit(table: pd.DataFrame, model: ReminderEffectModel, revenue: float
         ``cost_per_extra_visit``, and for analysts ``no_shows_avoided`` with
         ``avoided_ci_low``/``avoided_ci_high`` (among non-cancelled reminded
         appointments: not the revenue outcome, see the module docstring).
+        ``attrs["effect"]`` says which estimate values the visits: ``"pilot"``
+        (the rules' ``cost_effect: pilot`` and a pilot in the data: planned
+        bookings × the pilot's per-booking effects) or ``"adjusted"`` (the
+        per-booking model).
         A month without planned bookings whose outcome is known (e.g. a
         randomised pilot month) has empty visit columns.
     """
@@ -128,6 +133,12 @@ def cost_benefit(table: pd.DataFrame, model: ReminderEffectModel, revenue: float
     out[["no_shows_avoided", "avoided_ci_low", "avoided_ci_high"]] = \
         out[["no_shows_avoided", "avoided_ci_low", "avoided_ci_high"]].fillna(0.0)
     visits = _visits_by_month(table, month.to_numpy(), bookings, r)
+    effect = "adjusted"
+    if r["cost_effect"] == "pilot":
+        per_booking = pilot_per_booking(table, rules=r)
+        if per_booking is not None and len(visits):
+            visits = _scaled_by_bookings(visits, per_booking)
+            effect = "pilot"
     out = out.join(visits, how="left")
     out["bookings_planned"] = out["bookings_planned"].fillna(0).astype(np.int64)
     rev = np.nan if revenue is None else float(revenue)
@@ -143,7 +154,20 @@ def cost_benefit(table: pd.DataFrame, model: ReminderEffectModel, revenue: float
                "extra_visits_ci_high", "extra_cancellations", "extra_cancellations_ci_low",
                "extra_cancellations_ci_high", "revenue_kept", "net_benefit", "net_ci_low", "net_ci_high",
                "cost_per_extra_visit", "no_shows_avoided", "avoided_ci_low", "avoided_ci_high"]
-    return out[columns].reset_index()
+    out = out[columns].reset_index()
+    out.attrs["effect"] = effect  # which estimate the visits are valued with: "pilot" or "adjusted"
+    return out
+
+
+def _scaled_by_bookings(visits: pd.DataFrame, per_booking) -> pd.DataFrame:
+    """Extra visits and cancellations of each month as its planned bookings times the pilot's per-booking
+    effects (and their interval bounds)."""
+    out = visits.copy()
+    n = out["bookings_planned"].astype(float)
+    for column, name in (("extra_visits", "visits"), ("extra_cancellations", "cancellations")):
+        e = per_booking[name]
+        out[column], out[f"{column}_ci_low"], out[f"{column}_ci_high"] = n * e.estimate, n * e.ci_low, n * e.ci_high
+    return out
 
 
 _VISIT_COLUMNS = ["bookings_planned", "extra_visits", "extra_visits_ci_low", "extra_visits_ci_high",

@@ -12,6 +12,10 @@ the defaults, written for the demo clinic, do no harm on other data.
 The result, :class:`ReminderEvaluation`, is frozen; its ``*_table(lang)``
 methods give report-ready tables in Korean or English and
 :meth:`ReminderEvaluation.headline` the one-sentence answer for management.
+Their counts go through :func:`crm_analysis.privacy.suppressed_mask`
+(counts from 1 to 4 read ``<5``, with secondary suppression where a column adds
+up to a published total), rates and estimates are hidden beside a hidden count,
+and numbers are written by :func:`crm_analysis.number_format.format_number`.
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
+from crm_analysis.cells import p_value_text
 from crm_analysis.clinic import ClinicData
 from crm_analysis.estimates import Estimate
 from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
 from crm_analysis.i18n import check_lang, label
+from crm_analysis.number_format import MISSING, format_number
+from crm_analysis.privacy import DEFAULT_MIN_COUNT, suppressed_mask
 from crm_analysis.reminders.adjusted import ReminderEffectModel, crude_effect, mantel_haenszel, period_masks
 from crm_analysis.reminders.analysis_table import appointment_table
 from crm_analysis.reminders.bookings import BOOKING_EFFECTS, BookingEffectModel
@@ -130,13 +138,15 @@ class ReminderEvaluation:
         check_lang(lang)
         if not self.per_booking:
             return self._note_frame("rem_note_no_booking_model", lang)
+        bookings = pd.DataFrame({"n": [int(e["visits"].n) for e in self.per_booking.values()]})
+        hidden = _hidden(bookings, ["n"])["n"].to_numpy()
         rows = []
-        for key, e in self.per_booking.items():
+        for (key, e), n, h in zip(self.per_booking.items(), bookings["n"], hidden):
             row = {label("rem_planned", lang): label("rem_plan_sent", lang) if key == "sent" else key,
-                   label("rem_bookings", lang): _count(e["visits"].n, self._min_cell)}
+                   label("rem_bookings", lang): _count(n, h)}
             for name in BOOKING_EFFECTS:
                 x = e[name]
-                row[label(f"rem_per_100_{name}", lang)] = "–" if math.isnan(x.estimate) else \
+                row[label(f"rem_per_100_{name}", lang)] = MISSING if h or math.isnan(x.estimate) else \
                     f"{x.estimate * 100:+.1f} ({x.ci_low * 100:+.1f} ~ {x.ci_high * 100:+.1f})"
             rows.append(row)
         return pd.DataFrame(rows)
@@ -167,19 +177,16 @@ class ReminderEvaluation:
         if self.pilot is not None:
             rows.append(("rem_row_pilot", self.pilot.risk_difference))
         out = []
-        for key, e in rows:
+        for key, e in rows:  # each estimate has its own population: no column adds up, so no secondary suppression
+            h = _few(e.n)
             out.append({label("rem_analysis", lang): label(key, lang) if key.startswith("rem_") else key,
                         label("rem_scale", lang): label(f"rem_scale_{e.scale}", lang),
-                        label("rem_estimate", lang): _fmt(e.estimate, e.scale),
-                        label("rem_ci", lang): f"{_fmt(e.ci_low, e.scale)} ~ {_fmt(e.ci_high, e.scale)}",
-                        label("rem_p_value", lang): "–" if math.isnan(e.p_value) else
-                        ("<0.001" if e.p_value < 0.001 else f"{e.p_value:.3f}"),
-                        label("rem_n", lang): _count(e.n, self._min_cell)})
+                        label("rem_estimate", lang): MISSING if h else _fmt(e.estimate, e.scale),
+                        label("rem_ci", lang): MISSING if h else
+                        f"{_fmt(e.ci_low, e.scale)} ~ {_fmt(e.ci_high, e.scale)}",
+                        label("rem_p_value", lang): MISSING if h else p_value_text(e.p_value),
+                        label("rem_n", lang): _count(e.n, h)})
         return pd.DataFrame(out)
-
-    @property
-    def _min_cell(self) -> int:
-        return int(self.rules.get("min_cell_count", 10)) if self.rules else 10
 
     def _note_frame(self, key: str, lang: str) -> pd.DataFrame:
         return pd.DataFrame({label("rem_note", lang): [label(key, lang)]})
@@ -189,11 +196,15 @@ class ReminderEvaluation:
         if self.pilot is None:
             return self._note_frame("rem_note_no_pilot", lang)
         a = self.pilot.arms
+        hidden = _hidden(a, ["appointments"])["appointments"].to_numpy()  # the arms add up to the pilot's n
+        gone = hidden | _few(a["no_shows"]) | _few(a["appointments"] - a["no_shows"])
         return pd.DataFrame({
             label("rem_arm", lang): [label(f"rem_arm_{x}", lang) for x in a["arm"]],
-            label("rem_appointments", lang): [_count(x, self._min_cell) for x in a["appointments"]],
-            label("rem_no_show_rate", lang): [f"{x:.1%}" for x in a["no_show_rate"]],
-            label("rem_ci", lang): [f"{lo:.1%} ~ {hi:.1%}" for lo, hi in zip(a["ci_low"], a["ci_high"])]})
+            label("rem_appointments", lang): [_count(x, h) for x, h in zip(a["appointments"], hidden)],
+            label("rem_no_show_rate", lang): [MISSING if g else format_number(x, "rate")
+                                              for x, g in zip(a["no_show_rate"], gone)],
+            label("rem_ci", lang): [MISSING if g else f"{format_number(lo, 'rate')} ~ {format_number(hi, 'rate')}"
+                                    for lo, hi, g in zip(a["ci_low"], a["ci_high"], gone)]})
 
     def pilot_sentence(self, lang: str = "ko") -> str:
         """How the pilot's arms were read: as allocated (intention to treat) or from the reminders sent (per
@@ -213,9 +224,10 @@ class ReminderEvaluation:
         effects = [e for e in (-0.02, -0.03, -0.05, -0.08) if 0 < base + e < 1]
         plan = plan_pilot(base, effects, rules=self.rules)
         return pd.DataFrame({label("rem_plan_effect", lang): [f"{x * 100:+.0f}%p" for x in plan["risk_difference"]],
-                             label("rem_plan_rates", lang): [f"{a:.1%} → {b:.1%}" for a, b in
-                                                             zip(plan["control_rate"], plan["reminder_rate"])],
-                             label("rem_plan_n", lang): [f"{x:,}" for x in plan["n_per_arm"]]})
+                             label("rem_plan_rates", lang): [
+                                 f"{format_number(a, 'rate')} → {format_number(b, 'rate')}"
+                                 for a, b in zip(plan["control_rate"], plan["reminder_rate"])],
+                             label("rem_plan_n", lang): [format_number(x, "count") for x in plan["n_per_arm"]]})
 
     def plot_its(self, lang: str = "ko", ax=None):
         """The ITS chart (observed, fitted, counterfactual); None without a time series."""
@@ -235,7 +247,7 @@ class ReminderEvaluation:
             out.append({label("rem_rollout", lang): f"{name} ({date:%Y-%m-%d})",
                         label("rem_level_change", lang): _fmt(e.estimate, e.scale),
                         label("rem_ci", lang): f"{_fmt(e.ci_low, e.scale)} ~ {_fmt(e.ci_high, e.scale)}",
-                        label("rem_p_value", lang): "<0.001" if e.p_value < 0.001 else f"{e.p_value:.3f}"})
+                        label("rem_p_value", lang): p_value_text(e.p_value)})
         return pd.DataFrame(out)
 
     def schedule_table(self, lang: str = "ko") -> pd.DataFrame:
@@ -245,29 +257,51 @@ class ReminderEvaluation:
                        "rem_note_one_schedule")
             return self._note_frame(key, lang)
         s = self.schedules
+        hidden = _hidden(s, ["appointments"])["appointments"].to_numpy()  # the schedules add up to the appointments
+        no_shows = (s["crude_rate"] * s["appointments"]).round()
+        gone = hidden | _few(no_shows) | _few(s["appointments"] - no_shows)
+
+        def shown(values, text):
+            return [MISSING if g or pd.isna(x) else text(x) for x, g in zip(values, gone)]
+
         return pd.DataFrame({
             label("rem_schedule", lang): [label("rem_none", lang) if x == "none" else x for x in s["schedule"]],
-            label("rem_appointments", lang): [_count(x, self._min_cell) for x in s["appointments"]],
-            label("rem_crude_rate", lang): [f"{x:.1%}" for x in s["crude_rate"]],
-            label("rem_adjusted_rate", lang): [f"{x:.1%}" for x in s["adjusted_rate"]],
-            label("rem_odds_ratio", lang): [f"{x:.2f}" for x in s["odds_ratio"]],
-            label("rem_ci", lang): ["–" if math.isnan(lo) else f"{lo:.2f} ~ {hi:.2f}"
-                                    for lo, hi in zip(s["or_ci_low"], s["or_ci_high"])]})
+            label("rem_appointments", lang): [_count(x, h) for x, h in zip(s["appointments"], hidden)],
+            label("rem_crude_rate", lang): shown(s["crude_rate"], lambda x: format_number(x, "rate")),
+            label("rem_adjusted_rate", lang): shown(s["adjusted_rate"], lambda x: format_number(x, "rate")),
+            label("rem_odds_ratio", lang): shown(s["odds_ratio"], lambda x: f"{x:.2f}"),
+            label("rem_ci", lang): [MISSING if g or math.isnan(lo) else f"{lo:.2f} ~ {hi:.2f}"
+                                    for lo, hi, g in zip(s["or_ci_low"], s["or_ci_high"], gone)]})
+
+    def cost_effect_sentence(self, lang: str = "ko") -> str:
+        """Which estimate the cost-benefit values the visits with (the rules' ``cost_effect``), in one sentence."""
+        check_lang(lang)
+        effect = self.costs.attrs.get("effect", "adjusted") if self.costs is not None else "adjusted"
+        if effect == "pilot":
+            return label("rem_cost_effect_pilot", lang).format(month=self.rules["pilot_month"])
+        wanted = self.rules.get("cost_effect", "adjusted") if self.rules else "adjusted"
+        return label("rem_cost_effect_adjusted" if wanted == "adjusted" else "rem_cost_effect_no_pilot", lang)
 
     def cost_table(self, lang: str = "ko") -> pd.DataFrame:
         """Monthly cost–benefit in KRW: extra attended visits with the extra cancellations beside them (revenue
         columns dropped when revenue is unknown; "–" for a month whose planned bookings are not known)."""
         check_lang(lang)
         c = self.costs
+        # each column adds up over the months; a message's cost gives its count, a month's effects its bookings
+        hidden = _hidden(c, ["bookings_planned", "messages"])
+        booked, sent = hidden["bookings_planned"].to_numpy(), hidden["messages"].to_numpy()
+        c = c.assign(**{col: c[col].astype("float64").mask(booked) for col in c.columns
+                        if col.startswith(("extra_", "revenue_kept", "net_"))})
 
         def interval(x, lo, hi, fmt):
-            return "–" if pd.isna(x) else f"{x:{fmt}} ({lo:{fmt}} ~ {hi:{fmt}})"
+            return MISSING if pd.isna(x) else f"{x:{fmt}} ({lo:{fmt}} ~ {hi:{fmt}})"
 
         out = pd.DataFrame({
             label("rem_month", lang): c["month"],
-            label("rem_bookings_planned", lang): [_count(x, self._min_cell) for x in c["bookings_planned"]],
-            label("rem_messages", lang): [f"{x:,}" for x in c["messages"]],
-            label("rem_message_cost", lang): [f"{x:,.0f}" for x in c["message_cost"]],
+            label("rem_bookings_planned", lang): [_count(x, h) for x, h in zip(c["bookings_planned"], booked)],
+            label("rem_messages", lang): [_count(x, h) for x, h in zip(c["messages"], sent)],
+            label("rem_message_cost", lang): [MISSING if h else format_number(x) for x, h in
+                                              zip(c["message_cost"].round(), sent)],
             label("rem_extra_visits", lang): [interval(x, lo, hi, ",.1f") for x, lo, hi in
                                               zip(c["extra_visits"], c["extra_visits_ci_low"],
                                                   c["extra_visits_ci_high"])],
@@ -275,7 +309,8 @@ class ReminderEvaluation:
                                                      zip(c["extra_cancellations"], c["extra_cancellations_ci_low"],
                                                          c["extra_cancellations_ci_high"])]})
         if self.revenue_per_visit is not None:
-            out[label("rem_revenue_kept", lang)] = ["–" if pd.isna(x) else f"{x:,.0f}" for x in c["revenue_kept"]]
+            out[label("rem_revenue_kept", lang)] = [format_number(round(x) if pd.notna(x) else x)
+                                                    for x in c["revenue_kept"]]
             out[label("rem_net_benefit", lang)] = [interval(x, lo, hi, ",.0f") for x, lo, hi in
                                                    zip(c["net_benefit"], c["net_ci_low"], c["net_ci_high"])]
         return out
@@ -331,8 +366,21 @@ def _fmt(value: float, scale: str) -> str:
     return f"{value:.2f}"
 
 
-def _count(n: int, min_cell: int) -> str:
-    return f"<{min_cell}" if 0 < n < min_cell else f"{int(n):,}"
+def _few(n) -> bool | np.ndarray:
+    """Whether a count (or each of an array of counts) is small enough to hide: 1 to 4."""
+    n = np.asarray(n, dtype=float)
+    return (n >= 1) & (n < DEFAULT_MIN_COUNT)
+
+
+def _hidden(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Which of `columns` to hide: small counts, and secondary suppression down each column (a column of a
+    reminder table adds up to a total the report publishes: the pilot's arms, the schedules, the months)."""
+    return suppressed_mask(table[columns].reset_index(drop=True), columns, DEFAULT_MIN_COUNT, additive="columns")
+
+
+def _count(n, hidden: bool) -> str:
+    """A count as the tables show it: ``<5`` when hidden, a dash when not known."""
+    return format_number(None, "count", hidden_below=DEFAULT_MIN_COUNT) if hidden else format_number(n, "count")
 
 
 def headline_sentence(rd: Estimate, period: str, lang: str = "ko") -> str:

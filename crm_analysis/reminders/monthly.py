@@ -21,9 +21,14 @@ from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
 from crm_analysis.figures import month_start, p_value_3g, rounded, shown_count, shown_rate
 from crm_analysis.reminders.adjusted import period_masks
 from crm_analysis.reminders.evaluation import ReminderEvaluation, evaluate_reminders
+from crm_analysis.reminders.replies import reply_summary
 from crm_analysis.reminders.rules import load_rules
 
-__all__ = ["reminder_effect_kpis", "unfittable_as_thin_data", "REMINDER_EFFECT_FIGURES"]
+__all__ = ["reminder_effect_kpis", "reply_kpis", "unfittable_as_thin_data", "REMINDER_EFFECT_FIGURES",
+           "REPLY_FIGURES"]
+
+#: The headline figures of the ``replies`` section (``null`` when the reminders record no reply).
+REPLY_FIGURES = ("confirmation_rate", "reminded", "confirmed")
 
 #: The headline figures (``null`` in kpis.json when the section is skipped).
 REMINDER_EFFECT_FIGURES = ("risk_difference", "ci_low", "ci_high", "p_value", "appointments",
@@ -161,3 +166,39 @@ def _per_booking_figures(evaluation: ReminderEvaluation, plan: str, min_count: i
             "extra_cancellations_per_booking": rounded(cancellations.estimate),
             "cancellations_ci_low": rounded(cancellations.ci_low),
             "cancellations_ci_high": rounded(cancellations.ci_high)}
+
+
+def reply_kpis(clinic, as_of, min_count: int = 5) -> dict:
+    """The ``replies`` section: this month's confirmation rate and the no-show rate by reply.
+
+    Parameters
+    ----------
+    clinic : ClinicData
+        As known at `as_of`.
+    as_of : str or Timestamp
+        The month's last day.
+    min_count : int
+        Counts from 1 to ``min_count - 1`` are hidden, with the rates they would reveal.
+
+    Returns
+    -------
+    dict
+        ``reminded`` (appointments with a delivered reminder), ``confirmed``, ``confirmation_rate`` and
+        ``rows``: per reply (``confirmed``, ``none``, ``cancelled``, ``not_reminded``) ``appointments``,
+        ``no_shows`` and ``no_show_rate`` (among attended + no-show). A confirmed reply marks patients who meant
+        to come: its lower no-show rate is an association, not an effect.
+
+    Raises
+    ------
+    InsufficientDataError
+        When the reminders record no reply (see :func:`~crm_analysis.reminders.replies.reply_summary`).
+    """
+    summary = reply_summary(clinic, f"{pd.Timestamp(as_of):%Y-%m}", min_count=min_count)
+    rows = [{"reply": str(r["reply"]),
+             "appointments": None if pd.isna(r["appointments"]) else int(r["appointments"]),
+             "no_shows": None if pd.isna(r["no_shows"]) else int(r["no_shows"]),
+             "no_show_rate": None if pd.isna(r["no_show_rate"]) else rounded(r["no_show_rate"])}
+            for _, r in summary.table.iterrows()]
+    return {"reminded": summary.reminded, "confirmed": summary.confirmed,
+            "confirmation_rate": rounded(summary.confirmation_rate) if summary.confirmation_rate is not None else None,
+            "rows": rows}

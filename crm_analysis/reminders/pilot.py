@@ -35,7 +35,7 @@ from crm_analysis.estimates import Estimate
 from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.reminders.rules import load_rules
 
-__all__ = ["PilotResult", "pilot_analysis", "plan_pilot", "two_proportions"]
+__all__ = ["PilotResult", "pilot_analysis", "pilot_per_booking", "plan_pilot", "two_proportions"]
 
 
 def two_proportions(c1: int, n1: int, c0: int, n0: int, compare: str = "diff", alpha: float = 0.05):
@@ -183,6 +183,61 @@ def pilot_analysis(table: pd.DataFrame, month: str | None = None, rules=None,
     nnt = 1 / -diff if diff < 0 else math.inf
     nnt_ci = (1 / -rd.ci_low if rd.ci_low < 0 else math.inf, 1 / -rd.ci_high if rd.ci_high < 0 else math.inf)
     return PilotResult(str(month), arms, rd, rr, nnt, (min(nnt_ci), max(nnt_ci)), by_allocation)
+
+
+def pilot_per_booking(table: pd.DataFrame, month: str | None = None, rules=None,
+                      conf_level: float = 0.95) -> dict[str, Estimate] | None:
+    """The pilot's effect per booking: attended visits, cancellations and no-shows, reminder arm minus control.
+
+    Every resolved booking of the pilot month counts, cancelled ones included, so the extra visits are what
+    the clinic keeps (no-shows avoided minus the cancellations reminders cause), measured on randomised arms:
+    the estimate the cost-benefit uses by default (``cost_effect: pilot`` in the reminder rules).
+
+    Parameters
+    ----------
+    table : DataFrame
+        From :func:`~crm_analysis.reminders.analysis_table.appointment_table`.
+    month : str, optional
+        ``YYYY-MM``; default the rules' ``pilot_month``.
+    rules : path, mapping or None
+    conf_level : float
+
+    Returns
+    -------
+    dict or None
+        ``visits``, ``cancellations``, ``no_shows``: :class:`~crm_analysis.estimates.Estimate` per booking
+        (score intervals); None without a pilot month, or when a pilot arm has no resolved booking.
+    """
+    r = load_rules(rules)
+    month = month or r["pilot_month"]
+    if not month:
+        return None
+    in_month = (table["month"] == pd.Period(str(month), freq="M")).to_numpy() & table["cancelled"].notna().to_numpy()
+    allocated = (table["allocated_reminder"] if "allocated_reminder" in table
+                 else pd.Series(pd.NA, index=table.index, dtype="boolean"))
+    by_allocation = bool(allocated[in_month].notna().any())
+    if by_allocation:
+        rows = in_month & allocated.notna().to_numpy()
+        arm = allocated.to_numpy(dtype=bool, na_value=False)[rows]
+    else:
+        rows = in_month & table["eligible"].to_numpy(dtype=bool)
+        arm = table["sent_any"].to_numpy(dtype=bool)[rows]
+    if not arm.any() or arm.all():
+        return None
+    cancelled = table["cancelled"].to_numpy(dtype=float)[rows] > 0
+    no_show = (table["no_show"].astype("Float64").fillna(0).to_numpy(dtype=float)[rows] > 0) & ~cancelled
+    outcomes = {"visits": ~cancelled & ~no_show, "cancellations": cancelled, "no_shows": no_show}
+    n1, n0 = int(arm.sum()), int((~arm).sum())
+    out = {}
+    for name, y in outcomes.items():
+        c1, c0 = int(y[arm].sum()), int(y[~arm].sum())
+        lo, hi, p_value, _ = two_proportions(c1, n1, c0, n0, "diff", 1 - conf_level)
+        out[name] = Estimate(c1 / n1 - c0 / n0, lo, hi, p_value,
+                             "randomised pilot, score CI (Miettinen-Nurminen)", n1 + n0, "risk_difference",
+                             f"pilot {month}: {name} per booking (cancelled bookings included), reminder arm minus "
+                             "control" + (", as allocated" if by_allocation else ", arms from the reminders sent"),
+                             conf_level, {"n_reminder": n1, "n_control": n0})
+    return out
 
 
 def plan_pilot(control_rate: float, effects=(-0.02, -0.03, -0.05, -0.08), alpha: float | None = None,

@@ -77,8 +77,14 @@ def _check(r: dict) -> None:
     if isinstance(refill, bool) or not isinstance(refill, (int, float)) or not 0 <= refill <= 1:
         raise CrmAnalysisError(f"slot_refill_rate must be a share between 0 and 1 (0 = a cancelled slot is never "
                                f"filled again), not {refill!r}")
+    if r["cost_effect"] not in COST_EFFECTS:
+        raise CrmAnalysisError(f"cost_effect must be one of {', '.join(COST_EFFECTS)}, not {r['cost_effect']!r}")
     if r["its"]["frequency"] not in ("M", "W"):
         raise CrmAnalysisError(f"its.frequency must be 'M' (monthly) or 'W' (weekly), not {r['its']['frequency']!r}")
+
+
+#: The estimates the cost-benefit can value (rule ``cost_effect``).
+COST_EFFECTS = ("pilot", "adjusted")
 
 
 def rules_within(rules, first: pd.Timestamp, last: pd.Timestamp) -> tuple[Mapping[str, Any], bool]:

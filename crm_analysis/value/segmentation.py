@@ -273,13 +273,26 @@ def _label_key(value) -> str:
     return "seg_" + re.sub(r"[^0-9a-z]+", "_", str(value).lower()).strip("_")
 
 
+#: Columns of the patient-value tables that count patients.
+_COUNT_COLUMNS = frozenset({"patients", "patients_from", "patients_to", "stayed", "referrals"})
+
+
 def value_view(df: pd.DataFrame, lang: str = "ko"):
     """A display-ready view of a patient-value table: headers and known values in `lang`, readable numbers.
 
     Headers and values (referral sources, VIP rules, back-test methods, yes/no)
     are looked up as ``seg_<name>`` in ``crm_analysis/labels/segmentation.yaml``;
     shares and errors are shown as percentages, money and counts with thousands
-    separators, small means with one decimal. A plain 0, 1, 2, ... index is hidden.
+    separators, small means with one decimal, yes/no as 예/아니오 (Yes/No). A plain
+    0, 1, 2, ... index is hidden.
+
+    Counts (``patients``, ``patients_from``, ``patients_to``, ``stayed``,
+    ``referrals``) show a hidden one as ``<5`` and are marked for the report's
+    checks. A table whose counts are not suppressed yet (plain integers: the
+    referral and back-test tables) is suppressed here with
+    :func:`crm_analysis.privacy.suppress_small_counts`, down each column; with one
+    count column, every other number of the row describes its patients and is
+    hidden with it. Shares and rates are hidden in any row with a hidden count.
 
     Parameters
     ----------
@@ -292,8 +305,21 @@ def value_view(df: pd.DataFrame, lang: str = "ko"):
     """
     from crm_analysis.cells import escaped_style
     from crm_analysis.i18n import LABELS, check_lang
+    from crm_analysis.privacy import suppress_small_counts
 
     check_lang(lang)
+    counts = [c for c in df.columns if str(c) in _COUNT_COLUMNS]
+    raw = [c for c in counts if isinstance(df[c].dtype, np.dtype) and pd.api.types.is_integer_dtype(df[c].dtype)]
+    if raw:
+        others = [c for c in df.columns if c not in counts and pd.api.types.is_numeric_dtype(df[c].dtype)
+                  and not pd.api.types.is_bool_dtype(df[c].dtype)]
+        df = suppress_small_counts(df, raw, additive="columns",
+                                   linked=dict.fromkeys(others, raw[0]) if len(raw) == 1 else None)
+    if counts:  # a share beside a hidden count can give it back (stayed / patients before), so it goes too
+        gone = df[counts].isna().any(axis=1).to_numpy()
+        shares = [c for c in df.columns if any(k in str(c) for k in ("share", "rate"))]
+        if gone.any() and shares:
+            df = df.assign(**{str(c): df[c].astype("Float64").mask(gone) for c in shares})
 
     def tr(v):
         entry = LABELS.get(_label_key(v))
@@ -314,16 +340,16 @@ def value_view(df: pd.DataFrame, lang: str = "ko"):
         if any(k in name for k in ("share", "rate", "error")):
             formats[col] = "{:.1%}"
         elif name == "spearman":
-            formats[col] = "{:.3f}"
+            formats[col] = "{:.2f}"
         elif pd.api.types.is_integer_dtype(df[col]):
-            formats[col] = "{:,}"
+            continue  # counts and whole numbers: escaped_style's format_number
         elif pd.api.types.is_float_dtype(df[col]):
             largest = df[col].abs().max()  # NA when every value is hidden
             small = bool(pd.isna(largest) or largest < 1000)
             formats[col] = "{:,.1f}" if small else "{:,.0f}"
     out.columns = [tr(c) for c in out.columns]
     formats = {tr(c): f for c, f in formats.items()}
-    styler = escaped_style(out, formats)
+    styler = escaped_style(out, formats, lang=lang, counts=[tr(c) for c in counts])
     if isinstance(out.index, pd.RangeIndex) and out.index.name is None:
         styler = styler.hide(axis="index")
     return styler

@@ -91,3 +91,55 @@ def test_summary_revenue_cost_and_last_month_filter(demo_data):
     assert "<table" in ev._repr_html_()
     with pytest.raises(ValueError, match="by must be"):
         evaluate_campaigns(demo_data, AS_OF, by="month")
+
+
+# --------------------------------------------------------------------------- the report tables (views)
+
+def _per_campaign(returned_holdout: list[int]) -> pd.DataFrame:
+    n = len(returned_holdout)
+    return pd.DataFrame({"campaign_id": [f"C{i}" for i in range(n)], "n_sent": 400, "n_holdout": 100,
+                         "returned_sent": 120, "returned_holdout": returned_holdout, "rate_sent": 0.3,
+                         "rate_holdout": [x / 100 for x in returned_holdout],
+                         "lift": 0.3 - np.array(returned_holdout) / 100,
+                         "lift_ci_low": 0.01, "lift_ci_high": 0.4, "p_value": 0.004, "revenue_diff": 1234.0,
+                         "cost_krw": 4000.0})
+
+
+def test_lift_table_hides_a_rate_its_lift_and_what_gives_them_back():
+    """One returner in a holdout: its rate, the campaign's lift (rate_sent - lift gives the rate back), CI and p go,
+    and a second campaign's returners go too (the column adds up to the pooled line)."""
+    from crm_analysis.campaigns.evaluation import CampaignEvaluation
+    from crm_analysis.campaigns.views import lift_table
+
+    evaluation = CampaignEvaluation(per_campaign=_per_campaign([1, 20, 30]), lifts={}, overall=None, window_days=30,
+                                    conf_level=0.95)
+    t = lift_table(evaluation, "en")
+    assert t["camp_return_holdout"].isna().tolist() == [True, True, False]
+    assert t["camp_lift"].isna().tolist() == [True, True, False]
+    assert t["camp_p_value"].tolist()[2] == "<0.01" and t["camp_lift_ci"].isna().tolist() == [True, True, False]
+    assert t["camp_return_sent"].notna().all() and t["camp_n_holdout"].notna().all()
+    assert t.attrs["kinds"] == {"camp_return_sent": "rate", "camp_return_holdout": "rate", "camp_lift": "pp"}
+
+
+def test_message_costs_hide_alike_with_the_list_sizes():
+    """A campaign's message lines add up to its total in list_sizes: the two tables together give nothing back."""
+    from types import SimpleNamespace
+
+    from crm_analysis.campaigns.views import list_sizes, message_costs
+
+    rows = [("VACC", "alimtalk", 8.0, "vaccination_mmr")] * 111 + [("VACC", "lms", 50.0, "vaccination_mmr")] * 2 \
+        + [("EVENT", "friendtalk", 15.0, "vip")] * 3 + [("RECALL", "lms", 50.0, "recall")] * 200 \
+        + [("RECALL", "email", 1.0, "recall")] * 16
+    sends = pd.DataFrame(rows, columns=["campaign_id", "message_type", "cost_krw", "reason"])
+    sends = sends.assign(kind="advertising", message="m", recipient_id=np.arange(len(sends)))
+    plan = SimpleNamespace(sends=sends, reconfirmation=None)
+    sizes, costs = list_sizes(plan, "ko"), message_costs(plan, "ko")
+    hidden_sizes = set(sizes.loc[sizes["camp_messages"].isna(), "camp_campaign"])
+    by_campaign = costs.groupby("camp_campaign")["camp_messages"]
+    for campaign, messages in by_campaign:
+        if campaign in hidden_sizes:
+            assert messages.isna().all(), f"{campaign}: list_sizes hides it, so its total is unknown"
+        else:
+            assert messages.isna().sum() != 1, f"{campaign}: one hidden line is its total minus the others"
+    assert costs.loc[costs["camp_messages"].isna(), "camp_cost"].isna().all()
+    assert not costs["camp_messages"].dropna().between(1, 4).any()

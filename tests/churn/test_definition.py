@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,7 +45,8 @@ def test_a_calibrated_backtest_is_stated_with_the_churn_flag(churn_model, churn_
     assert cal["calibration_mae"] == churn_backtest.calibration_error()["calibration_mae"] < 0.05
     assert not plain.attrs["calibration"]["checked"]
     table = churn_by_segment(status, pd.Series("all", index=status.index))
-    assert table["calibration"].iloc[0].startswith("back-test from 2026-04-30: mean decile error 0.0")
+    assert re.fullmatch(r"back-test from 2026-04-30: mean decile error \d\.\d%p, max \d+\.\d%p",
+                        table["calibration"].iloc[0])  # percentage points with one decimal
     assert churn_by_segment(plain, pd.Series("all", index=plain.index))["calibration"].iloc[0].startswith("not checked")
     print(f"\n{table['calibration'].iloc[0]}")
 
@@ -67,3 +70,17 @@ def test_backtest_must_match_the_horizon_and_end_by_as_of(churn_model, churn_bac
     # the back-test's own model (fitted at the cut-off) cannot be judged by outcomes after its as_of
     with pytest.raises(CrmAnalysisError, match="after the model's as_of 2026-04-30"):
         churn_status(churn_backtest.model, backtest=churn_backtest)
+
+
+def test_a_segment_where_all_but_a_few_churned_is_hidden_too():
+    """patients - churned is published by difference: 52 patients with 50 churned says 2 did not."""
+    churned = [True] * 50 + [False] * 2 + [True] * 20 + [False] * 30 + [True] * 40 + [False] * 40
+    status = pd.DataFrame({"churned": churned, "p_return": 0.5})
+    segments = pd.Series(["a"] * 52 + ["b"] * 50 + ["c"] * 80, index=status.index)
+    table = churn_by_segment(status, segments).set_index("segment")
+    print(table[["patients", "churned", "churn_rate"]])
+    assert pd.isna(table.loc["a", "churned"]) and pd.isna(table.loc["a", "churn_rate"])
+    both = table[table["patients"].notna() & table["churned"].notna()]
+    assert not (both["patients"] - both["churned"]).between(1, 4).any()
+    assert table["churned"].isna().sum() >= 2, "secondary suppression down the column (the total is shown)"
+    assert (table["churn_rate"].isna() == (table["churned"].isna() | table["patients"].isna())).all()

@@ -139,3 +139,30 @@ def test_shared_model_is_the_default_cox_model_without_its_extras(churn_clinic, 
     assert shared.weibull_ is None
     pd.testing.assert_frame_equal(shared.summary, churn_model.summary)
     pd.testing.assert_frame_equal(shared.predict_return(), churn_model.predict_return())
+
+
+def test_recall_counts_hide_what_the_table_gives_away_by_difference():
+    """in_band - candidates is the excluded: with one reason in a row, that reason is hidden only if candidates
+    (or in_band) is hidden too; patients - in_band is the patients outside the band."""
+    from crm_analysis.churn.recall import EXCLUSIONS
+
+    def segment(name, n, in_band, future, candidates):
+        i = np.arange(n)
+        flags = {"segment": name, "selected": i < in_band, "overdue": True, "future_appointment": i < future,
+                 "candidate": (i >= future) & (i < future + candidates)}
+        return pd.DataFrame({**flags, **{e: False for e in EXCLUSIONS if e != "future_appointment"}})
+
+    table = pd.concat([segment("a", 43, 40, 3, 37), segment("b", 60, 60, 10, 50), segment("c", 80, 78, 20, 58)],
+                      ignore_index=True)
+    counts = recall_counts(table).set_index("segment")
+    print(counts)
+    shown = counts.notna()
+    assert counts["future_appointment"].isna()["a"], "3 is small"
+    for name, row in counts.iterrows():
+        others_zero = all(row[e] == 0 for e in EXCLUSIONS if e != "future_appointment")
+        if pd.isna(row["future_appointment"]) and others_zero:
+            assert pd.isna(row["candidates"]) or pd.isna(row["in_band"]), f"{name}: in_band - candidates gives it"
+        if shown.loc[name, "patients"] and shown.loc[name, "in_band"]:
+            assert not 1 <= row["patients"] - row["in_band"] <= 4, f"{name}: patients outside the band are few"
+    values = counts.to_numpy(dtype=float, na_value=np.nan)
+    assert not ((values >= 1) & (values < 5)).any()

@@ -328,7 +328,8 @@ def test_analysis_section_display(demo_kpis):
     assert head[label_en("kpi_reminder_effect")].startswith(f"{rem['risk_difference'] * 100:+.1f}%p")
     assert head[label_en("kpi_vip_count")] == f"{demo_kpis.sections['vip']['count']:,}"
     camp = demo_kpis.campaign_table("en")
-    assert list(camp["campaign"]) == ["BIRTHDAY", "RECALL", "VIP", "total"]
+    assert list(camp["campaign"]) == ["Birthday", "Recall", "VIP invitation", "total"]  # kinds by their names
+    assert list(demo_kpis.campaign_table("ko")["캠페인"])[:3] == ["생일 축하", "재내원 안내", "VIP 초대"]
     assert camp["sent"].iloc[-1] == demo_kpis.sections["campaigns"]["last_12m"]["overall"]["n_sent"]
     seg = demo_kpis.vip_segment_table("ko")
     assert "챔피언" in "".join(seg.iloc[:, 0]) or len(seg) == len(demo_kpis.sections["vip"]["segments"])

@@ -54,6 +54,8 @@ def test_a_fitted_model_is_reused_and_english_reasons(scored, generated_clinic, 
     en = score_appointments(generated_clinic, AS_OF, model=model, lang="en")
     assert set(en.index) == set(scored.index)
     assert np.isfinite(en["no_show_risk"]).all()
-    korean = en["risk_reason"].str.contains("[가-힣]")
-    # department names are the clinic's own (Korean) words; every other reason is in English
-    assert (en.loc[korean, "risk_reason"] == en.loc[korean, "department"].astype(str) + " appointment").all()
+    # every reason is in English, departments by their English names (the demo's are all in departments.yaml)
+    assert not en["risk_reason"].str.contains("[가-힣]").any()
+    ko = score_appointments(generated_clinic, AS_OF, model=model).loc[en.index]
+    by_department = ko["risk_reason"] == ko["department"].astype(str) + " 진료"
+    assert (~en.loc[by_department, "risk_reason"].str.contains("[가-힣]")).all()

@@ -9,6 +9,7 @@ import pytest
 from crm_analysis.estimates import Estimate
 from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.reminders import cost_benefit, headline_sentence, load_rules, revenue_per_visit
+from crm_analysis.reminders.pilot import pilot_per_booking
 from tests.conftest import DEMO_END
 
 
@@ -52,7 +53,9 @@ def test_revenue_and_monthly_costs(demo_clinic, rem_table, rem_model):
     rev = revenue_per_visit(demo_clinic, DEMO_END)
     v = demo_clinic.visits
     assert rev == pytest.approx((v["charge_insured"].fillna(0) + v["charge_self_pay"].fillna(0)).mean())
-    costs = cost_benefit(rem_table, rem_model, revenue=rev).set_index("month")
+    adjusted = {"cost_effect": "adjusted"}  # the per-booking model; the pilot path is tested below
+    costs = cost_benefit(rem_table, rem_model, revenue=rev, rules=adjusted).set_index("month")
+    assert costs.attrs["effect"] == "adjusted"
     # message cost of one month computed straight from the reminders table
     rem = demo_clinic.reminders.merge(demo_clinic.appointments[["appointment_id", "scheduled_at"]], on="appointment_id")
     month = rem[rem["scheduled_at"].dt.to_period("M") == pd.Period("2026-03", "M")]
@@ -74,10 +77,29 @@ def test_revenue_and_monthly_costs(demo_clinic, rem_table, rem_model):
           f"{m['extra_visits']:.1f} [{m['extra_visits_ci_low']:.1f}, {m['extra_visits_ci_high']:.1f}], extra "
           f"cancellations {m['extra_cancellations']:.1f}, (old: no-shows avoided {m['no_shows_avoided']:.1f}), "
           f"net {m['net_benefit']:,.0f} KRW")
-    no_rev = cost_benefit(rem_table, rem_model, revenue=None)
+    no_rev = cost_benefit(rem_table, rem_model, revenue=None, rules=adjusted)
     assert no_rev["revenue_kept"].isna().all() and no_rev["message_cost"].gt(0).all()
-    without = cost_benefit(rem_table, rem_model, revenue=rev, bookings=None)
+    without = cost_benefit(rem_table, rem_model, revenue=rev, bookings=None, rules=adjusted)
     assert without["extra_visits"].isna().all() and without["net_benefit"].isna().all()
+
+
+def test_costs_value_the_pilot_by_default_and_say_so(rem_table, rem_model, rem_truth, rem_eval):
+    per = pilot_per_booking(rem_table)
+    truth = rem_truth["rollout_periods"]["1d"]["per_booking"]  # the pilot allocated the 1-day reminder
+    print({k: f"{e.estimate:+.4f} [{e.ci_low:+.4f}, {e.ci_high:+.4f}]" for k, e in per.items()},
+          f"truth: visits {truth['extra_visits']:+.4f}, cancellations "
+          f"{truth['cancellations_planned'] - truth['cancellations_none']:+.4f}")
+    # the figure the cost-benefit values (192 pilot bookings in this small clinic: wide, but it covers the truth)
+    assert per["visits"].contains(truth["extra_visits"])
+    assert per["visits"].n == per["cancellations"].n == per["no_shows"].n
+    costs = cost_benefit(rem_table, rem_model, revenue=1000.0)
+    assert costs.attrs["effect"] == "pilot"
+    valued = costs.dropna(subset=["extra_visits"])
+    assert len(valued) and np.allclose(valued["extra_visits"], valued["bookings_planned"] * per["visits"].estimate)
+    assert np.allclose(valued["extra_cancellations_ci_high"],
+                       valued["bookings_planned"] * per["cancellations"].ci_high)
+    assert "cost_effect" in rem_eval.cost_effect_sentence("ko")
+    assert "cost_effect: pilot" in rem_eval.cost_effect_sentence("en")
 
 
 def test_evaluation_on_demo(rem_eval, rem_truth):

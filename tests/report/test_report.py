@@ -60,7 +60,7 @@ def test_korean_text_can_be_extracted_from_the_pdf(monthly_run):
     assert "월간 환자 관리 보고서" in first, first[:300]
     assert "이달의 핵심 지표" in first, "the KPI page must open the report"
     text = "\n".join(page.extract_text() for page in reader.pages)
-    assert "데이터 품질 점검" in text
+    assert "환자 가치" in text and "다음 할 일" in text
     hangul = len(re.findall(r"[\uac00-\ud7a3]", text))
     print(f"{hangul} Hangul syllables extracted from {len(reader.pages)} pages")
     assert hangul > 500
@@ -70,7 +70,7 @@ def test_html_hides_code_and_is_self_contained(monthly_run):
     html = (monthly_run.out_dir / "report.html").read_text(encoding="utf-8")
     assert "월간 환자 관리 보고서" in html and "이달의 핵심 지표" in html
     assert html.index("이달의 핵심 지표") < html.index("데이터 품질 점검"), "KPI page first"
-    for code in ("load_clinic(", "import ", "use_korean_font", "source: str"):
+    for code in ("load_clinic(", "import ", "use_report_style", "source: str"):
         assert code not in html, f"code is visible in the report: {code!r}"
     assert not re.search(r"""(src|href)=["']https?://""", html), "the report must not load anything from the network"
     assert "data:image/png;base64," in html
