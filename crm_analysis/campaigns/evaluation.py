@@ -38,6 +38,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep, test_propor
 from crm_analysis.campaigns.definitions import CampaignConfig, load_campaigns
 from crm_analysis.estimates import Estimate
 from crm_analysis.features import id_positions
+from crm_analysis.privacy import DEFAULT_MIN_COUNT, suppressed_mask
 
 __all__ = ["CampaignEvaluation", "contact_outcomes", "evaluate_campaigns"]
 
@@ -128,13 +129,22 @@ class CampaignEvaluation:
         return (f"<h4>Campaign lifts ({self.window_days}-day return, sent vs holdout, "
                 f"{self.conf_level:.0%} CI)</h4>" + self.summary().to_html(index=False, float_format="{:.4g}".format))
 
-    def plot_lifts(self, ax=None, lang: str = "ko"):
-        """Forest plot of the lifts (percentage points) with their intervals."""
+    def plot_lifts(self, ax=None, lang: str = "ko", min_count: int = DEFAULT_MIN_COUNT):
+        """Forest plot of the lifts (percentage points) with their intervals.
+
+        Campaigns by their names in `lang`; a campaign whose counts the report's tables hide (a count from 1
+        to ``min_count - 1``, with secondary suppression as :func:`~crm_analysis.privacy.suppressed_mask`)
+        is left out of the chart too.
+        """
         import matplotlib.pyplot as plt
 
+        from crm_analysis.data_labels import campaign_kind_name
         from crm_analysis.i18n import label
 
         t = self.summary()
+        counts = ["n_sent", "n_holdout", "returned_sent", "returned_holdout"]
+        if not t.empty:
+            t = t.loc[~suppressed_mask(t, counts, min_count, additive="columns").any(axis=1).to_numpy()]
         if ax is None and t.empty:
             _, ax = plt.subplots(figsize=(7, 1.5))
         if t.empty:
@@ -146,8 +156,10 @@ class CampaignEvaluation:
         ax.errorbar(t["lift"] * 100, y, xerr=[(t["lift"] - t["lift_ci_low"]) * 100, (t["lift_ci_high"] - t["lift"]) * 100],
                     fmt="o", color="tab:blue", capsize=3)
         ax.axvline(0, color="grey", lw=1)
-        ax.set_yticks(y, t["campaign_id"])
+        names = t["campaign_id"].replace({"overall": label("camp_overall", lang)})
+        ax.set_yticks(y, [campaign_kind_name(c, lang) for c in names])
         ax.set_xlabel(label("camp_lift_pp", lang))
+        ax.set_title(label("camp_lift_title", lang), fontsize=10)
         return ax
 
 

@@ -49,8 +49,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import current_process, get_context
+from multiprocessing import current_process
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
@@ -64,8 +63,7 @@ from crm_analysis.io.forked_load import CACHE_NAME, NOTEBOOK_SOURCE, ForkedLoad,
 from crm_analysis.monthly import publish as pub
 from crm_analysis.monthly.assembly import ReportAssembly
 from crm_analysis.monthly.kpis import CORE_SECTIONS, KPIS_FILE, MODEL_SECTIONS, SECTIONS, monthly_kpis
-from crm_analysis.monthly.month import (FIT_GROUPS, MODELS, Month, fit_and_save, fitting_into, inherited,
-                                        lower_priority, model_workers)
+from crm_analysis.monthly.month import FIT_GROUPS, MODELS, Month, fit_and_save, fitting_into, inherited, model_workers
 from crm_analysis.campaigns.staff_lists import RECONFIRMATION_LIST, STAFF_FILES
 from crm_analysis.monthly.outreach import outreach_lists
 from crm_analysis.monthly.notebooks import (NOTEBOOK_DIR, PROJECT_ROOT, WARM_UP, KernelLanes, execute_notebook,
@@ -485,25 +483,18 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                             fit_and_save(group, models_dir, month)
                     else:
                         pool = workers.enter_context(model_workers(month, MODEL_JOBS, ctx=ctx))
-                        # on the way out (a failure too): no more report pages, and none of those queued
+                        # on the way out (a failure too): nothing more queued
                         workers.callback(pool.shutdown, wait=False, cancel_futures=True)
-                        workers.callback(assembly.use, None)
                         # The first submit forks every worker, before the lanes' threads start (a child holds
                         # only this thread). The children never touch the kernels' sockets; they end with
                         # os._exit. The lists go last: their worker waits for the models they need.
                         fits = [pool.submit(fit_and_save, group, models_dir, niceness=NICENESS if i else 0)
                                 for i, group in enumerate(FIT_GROUPS)]
                         outreach_job = pool.submit(_outreach_in_worker, str(models_dir), str(staging))
-                        # A worker of its own lays out each notebook's pages once it has run, at low priority
-                        pages = workers.enter_context(ProcessPoolExecutor(1, mp_context=get_context("fork")))
-                        workers.callback(pages.shutdown, wait=False, cancel_futures=True)
-                        pages.submit(lower_priority, NICENESS)  # forks it now, before any thread starts
-                        assembly.use(pages, finish=pool)
                         lanes.go()
                         early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)
                         for fit in fits:
                             fit.result()
-                        assembly.use(pool)  # the model workers are free now: the later pages go to them
                 month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang, saved=models_dir)
             else:
                 lanes.go()
@@ -541,7 +532,7 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                 result.notebooks.append(result.out_dir / path.name)
                 result.skipped += [{"where": s["notebook"], "analysis": s["analysis"], "reason": s["reason"]}
                                    for s in skipped_sections(work / path.name)]
-            _write_report(ctx, steps, assembly, result)  # while the workers may still lay out pages
+            _write_report(ctx, steps, assembly, result)
     finally:
         lanes.cancel()
         lanes.join()

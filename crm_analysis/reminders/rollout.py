@@ -407,6 +407,7 @@ def plot_its(result: ITSResult, lang: str = "ko", ax=None):
         ax.annotate(name, (date, 1.0), xycoords=("data", "axes fraction"), va="top", ha="left", fontsize=8)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_ylabel(label("rem_no_show_rate", lang))
+    ax.set_xlabel(label("rem_its_xlabel", lang))
     ax.set_title(label("rem_its_title", lang))
     ax.legend(loc="lower left", fontsize=8)
     return ax

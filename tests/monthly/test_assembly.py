@@ -1,10 +1,7 @@
-"""The report assembled as the notebooks finish: the same report whether its pages were laid out early in
-worker processes, at the end in a pool, or at the end without one; the KPI page first, with the cover."""
+"""The report assembled as the notebooks finish: the same report whether the notebooks were converted as they
+finished or at the end; the KPI page first, with the cover; the appendix in the HTML only."""
 
 from __future__ import annotations
-
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 
 import nbformat
 import pypdfium2 as pdfium
@@ -43,25 +40,20 @@ def _text(pdf) -> list[str]:
         doc.close()
 
 
-def _assemble(paths, work, name: str, *, early, pool):
+def _assemble(paths, work, name: str, *, early):
     assembly = ReportAssembly(paths, work, **SHARED, pdf=True)
-    assembly.use(pool)
     for path in paths[:early]:
         assembly.add(path)
     html = assembly.write_html(f"{name}.html")
     return html, assembly.write_pdf(f"{name}.pdf")
 
 
-def test_pages_laid_out_early_in_workers_give_the_report_laid_out_at_the_end(notebooks):
+def test_notebooks_converted_as_they_finish_give_the_report_converted_at_the_end(notebooks):
     paths, work = notebooks
-    with ProcessPoolExecutor(2, mp_context=get_context("fork")) as pool:
-        early_html, early_pdf = _assemble(paths, work, "early", early=3, pool=pool)
-        again_html, again_pdf = _assemble(paths, work, "again", early=3, pool=pool)
-        late_html, late_pdf = _assemble(paths, work, "late", early=0, pool=pool)
-    alone_html, alone_pdf = _assemble(paths, work, "alone", early=0, pool=None)  # a Dask worker's run
-    # same bytes, whenever and wherever each part was laid out
-    assert early_pdf.read_bytes() == again_pdf.read_bytes() == late_pdf.read_bytes() == alone_pdf.read_bytes()
-    assert early_html.read_text() == late_html.read_text() == alone_html.read_text()
+    early_html, early_pdf = _assemble(paths, work, "early", early=3)
+    late_html, late_pdf = _assemble(paths, work, "late", early=0)
+    assert early_pdf.read_bytes() == late_pdf.read_bytes()
+    assert early_html.read_text() == late_html.read_text()
     pages = _text(early_pdf)
     print(f"{len(pages)} pages")
     # the KPI page (run last) comes first, after the cover; every page carries "n / N"
@@ -73,13 +65,16 @@ def test_pages_laid_out_early_in_workers_give_the_report_laid_out_at_the_end(not
         assert f"{i} / {len(pages)}" in text
 
 
-def test_a_pool_shut_down_leaves_the_pages_to_the_end(notebooks, tmp_path):
+def test_the_appendix_is_in_the_html_only(notebooks, tmp_path):
     paths, work = notebooks
-    pool = ProcessPoolExecutor(1, mp_context=get_context("fork"))
-    pool.shutdown()
-    assembly = ReportAssembly(paths, work, **SHARED, pdf=True)
-    assembly.use(pool, finish=None)
-    assembly.add(paths[0])  # the submit fails: nothing is lost, the page is laid out at the end
-    assembly.use(None)
-    pdf = assembly.write_pdf("shut.pdf")
-    assert len(_text(pdf)) >= len(paths)
+    appendix = nbformat.v4.new_markdown_cell("## 상세 표\n\n부록에만 있는 문단입니다.")
+    appendix.metadata["tags"] = ["appendix"]
+    for path in paths:
+        nb = nbformat.read(str(work / path.name), as_version=4)
+        nb.cells.append(appendix)
+        nbformat.write(nb, tmp_path / path.name)
+    assembly = ReportAssembly(paths, tmp_path, **SHARED, pdf=True)
+    html = assembly.write_html().read_text(encoding="utf-8")
+    pdf_text = "\n".join(_text(assembly.write_pdf()))
+    assert html.count("부록에만 있는 문단입니다.") == len(paths) and "부록에만 있는 문단입니다." not in pdf_text
+    assert html.index("90_monthly_report") < html.index("부록에만 있는 문단입니다.")
