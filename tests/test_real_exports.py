@@ -43,7 +43,7 @@ def test_kaggle_export_publishes_with_thin_sections_explained(capsys, tmp_path):
     # accounted for, while the crude comparison says they raise them (SMS only went to long-lead appointments);
     # what the export cannot support is said plainly
     shown = _shown_text(nbformat.read(run.month_dir / "30_reminders.ipynb", as_version=4))
-    assert re.search(r"예약 알림은 알림을 받은 예약의 노쇼율을 [0-9.]+%p 낮춥니다", shown)
+    assert re.search(r"예약 알림\(받은 그대로\)의 노쇼율 변화는 -[0-9.]+%p \(95% 신뢰구간 -[0-9.]+%p ~ -[0-9.]+%p\)", shown)
     assert re.search(r"단순 비교\(\+[0-9.]+%p\)는 알림의 효과를 가립니다", shown)
     for said in ("무작위 시범 운영", "도입 전후 시계열 분석(ITS)은 생략", "일정별 비교는 할 수 없습니다", "자료에 진료비가 없어"):
         assert said in shown, said

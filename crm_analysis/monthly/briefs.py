@@ -77,6 +77,9 @@ def brief_texts(sections: dict, name: str, lang: str = "ko", min_count: int = 5)
                 or label("brief_unavailable", l), "reminders": _reminder_sentence,
                 "campaigns": _campaign_sentence}[name](sections, lang, min_count)
     action = _action(sections, BRIEFS[name])
+    main = {"value": "vip", "churn": "churn", "reminders": "reminder_effect", "campaigns": "campaigns"}[name]
+    if not sections.get(main, {}).get("available") and action is None:
+        return sentence, label("brief_next_unavailable", lang)
     if action is not None:
         n = action.get("recipients") if action.get("recipients") is not None else action.get("rows")
         step = label(f"brief_next_{name}", lang).format(count=_count(n, lang, min_count), file=action["file"])

@@ -181,21 +181,27 @@ def glance_kpis(clinic: ClinicData, as_of: str | pd.Timestamp, min_count: int = 
     Returns
     -------
     dict
-        ``months`` (``YYYY-MM``, oldest first) and ``tiles``: a list of ``{key, kind, better, series, this,
-        last_month, last_year}``; a value the clinic's history does not reach (a month before its first
-        visit) is None. A clinic without appointments has no no-show or reminder tile.
+        ``months`` (``YYYY-MM``, oldest first), ``covered_from`` (the first of them the clinic's visits
+        reach) and ``tiles``: a list of ``{key, kind, better, series, this, last_month, last_year}``; a value
+        the clinic's history does not reach (a month before its first visit) is None. A clinic without
+        appointments has no no-show or reminder tile, one without charges no charges tile.
     """
     history = tile_history(clinic, as_of, months)
     first_month = clinic.visits["visit_date"].min()
     covered = [pd.notna(first_month) and pd.Period(m, "M") >= first_month.to_period("M") for m in history.index]
+    visits = clinic.visits
+    charged = any(c in visits and visits[c].notna().any() for c in ("charge_insured", "charge_self_pay"))
     tiles = []
     for tile in TILES:
         if tile.key in ("no_show_rate", "reminded_share") and "appointments" not in history:
             continue
         if tile.key == "reminded_share" and "reminders" not in clinic.tables:
             continue
+        if tile.key == "charges_month" and not charged:  # an export without charges: no tile, not 0 won
+            continue
         series = [_figure(row, tile, min_count) if ok else None for (_, row), ok in zip(history.iterrows(), covered)]
         tiles.append({"key": tile.key, "kind": tile.kind, "better": tile.better, "series": series,
                       "this": series[-1], "last_month": series[-2] if len(series) > 1 else None,
                       "last_year": series[0] if len(series) >= 13 else None})
-    return {"months": list(history.index), "tiles": tiles}
+    first = next((m for m, ok in zip(history.index, covered) if ok), None)
+    return {"months": list(history.index), "covered_from": first, "tiles": tiles}

@@ -328,11 +328,17 @@ class Month:
         """:func:`~crm_analysis.noshow.noshow_backtest`: the no-show risk model fitted on the 12 months before
         the last three and scored on those three, against its two baselines."""
         from crm_analysis.figures import month_start
-        from crm_analysis.noshow import noshow_backtest
+        from crm_analysis.noshow import noshow_backtest, noshow_table
 
-        return self._get("noshow_backtest", lambda: noshow_backtest(self.clinic, month_start(self.as_of, 2),
-                                                                    as_of=self.as_of, rules=self.rules.reminders,
-                                                                    train_months=12))
+        def backtest():
+            try:  # the reminder evaluation's appointment table, when it could be made: not built twice
+                base = self.reminders.table
+            except CrmAnalysisError:
+                base = None
+            table = noshow_table(self.clinic, self.as_of, self.rules.reminders, base=base)
+            return noshow_backtest(table, month_start(self.as_of, 2), as_of=self.as_of, train_months=12)
+
+        return self._get("noshow_backtest", backtest)
 
     @property
     def clv(self):

@@ -47,7 +47,8 @@ NOTEBOOK_JOBS = 2
 #: chart would be drawn once for nothing. The inline backend still shows and closes every figure. A kernel
 #: forked from a process whose pyplot had already drawn (a test's) inherits that backend: when the first figure
 #: has not set up the inline backend's display hook, it is switched to inline.
-WARM_UP = ("[__import__(m) for m in ('pandas', 'matplotlib.pyplot', 'IPython.display', 'crm_analysis.monthly', "
+WARM_UP = ("[__import__(m) for m in ('pandas', 'matplotlib.pyplot', 'IPython.display', 'crm_analysis.monthly.kpis', "
+           "'crm_analysis.monthly.month', 'crm_analysis.campaigns.evaluation', 'crm_analysis.noshow', "
            "'crm_analysis.plotting', 'crm_analysis.quality', 'crm_analysis.report.sections')]; "
            "__import__('pandas').DataFrame({'a': [1]}).style.to_html(); "
            "__import__('matplotlib.pyplot').pyplot.figure(); __import__('matplotlib.pyplot').pyplot.close('all'); "

@@ -104,12 +104,18 @@ def tiles_html(glance: dict, lang: str = "ko", min_count: int = 5) -> str:
     """The KPI tiles of the ``glance`` section."""
     check_lang(lang)
     months = glance.get("months") or []
+    start = glance.get("covered_from")
+    uncovered = {i for i, m in enumerate(months) if start is None or m < start}  # before the data: not hidden
     out = []
     for tile in glance.get("tiles", []):
         name = label(f"tile_{tile['key']}", lang)
         now = _value(tile, tile["this"], lang, min_count)
         vs_month, cls_month = _change(tile, tile["this"], tile["last_month"], lang)
         vs_year, cls_year = _change(tile, tile["this"], tile["last_year"], lang)
+
+        def then(value, i):
+            return "–" if i in uncovered else _value(tile, value, lang, min_count)
+
         desc = label("tile_sparkline", lang).format(name=name, first=months[0] if months else "",
                                                     last=months[-1] if months else "")
         out.append(
@@ -118,10 +124,10 @@ def tiles_html(glance: dict, lang: str = "ko", min_count: int = 5) -> str:
             f'<div class="tile-value">{escape(now)}</div>'
             + sparkline_svg(tile["series"], description=desc)
             + f'<div class="tile-compare">{escape(label("tile_last_month", lang))} '
-              f'{escape(_value(tile, tile["last_month"], lang, min_count))} '
+              f'{escape(then(tile["last_month"], len(months) - 2))} '
               f'<span class="{cls_month}">{escape(vs_month)}</span></div>'
             + f'<div class="tile-compare">{escape(label("tile_last_year", lang))} '
-              f'{escape(_value(tile, tile["last_year"], lang, min_count))} '
+              f'{escape(then(tile["last_year"], 0))} '
               f'<span class="{cls_year}">{escape(vs_year)}</span></div>'
             "</div>")
     return f'<div class="glance">{"".join(out)}</div>' if out else ""
@@ -154,8 +160,10 @@ def effect_sentence(sections: dict, lang: str = "ko") -> str:
     def pp(v):
         return format_number(v, "pp", lang)
 
+    regime = block.get("regime", "")
+    regime = label("page1_regime_as_received", lang) if regime == "as received" else regime
     adjusted = label("page1_effect_adjusted", lang).format(rd=pp(block["risk_difference"]), lo=pp(block["ci_low"]),
-                                                          hi=pp(block["ci_high"]), regime=block.get("regime", ""))
+                                                          hi=pp(block["ci_high"]), regime=regime)
     pilot = block.get("pilot")
     if not pilot:
         return adjusted

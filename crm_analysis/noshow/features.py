@@ -130,7 +130,8 @@ def _isin_text(values: pd.Series, texts: list[str]) -> np.ndarray:
     return values.astype(str).isin(pd.Index(texts)).to_numpy()
 
 
-def noshow_table(clinic, as_of, rules=None, *, include_upcoming: bool = False, patients=None) -> pd.DataFrame:
+def noshow_table(clinic, as_of, rules=None, *, include_upcoming: bool = False, patients=None,
+                 base: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per appointment with the no-show model's features, known when its reminders were planned.
 
     Parameters
@@ -150,6 +151,10 @@ def noshow_table(clinic, as_of, rules=None, *, include_upcoming: bool = False, p
         few hundred patients). Every feature has the value it has in the whole clinic's table: each is
         counted per patient, and the two that read the whole table (the reminder roll-outs in the data's
         window, ``years``) are taken from the whole clinic's first appointment.
+    base : DataFrame, optional
+        ``appointment_table(clinic, as_of, rules)`` when it was made already (the reminder evaluation's
+        ``table``, for the same clinic, day and rules), so it is not built twice; not with `include_upcoming`
+        or `patients`.
 
     Returns
     -------
@@ -165,6 +170,9 @@ def noshow_table(clinic, as_of, rules=None, *, include_upcoming: bool = False, p
     """
     as_of = pd.Timestamp(as_of).normalize()
     end = as_of + pd.Timedelta(days=1)
+    if base is not None and (include_upcoming or patients is not None):
+        raise ValueError("base is the whole clinic's appointment table at as_of: not with include_upcoming or "
+                         "patients")
     first_day = None
     if patients is not None:
         appts = clinic.require("appointments", "the no-show risk model")
@@ -181,7 +189,7 @@ def noshow_table(clinic, as_of, rules=None, *, include_upcoming: bool = False, p
         table = appointment_table(known, max(last, as_of) if pd.notna(last) else as_of, rules)
         source = known
     else:
-        table = appointment_table(clinic, as_of, rules)
+        table = appointment_table(clinic, as_of, rules) if base is None else base
         source = clinic
     t = table.copy()
     t["log_lead"] = np.log1p(t["lead_days"].clip(lower=0).to_numpy(dtype=float))
