@@ -213,7 +213,11 @@ def test_findings_carry_no_example_values(tiny):
     assert "not-a-phone-xyz" in examples and "PAT001" in examples
     found = quality.findings(tiny)
     assert list(found.columns) == ["level", "table", "table_ko", "table_en", "column", "column_ko", "column_en",
-                                   "check", "n_rows", "message"]
+                                   "check", "n_rows", "message", "check_ko", "message_ko", "check_en", "message_en"]
+    # the Korean report names each rule and says what it means in Korean; the English keeps the message
+    phone = found.set_index("check").loc["invalid_phone"]
+    assert phone["check_ko"] == "전화번호 형식" and "전화번호" in phone["message_ko"]
+    assert phone["message_en"] == phone["message"]
     assert {"invalid_phone", "consent_without_date", "derived_first_visit"} <= set(found["check"])
     text = _all_text(found)
     for value in examples:

@@ -172,7 +172,7 @@ def test_dask_cluster_of_two_workers_matches_a_serial_run(tmp_path, capsys):
     for cid, files in serial.items():
         dask_files = _files(tmp_path, cid)
         assert sorted(dask_files) == sorted(files)
-        assert [name for name in files if dask_files[name] != files[name]] == [], cid
+        assert [name for name in files if dask_files[name] != files[name]] == [], cid  # names the files that differ
     assert (tmp_path / "r" / "network" / MONTH / "network_kpis.json").read_bytes() == serial_summary
     manifest = json.loads((tmp_path / "r" / "network" / MONTH / "manifest.json").read_text())
     workers = {b["clinic_id"]: b["worker"] for b in manifest["branches"]}
