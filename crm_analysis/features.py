@@ -196,7 +196,8 @@ def patient_features(clinic, as_of) -> pd.DataFrame:
         if name not in visits:
             return np.full(nv, fill)
         arr = visits[name].to_numpy(dtype="float64", na_value=np.nan)
-        arr = arr if nv == len(arr) else arr[keep_idx]
+        # to_numpy can hand back a view of the caller's frame: fill a copy, never the input
+        arr = arr.copy() if nv == len(arr) else arr[keep_idx]
         return np.nan_to_num(arr, nan=fill, copy=False)
 
     def bsum(weights=None, mask=None):
