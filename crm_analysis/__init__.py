@@ -1,11 +1,14 @@
 """crm_analysis: patient-relationship analytics for clinics.
 
 Importing the package only defines things: it reads no files, sets up no
-logging and touches no network.
+logging and touches no network. It does not import the data stack either:
+``ClinicData``, ``load_clinic``, ``read_mapping`` and ``write_clinic`` are
+loaded on first use (PEP 562), so a command that needs none of them, such as
+the front desk's ``crm-analysis lookup`` on a card index, starts in a fraction
+of a second. The exceptions are standard library only and load at once.
 """
 
 from crm_analysis._version import __version__
-from crm_analysis.clinic import ClinicData
 from crm_analysis.exceptions import (
     CrmAnalysisError,
     CrmAnalysisWarning,
@@ -13,7 +16,6 @@ from crm_analysis.exceptions import (
     MappingError,
     MissingTableError,
 )
-from crm_analysis.io import load_clinic, read_mapping, write_clinic
 
 __all__ = [
     "__version__",
@@ -27,3 +29,21 @@ __all__ = [
     "MappingError",
     "MissingTableError",
 ]
+
+#: Name → module of the names loaded on first use.
+_LAZY = {"ClinicData": "crm_analysis.clinic", "load_clinic": "crm_analysis.io", "read_mapping": "crm_analysis.io",
+         "write_clinic": "crm_analysis.io"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'crm_analysis' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

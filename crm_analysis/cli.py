@@ -264,12 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     from crm_analysis.profile.lookup_cli import add_lookup_parser
 
     add_lookup_parser(sub)
+    from crm_analysis.profile.serve_cli import add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 
 def _without_secrets(text: str, args: argparse.Namespace) -> str:
     """`text` without the secrets of the database URLs given on the command line (``--source``, ``--out``)."""
-    from crm_analysis.io.sources import redact_secrets
+    from crm_analysis.redaction import redact_secrets  # standard library only: an error in `lookup` stays fast
 
     for given in (getattr(args, "source", None), getattr(args, "out", None)):
         if isinstance(given, str) and "://" in given:

@@ -20,6 +20,7 @@ __all__ = [
     "ConvergenceError",
     "SourceError",
     "PatientNotFoundError",
+    "CardIndexError",
     "RuleFileError",
     "RunFailed",
     "NotebookFailed",
@@ -291,6 +292,14 @@ class PatientNotFoundError(CrmAnalysisError, LookupError):
 
     Also a :class:`LookupError`, so ``except LookupError`` catches it. The
     message never repeats the phone number searched for.
+    """
+
+
+class CardIndexError(CrmAnalysisError, ValueError):
+    """A card index (``cards.sqlite``) cannot be read: missing, not an index, or of another schema version.
+
+    The message names the file and says how to get a usable one. Also a :class:`ValueError`: an index
+    given on the command line that cannot be used is bad input (the CLI exits 2).
     """
 
 

@@ -259,7 +259,7 @@ def infant_vaccination(clinic, campaign: Campaign, start, end, as_of, lang="ko",
     due = vaccination_due(kids, start, end, days_before=int(campaign.options.get("days_before", 7)),
                           schedule=campaign.options.get("schedule"), given=given)
     if due.empty:
-        return _empty(("vaccines", "due_date"))
+        return _empty(("vaccines", "due_date", "due_from"))
     g = due.groupby(["patient_id", "send_date"], sort=True)
     per = pd.DataFrame({"vaccines": g[lang].agg(", ".join), "due_from": g["due_from"].min(),
                         "detail": "예방접종: " + g["ko"].agg(", ".join),
@@ -273,8 +273,8 @@ def infant_vaccination(clinic, campaign: Campaign, start, end, as_of, lang="ko",
                         "send_at": _at(per["send_date"], campaign.send["time"]), "reason": per["reason"],
                         "rank": np.arange(len(per)), "detail": per["detail"] + " (권장 시기 "
                         + per["due_from"].dt.strftime("%Y-%m-%d") + "부터)", "vaccines": per["vaccines"],
-                        "due_date": _fmt_day(per["due_from"], lang)})
-    return out[[*AUDIENCE_COLUMNS, "vaccines", "due_date"]]
+                        "due_date": _fmt_day(per["due_from"], lang), "due_from": per["due_from"]})
+    return out[[*AUDIENCE_COLUMNS, "vaccines", "due_date", "due_from"]]
 
 
 def appointment_reminder(clinic, campaign: Campaign, start, end, as_of, lang="ko", candidates=None) -> pd.DataFrame:

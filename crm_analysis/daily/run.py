@@ -6,7 +6,9 @@
 
 - ``예약알림_발송_YYYY-MM-DD.csv/.xlsx``: every reminder step due that day (:mod:`crm_analysis.daily.sends`);
 - ``예약확인_전화_<next day>.csv/.xlsx``: tomorrow's appointments in call order (:mod:`crm_analysis.daily.calls`);
-- ``안내.txt``: the extract moment, each file, its rows and what to do.
+- ``안내.txt``: the extract moment, each file, its rows and what to do;
+- ``cards.sqlite``: the caller-ID card index (:mod:`crm_analysis.daily.cards`), read by ``crm-analysis lookup``
+  and ``crm-analysis serve``.
 
 With the risk model, the month's no-show model is kept in ``<outreach>/daily/.model/`` (owner-only; see
 :mod:`crm_analysis.daily.model_cache`): fitted on the month's first run, read back on its other days.
@@ -28,10 +30,12 @@ import pandas as pd
 
 from crm_analysis.campaigns.outreach import GUIDE_NAME, write_outreach
 from crm_analysis.daily.calls import confirmation_calls
+from crm_analysis.daily.cards import daily_card_tables
 from crm_analysis.daily.lists import calls_list_name, calls_table, daily_guide, sends_list_name, sends_table
 from crm_analysis.daily.moment import clinic_at, daily_moment
 from crm_analysis.daily.sends import ReminderSends, reminder_sends
 from crm_analysis.monthly import publish as pub
+from crm_analysis.profile.card_index import INDEX_NAME, index_meta, write_card_index
 
 __all__ = ["DAILY_FOLDER", "DailyLists", "DailyResult", "daily_lists", "run_daily", "daily_folder"]
 
@@ -193,6 +197,10 @@ def run_daily(date, source: str | Path, *, mapping: str | Path | None = None, ou
     tables = lists.tables(clinic.tables["patients"])
     timings["lists"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
+    cards, card_notes = daily_card_tables(clinic, known, moment, outreach_dir=root, source=source, model=model,
+                                          sends=tables[sends_list_name(day)], sends_list=sends_list_name(day))
+    timings["cards"] = round(time.perf_counter() - started, 2)
+    started = time.perf_counter()
     name = f"{day:%Y-%m-%d}"
     final = folder / name
     with pub.folder_lock(folder):
@@ -200,6 +208,8 @@ def run_daily(date, source: str | Path, *, mapping: str | Path | None = None, ou
         staging = pub.staging_folder(folder, name)
         try:
             written = write_outreach(tables, staging, as_of=day, notes={GUIDE_NAME: lists.guide()})
+            meta = index_meta(day - pd.Timedelta(days=1), f"daily {name}", source, len(cards["cards"]), card_notes)
+            written.append(write_card_index(cards, staging / INDEX_NAME, meta))
             pub.publish(staging, final, mode=0o700)
         finally:
             if staging.exists():

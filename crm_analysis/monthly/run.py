@@ -556,7 +556,14 @@ def _outreach(ctx: RunContext, month: Month, staging: Path) -> tuple[list[str], 
 
     lists = outreach_lists(month, analyses=ctx.analyses, producers=ctx.producers)
     written = write_outreach_lists(lists, staging, as_of=month.as_of)
-    return [p.relative_to(staging).as_posix() for p in written], dict(lists.skipped)
+    skipped = dict(lists.skipped)
+    if ctx.analyses:  # the caller-ID cards, from the same models and lists
+        from crm_analysis.monthly.cards import write_month_cards
+
+        index, notes = write_month_cards(month, staging, source=ctx.source)
+        written.append(index)
+        skipped.update({f"cards: {name}": why for name, why in notes.items()})
+    return [p.relative_to(staging).as_posix() for p in written], skipped
 
 
 def _write_report(ctx: RunContext, steps: Progress, assembly: ReportAssembly, result: RunResult) -> None:

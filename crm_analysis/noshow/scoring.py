@@ -60,7 +60,8 @@ def fit_noshow_model(clinic, as_of, *, model: NoShowRiskModel | None = None, rul
 
 
 def score_appointments(clinic, as_of, *, model: NoShowRiskModel | None = None, rules=None,
-                       lang: str = "ko", train_months: int | None = None, patients=None) -> pd.DataFrame:
+                       lang: str = "ko", train_months: int | None = None, patients=None,
+                       reasons_also: tuple[str, ...] = ()) -> pd.DataFrame:
     """No-show risk, risk decile and main reason of each appointment still booked after `as_of`.
 
     Parameters
@@ -79,6 +80,8 @@ def score_appointments(clinic, as_of, *, model: NoShowRiskModel | None = None, r
         Language of ``risk_reason``.
     train_months : int, optional
         When fitting here: only the last this many months before `as_of` (default: all).
+    reasons_also : tuple of str
+        More languages of the reason: a column ``risk_reason_<lang>`` each (e.g. ``("en",)``).
     patients : iterable of patient ids, optional
         With a fitted `model` only: score just these patients' appointments, with features built from
         their own records (the same values as from the whole clinic; milliseconds instead of seconds).
@@ -117,5 +120,8 @@ def score_appointments(clinic, as_of, *, model: NoShowRiskModel | None = None, r
     out["no_show_risk"] = risk.to_numpy(dtype=float)
     out["risk_decile"] = model.risk_decile(out["no_show_risk"].to_numpy())
     out["risk_reason"] = model.reasons(ahead, lang).to_numpy(dtype=object) if len(ahead) else pd.Series(dtype=object)
+    for other in reasons_also:  # the same reasons in another language, from the same table
+        out[f"risk_reason_{other}"] = (model.reasons(ahead, other).to_numpy(dtype=object) if len(ahead)
+                                       else pd.Series(dtype=object))
     out = out.sort_values(["no_show_risk", "scheduled_at"], ascending=[False, True], kind="stable")
     return out.set_index("appointment_id")

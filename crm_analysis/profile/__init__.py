@@ -11,16 +11,34 @@ gestational week of an ongoing pregnancy and the children's next vaccinations.
 - :mod:`~crm_analysis.profile.card`: :class:`PatientCard` / :class:`PatientCards`, the result and its display;
 - :mod:`~crm_analysis.profile.lookup`: :func:`patient_card`, the lookup itself;
 - :mod:`~crm_analysis.profile.access_log`: :class:`AccessLog`, one line per lookup, never the phone number;
-- :mod:`~crm_analysis.profile.lookup_cli`: the ``crm-analysis lookup`` command.
+- :mod:`~crm_analysis.profile.lookup_cli`: the ``crm-analysis lookup`` command;
+- :mod:`~crm_analysis.profile.card_index` / :mod:`~crm_analysis.profile.card_store`: the card index,
+  every patient's card precomputed in one SQLite file, written by the monthly and daily runs and read
+  by ``lookup`` with the standard library only.
 
-Importing this package reads no file and fits nothing.
+Importing this package reads no file and fits nothing, and imports none of
+its modules: each name below is loaded on first use (PEP 562), so reading the
+card index never pays for the data stack.
 """
-
-from crm_analysis.profile.access_log import AccessLog, default_log_path
-from crm_analysis.profile.card import PatientCard, PatientCards
-from crm_analysis.profile.context import CardContext
-from crm_analysis.profile.index import PhoneIndex, phone_key
-from crm_analysis.profile.lookup import PatientNotFoundError, card_context, patient_card
 
 __all__ = ["patient_card", "card_context", "CardContext", "PatientCard", "PatientCards", "PhoneIndex", "phone_key",
            "AccessLog", "default_log_path", "PatientNotFoundError"]
+
+#: Name → module of the names loaded on first use.
+_LAZY = {"AccessLog": "access_log", "default_log_path": "access_log", "PatientCard": "card",
+         "PatientCards": "card", "CardContext": "context", "PhoneIndex": "index", "phone_key": "index",
+         "PatientNotFoundError": "lookup", "card_context": "lookup", "patient_card": "lookup"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"crm_analysis.profile.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'crm_analysis.profile' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

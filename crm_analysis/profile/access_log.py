@@ -8,7 +8,7 @@ file, so a clinic can show who viewed whose record. A line records
 - ``query``: how the lookup was made (``"phone"`` or ``"patient_id"``),
 - ``patient_ids``: every patient shown (empty when nobody was found),
 - ``as_of`` and ``source``: which data was looked up (a database URL without
-  any secret: :func:`crm_analysis.io.sources.redact_url`).
+  any secret: :func:`crm_analysis.redaction.redact_url`).
 
 The phone number searched for is **never** written, in any form (not hashed
 either: with about 10⁸ mobile numbers any hash of one can be reversed by
@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-from crm_analysis.io.sources import redact_url
+from crm_analysis.redaction import redact_url  # standard library only: a lookup stays light
 
 __all__ = ["AccessLog", "default_log_path", "log_note", "ENV_VAR", "USUAL_PATH"]
 
@@ -113,22 +113,23 @@ class AccessLog:
         ----------
         patient_ids : iterable of str
             Every patient shown (empty if none was found).
-        query : {"phone", "patient_id"}
-            How the lookup was made. The searched value itself is not logged.
+        query : {"phone", "patient_id", "refused"}
+            How the lookup was made (``refused``: a request without a valid token, see
+            :mod:`crm_analysis.profile.serve`). The searched value itself is not logged.
         as_of : date-like, optional
         source : str
             Which data was looked up; recorded without any secret of a database URL
-            (:func:`crm_analysis.io.sources.redact_url`).
+            (:func:`crm_analysis.redaction.redact_url`).
 
         Raises
         ------
         ValueError
-            If `query` is not one of the two kinds.
+            If `query` is not one of those kinds.
         OSError
             If the log cannot be written: the lookup should then not be shown.
         """
-        if query not in ("phone", "patient_id"):
-            raise ValueError(f"query must be 'phone' or 'patient_id', not {query!r}")
+        if query not in ("phone", "patient_id", "refused"):
+            raise ValueError(f"query must be 'phone', 'patient_id' or 'refused', not {query!r}")
         now = datetime.now(timezone.utc)
         entry = {
             "time_utc": now.isoformat(timespec="seconds"),

@@ -37,7 +37,7 @@ import pandas as pd
 from crm_analysis.exceptions import CrmAnalysisWarning
 from crm_analysis.profile.index import PhoneIndex
 
-__all__ = ["CardContext", "ANALYSES"]
+__all__ = ["CardContext", "ANALYSES", "next_vaccinations"]
 
 #: The optional analyses a context can hold, in display order.
 ANALYSES: tuple[str, ...] = ("features", "segments", "vips", "churn", "clv")
@@ -134,7 +134,7 @@ def _with_outcomes(contacts: pd.DataFrame, contact_codes: np.ndarray, visits: pd
     return contacts.assign(returned=returned, revenue=revenue)
 
 
-def _next_vaccinations(children: pd.DataFrame, as_of: pd.Timestamp,
+def next_vaccinations(children: pd.DataFrame, as_of: pd.Timestamp,
                        given: pd.DataFrame | None = None) -> pd.DataFrame:
     """Children (patients with a guardian) with their next doses by the national schedule.
 
@@ -280,7 +280,7 @@ class CardContext:
         tables = {name: clinic.tables[name] for name in _HISTORY if name in clinic.tables}
         children = patients.loc[patients["guardian_id"].notna().to_numpy()]
         try:
-            children = _next_vaccinations(children, as_of, clinic.tables.get("vaccinations"))
+            children = next_vaccinations(children, as_of, clinic.tables.get("vaccinations"))
         except Exception as err:  # noqa: BLE001 - the card then lists the children without vaccinations
             notes["vaccinations"] = f"{type(err).__name__}: {err}"
         tables["children"] = children

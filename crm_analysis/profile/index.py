@@ -10,7 +10,9 @@ takes microseconds on a million patients. Several patients may share a phone
 
 Keys are the number's digits as an integer (the trunk ``0`` of Korean numbers
 dropped); numbers kept in international form (foreign numbers) get
-``10**15`` added, so they never collide with Korean ones.
+``10**15`` added, so they never collide with Korean ones. One function makes
+the key of one number, :func:`crm_analysis.phones.phone_key` (re-exported
+here): the card index (:mod:`crm_analysis.profile.card_store`) uses it too.
 
 The index holds phone numbers, which are personal data: :meth:`PhoneIndex.save`
 writes it with file mode 0600, for the clinic's own machine only.
@@ -24,28 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crm_analysis.phones import normalise_phone, normalise_phones
+from crm_analysis.phones import INTERNATIONAL_KEY, normalise_phones, phone_key
 
 __all__ = ["PhoneIndex", "phone_key"]
 
-_INTERNATIONAL = np.int64(10**15)
-
-
-def phone_key(phone: object) -> int | None:
-    """The index key of one phone number written in any common way, or None if it is not a usable number.
-
-    Examples
-    --------
-    >>> phone_key("010-1234-5678") == phone_key("+82 10-1234-5678") == phone_key("01012345678")
-    True
-    >>> phone_key("12") is None
-    True
-    """
-    canonical = normalise_phone(phone)
-    if canonical is None:
-        return None
-    digits = "".join(ch for ch in canonical if ch.isdigit())
-    return int(digits) + (int(_INTERNATIONAL) if canonical.startswith("+") else 0)
+_INTERNATIONAL = np.int64(INTERNATIONAL_KEY)
 
 
 def _keys(canonical: pd.Series) -> np.ndarray:

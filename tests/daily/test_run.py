@@ -28,7 +28,7 @@ def test_the_command_publishes_the_day(published):
     first, second, folder, _ = published
     assert first == second == 0
     names = sorted(p.name for p in folder.iterdir())
-    assert names == sorted(["안내.txt", f"예약알림_발송_{DAY}.csv", f"예약알림_발송_{DAY}.xlsx",
+    assert names == sorted(["안내.txt", "cards.sqlite", f"예약알림_발송_{DAY}.csv", f"예약알림_발송_{DAY}.xlsx",
                             "예약확인_전화_2026-10-21.csv", "예약확인_전화_2026-10-21.xlsx"])
     sends = pd.read_csv(folder / f"예약알림_발송_{DAY}.csv", encoding="utf-8-sig")
     assert {"예약번호", "알림 단계", "발송일시", "채널", "메시지"} <= set(sends.columns) and len(sends) > 0

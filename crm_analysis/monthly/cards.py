@@ -1,0 +1,64 @@
+"""The month's card index: every patient's caller-ID card, written beside the staff lists.
+
+:func:`write_month_cards` is the monthly run's last outreach step. It uses the
+month's own models (loaded, never fitted twice) and its staff lists, fits the
+no-show risk model of the coming month (the appointments booked ahead get
+their risk), and writes :data:`~crm_analysis.profile.card_index.INDEX_NAME`
+into the outreach staging folder, so it is published with the lists, owner-only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from crm_analysis.campaigns.staff_lists import staff_lists
+from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.monthly.month import Month
+from crm_analysis.profile.card_index import INDEX_NAME, index_meta, write_card_index
+from crm_analysis.profile.card_tables import card_tables
+
+__all__ = ["write_month_cards", "month_scores"]
+
+#: Months of known outcomes the no-show model behind the cards is fitted on (as the daily job's).
+TRAIN_MONTHS = 12
+
+
+def month_scores(clinic, as_of: pd.Timestamp) -> pd.DataFrame | None:
+    """No-show risk of the appointments booked after `as_of`, from a model fitted on the last
+    :data:`TRAIN_MONTHS` months of outcomes; None when the data cannot support the model."""
+    from crm_analysis.noshow.scoring import score_appointments
+
+    try:  # fitted and scored on one appointment table
+        return score_appointments(clinic, as_of, lang="ko", train_months=TRAIN_MONTHS, reasons_also=("en",))
+    except (CrmAnalysisError, KeyError, ValueError):
+        return None
+
+
+def write_month_cards(month: Month, folder: str | Path, *, source) -> tuple[Path, dict[str, str]]:
+    """Write the month's card index into `folder`; returns its path and the card fields left empty (why).
+
+    Parameters
+    ----------
+    month : Month
+        With its models (saved by the run, or fitted here when used alone).
+    folder : path
+        The outreach staging folder.
+    source : str or Path
+        The data source, recorded without secrets so ``lookup`` finds the index of its own source.
+    """
+    try:
+        plan = month.campaigns
+    except CrmAnalysisError:
+        plan = None
+    staff = [] if plan is None else staff_lists(plan, month.clinic.tables["patients"], month.rules.campaigns)
+    scores = month_scores(month.clinic, month.as_of) if "appointments" in month.clinic.tables else None
+    tables = card_tables(month, staff, scores=scores)
+    notes = dict(tables.pop("notes"))
+    if scores is None:
+        notes["noshow"] = "the no-show risk model could not be fitted on this data"
+    if plan is None:
+        notes["campaigns"] = "no campaign plan this month"
+    meta = index_meta(month.as_of, f"monthly {month.as_of:%Y-%m}", source, len(tables["cards"]), notes)
+    return write_card_index(tables, Path(folder) / INDEX_NAME, meta), notes
