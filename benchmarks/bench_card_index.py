@@ -22,6 +22,8 @@ the page cache after it is written or first read, as on a desk PC that looks pat
 
     nice -n 10 .venv/bin/python benchmarks/bench_card_index.py                     # 1M patients
     nice -n 10 .venv/bin/python benchmarks/bench_card_index.py --patients 20000 --lookups 50
+    nice -n 10 .venv/bin/python benchmarks/bench_card_index.py --clinic /tmp/crm_bench/clinic_1m.validated
+        # the cards of the generated 1M clinic, made by the real code (no churn/CLV/plan)
 
 Not part of the test suite.
 """
@@ -178,17 +180,38 @@ def command_line() -> list[str]:
     return [sys.executable, "-c", "from crm_analysis.cli import console_main; console_main()"]
 
 
-def write(index: Path, patients: int, seed: int) -> None:
-    """Generate the tables and write the index (run as ``--write``, in a child process)."""
+def clinic_tables(folder: Path) -> dict:
+    """The card tables of a generated clinic, made by the real code (features, segments, VIPs, appointments;
+    without the monthly models and plan, which take minutes at a million patients: see bench_million.py)."""
+    import pandas as pd
+
+    from crm_analysis import load_clinic
+    from crm_analysis.monthly.month import Month
+    from crm_analysis.profile.card_tables import card_tables
+
+    t = time.perf_counter()
+    clinic = load_clinic(folder)
+    as_of = (clinic.tables["visits"]["visit_date"].max().to_period("M") - 1).end_time.normalize()
+    t = step(f"load {folder.name} (validated cache)", t, f"as_of {as_of:%Y-%m-%d}")
+    month = Month(clinic.snapshot(as_of), as_of)
+    t = step("snapshot", t)
+    tables = card_tables(month, [], models=False)
+    tables.pop("notes")
+    step("card_tables (features, segments, VIPs, appointments)", t)
+    return tables
+
+
+def write(index: Path, patients: int, seed: int, clinic: Path | None = None) -> None:
+    """Generate the tables (or make them from `clinic`) and write the index (run as ``--write``, in a child)."""
     import numpy as np  # noqa: F401 - imported before the clock starts
     import pandas as pd  # noqa: F401
 
     from crm_analysis.profile.card_index import write_card_index
 
     t = time.perf_counter()
-    tables = synthetic_tables(patients, seed)
+    tables = synthetic_tables(patients, seed) if clinic is None else clinic_tables(clinic)
     rows = ", ".join(f"{name} {len(df):,}" for name, df in tables.items())
-    t = step("synthetic tables (numpy/pandas)", t, rows)
+    t = step("synthetic tables (numpy/pandas)" if clinic is None else "card tables, in all", t, rows)
     write_card_index(tables, index, {"as_of": AS_OF, "made_by": f"monthly {AS_OF[:7]}", "source": "synthetic",
                                      "patients": patients})
     step("write_card_index", t, f"{index.stat().st_size / 2**20:,.0f} MiB")
@@ -200,20 +223,24 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rebuild", action="store_true", help="write the index again even if it is cached")
+    parser.add_argument("--clinic", type=Path, default=None,
+                        help="make the cards from this validated clinic folder with the real code (e.g. "
+                             "/tmp/crm_bench/clinic_1m.validated, made by bench_million.py) instead of synthetic tables")
     parser.add_argument("--write", default=None, help=argparse.SUPPRESS)  # the child that writes the index
     args = parser.parse_args()
     if args.write:
-        return write(Path(args.write), args.patients, args.seed)
+        return write(Path(args.write), args.patients, args.seed, args.clinic)
     print(f"python={sys.version.split()[0]} cores={os.cpu_count()} load={os.getloadavg()[0]:.2f} "
           f"patients={args.patients:,} lookups={args.lookups} seed={args.seed}")
     CACHE.mkdir(parents=True, exist_ok=True, mode=0o700)
-    index = CACHE / f"cards_{args.patients}_{args.seed}.sqlite"
+    index = CACHE / (f"cards_{args.patients}_{args.seed}.sqlite" if args.clinic is None
+                     else f"cards_{args.clinic.name}.sqlite")
 
     print("1. the index (a child process; its peak memory is its own)")
     if args.rebuild or not index.exists():
         started = time.perf_counter()
         argv = [sys.executable, __file__, "--write", str(index), "--patients", str(args.patients),
-                "--seed", str(args.seed)]
+                "--seed", str(args.seed), *(["--clinic", str(args.clinic)] if args.clinic else [])]
         pid = os.posix_spawn(sys.executable, argv, os.environ)
         _, status, usage = os.wait4(pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:

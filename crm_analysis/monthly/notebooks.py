@@ -49,7 +49,7 @@ NOTEBOOK_JOBS = 2
 #: has not set up the inline backend's display hook, it is switched to inline.
 WARM_UP = ("[__import__(m) for m in ('pandas', 'matplotlib.pyplot', 'IPython.display', 'crm_analysis.monthly.kpis', "
            "'crm_analysis.monthly.month', 'crm_analysis.campaigns.evaluation', 'crm_analysis.noshow', "
-           "'crm_analysis.plotting', 'crm_analysis.quality', 'crm_analysis.report.sections')]; "
+           "'crm_analysis.plotting', 'crm_analysis.quality', 'crm_analysis.report.sections', 'crm_analysis.value.clv')]; "
            "__import__('pandas').DataFrame({'a': [1]}).style.to_html(); "
            "__import__('matplotlib.pyplot').pyplot.figure(); __import__('matplotlib.pyplot').pyplot.close('all'); "
            "(__import__('matplotlib_inline.backend_inline').backend_inline.flush_figures "

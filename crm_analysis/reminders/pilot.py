@@ -113,6 +113,19 @@ class PilotResult:
                 + f"<p>Number needed to remind: {self.number_needed:.1f} (CI {lo:.1f} to {hi:.1f})</p>")
 
 
+def _pilot_arms(table: pd.DataFrame, in_month: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The pilot's rows among `in_month`, which of them are in the reminder arm, and whether the arms are the
+    allocation itself (intention to treat) or read from the reminders sent (per protocol)."""
+    allocated = (table["allocated_reminder"] if "allocated_reminder" in table
+                 else pd.Series(pd.NA, index=table.index, dtype="boolean"))
+    by_allocation = bool(allocated[in_month].notna().any())
+    if by_allocation:  # the randomised groups themselves: whoever was allocated, reached or not
+        rows = in_month & allocated.notna().to_numpy()
+        return rows, allocated.to_numpy(dtype=bool, na_value=False)[rows], True
+    rows = in_month & table["eligible"].to_numpy(dtype=bool)
+    return rows, table["sent_any"].to_numpy(dtype=bool)[rows], False
+
+
 def pilot_analysis(table: pd.DataFrame, month: str | None = None, rules=None,
                    conf_level: float = 0.95) -> PilotResult:
     """Compare the arms of a randomised reminder pilot.
@@ -142,15 +155,7 @@ def pilot_analysis(table: pd.DataFrame, month: str | None = None, rules=None,
                                "were once assigned at random")
     period = pd.Period(str(month), freq="M")
     in_month = (table["analysed"] & (table["month"] == period)).to_numpy()
-    allocated = (table["allocated_reminder"] if "allocated_reminder" in table
-                 else pd.Series(pd.NA, index=table.index, dtype="boolean"))
-    by_allocation = bool(allocated[in_month].notna().any())
-    if by_allocation:  # the randomised groups themselves: whoever was allocated, reached or not
-        rows = in_month & allocated.notna().to_numpy()
-        arm = allocated.to_numpy(dtype=bool, na_value=False)[rows]
-    else:
-        rows = in_month & table["eligible"].to_numpy()
-        arm = table["sent_any"].to_numpy()[rows].astype(bool)
+    rows, arm, by_allocation = _pilot_arms(table, in_month)
     y = table["no_show"].to_numpy()[rows]
     c1, n1, c0, n0 = int(y[arm].sum()), int(arm.sum()), int(y[~arm].sum()), int((~arm).sum())
     if n1 == 0 or n0 == 0:
@@ -213,15 +218,7 @@ def pilot_per_booking(table: pd.DataFrame, month: str | None = None, rules=None,
     if not month:
         return None
     in_month = (table["month"] == pd.Period(str(month), freq="M")).to_numpy() & table["cancelled"].notna().to_numpy()
-    allocated = (table["allocated_reminder"] if "allocated_reminder" in table
-                 else pd.Series(pd.NA, index=table.index, dtype="boolean"))
-    by_allocation = bool(allocated[in_month].notna().any())
-    if by_allocation:
-        rows = in_month & allocated.notna().to_numpy()
-        arm = allocated.to_numpy(dtype=bool, na_value=False)[rows]
-    else:
-        rows = in_month & table["eligible"].to_numpy(dtype=bool)
-        arm = table["sent_any"].to_numpy(dtype=bool)[rows]
+    rows, arm, by_allocation = _pilot_arms(table, in_month)
     if not arm.any() or arm.all():
         return None
     cancelled = table["cancelled"].to_numpy(dtype=float)[rows] > 0

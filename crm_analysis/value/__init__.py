@@ -11,13 +11,26 @@ and an explicit ``as_of``:
 - :mod:`~crm_analysis.value.referrals`: word of mouth: referral sources and top referrers.
 """
 
-from crm_analysis.value.clv import CLVModel, clv_backtest
-from crm_analysis.value.loyalty import loyalty_score, loyalty_tier_summary
-from crm_analysis.value.migration import segment_migration
-from crm_analysis.value.referrals import referral_source_by_month, referral_value_summary, top_referrers
-from crm_analysis.value.segmentation import assign_segments, rfm_scores, segment_summary
-from crm_analysis.value.vip import select_vips, vip_summary
+import importlib
 
-__all__ = ["CLVModel", "clv_backtest", "loyalty_score", "loyalty_tier_summary", "segment_migration",
-           "referral_source_by_month", "referral_value_summary", "top_referrers", "assign_segments", "rfm_scores",
-           "segment_summary", "select_vips", "vip_summary"]
+#: Public name -> the module defining it. Imported on first use (PEP 562), so that a job needing only the
+#: segments (the daily card index) does not import the lifetime-value model's SciPy stack.
+_EXPORTS = {"CLVModel": "clv", "clv_backtest": "clv", "loyalty_score": "loyalty", "loyalty_tier_summary": "loyalty",
+            "segment_migration": "migration", "referral_source_by_month": "referrals",
+            "referral_value_summary": "referrals", "top_referrers": "referrals", "assign_segments": "segmentation",
+            "rfm_scores": "segmentation", "segment_summary": "segmentation", "select_vips": "vip",
+            "vip_summary": "vip"}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'crm_analysis.value' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"crm_analysis.value.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
