@@ -21,12 +21,76 @@ DEMO_END = "2026-10-31"
 #: last keeps its worker busy while the other idles, and the suite takes minutes longer.
 RUN_FIRST = ("tests/network/test_run.py::test_dask_cluster_of_two_workers_matches_a_serial_run",
              "tests/campaigns/test_properties.py::test_no_staff_file_ever_breaks_a_rule")
+#: Then the groups sharing a monthly run (``xdist_group``) and the modules and tests that take 15 s or more on
+#: two cores (whole monthly runs, large generated clinics), so that the last minute is left to short tests.
+#: The scheduler keeps this order (``--no-loadscope-reorder`` in pyproject.toml).
+RUN_EARLY_GROUPS = ("demo_monthly_run", "hostile_run", "secrets_run")
+RUN_EARLY = ("tests/test_tour.py", "tests/test_real_exports.py", "tests/monthly/test_run.py",
+             "tests/synth/test_synth_truth.py", "tests/network/test_summary.py", "tests/churn/test_calibration.py",
+             "tests/test_thin_clinics.py", "tests/report/test_pdf_fonts.py", "tests/reminders/test_rollout.py",
+             "tests/test_packaging.py", "tests/io/test_omop.py", "tests/synth/test_synth_speed.py")
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook, so its suffix is seen when it took effect
 def pytest_collection_modifyitems(config, items):
-    first = [item for item in items if item.nodeid.startswith(RUN_FIRST)]
-    if first:
-        items[:] = first + [item for item in items if not item.nodeid.startswith(RUN_FIRST)]
+    _xdist_groups(config, items)
+
+    def rank(item) -> tuple[int, int]:
+        first = [i for i, prefix in enumerate(RUN_FIRST) if item.nodeid.startswith(prefix)]
+        if first:
+            return 0, first[0]
+        if any(mark.args and mark.args[0] in RUN_EARLY_GROUPS for mark in item.iter_markers("xdist_group")):
+            return 1, 0
+        early = [i for i, prefix in enumerate(RUN_EARLY) if item.nodeid.startswith(prefix)]
+        return (2, early[0]) if early else (3, 0)
+
+    items.sort(key=rank)  # stable: collection order within each rank
+
+
+def _xdist_groups(config, items) -> None:
+    """``--dist loadgroup``: the unit of work each item belongs to, as the node id suffix ``@NAME``.
+
+    - an item marked ``xdist_group(NAME)``: NAME (tests sharing a session's run, kept on the worker that holds it);
+    - an item using a module-scoped fixture: its module, so the fixture is built once, not once per worker;
+    - any other item: its own unit (as ``--dist load``).
+
+    pytest-xdist adds the suffix for the marks itself by setting ``item._nodeid``, which pytest 9 no longer reads
+    (a node's id is ``item._id``): the suffix was silently lost, every test became its own unit of work, and both
+    workers built each shared run (the session's demo monthly run, the hostile and secret runs) and every module
+    fixture. Done here in the workers only (the controller schedules by the ids the workers report).
+    """
+    if not (os.environ.get("PYTEST_XDIST_WORKER") and getattr(config.option, "loadgroup", False)):
+        return
+    for item in items:
+        nodeid = item.nodeid
+        names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                        for mark in item.iter_markers("xdist_group")})
+        if names:
+            suffix = "@" + "_".join(names)
+            if nodeid.endswith(suffix):
+                continue  # pytest-xdist's own suffix took effect
+        elif _uses_module_fixture(item):
+            suffix = "@" + nodeid.split("::", 1)[0]
+        else:
+            continue
+        _set_nodeid(item, nodeid + suffix)
+
+
+def _uses_module_fixture(item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(defs and defs[-1].scope in ("module", "class", "package")
+               for name, defs in info.name2fixturedefs.items() if name in info.names_closure)
+
+
+def _set_nodeid(item, nodeid: str) -> None:
+    if hasattr(item, "_id"):  # pytest 9
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(nodeid)
+    else:
+        item._nodeid = nodeid
 
 
 def pytest_report_header(config):

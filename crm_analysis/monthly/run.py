@@ -345,8 +345,7 @@ def _run(ctx: RunContext, early: ForkedLoad | None) -> RunResult:
             lanes.start()  # the kernels start and import while this process loads the data
             # ...and so do papermill and the report's converters, in a thread while Arrow parses the files (it
             # lets go of the GIL); done before the workers are forked, so they have them too
-            importer = threading.Thread(target=_import_report_stack, args=(private if ctx.pdf else None,),
-                                        name="import-report-stack", daemon=True)
+            importer = threading.Thread(target=_import_report_stack, name="import-report-stack", daemon=True)
             importer.start()
             try:
                 with steps.step("load"):
@@ -391,10 +390,10 @@ def _run(ctx: RunContext, early: ForkedLoad | None) -> RunResult:
     return result
 
 
-def _import_report_stack(pdf_temp_dir: Path | None) -> None:
-    """Import what the lanes and the report use only after the data is loaded, and lay out a first page with
-    WeasyPrint (given `pdf_temp_dir`, for its font files), so that the processes forked afterwards lay out
-    the report's parts warm. Errors show where these are used, not here."""
+def _import_report_stack() -> None:
+    """Import what the lanes and the report use only after the data is loaded (Python modules only: nothing
+    that starts threads of its own, since the model workers are forked afterwards). Errors show where these
+    are used, not here."""
     import importlib
 
     for name in ("papermill", "nbconvert", "crm_analysis.report.html", "pypdf"):
@@ -402,13 +401,18 @@ def _import_report_stack(pdf_temp_dir: Path | None) -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - imported again where it is used, which reports the error
             pass
-    if pdf_temp_dir is not None:
-        try:
-            from crm_analysis.report.pdf import warm_up
 
-            warm_up(pdf_temp_dir)
-        except Exception:  # noqa: BLE001 - the report's PDF reports it
-            pass
+
+def _warm_pdf(pdf_temp_dir: Path) -> None:
+    """Lay out a first page with WeasyPrint (Pango, fontconfig, the bundled fonts), so the report's PDF is laid
+    out warm. Only once no process will be forked from this one: Pango starts threads of its own, and a child
+    forked meanwhile can wait for ever on a lock one of them held (seen in g_slice_free1)."""
+    try:
+        from crm_analysis.report.pdf import warm_up
+
+        warm_up(pdf_temp_dir)
+    except Exception:  # noqa: BLE001 - the report's PDF reports it
+        pass
 
 
 def _cache_path(private: Path) -> Path:
@@ -510,6 +514,11 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                 result.skipped += [{"where": KPIS_FILE, "analysis": name, "reason": block.get("reason", "")}
                                    for name, block in kpis.sections.items() if not block.get("available", False)]
             kpis_ready.set()
+            # every process this run forks exists by now (the model workers; kernels are started by exec)
+            pdf_warm = threading.Thread(target=_warm_pdf, args=(private,), name="warm-pdf", daemon=True) \
+                if ctx.pdf else None
+            if pdf_warm is not None:
+                pdf_warm.start()
             if outreach_job is None:
                 with steps.step("outreach"):
                     written, skipped = _outreach(ctx, month, staging)
@@ -532,6 +541,8 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                 result.notebooks.append(result.out_dir / path.name)
                 result.skipped += [{"where": s["notebook"], "analysis": s["analysis"], "reason": s["reason"]}
                                    for s in skipped_sections(work / path.name)]
+            if pdf_warm is not None:
+                pdf_warm.join()
             _write_report(ctx, steps, assembly, result)
     finally:
         lanes.cancel()

@@ -75,6 +75,9 @@ SCHEMA: dict[str, dict[str, str]] = {
 
 CARD_COLUMNS: tuple[str, ...] = tuple(SCHEMA["cards"])
 
+#: Decimals kept of every REAL value (probabilities to 0.01 percentage point, KRW to 0.0001 won).
+_DECIMALS = 4
+
 #: Secondary indexes: how each table is searched.
 _INDEXES = {"phones": "phone_key", "appointments": "patient_id", "messages": "patient_id",
             "children": "guardian_id"}
@@ -116,7 +119,8 @@ def _column_values(frame, column: str, sql_type: str) -> list:
         values = pd.to_numeric(s.astype("object").where(s.notna(), None), errors="coerce")
         out = values.astype("Int64").astype("object")
     elif sql_type.startswith("REAL"):
-        out = pd.to_numeric(s, errors="coerce").astype("float64").astype("object")
+        # rounded: the last bits of a model's float may differ between processes, the file must not
+        out = pd.to_numeric(s, errors="coerce").astype("float64").round(_DECIMALS).astype("object")
     elif pd.api.types.is_datetime64_any_dtype(s):
         with_time = bool(((s.dt.hour != 0) | (s.dt.minute != 0)).fillna(False).any())
         out = s.dt.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d").astype("object")

@@ -133,11 +133,14 @@ def test_outreach_lists_are_private_and_reproducible(monthly_run, demo_dir, tmp_
                                             "수신동의확인안내")]
     system = ["system/campaign_holdout", "system/campaign_suppression"]
     assert names == sorted([*(f"{n}.{ext}" for n in staff + system for ext in ("csv", "xlsx")), "안내.txt",
-                            "system/안내.txt"])
+                            "system/안내.txt", "cards.sqlite"])
     for path in folder.rglob("*"):
         assert oct(path.stat().st_mode & 0o777) == ("0o700" if path.is_dir() else "0o600"), path.name
     month = Month.open(demo_dir, monthly_run.kpis["as_of"])  # nothing saved: every model fitted here
     again = write_outreach_lists(outreach_lists(month), tmp_path / "again", as_of=month.as_of)
-    for path in again:
+    from crm_analysis.monthly.cards import write_month_cards
+
+    index, _ = write_month_cards(month, tmp_path / "again", source=demo_dir)  # the caller-ID cards too
+    for path in [*again, index]:
         name = path.relative_to(tmp_path / "again")
         assert path.read_bytes() == (folder / name).read_bytes(), f"{name} differs between two computations"
