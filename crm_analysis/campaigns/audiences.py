@@ -54,10 +54,26 @@ def _empty(extra=()) -> pd.DataFrame:
                          for c in [*AUDIENCE_COLUMNS, *extra]})
 
 
+def _per_value(values: pd.Series, fmt: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """``fmt(values)`` computed once per distinct value: 10^5 messages share a few thousand times."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return pd.Series(fmt(pd.Series(uniques)).to_numpy(dtype=object)[codes], index=values.index, name=values.name)
+
+
+def _per_row(keys: pd.DataFrame, fmt: Callable[[pd.DataFrame], pd.Series]) -> pd.Series:
+    """``fmt(keys)`` computed once per distinct row of `keys` (every column's values, missing ones included)."""
+    codes = np.zeros(len(keys), np.int64)
+    for name in keys.columns:
+        column, uniques = pd.factorize(keys[name], use_na_sentinel=False)
+        codes = pd.factorize(codes * len(uniques) + column)[0]  # stays below len(keys) * len(uniques)
+    first = np.unique(codes, return_index=True)[1]  # each combination's first row, in code order
+    return pd.Series(fmt(keys.iloc[first]).to_numpy(dtype=object)[codes], index=keys.index)
+
+
 def _fmt_day(day: pd.Series | pd.Timestamp, lang: str):
     if isinstance(day, pd.Series):
-        return (day.dt.month.astype(str) + "월 " + day.dt.day.astype(str) + "일") if lang == "ko" \
-            else day.dt.strftime("%b %d").str.replace(" 0", " ", regex=False)
+        return _per_value(day, lambda d: (d.dt.month.astype(str) + "월 " + d.dt.day.astype(str) + "일") if lang == "ko"
+                          else d.dt.strftime("%b %d").str.replace(" 0", " ", regex=False))
     return f"{day.month}월 {day.day}일" if lang == "ko" else f"{day:%b} {day.day}"
 
 
@@ -200,7 +216,8 @@ def vip_birthday(clinic, campaign: Campaign, start, end, as_of, lang="ko", candi
     if cand.empty:
         return _empty()
     out = _ranked(cand)
-    birth = clinic.tables["patients"].set_index("patient_id")["birth_date"].reindex(out["patient_id"]).to_numpy()
+    p = clinic.tables["patients"]
+    birth = pd.Series(p["birth_date"].to_numpy(), index=p["patient_id"]).reindex(out["patient_id"]).to_numpy()
     birth = pd.Series(pd.to_datetime(birth))
     days = []
     for year in range(start.year, end.year + 1):
@@ -261,9 +278,9 @@ def infant_vaccination(clinic, campaign: Campaign, start, end, as_of, lang="ko",
     if due.empty:
         return _empty(("vaccines", "due_date", "due_from"))
     g = due.groupby(["patient_id", "send_date"], sort=True)
-    per = pd.DataFrame({"vaccines": g[lang].agg(", ".join), "due_from": g["due_from"].min(),
-                        "detail": "예방접종: " + g["ko"].agg(", ".join),
-                        "reason": g["vaccine"].agg(lambda s: "vaccination_" + "+".join(s))}).reset_index()
+    per = pd.DataFrame({"vaccines": _joined(due, g, lang, ", "), "due_from": g["due_from"].min(),
+                        "detail": "예방접종: " + _joined(due, g, "ko", ", "),
+                        "reason": "vaccination_" + _joined(due, g, "vaccine", "+")}).reset_index()
     late = due.loc[due["kind"] == "catch_up"].groupby(["patient_id", "send_date"]).size()
     per["reason"] = per["reason"].where(~per.set_index(["patient_id", "send_date"]).index.isin(late.index),
                                         per["reason"].str.replace("vaccination_", "vaccination_catch_up_", n=1))
@@ -275,6 +292,17 @@ def infant_vaccination(clinic, campaign: Campaign, start, end, as_of, lang="ko",
                         + per["due_from"].dt.strftime("%Y-%m-%d") + "부터)", "vaccines": per["vaccines"],
                         "due_date": _fmt_day(per["due_from"], lang), "due_from": per["due_from"]})
     return out[[*AUDIENCE_COLUMNS, "vaccines", "due_date", "due_from"]]
+
+
+def _joined(frame: pd.DataFrame, groups, column: str, sep: str) -> pd.Series:
+    """``groups[column].agg(sep.join)``, without making a Series of each group: a slice of the values per group."""
+    number = groups.ngroup().to_numpy(dtype=float)  # a group's rank in key order; NaN where a key is missing
+    rows = np.flatnonzero(~np.isnan(number))
+    values = frame[column].to_numpy(dtype=object)[rows[np.argsort(number[rows], kind="stable")]]
+    size = groups.size()
+    ends = np.cumsum(size.to_numpy())
+    return pd.Series([sep.join(values[a:b]) for a, b in zip(ends - size.to_numpy(), ends)], index=size.index,
+                     dtype=object)
 
 
 def appointment_reminder(clinic, campaign: Campaign, start, end, as_of, lang="ko", candidates=None) -> pd.DataFrame:
@@ -291,6 +319,8 @@ def appointment_reminder(clinic, campaign: Campaign, start, end, as_of, lang="ko
     a = a.loc[(a["status"] == "booked").to_numpy() & (a["scheduled_at"] >= start).to_numpy()
               & (a["scheduled_at"] < end + pd.Timedelta(days=1 + 3)).to_numpy()
               & (a["booked_at"] < as_of + pd.Timedelta(days=1)).to_numpy()]
+    ids = pd.DataFrame({"patient_id": a["patient_id"].astype(str), "appointment_id": a["appointment_id"].astype(str),
+                        "department": a["department"].astype(object)})  # converted once for every step
     parts = []
     for step in campaign.options.get("steps", []):
         if "days_before" in step:
@@ -301,22 +331,29 @@ def appointment_reminder(clinic, campaign: Campaign, start, end, as_of, lang="ko
             earliest = _at(at.dt.normalize(), str(step.get("earliest", "08:00")))
             at = at.where(at >= earliest, earliest)
         ok = (at > a["booked_at"]) & (at >= start) & (at < end + pd.Timedelta(days=1)) & (at < a["scheduled_at"])
-        sub = a[ok.to_numpy()]
-        parts.append(pd.DataFrame({"patient_id": sub["patient_id"].astype(str), "recipient_id": sub["patient_id"].astype(str),
+        sub = ids[ok.to_numpy()]
+        parts.append(pd.DataFrame({"patient_id": sub["patient_id"], "recipient_id": sub["patient_id"],
                                    "send_at": at[ok.to_numpy()], "reason": "appointment_" + str(step["label"]),
-                                   "appointment_id": sub["appointment_id"].astype(str),
-                                   "scheduled_at": sub["scheduled_at"], "department": sub["department"].astype(object)}))
+                                   "appointment_id": sub["appointment_id"],
+                                   "scheduled_at": a.loc[ok.to_numpy(), "scheduled_at"],
+                                   "department": sub["department"]}))
     out = pd.concat(parts, ignore_index=True) if parts else _empty()
     if out.empty:
         return _empty(("appt_time", "department"))
-    out = out.sort_values(["send_at", "appointment_id"], kind="stable").reset_index(drop=True)
+    # by send time, then appointment id: a stable lexsort on the ids' sorted codes sorts no text per row
+    id_rank = pd.factorize(out["appointment_id"], sort=True)[0]
+    out = out.take(np.lexsort((id_rank, out["send_at"].to_numpy()))).reset_index(drop=True)
     when = out["scheduled_at"]
-    out["appt_time"] = _fmt_day(when, lang) + " " + when.dt.strftime("%H:%M")
+    out["appt_time"] = _per_value(when, lambda w: _fmt_day(w, lang) + " " + w.dt.strftime("%H:%M"))
     out["department"] = out["department"].fillna("")
     out["rank"] = np.arange(len(out))
-    step = out["reason"].str.replace("appointment_", "", n=1, regex=False)
-    out["detail"] = ("예약 " + when.dt.strftime("%Y-%m-%d %H:%M") + " " + out["department"].astype(str) + " · "
-                     + step.str.replace("d", "일", regex=False).str.replace("h", "시간", regex=False) + " 전 알림")
+
+    def detail(k: pd.DataFrame) -> pd.Series:  # once per appointment time, department and step
+        step = k["reason"].str.replace("appointment_", "", n=1, regex=False)
+        return ("예약 " + k["scheduled_at"].dt.strftime("%Y-%m-%d %H:%M") + " " + k["department"].astype(str) + " · "
+                + step.str.replace("d", "일", regex=False).str.replace("h", "시간", regex=False) + " 전 알림")
+
+    out["detail"] = _per_row(out[["scheduled_at", "department", "reason"]], detail)
     return out[[*AUDIENCE_COLUMNS, "appt_time", "department"]]
 
 

@@ -65,21 +65,24 @@ def check_text(text: pd.Series, advertising: np.ndarray, sender: Mapping, rules:
         ``no_opt_out_line``, ``diagnosis_word`` (True = broken), indexed like `text`.
     """
     text = text.astype(str)
-    ad = pd.Series(np.asarray(advertising, bool), index=text.index)
-    names = [sender["name"], sender.get("name_en", sender["name"])]
-    has_name = text.str.contains(re.escape(names[0])) | text.str.contains(re.escape(names[1]))
-    opt_number = re.sub(r"\D", "", str(sender["opt_out"]))
-    digits = text.str.replace(r"\D", "", regex=True)
-    has_opt_out = text.str.contains(_OPT_OUT) & digits.str.contains(opt_number, regex=False)
+    ad = np.asarray(advertising, bool)
     words = [re.escape(w) for w in rules.get("forbidden_words", [])]
-    diagnosis = text.str.contains("|".join(words), case=False) if words else pd.Series(False, index=text.index)
-    return pd.DataFrame({
-        "no_ad_prefix": ad & ~text.str.startswith(AD_PREFIX),
-        "no_sender_name": ad & ~has_name,
-        "no_sender_contact": ad & ~text.str.contains(re.escape(str(sender["contact"]))),
-        "no_opt_out_line": ad & ~has_opt_out,
-        "diagnosis_word": diagnosis,
-    })
+    diagnosis = text.str.contains("|".join(words), case=False).to_numpy(bool) if words else np.zeros(len(text), bool)
+    out = pd.DataFrame({name: np.zeros(len(text), bool) for name in
+                        ("no_ad_prefix", "no_sender_name", "no_sender_contact", "no_opt_out_line")}, index=text.index)
+    out["diagnosis_word"] = diagnosis
+    if ad.any():  # the sender and opt-out rules bind advertising only: the other messages are not searched
+        t = text[ad]
+        names = [sender["name"], sender.get("name_en", sender["name"])]
+        has_name = t.str.contains(re.escape(names[0])) | t.str.contains(re.escape(names[1]))
+        opt_number = re.sub(r"\D", "", str(sender["opt_out"]))
+        digits = t.str.replace(r"\D", "", regex=True)
+        has_opt_out = t.str.contains(_OPT_OUT) & digits.str.contains(opt_number, regex=False)
+        out.loc[ad, "no_ad_prefix"] = ~t.str.startswith(AD_PREFIX).to_numpy(bool)
+        out.loc[ad, "no_sender_name"] = ~has_name.to_numpy(bool)
+        out.loc[ad, "no_sender_contact"] = ~t.str.contains(re.escape(str(sender["contact"]))).to_numpy(bool)
+        out.loc[ad, "no_opt_out_line"] = ~has_opt_out.to_numpy(bool)
+    return out
 
 
 _TEXT_FIXES = {
@@ -137,7 +140,14 @@ def check_sends(sends: pd.DataFrame, patients: pd.DataFrame, config: Mapping,
     if sends.empty:
         return pd.DataFrame(columns=VIOLATION_COLUMNS)
     s = sends.reset_index(drop=True)
-    rec = patients.set_index("patient_id").reindex(s["recipient_id"]).reset_index(drop=True)
+    # positions in the patients table, not a reindexed copy of it: one lookup per id column
+    ids = pd.Index(patients["patient_id"])
+    rec_pos = ids.get_indexer(s["recipient_id"])
+    same = (s["recipient_id"].astype(object) == s["patient_id"].astype(object)).to_numpy(dtype=bool)
+    subject_pos = rec_pos.copy()  # most messages are about their recipient: one lookup for both
+    subject_pos[~same] = ids.get_indexer(s.loc[~same, "patient_id"])
+    rec = pd.DataFrame({c: patients[c].array.take(rec_pos, allow_fill=True) for c in patients.columns
+                        if c == "record_status" or c.startswith(("kakao_", "sms_", "email_", "night_ad_"))})
     ad = (s["kind"] == "advertising").to_numpy()
     at = s["send_at"]
     broken: dict[str, np.ndarray] = {}
@@ -151,7 +161,8 @@ def check_sends(sends: pd.DataFrame, patients: pd.DataFrame, config: Mapping,
     broken["ad_at_night"] = ad & ~in_daytime(at, rules) & ~night_consent(rec, at)
     broken["opted_out_channel"] = out
     status = rec["record_status"].astype(object)
-    subject = patients.set_index("patient_id")["record_status"].astype(object).reindex(s["patient_id"]).to_numpy()
+    subject = patients["record_status"].astype(object).to_numpy()[subject_pos]
+    subject[subject_pos < 0] = None
     broken["inactive_patient"] = status.isin(["deceased", "moved"]).to_numpy() | pd.Series(subject).isin(
         ["deceased", "moved"]).to_numpy()
     text = check_text(s["message"], ad, sender, rules)
@@ -171,8 +182,12 @@ def check_sends(sends: pd.DataFrame, patients: pd.DataFrame, config: Mapping,
     broken["household_duplicate"] = fam & keyed.duplicated(["campaign_id", "contact", "day"], keep=False).to_numpy()
     if holdout is not None and len(holdout):
         held = holdout.loc[holdout["arm"] == "holdout", ["run_id", "patient_id"]]
-        key = s["run_id"].astype(str) + "|" + s["patient_id"].astype(str)
-        broken["holdout_in_send_list"] = key.isin(held["run_id"].astype(str) + "|" + held["patient_id"].astype(str)).to_numpy()
+        held_key = held["run_id"].astype(str) + "|" + held["patient_id"].astype(str)
+        run = s["run_id"].astype(str)
+        in_held_run = run.isin(held["run_id"].astype(str)).to_numpy()  # only their rows can match a key
+        key = run[in_held_run] + "|" + s.loc[in_held_run, "patient_id"].astype(str)
+        broken["holdout_in_send_list"] = np.zeros(len(s), bool)
+        broken["holdout_in_send_list"][in_held_run] = key.isin(held_key).to_numpy()
     rows = []
     for rule, mask in broken.items():
         if mask.any():

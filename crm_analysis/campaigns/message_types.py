@@ -20,6 +20,7 @@ the type each message really goes as.
 
 from __future__ import annotations
 
+import codecs
 from typing import Mapping
 
 import numpy as np
@@ -44,10 +45,20 @@ LMS_MAX_BYTES = 2000
 def euckr_bytes(text: pd.Series) -> np.ndarray:
     """Each text's length in EUC-KR bytes as carriers count them (via CP949; characters it lacks count as 2)."""
     text = text.astype(object).where(text.notna(), "").astype(str)
-    # "replace" gives "?" (1 byte) for an unencodable character; the carriers send a double-byte replacement
-    encoded = text.str.encode("cp949", errors="replace").str.len()
-    lacking = text.str.encode("cp949", errors="ignore").str.len()
-    return (lacking + 2 * (encoded - lacking)).to_numpy(dtype=np.int64)
+    # one encoding per text: each character CP949 lacks becomes "??", the carriers' double-byte replacement
+    _register_double_byte()
+    return text.str.encode("cp949", errors=_DOUBLE_BYTE).str.len().to_numpy(dtype=np.int64)
+
+
+_DOUBLE_BYTE = "crm_analysis.double_byte"
+
+
+def _register_double_byte() -> None:
+    """Register the codec error handler that spells each unencodable character as two bytes (on first use)."""
+    try:
+        codecs.lookup_error(_DOUBLE_BYTE)
+    except LookupError:
+        codecs.register_error(_DOUBLE_BYTE, lambda err: ("??" * (err.end - err.start), err.end))
 
 
 def message_types(message: pd.Series, channel: pd.Series, kind: pd.Series) -> pd.Series:

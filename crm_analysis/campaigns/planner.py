@@ -121,6 +121,19 @@ def plan_period(as_of) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, start + pd.offsets.MonthEnd(0)
 
 
+def _stable_order(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The row order of ``frame.sort_values(columns, kind="stable")`` (missing values last).
+
+    Each column is replaced by the sorted codes of its distinct values, so 10^5 text ids are compared once per
+    distinct id, not at every step of a sort.
+    """
+    keys = []
+    for name in reversed(columns):  # np.lexsort sorts by its last key first
+        codes, uniques = pd.factorize(frame[name], sort=True)
+        keys.append(np.where(codes < 0, len(uniques), codes))
+    return np.lexsort(keys) if keys else np.arange(len(frame))
+
+
 def _drops(df: pd.DataFrame, mask, reason: str) -> pd.DataFrame:
     mask = np.asarray(mask, bool)
     if not mask.any():
@@ -183,8 +196,10 @@ def plan_campaigns(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
     if start <= as_of:
         raise ValueError(f"the period must start after as_of ({as_of:%Y-%m-%d}); got start {start:%Y-%m-%d}")
     require("campaign_plan", clinic, as_of)
+    # the patients with text ids, made once: every campaign, the compliance check and the notices look them up
     patients = clinic.tables["patients"]
-    pidx = patients.assign(patient_id=patients["patient_id"].astype(str)).set_index("patient_id")
+    patients = patients.assign(patient_id=patients["patient_id"].astype(str))
+    people = _People(patients)
     if clinic.has("contacts"):
         supp = suppression_list(clinic.tables["contacts"], clinic.tables["visits"], as_of, rules=cfg.suppression)
     else:
@@ -213,7 +228,7 @@ def plan_campaigns(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
             return AUDIENCES[camp.audience](clinic, camp, start, end, as_of, "en", candidates=cand).reset_index(
                 drop=True)
 
-        frames.append(_one_campaign(aud, camp, cfg, pidx, supp, start, end, holdouts, drops, english))
+        frames.append(_one_campaign(aud, camp, cfg, people, supp, start, end, holdouts, drops, english))
     sends = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else \
         pd.DataFrame(columns=SEND_COLUMNS)
     holdout = pd.concat(holdouts, ignore_index=True) if holdouts else pd.DataFrame(
@@ -221,20 +236,22 @@ def plan_campaigns(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
     # a patient held out of one campaign gets no advertising from the others either: it would blur what the
     # holdout measures
     held = holdout.loc[holdout["arm"] == "holdout", "patient_id"].astype(str)
-    elsewhere = ((sends["kind"] == "advertising") & sends["recipient_id"].astype(str).isin(held)).to_numpy() \
-        if len(sends) else np.zeros(0, bool)
+    elsewhere = np.zeros(len(sends), bool)
+    if len(sends):
+        ad = (sends["kind"] == "advertising").to_numpy()
+        elsewhere[ad] = sends.loc[ad, "recipient_id"].astype(str).isin(held).to_numpy()
     drops.append(_drops(sends, elsewhere, "held_out_of_another_campaign"))
     sends = sends.loc[~elsewhere]
     prior = _sent_this_month(clinic, as_of, start)
     sends = _across_campaigns(sends, cfg, drops, prior)
-    sends = sends.sort_values(["send_at", "campaign_id", "recipient_id", "patient_id"], kind="stable")
+    sends = sends.take(_stable_order(sends, ["send_at", "campaign_id", "recipient_id", "patient_id"]))
     sends = sends.reset_index(drop=True)[SEND_COLUMNS]
     holdout = holdout.sort_values(["run_id", "patient_id"], kind="stable").reset_index(drop=True)
     dropped = pd.concat([d for d in drops if len(d)], ignore_index=True) if any(len(d) for d in drops) else \
         pd.DataFrame(columns=_DROP_COLUMNS)
     dropped = dropped.groupby(["campaign_id", "reason"], as_index=False)["n"].sum()
-    assert_compliant(sends, patients.assign(patient_id=patients["patient_id"].astype(str)), cfg, holdout)
-    notices = reconfirmation_notices(pidx.reset_index(), start, end, rules=cfg.rules, sender=cfg.sender)
+    assert_compliant(sends, patients, cfg, holdout)
+    notices = reconfirmation_notices(patients, start, end, rules=cfg.rules, sender=cfg.sender)
     notices["message_type"] = message_types(notices["message"], notices["channel"],
                                             pd.Series("transactional", index=notices.index))
     notices["cost_krw"] = message_costs(notices["message_type"], cfg.message_cost_krw)
@@ -242,7 +259,33 @@ def plan_campaigns(clinic, as_of, *, config: str | Mapping | CampaignConfig | No
                         suppression=supp, skipped=skipped, reconfirmation=notices)
 
 
-def _one_campaign(aud: pd.DataFrame, camp: Campaign, cfg: CampaignConfig, pidx: pd.DataFrame, supp: pd.DataFrame,
+class _People:
+    """The patients table looked up by text id: positions instead of one reindexed copy per use."""
+
+    def __init__(self, patients: pd.DataFrame):
+        self.table = patients
+        self.index = pd.Index(patients["patient_id"].to_numpy(dtype=object))
+        self.inactive = patients["record_status"].astype(object).isin(["deceased", "moved"]).to_numpy()
+
+    def positions(self, ids: pd.Series) -> np.ndarray:
+        """Row of each id in the table, -1 where unknown or missing."""
+        return self.index.get_indexer(ids)
+
+    def rows(self, pos: np.ndarray) -> pd.DataFrame:
+        """The rows at `pos` (all known), indexed 0..n-1; only the columns the rules read are copied."""
+        t = self.table
+        return pd.DataFrame({c: t[c].array.take(pos) for c in t.columns
+                             if c in _RECIPIENT_COLUMNS or c.startswith(_CONSENT_PREFIXES)},
+                            index=pd.RangeIndex(len(pos)))
+
+
+#: What the planner reads of a recipient: contacts, language, name, and the consent, opt-out and night-time
+#: consent columns (by their prefixes).
+_RECIPIENT_COLUMNS = ("email", "phone", "language", "name")
+_CONSENT_PREFIXES = ("kakao_", "sms_", "email_", "night_ad_")
+
+
+def _one_campaign(aud: pd.DataFrame, camp: Campaign, cfg: CampaignConfig, people: _People, supp: pd.DataFrame,
                   start: pd.Timestamp, end: pd.Timestamp, holdouts: list, drops: list,
                   english: Callable[[], pd.DataFrame] | None = None) -> pd.DataFrame:
     """One campaign's sends, every rule applied; `english()`: the same audience with its text fields in English
@@ -254,25 +297,26 @@ def _one_campaign(aud: pd.DataFrame, camp: Campaign, cfg: CampaignConfig, pidx: 
     """
     rules = cfg.rules
     aud = aud.assign(_row=np.arange(len(aud)))
-    status_p = pidx["record_status"].astype(object).reindex(aud["patient_id"]).to_numpy()
-    status_r = pidx["record_status"].astype(object).reindex(aud["recipient_id"]).to_numpy()
-    gone = pd.Series(status_p).isin(["deceased", "moved"]).to_numpy() | pd.Series(status_r).isin(
-        ["deceased", "moved"]).to_numpy() | pd.isna(aud["recipient_id"]).to_numpy() \
-        | ~aud["recipient_id"].isin(pidx.index).to_numpy()
+    pos_p = people.positions(aud["patient_id"])
+    same = (aud["recipient_id"].astype(object) == aud["patient_id"].astype(object)).to_numpy(dtype=bool)
+    pos_r = pos_p.copy()
+    pos_r[~same] = people.positions(aud.loc[~same, "recipient_id"])
+    gone = (pos_r < 0) | np.where(pos_r >= 0, people.inactive[pos_r], False) \
+        | np.where(pos_p >= 0, people.inactive[pos_p], False) | pd.isna(aud["recipient_id"]).to_numpy()
     drops.append(_drops(aud, gone, "inactive_or_unknown"))
-    aud = aud.loc[~gone].reset_index(drop=True)
+    aud, pos_r = aud.loc[~gone].reset_index(drop=True), pos_r[~gone]
     if camp.advertising:
-        birth = pidx["birth_date"].reindex(aud["recipient_id"]).reset_index(drop=True)
+        birth = people.table["birth_date"].take(pos_r).reset_index(drop=True)
         child = (completed_years(birth, start) < float(rules.get("min_age_advertising", 14))).fillna(False).to_numpy()
         drops.append(_drops(aud, child, "under_age"))
-        aud = aud.loc[~child].reset_index(drop=True)
+        aud, pos_r = aud.loc[~child].reset_index(drop=True), pos_r[~child]
         blocked = supp.loc[(supp["scope"] == "advertising") & (supp["channel"] == "all"), "patient_id"]
         sup = aud["recipient_id"].isin(blocked).to_numpy()
         drops.append(_drops(aud, sup, "suppressed_no_engagement"))
-        aud = aud.loc[~sup].reset_index(drop=True)
+        aud, pos_r = aud.loc[~sup].reset_index(drop=True), pos_r[~sup]
     # send time inside the campaign window
     at = _into_window(pd.to_datetime(aud["send_at"]), camp.send["window"])
-    rec = pidx.reindex(aud["recipient_id"]).reset_index()
+    rec = people.rows(pos_r)
     if camp.advertising:
         night = ~in_daytime(at, rules) & ~night_consent(rec, at)
         at = at.where(~night, _into_window(at, (rules["day_start"], rules["day_end"])))
@@ -284,19 +328,19 @@ def _one_campaign(aud: pd.DataFrame, camp: Campaign, cfg: CampaignConfig, pidx: 
     at = aud["send_at"]
     # channel: first in order with contact, no opt-out, not suppressed, consent for advertising
     hard = supp.loc[supp["scope"] == "all"]
-    hard_key = hard["patient_id"].astype(str) + "|" + hard["channel"].astype(str)
-    channel = pd.Series(pd.NA, index=aud.index, dtype=object)
-    contact = pd.Series(pd.NA, index=aud.index, dtype=object)
+    recipient = aud["recipient_id"].astype(str)
+    channel = np.full(len(aud), pd.NA, dtype=object)
+    contact = np.full(len(aud), pd.NA, dtype=object)
     for ch in camp.channels:
         address = rec["email"] if ch == "email" else rec["phone"]
         ok = address.notna().to_numpy() & ~opted_out(rec, ch, at)
-        ok &= ~(aud["recipient_id"].astype(str) + "|" + ch).isin(hard_key).to_numpy()
+        ok &= ~recipient.isin(hard.loc[hard["channel"].astype(str) == ch, "patient_id"].astype(str)).to_numpy()
         if camp.advertising:
             ok &= valid_consent(rec, ch, at, valid_days=int(rules["consent_valid_days"]))
-        take = ok & channel.isna().to_numpy()
+        take = ok & pd.isna(channel)
         channel[take] = ch
         contact[take] = address.astype(object).to_numpy()[take]
-    no_channel = channel.isna().to_numpy()
+    no_channel = pd.isna(channel)
     drops.append(_drops(aud, no_channel, "no_consent_or_channel" if camp.advertising else "no_channel"))
     language = rec["language"].astype(object) if "language" in rec else pd.Series(None, index=rec.index, dtype=object)
     aud = aud.assign(channel=channel, contact=contact, name=rec["name"].astype(object).to_numpy(),
@@ -374,18 +418,20 @@ def _across_campaigns(sends: pd.DataFrame, cfg: CampaignConfig, drops: list,
                       prior: pd.Series | None = None) -> pd.DataFrame:
     if sends.empty:
         return sends
-    s = sends.assign(day=sends["send_at"].dt.normalize(), month=sends["send_at"].dt.to_period("M"))
-    s = s.sort_values(["priority", "send_at", "campaign_id", "rank"], kind="stable")
+    # recipients as integer codes: the duplicate and cap counts group 10^5 rows by them
+    s = sends.assign(day=sends["send_at"].dt.normalize(), month=sends["send_at"].dt.to_period("M"),
+                     _recipient=pd.factorize(sends["recipient_id"])[0])
+    s = s.take(_stable_order(s, ["priority", "send_at", "campaign_id", "rank"]))
     capped = ~s["cap_exempt"].astype(bool)
-    same_day = capped & s.duplicated(["recipient_id", "day", "cap_exempt"])
+    same_day = capped & s.duplicated(["_recipient", "day", "cap_exempt"])
     drops.append(_drops(s, same_day.to_numpy(), "lower_priority_same_day"))
     s = s.loc[~same_day.to_numpy()]
-    n_camp = s.groupby(["campaign_id", "recipient_id", "month"], observed=True).cumcount() + 1
+    n_camp = s.groupby(["campaign_id", "_recipient", "month"], observed=True).cumcount() + 1
     over_camp = (n_camp > s["max_per_month"]).to_numpy()
     drops.append(_drops(s, over_camp, "campaign_cap"))
     s = s.loc[~over_camp]
     capped = ~s["cap_exempt"].astype(bool)
-    n_all = s[capped].groupby(["recipient_id", "month"], observed=True).cumcount() + 1
+    n_all = s[capped].groupby(["_recipient", "month"], observed=True).cumcount() + 1
     if prior is not None and len(prior):
         first_month = s["send_at"].min().to_period("M")
         same = (s.loc[capped, "month"] == first_month).to_numpy()
@@ -393,4 +439,4 @@ def _across_campaigns(sends: pd.DataFrame, cfg: CampaignConfig, drops: list,
     over = np.zeros(len(s), bool)
     over[capped.to_numpy()] = (n_all > int(cfg.rules["monthly_cap"])).to_numpy()
     drops.append(_drops(s, over, "monthly_cap"))
-    return s.loc[~over].drop(columns=["day", "month"])
+    return s.loc[~over].drop(columns=["day", "month", "_recipient"])
