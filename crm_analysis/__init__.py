@@ -8,6 +8,8 @@ the front desk's ``crm-analysis lookup`` on a card index, starts in a fraction
 of a second. The exceptions are standard library only and load at once.
 """
 
+from crm_analysis.lazy_imports import lazy_exports
+
 from crm_analysis._version import __version__
 from crm_analysis.exceptions import (
     CrmAnalysisError,
@@ -35,15 +37,4 @@ _LAZY = {"ClinicData": "crm_analysis.clinic", "load_clinic": "crm_analysis.io", 
          "write_clinic": "crm_analysis.io"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'crm_analysis' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

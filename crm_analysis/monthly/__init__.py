@@ -14,7 +14,7 @@ The engine sits on top of the analysis packages; nothing below imports it. Its p
 first use, so ``from crm_analysis.monthly import publish`` (the daily run) stays light.
 """
 
-import importlib
+from crm_analysis.lazy_imports import lazy_exports
 
 #: Public name -> the module that defines it. Imported on first use (PEP 562), so that a job needing one
 #: module of the engine (the daily run's publishing) does not import every analysis package.
@@ -28,13 +28,5 @@ __all__ = ["Month", "MODELS", "fit_models", "RuleSet", "RULE_FILES", "load_rule_
            "plan_month", "month_end"]
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'crm_analysis.monthly' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"crm_analysis.monthly.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _EXPORTS.items()},
+                                    globals())

@@ -21,6 +21,8 @@ its modules: each name below is loaded on first use (PEP 562), so reading the
 card index never pays for the data stack.
 """
 
+from crm_analysis.lazy_imports import lazy_exports
+
 __all__ = ["patient_card", "card_context", "CardContext", "PatientCard", "PatientCards", "PhoneIndex", "phone_key",
            "AccessLog", "default_log_path", "PatientNotFoundError"]
 
@@ -30,15 +32,5 @@ _LAZY = {"AccessLog": "access_log", "default_log_path": "access_log", "PatientCa
          "PatientNotFoundError": "lookup", "card_context": "lookup", "patient_card": "lookup"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f"crm_analysis.profile.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'crm_analysis.profile' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _LAZY.items()},
+                                    globals())

@@ -94,7 +94,7 @@ def source_identity(source) -> str:
     path (so ``lookup --source data/demo`` finds the index whichever folder it is run from)."""
     text = str(source)
     if "://" in text:
-        from crm_analysis.io.sources import redact_url  # only for URLs: it imports the loaders
+        from crm_analysis.redaction import redact_url
 
         return redact_url(text)
     return str(Path(text).expanduser().resolve())

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from crm_analysis.exceptions import CardIndexError
 from crm_analysis.phones import phone_key
-from crm_analysis.profile.card_index import INDEX_NAME, SCHEMA, SCHEMA_VERSION
+from crm_analysis.profile.card_index import INDEX_NAME, SCHEMA, SCHEMA_VERSION, source_identity
 from crm_analysis.redaction import redact_url
 
 __all__ = ["CardStore", "CardIndexError", "find_index", "same_source", "first_line", "card_sections", "card_text",
@@ -298,18 +298,10 @@ class CardStore:
         return f"CardStore({str(self.path)!r}, as_of={self.as_of}, made_by={self.made_by!r})"
 
 
-def _normalised_source(source) -> str:
-    """A source as the index records it: a URL without its secrets, a path resolved and absolute."""
-    source = str(source)
-    if "://" in source:
-        return redact_url(source)
-    return str(Path(source).expanduser().resolve())
-
-
 def same_source(a, b) -> bool:
     """Whether two spellings of a source name the same data: folders and files by their resolved absolute
     path, database URLs without their secrets (:func:`crm_analysis.redaction.redact_url`)."""
-    return _normalised_source(a) == _normalised_source(b)
+    return source_identity(a) == source_identity(b)
 
 
 def _folder_day(path: Path) -> dt.date | None:
@@ -347,7 +339,7 @@ def find_index(outreach_dir, *, source=None) -> Path | None:
     month, day = "[0-9]" * 4 + "-" + "[0-9]" * 2, "[0-9]" * 4 + "-" + "[0-9]" * 2 + "-" + "[0-9]" * 2
     found = [*root.glob(f"{month}/{INDEX_NAME}"), *root.glob(f"daily/{day}/{INDEX_NAME}")]
     dated = sorted(((d, p) for p in found if (d := _folder_day(p)) is not None), reverse=True)
-    wanted = None if source is None else _normalised_source(source)
+    wanted = None if source is None else source_identity(source)
     best, best_key = None, None
     for folder_day, path in dated:
         if best_key is not None and folder_day + _FOLDER_SLACK < best_key[0]:
@@ -361,7 +353,7 @@ def find_index(outreach_dir, *, source=None) -> Path | None:
             as_of = dt.date.fromisoformat(meta.get("as_of", "")[:10])
         except (OSError, sqlite3.Error, ValueError):
             continue
-        if wanted is not None and _normalised_source(meta.get("source", "")) != wanted:
+        if wanted is not None and source_identity(meta.get("source", "")) != wanted:
             continue
         made_by = meta.get("made_by", "")
         key = (as_of, made_by.startswith("daily"), made_by, str(path))

@@ -39,13 +39,6 @@ __all__ = ["card_tables", "with_appointments", "suggested_actions", "upcoming_ap
 
 #: Appointments in this risk decile of the training appointments or above count as high risk.
 HIGH_RISK_DECILE = 9
-_BANDS = ("low", "medium", "high")
-_KO_WEEKDAY = "월화수목금토일"
-
-
-def _ids(values) -> pd.Series:
-    return pd.Series(values).astype("object").where(pd.Series(values).notna(), None).map(
-        lambda v: None if v is None else str(v))
 
 
 def _by_id(frame: pd.DataFrame | pd.Series | None, ids: pd.Index):

@@ -11,7 +11,7 @@ and an explicit ``as_of``:
 - :mod:`~crm_analysis.value.referrals`: word of mouth: referral sources and top referrers.
 """
 
-import importlib
+from crm_analysis.lazy_imports import lazy_exports
 
 #: Public name -> the module defining it. Imported on first use (PEP 562), so that a job needing only the
 #: segments (the daily card index) does not import the lifetime-value model's SciPy stack.
@@ -24,13 +24,5 @@ _EXPORTS = {"CLVModel": "clv", "clv_backtest": "clv", "loyalty_score": "loyalty"
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'crm_analysis.value' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"crm_analysis.value.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _EXPORTS.items()},
+                                    globals())
