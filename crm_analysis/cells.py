@@ -20,7 +20,8 @@ the receptionist's Excel as a name, never as a formula.
   trigger (``=``, ``+``, ``-``, ``@``, tab, carriage return), as OWASP recommends for CSV injection.
   Numbers, dates and yes/no values are left as they are (a negative amount stays a number), and
   phone numbers stay readable (``010-1234-5678`` starts with a digit; ``+82 10-...`` becomes
-  ``'+82 10-...``). With no text starting with ``=`` left, openpyxl writes no formula either.
+  ``'+82 10-...``). The XLSX writer (:mod:`crm_analysis.io.spreadsheets`) writes every text as
+  text, never as a formula.
 - :func:`restore_formulas` undoes it, so that reading a file this package wrote gives back the
   values it was given (:mod:`crm_analysis.coercion` applies it to text columns on loading).
 """

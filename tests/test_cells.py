@@ -8,6 +8,7 @@ and :mod:`crm_analysis.campaigns.outreach` read back with openpyxl.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from html.parser import HTMLParser
@@ -207,3 +208,24 @@ def test_markdown_text_renders_as_the_text_itself():
 def test_markdown_text_keeps_the_text_readable_on_one_line():
     assert markdown_text("전화 010-1234-5678, 6.3%p (95%)") == "전화 010-1234-5678, 6.3%p (95%)"
     assert markdown_text("one\n# two\r\n- three") == "one \\# two - three"
+
+
+def test_xlsx_cells_keep_their_types_and_no_text_becomes_a_formula(tmp_path):
+    """Texts XlsxWriter's generic ``write`` would read as an array formula or a link stay texts."""
+    import openpyxl
+
+    from crm_analysis.io.spreadsheets import xlsx_bytes
+
+    frame = pd.DataFrame({"text": ["{=SUM(A1:A2)}", "http://x.example/?p=1", "", None],
+                          "n": [1, -2.5, np.nan, 4], "yes": [True, False, None, True],
+                          "when": pd.to_datetime(["2026-11-01 09:30", None, "2026-11-02 00:00", "2026-11-03 00:00"])})
+    path = tmp_path / "t.xlsx"
+    path.write_bytes(xlsx_bytes(frame, "t", stamp="2026-11-01"))
+    ws = openpyxl.load_workbook(path).active
+    cells = [c for row in ws.iter_rows(min_row=2) for c in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f" or c.hyperlink is not None]
+    assert [c.value for c in ws["A"]][1:3] == ["{=SUM(A1:A2)}", "http://x.example/?p=1"]
+    assert [c.value for c in ws["B"]][1:] == [1, -2.5, None, 4]
+    assert [c.value for c in ws["C"]][1:] == [True, False, None, True]
+    assert ws["D2"].value == dt.datetime(2026, 11, 1, 9, 30) and ws["D3"].value is None
+    assert xlsx_bytes(frame, "t", stamp="2026-11-01") == path.read_bytes(), "the same bytes again"

@@ -16,6 +16,7 @@ escapes formulas: callers pass tables through
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import zipfile
@@ -61,6 +62,9 @@ def _column_width(name: str, values: pd.Series, wrapped: bool) -> float:
 def xlsx_bytes(frame: pd.DataFrame, sheet: str, *, stamp: pd.Timestamp | str, wrap: Iterable[str] = ()) -> bytes:
     """One sheet holding `frame`, formatted for staff, as XLSX bytes that depend only on `frame` and `stamp`.
 
+    Written with XlsxWriter, which never turns a text into a formula, a link or a number here (its
+    ``strings_to_*`` options are off): a text cell holds the text as given.
+
     Parameters
     ----------
     frame : DataFrame
@@ -76,50 +80,57 @@ def xlsx_bytes(frame: pd.DataFrame, sheet: str, *, stamp: pd.Timestamp | str, wr
     -------
     bytes
     """
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
-    from openpyxl.utils import get_column_letter
+    import xlsxwriter
 
     stamp = pd.Timestamp(stamp).normalize()
     wrap = set(wrap)
-    book = Workbook()
-    book.properties.creator = "crm_analysis"
-    book.properties.created = book.properties.modified = stamp.to_pydatetime()
-    ws = book.active
-    ws.title = sheet[:31]
+    raw = io.BytesIO()
+    book = xlsxwriter.Workbook(raw, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+                                     "strings_to_numbers": False})
+    book.set_properties({"author": "crm_analysis", "created": stamp.to_pydatetime()})
+    ws = book.add_worksheet(sheet[:31])
     columns = list(frame.columns)
-    ws.append([str(c) for c in columns])
-    converted, formats = [], []
-    for name in columns:
+    bold = book.add_format({"bold": True})
+    for j, name in enumerate(columns):
+        ws.write_string(0, j, str(name), bold)
         values = frame[name]
+        wrapped = name in wrap
         if pd.api.types.is_datetime64_any_dtype(values):
             date_only = _is_date_only(values)
+            style = {"num_format": DATE_FORMAT if date_only else DATETIME_FORMAT}
             items = [None if pd.isna(v) else (v.date() if date_only else v.to_pydatetime()) for v in values]
-            formats.append(DATE_FORMAT if date_only else DATETIME_FORMAT)
         else:
+            style = {}
             items = values.astype(object).where(values.notna(), None).tolist()
-            items = [v.item() if isinstance(v, np.generic) else v for v in items]
-            formats.append(None)
-        converted.append(items)
-    for row in zip(*converted) if columns else ():
-        ws.append(list(row))
-    bold, wrapped = Font(bold=True), Alignment(wrap_text=True, vertical="top")
-    for j, name in enumerate(columns, start=1):
-        letter = get_column_letter(j)
-        ws.cell(row=1, column=j).font = bold
-        ws.column_dimensions[letter].width = _column_width(str(name), frame[name], name in wrap)
-        if formats[j - 1] or name in wrap:
-            for (cell,) in ws.iter_rows(min_row=2, max_row=len(frame) + 1, min_col=j, max_col=j):
-                if formats[j - 1]:
-                    cell.number_format = formats[j - 1]
-                if name in wrap:
-                    cell.alignment = wrapped
-    ws.freeze_panes = "A2"
+        if wrapped:
+            style.update(text_wrap=True, valign="top")
+        cell_format = book.add_format(style) if style else None
+        for i, value in enumerate(items, start=1):
+            _write_cell(ws, i, j, value.item() if isinstance(value, np.generic) else value, cell_format)
+        ws.set_column(j, j, _column_width(str(name), values, wrapped))
+    ws.freeze_panes(1, 0)
     if columns:
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(len(frame), 1) + 1}"
-    raw = io.BytesIO()
-    book.save(raw)
+        ws.autofilter(0, 0, max(len(frame), 1), len(columns) - 1)
+    book.close()
     return _fixed_times(raw.getvalue(), stamp)
+
+
+def _write_cell(ws, row: int, col: int, value, cell_format) -> None:
+    """One cell by its Python type. Texts go through ``write_string`` always: XlsxWriter's generic ``write``
+    would turn ``{=...}`` into an array formula whatever its options say."""
+    if value is None:
+        if cell_format is not None:
+            ws.write_blank(row, col, None, cell_format)
+    elif isinstance(value, str):
+        ws.write_string(row, col, value, cell_format)
+    elif isinstance(value, bool):
+        ws.write_boolean(row, col, value, cell_format)
+    elif isinstance(value, (int, float)):
+        ws.write_number(row, col, value, cell_format)
+    elif isinstance(value, (dt.datetime, dt.date)):
+        ws.write_datetime(row, col, value, cell_format)
+    else:
+        raise TypeError(f"a spreadsheet cell cannot hold a {type(value).__name__} ({value!r})")
 
 
 def _fixed_times(data: bytes, stamp: pd.Timestamp) -> bytes:

@@ -22,7 +22,7 @@ __all__ = ["PACKAGES", "input_hashes", "package_versions", "git_commit", "build_
 
 #: Packages whose versions are recorded.
 PACKAGES = ("pandas", "numpy", "scipy", "statsmodels", "lifelines", "matplotlib", "pyarrow", "papermill",
-            "nbconvert", "nbclient", "ipykernel", "weasyprint", "openpyxl", "pandera", "koreanize-matplotlib", "dask", "distributed")
+            "nbconvert", "nbclient", "ipykernel", "weasyprint", "openpyxl", "xlsxwriter", "pandera", "koreanize-matplotlib", "dask", "distributed")
 
 
 def _sha256(path: Path) -> str:

@@ -86,8 +86,9 @@ def test_every_staff_xlsx_opens_ready_to_work(written, lists):
             when = row[col["발송일시"] - 1]
             assert isinstance(when.value, dt.datetime) and when.number_format == DATETIME_FORMAT, path.name
             assert row[col["메시지"] - 1].alignment.wrap_text
-        for name, i in col.items():
-            width = ws.column_dimensions[openpyxl.utils.get_column_letter(i)].width
+        widths = {j: d.width for d in ws.column_dimensions.values() for j in range(d.min, d.max + 1)}
+        for name, i in col.items():  # a <col> element may cover several columns of one width
+            width = widths[i]
             shown = frame[name].dt.strftime("%Y-%m-%d %H:%M") if name == "발송일시" else frame[name].astype(str)
             need = int(max(display_widths(shown).max(initial=0), display_widths(pd.Series([name]))[0]))
             assert width >= min(need, 60), (path.name, name, width, need)
