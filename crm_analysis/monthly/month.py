@@ -151,9 +151,7 @@ class Month:
         -------
         Month
         """
-        from crm_analysis.io import load_clinic
-
-        return cls(lambda: load_clinic(source, mapping=mapping or None), as_of, rules=rules or None, lang=lang,
+        return cls(lambda: _load(source, mapping or None), as_of, rules=rules or None, lang=lang,
                    saved=models or None)
 
     def __repr__(self) -> str:
@@ -387,6 +385,28 @@ class Month:
                                   candidates=audiences)
 
         return self._get("campaigns", plan)
+
+
+#: The monthly run's validated copy as this process last read it: (its folder and files, the clinic). A notebook
+#: kernel of the run executes several notebooks in turn, and each opens the same read-only copy.
+_RUN_COPY: list[tuple[tuple, ClinicData]] = []
+
+
+def _load(source: str | Path, mapping: str | Path | None) -> ClinicData:
+    """:func:`~crm_analysis.io.load_clinic`, except that the run's validated copy (a folder named
+    :data:`~crm_analysis.io.forked_load.CACHE_NAME`) is read once per process while its files stay the same."""
+    from crm_analysis.io import load_clinic
+    from crm_analysis.io.forked_load import CACHE_NAME
+
+    path = Path(source) if isinstance(source, Path) or "://" not in str(source) else None
+    if mapping is not None or path is None or path.name != CACHE_NAME or not path.is_dir():
+        return load_clinic(source, mapping=mapping)
+    files = sorted(path.iterdir())
+    key = (str(path.resolve()), tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    if not _RUN_COPY or _RUN_COPY[0][0] != key:
+        _RUN_COPY.clear()  # one copy at a time: a kernel never holds two runs' clinics
+        _RUN_COPY.append((key, load_clinic(path)))
+    return _RUN_COPY[0][1]
 
 
 def _restore_strings(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

@@ -95,6 +95,24 @@ def test_the_clinic_is_cut_at_as_of_and_read_only_when_needed(demo_dir):
     assert opened.clinic.visits["visit_date"].max() <= pd.Timestamp("2026-06-30")
 
 
+def test_a_kernel_reads_the_runs_copy_once_and_a_changed_copy_again(demo_clinic, demo_dir, tmp_path, monkeypatch):
+    """The run's notebooks, run in turn on one kernel, share one read of its validated copy; anything else is
+    read each time."""
+    import crm_analysis.io as io_package
+    from crm_analysis.io.forked_load import write_run_copy
+
+    copy = write_run_copy(demo_clinic.snapshot("2026-06-30"), tmp_path)
+    reads = []
+    real = io_package.load_clinic
+    monkeypatch.setattr(io_package, "load_clinic", lambda *a, **k: reads.append(a[0]) or real(*a, **k))
+    first, second = (Month.open(copy, "2026-06-30").clinic for _ in range(2))
+    assert second is first and len(reads) == 1
+    write_run_copy(demo_clinic.snapshot("2026-05-31"), tmp_path)  # another run's copy in the same place
+    assert Month.open(copy, "2026-05-31").clinic.as_of == pd.Timestamp("2026-05-31") and len(reads) == 2
+    Month.open(demo_dir, "2026-06-30").clinic, Month.open(demo_dir, "2026-06-30").clinic
+    assert len(reads) == 4, "a clinic's own folder is read each time (it may change under JupyterLab)"
+
+
 # --------------------------------------------------------------------------- the analyst's rules
 
 def _write(folder, name, doc):
