@@ -94,8 +94,8 @@ def _visible_ends(values: pa.Array | pa.ChunkedArray) -> bool:
     Ids, codes, dates and amounts usually do; checking the first and last
     byte of each value is much cheaper than stripping them all.
     """
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
+    if isinstance(values, pa.ChunkedArray):  # chunk by chunk: joining them would copy the column
+        return all(_visible_ends(chunk) for chunk in values.chunks)
     if values.null_count == len(values):
         return True
     offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
@@ -156,8 +156,30 @@ def _bad(parsed: pd.Series, raw_present: pd.Series) -> pd.Index:
     return parsed.index[(parsed.isna() & raw_present).to_numpy()]
 
 
+def _restore(text: pd.Series) -> pd.Series:
+    """:func:`restore_formulas`, skipped when no value starts with a quote (a prefix test, no regex)."""
+    if is_arrow_text(text) and not pc.any(pc.starts_with(pa.array(text.array), "'")).as_py():
+        return text
+    return restore_formulas(text)
+
+
+def _by_category(raw: pd.Series, convert) -> tuple[pd.Series, pd.Index]:
+    """`convert` applied to the categories of a categorical column only, then spread to its rows by code.
+
+    Each category is read once instead of once per row: what ``convert`` gives
+    for the category's text is what it would give for every row holding it.
+    """
+    categories = pd.Series(raw.cat.categories.astype(TEXT), dtype=TEXT)
+    converted, _ = convert(categories)
+    codes = raw.cat.codes.to_numpy()
+    values = pa.array(converted.array).take(pa.array(codes, mask=codes < 0))
+    return pd.Series(TEXT.__from_arrow__(values), index=raw.index, name=raw.name), pd.Index([])
+
+
 def to_id(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
     """Identifiers as text. Whole floats (``123.0``, from Excel) lose their ``.0``; a formula escape (``'=``) its quote."""
+    if isinstance(raw.dtype, pd.CategoricalDtype):
+        return _by_category(raw, to_id)
     if pd.api.types.is_float_dtype(raw):
         whole = raw.notna() & np.isfinite(raw) & (raw == np.floor(raw))
         text = raw.astype(TEXT)
@@ -165,23 +187,42 @@ def to_id(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
         return text, pd.Index([])
     if pd.api.types.is_integer_dtype(raw):
         return raw.astype(TEXT), pd.Index([])
-    return restore_formulas(_as_text(raw)), pd.Index([])
+    return _restore(_as_text(raw)), pd.Index([])
 
 
 def to_string(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
     """Text, stripped, blanks missing; a formula escape (``'=``) loses its quote."""
-    return restore_formulas(_as_text(raw)), pd.Index([])
+    if isinstance(raw.dtype, pd.CategoricalDtype):
+        return _by_category(raw, to_string)
+    return _restore(_as_text(raw)), pd.Index([])
 
 
 def to_category(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
-    # Categories stay text here; the validator checks allowed values, then the
-    # loader converts to the pandas category dtype.
-    return to_id(raw)
+    """Text of a closed or open set of values, read as :func:`to_id` reads it.
+
+    A categorical column (Parquet's dictionaries) stays categorical, its
+    categories read as text (categories that then read alike merged, a blank
+    one missing), so no row is turned into text; anything else becomes text.
+    The validator checks allowed values, then gives every category column the
+    pandas category dtype.
+    """
+    if not isinstance(raw.dtype, pd.CategoricalDtype):
+        return to_id(raw)
+    read, _ = to_id(pd.Series(raw.cat.categories.astype(TEXT), dtype=TEXT))
+    categories = pd.Index(read.dropna().unique(), dtype=TEXT)
+    codes = raw.cat.codes.to_numpy()
+    recode = categories.get_indexer(read)  # -1 where a category reads as missing
+    if not np.array_equal(recode, np.arange(len(recode))):  # else each category reads as itself: codes kept
+        codes = np.append(recode, -1)[codes]  # code -1 looks up the last entry
+    return pd.Series(pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories), validate=False),
+                     index=raw.index, name=raw.name), pd.Index([])
 
 
 def to_float(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
     """Numbers; thousands separators, spaces and won signs are ignored."""
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        if raw.dtype == "float64" and not np.isinf(raw.to_numpy()).any():
+            return raw.copy(deep=False), pd.Index([])  # nothing to read or clear: the same values, not copied
         parsed = raw.astype("float64")
         present = parsed.notna()
     else:
@@ -201,6 +242,14 @@ def to_float(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
     return parsed, _bad(parsed, present)
 
 
+def _exact_integers(raw: pd.Series) -> bool:
+    """Whether `raw` holds integers only, each exact in float64, so reading them as numbers changes none."""
+    if not pd.api.types.is_integer_dtype(raw):
+        return False
+    present = raw.dropna()
+    return not len(present) or max(abs(int(present.min())), abs(int(present.max()))) < 2**53
+
+
 def to_int(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
     """Whole numbers (nullable ``Int64``). Fractions are unreadable, not rounded."""
     if not pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
@@ -210,6 +259,8 @@ def to_int(raw: pd.Series) -> tuple[pd.Series, pd.Index]:
             ints = pd.Series(whole.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get), name=text.name)
             ints.index = text.index
             return ints, _bad(ints, text.notna())
+    elif _exact_integers(raw):
+        return raw.astype("Int64"), pd.Index([])
     parsed, bad = to_float(raw)
     fractional = parsed.notna() & (parsed != np.floor(parsed))
     bad = bad.union(parsed.index[fractional.to_numpy()])
@@ -252,7 +303,7 @@ def to_datetime(raw: pd.Series, fmt: str | None = None, timezone: str = DEFAULT_
     """
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = _local(raw, timezone) if getattr(raw.dt, "tz", None) is not None else raw
-        return parsed.astype("datetime64[ns]"), pd.Index([])
+        return parsed.astype("datetime64[ns]", copy=False), pd.Index([])  # read only from here on: no copy
     present = raw.notna()
     if pd.api.types.is_object_dtype(raw) and pd.api.types.infer_dtype(raw, skipna=True) in _DATE_OBJECTS:
         # Excel or database cells that already hold dates or moments. A zoned
@@ -294,7 +345,20 @@ def to_datetime(raw: pd.Series, fmt: str | None = None, timezone: str = DEFAULT_
 def to_date(raw: pd.Series, fmt: str | None = None, timezone: str = DEFAULT_TIMEZONE) -> tuple[pd.Series, pd.Index]:
     """Calendar days: clinic-local moments truncated to midnight."""
     parsed, bad = to_datetime(raw, fmt, timezone)
+    if _at_midnight(parsed):  # days already, as most sources store them: normalising would only copy
+        return parsed, bad
     return parsed.dt.normalize(), bad
+
+
+_DAY_NS = 86_400 * 10**9
+
+
+def _at_midnight(moments: pd.Series) -> bool:
+    """Whether every present moment of a naive ``datetime64[ns]`` column is at midnight (an empty column is)."""
+    if moments.dtype != "datetime64[ns]":
+        return False
+    ns = moments.to_numpy().view(np.int64)
+    return not (ns[ns != np.iinfo(np.int64).min] % _DAY_NS).any()
 
 
 _COERCERS = {

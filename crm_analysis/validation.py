@@ -4,7 +4,10 @@ All checks run before anything is raised, so one :class:`DataValidationError`
 lists every problem: table, column, row numbers and example values. Column
 rules (types, missing values, uniqueness, allowed values, ranges) are pandera
 schemas built from :mod:`crm_analysis.contract`; rules that span columns or
-tables are vectorised pandas checks here.
+tables are vectorised checks here. Every reference (an id pointing at another
+table) is looked up once and shared by the rules that need it: sorted ids of
+one length by their numbers, other large columns by a DuckDB join, the rest
+by Arrow's hash, never row by row in Python.
 
 Two policies exist for bad rows. ``"raise"`` (the default) refuses the data.
 ``"quarantine"`` removes the offending rows, keeps them in
@@ -24,12 +27,12 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from crm_analysis.coercion import DEFAULT_TIMEZONE, TEXT, coerce_column, is_arrow_text, isin
+from crm_analysis.coercion import DEFAULT_TIMEZONE, TEXT, coerce_column, is_arrow_text
 from crm_analysis.contract import REQUIRED_TABLES, TABLES, Column, Table, get_table
 from crm_analysis.exceptions import MAX_EXAMPLES, DataValidationError, Problem, shorten
 from crm_analysis.findings import RowIssue, ValidationReport, row_issue
+from crm_analysis.ids import first_positions, strictly_increasing
 
 __all__ = [
     "RowIssue",
@@ -107,7 +110,7 @@ def conform_table(raw: pd.DataFrame, table: Table | str, *, formats: dict[str, s
                                    f"values that cannot be read as {kind}{where}", bad,
                                    tuple(raw[col.name].loc[bad[:MAX_EXAMPLES]].tolist())))
         out[col.name] = typed
-    return pd.DataFrame(out, index=raw.index), structural, issues, notes
+    return pd.DataFrame(out, index=raw.index, copy=False), structural, issues, notes  # the typed columns as they are
 
 
 # ---------------------------------------------------------------------------
@@ -168,7 +171,7 @@ def _column_surely_valid(col: Column, values: pd.Series) -> bool:
     missing = values.isna().to_numpy(dtype=bool)
     if not col.nullable and missing.any():
         return False
-    if col.unique and not _strictly_increasing(values) and values.duplicated().any():
+    if col.unique and not strictly_increasing(values) and values.duplicated().any():
         return False
     if col.allowed and not (_flag(values.isin(list(col.allowed))) | missing).all():
         return False
@@ -213,26 +216,40 @@ def _flag(condition: pd.Series) -> np.ndarray:
 
 def _is_day_precision(values: pd.Series) -> bool:
     """True when every moment is at midnight: the source recorded days only."""
-    present = values.dropna()
-    return bool(len(present)) and bool((present == present.dt.normalize()).all())
+    if values.dtype != "datetime64[ns]":
+        present = values.dropna()
+        return bool(len(present)) and bool((present == present.dt.normalize()).all())
+    ns = values.to_numpy().view(np.int64)  # whole days in nanoseconds, without a normalised copy
+    present = ns[ns != np.iinfo(np.int64).min]
+    return bool(len(present)) and not (present % _DAY_NS).any()
 
 
-def _first_match(keys: pd.Series, index: pd.Series, values: pd.Series) -> pd.Series:
+_DAY_NS = 86_400 * 10**9
+
+
+def _first_match(keys: pd.Series, index: pd.Series, values: pd.Series,
+                 positions: np.ndarray | None = None) -> pd.Series:
     """``keys.map(values.set_axis(index))``, the first row counting where `index` repeats a value.
 
-    Arrow text is matched by Arrow (``index_in``), without the Python objects
-    pandas' ``map`` makes; as in pandas, a missing key finds a missing index value.
+    `positions`, when given, are :func:`~crm_analysis.ids.first_positions` of `keys` in `index`, worked out already.
     """
-    if not (is_arrow_text(keys) and is_arrow_text(index)):
-        return keys.map(pd.DataFrame({"key": index, "value": values}).drop_duplicates("key").set_index("key")["value"])
-    key_array, value_set = pa.array(keys.array), pa.array(index.array)
-    if value_set.type != key_array.type:
-        value_set = value_set.cast(key_array.type)
-    position = pc.index_in(key_array, value_set=value_set).fill_null(-1).to_numpy(zero_copy_only=False)
-    return pd.Series(values.array.take(position, allow_fill=True), index=keys.index, name=keys.name)
+    positions = first_positions(keys, index) if positions is None else positions
+    return pd.Series(values.array.take(positions, allow_fill=True), index=keys.index, name=keys.name)
 
 
-def _row_rules(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> list[RowIssue]:
+def _reference_positions(tables: dict[str, pd.DataFrame]) -> dict[tuple[str, str], np.ndarray]:
+    """:func:`~crm_analysis.ids.first_positions` of every reference column in the column it points at, when that table is there."""
+    found = {}
+    for name, df in tables.items():
+        for col in get_table(name).columns:
+            if col.references and col.references.split(".")[0] in tables:
+                parent_table, parent_col = col.references.split(".")
+                found[name, col.name] = first_positions(df[col.name], tables[parent_table][parent_col])
+    return found
+
+
+def _row_rules(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None,
+               links: dict[tuple[str, str], np.ndarray] | None = None) -> list[RowIssue]:
     issues: list[RowIssue | None] = []
     if as_of is not None:
         cutoff = as_of.normalize() + pd.Timedelta(days=1)
@@ -248,7 +265,7 @@ def _row_rules(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> l
                              patients, (patients[col] == patients["patient_id"]).fillna(False)))
     if "appointments" in tables:
         appts = tables["appointments"]
-        day_only = _is_day_precision(appts["scheduled_at"])
+        day_only = day_precision = _is_day_precision(appts["scheduled_at"])
         sched = appts["scheduled_at"]
         booked = appts["booked_at"].dt.normalize() if day_only else appts["booked_at"]
         unit = "day" if day_only else "moment"
@@ -267,9 +284,10 @@ def _row_rules(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> l
                                  appts, (future & outcome_known).fillna(False), ["scheduled_at", "status"]))
     if "reminders" in tables and "appointments" in tables:
         rem, appts = tables["reminders"], tables["appointments"]
-        when = _first_match(rem["appointment_id"], appts["appointment_id"], appts["scheduled_at"])
+        when = _first_match(rem["appointment_id"], appts["appointment_id"], appts["scheduled_at"],
+                            (links or {}).get(("reminders", "appointment_id")))
         sent = rem["sent_at"]
-        if _is_day_precision(appts["scheduled_at"]):
+        if day_precision:
             sent = sent.dt.normalize()
         issues.append(row_issue("reminders", "sent_at", "sent_after_appointment",
                              "reminders sent after the appointment's scheduled time",
@@ -285,22 +303,37 @@ def _row_rules(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> l
     return [i for i in issues if i is not None]
 
 
-def _foreign_key_issues(tables: dict[str, pd.DataFrame]) -> list[RowIssue]:
+def _foreign_key_issues(tables: dict[str, pd.DataFrame],
+                        links: dict[tuple[str, str], np.ndarray] | None = None) -> list[RowIssue]:
+    links = _reference_positions(tables) if links is None else links
     issues = []
-    for name, df in tables.items():
-        for col in get_table(name).columns:
-            if not col.references:
-                continue
-            parent_table, parent_col = col.references.split(".")
-            if parent_table not in tables:
-                continue
-            keys = tables[parent_table][parent_col]
-            orphan = df[col.name].notna() & ~isin(df[col.name], keys)
-            issue = row_issue(name, col.name, "unknown_reference",
-                           f"values not found in {parent_table}.{parent_col}", df, orphan.to_numpy())
-            if issue:
-                issues.append(issue)
+    for (name, column), positions in links.items():
+        df = tables[name]
+        parent_table, parent_col = get_table(name).column(column).references.split(".")
+        orphan = df[column].notna().to_numpy(dtype=bool) & (positions < 0)
+        issue = row_issue(name, column, "unknown_reference",
+                          f"values not found in {parent_table}.{parent_col}", df, orphan)
+        if issue:
+            issues.append(issue)
     return issues
+
+
+def _may_hold_e(values: pd.Series) -> bool:
+    """False only when no byte of the Arrow text is ``e`` or ``E``, which scientific notation needs.
+
+    Scanning the bytes is far cheaper than the regular expression, which then
+    runs only on columns that could match it.
+    """
+    if not is_arrow_text(values):
+        return True
+    array = pa.array(values.array)
+    for chunk in array.chunks if isinstance(array, pa.ChunkedArray) else [array]:
+        data = chunk.buffers()[2]
+        if data is not None and len(chunk) > chunk.null_count:
+            text = bytes(memoryview(data))
+            if text.find(b"e") >= 0 or text.find(b"E") >= 0:
+                return True
+    return False
 
 
 def _warnings(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None,
@@ -308,7 +341,7 @@ def _warnings(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None,
     found: list[RowIssue | None] = []
     for name, df in tables.items():
         for col in get_table(name).columns:
-            if col.dtype == "id":
+            if col.dtype == "id" and _may_hold_e(df[col.name]):
                 found.append(row_issue(name, col.name, "id_scientific_notation",
                                     "ids written in scientific notation (a spreadsheet may have damaged them); "
                                     "they are kept as text, so check they still identify the right records",
@@ -329,7 +362,7 @@ def _warnings(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None,
         found.append(row_issue("patients", "birth_date", "age_over_105", "patients older than 105 years",
                             patients, (age > 105).fillna(False)))
     stated = patients["first_visit_date"]
-    later = stated > patients["patient_id"].map(first_seen)
+    later = stated > first_seen
     found.append(row_issue("patients", "first_visit_date", "first_visit_after_visits",
                         "first_visit_date is later than the patient's earliest visit", patients,
                         later.fillna(False).to_numpy(), ["patient_id", "first_visit_date"]))
@@ -341,29 +374,32 @@ def _warnings(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None,
     return [i.to_problem() for i in found if i is not None]
 
 
-def _strictly_increasing(values: pd.Series) -> bool:
-    """Whether Arrow text has no missing value and each value sorts after the one before (so none repeats)."""
-    if not is_arrow_text(values):
-        return False
-    array = pa.array(values.array)
-    return array.null_count == 0 and (len(array) < 2 or bool(pc.all(pc.greater(array[1:], array[:-1])).as_py()))
-
-
 def _exact_duplicates(df: pd.DataFrame) -> np.ndarray:
-    """``df.duplicated(keep="first")`` as booleans, comparing whole rows only where the first column repeats.
+    """``df.duplicated(keep="first")`` as booleans, narrowed column by column.
 
-    Two equal rows have equal first columns, so the other rows cannot be
-    copies; on the contract's tables, whose first column is nearly always an
-    id, this leaves few or no rows to compare.
+    Two equal rows are equal in every column, so only rows whose first
+    column repeats can be copies; of those, only rows whose first two columns
+    repeat together; and so on. Each column is read only for the rows still
+    in question, which on the contract's tables (an id first, or an id soon
+    after) leaves few or none after a column or two, instead of hashing every
+    row whole.
     """
     if df.empty or not len(df.columns):
         return df.duplicated(keep="first").to_numpy(dtype=bool)
     dup = np.zeros(len(df), dtype=bool)
-    if _strictly_increasing(df.iloc[:, 0]):  # as exports usually come: every value differs
+    if strictly_increasing(df.iloc[:, 0]):  # as exports usually come: every value differs
         return dup
-    candidates = np.flatnonzero(df.iloc[:, 0].duplicated(keep=False).to_numpy(dtype=bool))
-    if len(candidates):
-        dup[candidates] = df.iloc[candidates].duplicated(keep="first").to_numpy(dtype=bool)
+    rows = np.arange(len(df))
+    groups = np.zeros(len(df), dtype=np.int64)  # rows in one group agree on every column read so far
+    for position in range(df.shape[1]):
+        column = df.iloc[:, position] if len(rows) == len(df) else df.iloc[rows, position]  # no copy while all remain
+        codes, uniques = pd.factorize(column)  # missing values get -1: equal to each other
+        groups, _ = pd.factorize(groups * (len(uniques) + 1) + (codes + 1))
+        repeated = pd.Series(groups).duplicated(keep=False).to_numpy()
+        rows, groups = rows[repeated], groups[repeated]
+        if not len(rows):
+            return dup
+    dup[rows] = pd.Series(groups).duplicated(keep="first").to_numpy()
     return dup
 
 
@@ -380,9 +416,22 @@ def _drop_exact_duplicates(tables: dict[str, pd.DataFrame], report: ValidationRe
     return out
 
 
-def _first_seen(visits: pd.DataFrame) -> pd.Series:
-    """Each patient's earliest visit date, by patient_id."""
-    return visits.groupby("patient_id", observed=True)["visit_date"].min()
+def _first_seen(visits: pd.DataFrame, patients: pd.DataFrame, positions: np.ndarray | None = None) -> pd.Series:
+    """Each patient's earliest visit date (missing without visits), on the index of `patients`.
+
+    `positions`, when given, are :func:`~crm_analysis.ids.first_positions` of the visits' patient ids
+    among unique patient ids, so no id is hashed again.
+    """
+    if positions is None or visits["visit_date"].dtype != "datetime64[ns]":
+        earliest = visits.groupby("patient_id", observed=True)["visit_date"].min()
+        return patients["patient_id"].map(earliest)
+    ns = visits["visit_date"].to_numpy().view(np.int64)
+    nat = np.iinfo(np.int64).min
+    keep = (positions >= 0) & (ns != nat)
+    earliest = np.full(len(patients), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(earliest, positions[keep], ns[keep])
+    earliest[earliest == np.iinfo(np.int64).max] = nat
+    return pd.Series(earliest.view("datetime64[ns]"), index=patients.index, name="patient_id")
 
 
 def _fill_first_visit(tables: dict[str, pd.DataFrame], report: ValidationReport, first_seen: pd.Series) -> None:
@@ -390,7 +439,7 @@ def _fill_first_visit(tables: dict[str, pd.DataFrame], report: ValidationReport,
     missing = patients["first_visit_date"].isna()
     if not missing.any():
         return
-    filled = patients.loc[missing, "patient_id"].map(first_seen)
+    filled = first_seen[missing]
     n_filled = int(filled.notna().sum())
     if n_filled:
         patients = patients.copy()
@@ -464,8 +513,9 @@ def validate_tables(tables: dict[str, pd.DataFrame], *, as_of: pd.Timestamp | No
     issues = [i for i in pending if i.table not in broken]
     for name, df in checkable.items():
         issues += _pandera_issues(TABLES[name], df)
-    issues += _row_rules(checkable, as_of)
-    issues += _foreign_key_issues(checkable)
+    links = _reference_positions(checkable)  # once for both: hashing millions of ids is the costly part
+    issues += _row_rules(checkable, as_of, links)
+    issues += _foreign_key_issues(checkable, links)
 
     unplaceable = [i for i in issues if not len(i.labels)]
     if problems or (issues and (on_invalid == "raise" or unplaceable)):
@@ -480,7 +530,9 @@ def validate_tables(tables: dict[str, pd.DataFrame], *, as_of: pd.Timestamp | No
                                                        "nothing is left to analyse", check="empty_table")
                                    for name in emptied] + report.quarantine_problems)
 
-    first_seen = _first_seen(tables["visits"])
+    unchanged = tables is checkable  # nothing quarantined: the patient ids looked up for the visits still hold
+    first_seen = _first_seen(tables["visits"], tables["patients"],
+                             links.get(("visits", "patient_id")) if unchanged else None)
     _fill_first_visit(tables, report, first_seen)
     report.warnings += _warnings(tables, as_of, first_seen)
     return {name: _finalise(name, df) for name, df in tables.items()}, report
@@ -517,8 +569,32 @@ def _quarantine(tables: dict[str, pd.DataFrame], issues: list[RowIssue], report:
 
 
 def _finalise(name: str, df: pd.DataFrame) -> pd.DataFrame:
-    df = df.reset_index(drop=True)
-    for col in get_table(name).columns:
-        if col.dtype == "category":
-            df[col.name] = df[col.name].astype("category")
-    return df
+    """`df` with a fresh 0-based index and category dtypes, sharing the other columns' memory (no copy)."""
+    columns = {}
+    categories = {col.name for col in get_table(name).columns if col.dtype == "category"}
+    for column in df.columns:
+        values = df[column]
+        columns[column] = (_as_category(values) if column in categories else values).array
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(df)), copy=False)
+
+
+def _as_category(values: pd.Series) -> pd.Series:
+    """``values.astype("category")``: categories sorted, each one used.
+
+    A column :func:`conform_table` kept categorical (text categories, maybe
+    unused or unsorted after rows were dropped) is tidied by its codes rather
+    than read again row by row.
+    """
+    if not (isinstance(values.dtype, pd.CategoricalDtype) and isinstance(values.cat.categories.dtype, pd.StringDtype)
+            and values.cat.categories.dtype.storage == "pyarrow"):
+        return values.astype("category")
+    categories, codes = values.cat.categories, values.cat.codes.to_numpy()
+    used = np.bincount(codes.astype(np.intp) + 1, minlength=len(categories) + 1)[1:] > 0  # missing (-1) counts at 0
+    if used.all() and categories.is_monotonic_increasing:
+        return values
+    kept = categories[used]
+    order = kept.argsort()
+    recode = np.full(len(categories) + 1, -1, dtype=np.int64)  # the last entry is where code -1 looks
+    recode[np.flatnonzero(used)[order]] = np.arange(len(kept))
+    return pd.Series(pd.Categorical.from_codes(recode[codes], dtype=pd.CategoricalDtype(kept[order]), validate=False),
+                     index=values.index, name=values.name)

@@ -8,6 +8,7 @@ Row numbers count data rows from 1, header excluded.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -480,3 +481,221 @@ def test_a_huge_argument_is_cut_in_the_error(tmp_path, tables, capsys):
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("error: month") and len(err) < SHORT and "Traceback" not in err
 
+
+
+# --------------------------------------------------------------------------- validation that streams (issue 22)
+#
+# Large sources are checked column by column: categorical (Parquet) columns are read once per category, ids are
+# looked up by their numbers when they are of one length and sorted, or by a DuckDB join, and each id column is
+# hashed once for every rule that needs it. These tests hold those paths to straightforward pandas references.
+
+
+def _hostile_tables() -> dict[str, list[dict]]:
+    """The tiny clinic with ids of one length and most kinds of damage at once."""
+    tables = copy.deepcopy(VALID)
+    for row in tables["patients"]:
+        row["patient_id"] = row["patient_id"].replace("P", "P0")
+        row["referred_by"] = row["referred_by"].replace("P", "P0")
+    for name in ("visits", "appointments", "reminders", "pregnancies"):
+        for row in tables[name]:
+            for key in ("visit_id", "patient_id", "appointment_id", "reminder_id"):
+                if row.get(key):
+                    row[key] = row[key][0] + "0" + row[key][1:]
+    tables["patients"] += [
+        {**tables["patients"][0], "patient_id": "P05", "sex": "여", "birth_date": "모름", "referred_by": "P05"},
+        {**tables["patients"][1], "patient_id": "P06", "referred_by": "P99", "region": ""},
+        {**tables["patients"][2], "patient_id": "", "phone": "02-123-4567"},
+        {**tables["patients"][2], "patient_id": "P03", "name": "다른 사람"},          # the same id, other content
+        {**tables["patients"][1], "patient_id": "1.5E+10"},                          # a spreadsheet-damaged id
+    ]
+    tables["visits"] += [
+        dict(tables["visits"][1]),                                                   # an exact copy
+        {**tables["visits"][0], "visit_id": "V05", "patient_id": "P77", "visit_date": "2024-13-45"},
+        {**tables["visits"][0], "visit_id": "V06", "patient_id": "X01", "charge_insured": "-3"},
+        {**tables["visits"][0], "visit_id": "V07", "patient_id": "P1", "visit_type": "inpatient"},
+        dict(tables["visits"][1]),                                                   # a second copy
+    ]
+    tables["appointments"] += [
+        {**tables["appointments"][1], "appointment_id": "A05", "patient_id": "P06", "status": "showed"},
+        {**tables["appointments"][1], "appointment_id": "A07", "patient_id": "P08",
+         "scheduled_at": "2024-01-10 09:00:00"},
+        dict(tables["appointments"][0]),
+    ]
+    tables["reminders"] += [
+        {**tables["reminders"][0], "reminder_id": "R03", "appointment_id": "A06"},   # between two ids: not one
+        {**tables["reminders"][0], "reminder_id": "R04", "appointment_id": "A9"},    # shorter than every id
+        {**tables["reminders"][0], "reminder_id": "R05", "appointment_id": "B01"},   # another prefix
+        {**tables["reminders"][0], "reminder_id": "R06", "appointment_id": "A0x"},   # not digits
+        {**tables["reminders"][0], "reminder_id": "R07", "appointment_id": "A07", "sent_at": "2024-02-01 10:00:00"},
+        {**tables["reminders"][1], "reminder_id": "R08", "appointment_id": ""},
+    ]
+    return tables
+
+
+def _write_parquet_clinic(folder: Path, tables: dict[str, list[dict]]) -> Path:
+    """The clinic as Parquet the way pandas writes it: category columns as dictionaries, blanks missing, and
+    numbers, moments and yes/no in their own types wherever every value of the column reads as one."""
+    from crm_analysis.contract import TABLES
+
+    moments = lambda v: pd.to_datetime(v, format="ISO8601")  # noqa: E731
+    readers = {"int": pd.to_numeric, "float": lambda v: pd.to_numeric(v).astype(float), "date": moments,
+               "datetime": moments,
+               "bool": lambda v: v.map({"true": True, "false": False, None: None}).astype("boolean")
+               if v.isin(["true", "false"]).all() else v.astype(float)}
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in tables.items():
+        frame = pd.DataFrame(rows).replace("", None)
+        for col in TABLES[name].columns:
+            if col.name in frame and col.dtype == "category":
+                frame[col.name] = frame[col.name].astype("category")
+            elif col.name in frame and col.dtype in readers:
+                try:
+                    frame[col.name] = readers[col.dtype](frame[col.name])
+                except (ValueError, TypeError):
+                    pass  # a damaged value: the column stays text, as a text export would give it
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+    return folder
+
+
+def _outcome(folder: Path, policy: str):
+    """Everything loading reports: the problems raised, or the report and tables it gives (folder names left out)."""
+    def plain(problems):
+        return [dataclasses.astuple(dataclasses.replace(p, message=p.message.replace(str(folder), "SOURCE")))
+                for p in problems]
+
+    try:
+        clinic = load_clinic(folder, as_of=AS_OF, on_invalid=policy)
+    except DataValidationError as err:
+        return plain(err.problems), None, None
+    report = clinic.report
+    found = {level: plain(getattr(report, level)) for level in ("repairs", "warnings", "quarantine_problems")}
+    quarantined = {name: (df.iloc[:, 0].astype(str).tolist(), df["problem"].tolist())
+                   for name, df in report.quarantined.items()}
+    return found, quarantined, clinic.tables
+
+
+@pytest.mark.parametrize("policy", ["raise", "quarantine"])
+def test_parquet_and_fast_lookups_report_what_text_and_hashing_do(tmp_path, monkeypatch, policy):
+    """The whole report (table, column, check, rows, examples, repairs, quarantine) is the same whether the
+    categories come as Parquet dictionaries and ids are looked up by their numbers or DuckDB, or everything
+    comes as text and is looked up by Arrow's hash."""
+    from crm_analysis import ids
+
+    tables = _hostile_tables()
+    csv, parquet = write_clinic_csv(tmp_path / "csv", tables), _write_parquet_clinic(tmp_path / "pq", tables)
+    monkeypatch.setattr(ids, "_DUCKDB_FROM", 10**12)  # the reference: Arrow's index_in only
+    expected = _outcome(csv, policy)
+    monkeypatch.setattr(ids, "_DUCKDB_FROM", 0)  # every reference by the fast paths, however small
+    got = _outcome(parquet, policy)
+    assert got[:2] == expected[:2]
+    if policy == "raise":
+        assert {(p[0], p[1]) for p in got[0]} >= {("visits", "patient_id"), ("reminders", "appointment_id"),
+                                                  ("patients", "patient_id"), ("patients", "sex")}
+    else:
+        assert len(got[1]["reminders"][0]) >= 4 and got[2] is not None
+        for name, df in expected[2].items():
+            pd.testing.assert_frame_equal(got[2][name], df)
+
+
+def _reference_problems(tables: dict[str, pd.DataFrame]) -> set[tuple]:
+    """Exact duplicates and unknown references found the plain pandas way: ``duplicated`` and ``isin``."""
+    from crm_analysis.contract import TABLES
+
+    found = set()
+    for name, df in tables.items():
+        dup = df.duplicated(keep="first")
+        if dup.any():
+            found.add((name, None, "exact_duplicate", tuple(df.index[dup][:5])))
+        df = df.loc[~dup]
+        for col in TABLES[name].columns:
+            if col.references and col.references.split(".")[0] in tables:
+                parent, key = col.references.split(".")
+                orphan = df[col.name].notna() & ~df[col.name].astype(object).isin(
+                    set(tables[parent][key].dropna().astype(object)))
+                if orphan.any():
+                    found.add((name, col.name, "unknown_reference", tuple(df.index[orphan.to_numpy()][:5])))
+    return found
+
+
+def test_duplicates_and_references_are_what_pandas_finds(monkeypatch):
+    """validate_tables on conformed hostile tables, with the fast lookups forced, against pandas' own definitions."""
+    from crm_analysis import ids, validation
+    from crm_analysis.contract import TABLES
+    from crm_analysis.validation import conform_table, validate_tables
+
+    typed = {}
+    for name, rows in _hostile_tables().items():
+        raw = pd.DataFrame(rows, dtype="string[pyarrow]").replace("", None)
+        raw.index = pd.RangeIndex(1, len(raw) + 1)
+        typed[name] = conform_table(raw, TABLES[name])[0]
+    expected = _reference_problems(typed)
+    monkeypatch.setattr(ids, "_DUCKDB_FROM", 0)
+    with pytest.raises(DataValidationError) as caught:
+        validate_tables(typed, as_of=pd.Timestamp(AS_OF))
+    repairs = [p for p in caught.value.problems if p.check == "exact_duplicate"]
+    assert not repairs  # a repair is reported with the data, not as a problem
+    got = {(p.table, p.column, p.check, p.rows) for p in caught.value.problems if p.check == "unknown_reference"}
+    assert got == {e for e in expected if e[2] == "unknown_reference"}
+    report = validation.ValidationReport()
+    validation._drop_exact_duplicates(typed, report)
+    assert {(p.table, p.column, p.check, p.rows) for p in report.repairs} == \
+        {e for e in expected if e[2] == "exact_duplicate"}
+    assert ("visits", None, "exact_duplicate", (5, 9)) in expected  # the reference sees both copies
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["F", "M", " F", "", "'=M", "여", "x"])), max_size=10),
+       st.booleans())
+def test_categorical_columns_read_as_their_text(values, unused):
+    """A Parquet dictionary column is read per category, and tidied by code at the end: the same values, and the
+    same categories, as reading every row as text and converting with astype("category")."""
+    from crm_analysis.coercion import coerce_column
+    from crm_analysis.validation import _as_category
+
+    text = pd.Series(values, dtype="object")
+    categorical = text.astype("category")
+    if unused:
+        categorical = categorical.cat.add_categories(["unused", "  "])
+    via_text, _ = coerce_column(text, "category")
+    via_codes, _ = coerce_column(categorical, "category")
+    assert via_codes.astype(object).tolist() == via_text.astype(object).tolist()
+    pd.testing.assert_series_equal(_as_category(via_codes), via_text.astype("category"))
+    for kind in ("id", "string"):
+        pd.testing.assert_series_equal(coerce_column(categorical, kind)[0], coerce_column(text, kind)[0])
+
+
+def test_typed_columns_are_read_as_the_general_path_reads_them():
+    """Columns already typed (Parquet, databases) skip the copies, not the rules: infinite amounts are unreadable,
+    integers too large for float64 take the float path, and moments become days only when they are not already."""
+    from crm_analysis.coercion import coerce_column
+
+    index = pd.RangeIndex(1, 5)
+    amounts = pd.Series([1.5, float("inf"), None, -2.0], index=index)
+    parsed, bad = coerce_column(amounts, "float")
+    assert parsed.tolist()[::3] == [1.5, -2.0] and parsed.isna().tolist() == [False, True, True, False]
+    assert bad.tolist() == [2]
+    finite = pd.Series([1.5, None, 3.0, 0.0], index=index)
+    pd.testing.assert_series_equal(coerce_column(finite, "float")[0], finite)
+    for ints in (pd.Series([0, 3, -7, 12], index=index), pd.Series([2**60 + 1, 1, 2, 3], index=index)):
+        expected = ints.astype("float64").round().astype("Int64")
+        got, bad = coerce_column(ints, "int")
+        pd.testing.assert_series_equal(got, expected)
+        assert not len(bad)
+    days = pd.Series(pd.to_datetime(["2024-01-05", None, "2024-02-29", "1969-12-31"]), index=index)
+    pd.testing.assert_series_equal(coerce_column(days, "date")[0], days)
+    moments = days + pd.Timedelta(hours=15)
+    pd.testing.assert_series_equal(coerce_column(moments, "date")[0], moments.dt.normalize())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", None]), st.sampled_from([0.0, 1.0, float("nan")]),
+                          st.sampled_from(["x", "y", None]), st.sampled_from([pd.NaT, pd.Timestamp("2024-01-01")])),
+                max_size=12))
+def test_exact_duplicates_narrowed_by_column_are_pandas_duplicated(rows):
+    """Narrowing column by column, with missing values in every column and a categorical one, finds exactly the
+    rows DataFrame.duplicated finds (the first copy kept)."""
+    from crm_analysis.validation import _exact_duplicates
+
+    df = pd.DataFrame(rows, columns=["id", "amount", "kind", "when"], index=pd.RangeIndex(1, len(rows) + 1))
+    df = df.astype({"id": "string[pyarrow]", "kind": "category", "amount": "float64", "when": "datetime64[ns]"})
+    assert _exact_duplicates(df).tolist() == df.duplicated(keep="first").tolist()

@@ -1,0 +1,47 @@
+"""Tests for :mod:`crm_analysis.ids`: every way an id is looked up finds what pandas' ``map`` finds."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+ODD_IDS = ["A0x", "Aé", "A1", "A001", "a01", "B01", "C", "A99"]
+
+
+@st.composite
+def id_columns(draw):
+    """Sorted, distinct parent ids (a numbered run, maybe with gaps, maybe with odd ones), and keys to look up."""
+    start, length = draw(st.integers(0, 95)), draw(st.integers(0, 6))
+    run = [f"A{n:02d}" for n in range(start, start + length)]
+    index = [i for i in run if not draw(st.booleans())] if draw(st.booleans()) else run
+    index = sorted(set(index + draw(st.lists(st.sampled_from(ODD_IDS), max_size=2))))
+    pool = run + [f"A{n:02d}" for n in (0, 99)] + ["A0x", "Aé", "B01"]  # keys of one length: the fast path
+    pool += ODD_IDS if draw(st.booleans()) else []  # or of several: DuckDB
+    keys = draw(st.lists(st.one_of(st.none(), st.sampled_from(pool)), max_size=12))
+    return keys, index
+
+
+@settings(max_examples=100, deadline=None)
+@given(id_columns(), st.sampled_from([False, False, False, True]))
+def test_id_positions_are_pandas_map_on_every_path(columns, duckdb_always):
+    """Where each key is found, by numbers, binary search, subtraction or DuckDB: what pandas' map of the first
+    row per id gives (-1 where none)."""
+    from crm_analysis import ids
+
+    keys, index = columns
+    keys_s = pd.Series(keys, dtype="string[pyarrow]")
+    index_s = pd.Series(index, dtype="string[pyarrow]")
+    first = pd.Series(range(len(index)), index=pd.Index(index, dtype=object))
+    expected = keys_s.astype(object).map(first).fillna(-1).astype("int64").to_numpy()
+    old = ids._DUCKDB_FROM
+    ids._DUCKDB_FROM = 0
+    try:
+        if duckdb_always and len(index):
+            got = ids._joined_positions(pa.array(keys_s.array), pa.array(index_s.array))
+        else:
+            got = ids.first_positions(keys_s, index_s)
+    finally:
+        ids._DUCKDB_FROM = old
+    assert got.tolist() == expected.tolist()
