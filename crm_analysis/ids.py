@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from crm_analysis.coercion import is_arrow_text
 
-__all__ = ["first_positions", "strictly_increasing", "arrow_text"]
+__all__ = ["first_positions", "fixed_width_positions", "strictly_increasing", "arrow_text"]
 
 
 def arrow_text(values: pd.Series, combine: bool = True) -> pa.Array | pa.ChunkedArray:
@@ -52,7 +52,7 @@ def first_positions(keys: pd.Series, index: pd.Series) -> np.ndarray:
 
     As in pandas' ``map``, a missing key finds a missing value of `index`.
     When `index` is distinct and sorted (an exported id column), ids of one
-    length are found by their numbers (:func:`_fixed_width_positions`, no
+    length are found by their numbers (:func:`fixed_width_positions`, no
     hashing at all), and millions of other keys by a DuckDB join, which
     hashes and probes on every core (about 4 times faster than Arrow for 19M
     reminders in 18.5M appointments). Anything else is matched by Arrow
@@ -65,7 +65,7 @@ def first_positions(keys: pd.Series, index: pd.Series) -> np.ndarray:
     if value_set.type != key_array.type:
         value_set = value_set.cast(key_array.type)
     if strictly_increasing(index):  # unique and never missing
-        found = _fixed_width_positions(key_array, value_set)
+        found = fixed_width_positions(key_array, value_set)
         if found is not None:
             return found
         if len(key_array) >= _DUCKDB_FROM:
@@ -103,34 +103,56 @@ def _fixed_width(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nda
     return np.concatenate([np.zeros((0, width), np.uint8) if r is None else r for r in rows]), np.concatenate(present)
 
 
-def _fixed_width_positions(keys: pa.Array | pa.ChunkedArray,
-                           sorted_index: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
-    """:func:`first_positions` in strictly increasing ids of one length (as exports number them), or None if they are not.
+def fixed_width_positions(keys: pa.Array | pa.ChunkedArray, index: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """Where each key first occurs in `index`, for ids of one length under one prefix (as exports number them);
+    None when `index` is not such ids, or the keys are not all of one length (a hash look-up is then the way).
 
     Past the prefix every id shares, the rest read as a number (its digits,
     or else its at most 8 bytes, most significant first) sorts as the text
-    does, so each key is found by binary search among those numbers, or by
-    subtraction when they are consecutive. Keys of another length, prefix or
-    kind are not ids of the index: they are not found.
+    does, so each key is found by subtraction when the ids are consecutive,
+    by binary search when they increase, and else by binary search among the
+    distinct numbers with the first position of each. No hashing at all.
+    Keys of another length, prefix or kind are not ids of the index, and
+    missing keys are not ids either: -1.
+
+    Parameters
+    ----------
+    keys, index : pyarrow string arrays
+        `index` without missing values.
+
+    Returns
+    -------
+    numpy.ndarray of int64 or None
     """
-    index_bytes, keys_bytes = _fixed_width(sorted_index), _fixed_width(keys)
-    if index_bytes is None or keys_bytes is None or index_bytes[0].shape[1] != keys_bytes[0].shape[1]:
+    index_bytes, keys_bytes = _fixed_width(index), _fixed_width(keys)
+    if index_bytes is None or not index_bytes[1].all():
+        return None
+    if keys.null_count == len(keys):  # no key at all (or none present): nothing to find
+        return np.full(len(keys), -1, dtype=np.int64)
+    if keys_bytes is None or index_bytes[0].shape[1] != keys_bytes[0].shape[1]:
         return None
     index_rows, key_rows = index_bytes[0], keys_bytes[0]
-    differs = index_rows[0] != index_rows[-1]  # the first and last id share what every id between them shares
-    prefix = int(np.argmax(differs)) if differs.any() else index_rows.shape[1]
+    prefix = 0  # the leading bytes every id shares (column by column: no n x width temporary)
+    while prefix < index_rows.shape[1] and (index_rows[:, prefix] == index_rows[0, prefix]).all():
+        prefix += 1
     numbers = _tail_numbers(index_rows[:, prefix:], key_rows[:, prefix:])
     if numbers is None:
         return None
     index_numbers, key_numbers, comparable = numbers
     comparable &= (key_rows[:, :prefix] == index_rows[0, :prefix]).all(axis=1)
     first, last = index_numbers[0], index_numbers[-1]
-    if int(last) - int(first) == len(index_numbers) - 1:  # consecutive: the id says where it is
+    increasing = bool((index_numbers[1:] > index_numbers[:-1]).all())
+    if increasing and int(last) - int(first) == len(index_numbers) - 1:  # consecutive: the id says where it is
         found = comparable & (key_numbers >= first) & (key_numbers <= last)
         where = key_numbers - first
-    else:
+    elif increasing:
         where = np.searchsorted(index_numbers, key_numbers)
         found = comparable & (index_numbers[np.minimum(where, len(index_numbers) - 1)] == key_numbers)
+    else:  # in any order, maybe repeated: the first row of each distinct number
+        distinct, first_row = np.unique(index_numbers, return_index=True)
+        at = np.minimum(np.searchsorted(distinct, key_numbers), len(distinct) - 1)
+        found = comparable & (distinct[at] == key_numbers)
+        where = first_row[at]
     if keys_bytes[1].all():  # no key missing: the rows are the keys
         return np.where(found, where.astype(np.int64, copy=False), np.int64(-1))
     out = np.full(len(keys), -1, dtype=np.int64)
