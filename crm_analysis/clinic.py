@@ -126,6 +126,7 @@ class ClinicData:
         order) the snapshot's table is a slice sharing this clinic's memory.
         Treat both as read-only, as every ClinicData table; columns the
         snapshot changes (statuses, cancellations, consents, links) are new.
+        A snapshot asked for a snapshot at its own day returns itself.
 
         Raises
         ------
@@ -135,6 +136,8 @@ class ClinicData:
         as_of = pd.Timestamp(as_of).normalize()
         if self.as_of is not None and as_of > self.as_of:
             raise ValueError(f"cannot take a snapshot at {as_of:%Y-%m-%d}: the data only runs to {self.as_of:%Y-%m-%d}")
+        if self.__dict__.get("_snapshot_at") == as_of:
+            return self  # already cut at this day, and cutting again changes nothing (tests check it)
         end = as_of + pd.Timedelta(days=1)
         t = dict(self.tables)
         t["visits"] = _before(t["visits"], "visit_date", end)
@@ -163,7 +166,10 @@ class ClinicData:
         info = [Problem("snapshot", None, f"snapshot as of {as_of:%Y-%m-%d}: rows recorded later were left out ("
                                           + (", ".join(left_out) or "none") + ")", check="snapshot")]
         report = replace(self.report, info=[*self.report.info, *info])
-        return replace(self, tables=t, as_of=as_of, report=report)
+        snap = replace(self, tables=t, as_of=as_of, report=report)
+        # remembered on the snapshot (its tables cannot be swapped; replace() makes an unmarked copy)
+        object.__setattr__(snap, "_snapshot_at", as_of)
+        return snap
 
     def _reminders_of(self, kept: np.ndarray, kept_ids: pd.Series) -> np.ndarray:
         """Whether each reminder's ``appointment_id`` is among `kept_ids`, the appointments where `kept`.

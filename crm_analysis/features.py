@@ -77,8 +77,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["patient_features", "AGE_BANDS", "FEATURE_COLUMNS", "completed_years", "age_band", "day_numbers",
-           "id_positions"]
+from crm_analysis.ids import arrow_text, id_positions
+
+__all__ = ["patient_features", "patient_features_and_visit_rows", "AGE_BANDS", "FEATURE_COLUMNS",
+           "completed_years", "age_band", "day_numbers"]
 
 #: Age bands (label, lowest age) used for ``age_band``.
 AGE_BANDS: tuple[tuple[str, int], ...] = (("0-19", 0), ("20-39", 20), ("40-59", 40), ("60+", 60))
@@ -99,28 +101,6 @@ _DAY = np.int64(86_400_000_000_000)
 def day_numbers(values) -> np.ndarray:
     """Dates as int64 day numbers since 1970 (NaT becomes a very small number)."""
     return np.asarray(values, dtype="datetime64[ns]").view("int64") // _DAY
-
-
-def id_positions(values: pd.Series, ids, mask: np.ndarray | None = None) -> np.ndarray:
-    """Position of each text id in `values` (only the rows in `mask`, if given) among `ids`; -1 if absent or missing.
-
-    An Arrow hash look-up: much faster than pandas' ``isin``/``get_indexer``/``groupby`` on Arrow text ids.
-
-    Parameters
-    ----------
-    values : Series
-        Text ids (Arrow or object strings).
-    ids : Index, Series or array-like
-        The ids to find, each once.
-    mask : array of bool, optional
-        Look up only these rows of `values`.
-
-    Returns
-    -------
-    ndarray of int64
-        One position per (masked) row.
-    """
-    return _id_codes(values, _arrow(pd.Series(ids)), mask)
 
 
 def patient_features(clinic, as_of) -> pd.DataFrame:
@@ -152,6 +132,17 @@ def patient_features(clinic, as_of) -> pd.DataFrame:
     crm_analysis.value.segmentation.rfm_scores : RFM quintile scores from these features.
     crm_analysis.value.loyalty.loyalty_score : the hospital loyalty score.
     """
+    return patient_features_and_visit_rows(clinic, as_of)[0]
+
+
+def patient_features_and_visit_rows(clinic, as_of, full: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
+    """:func:`patient_features` and, per visit row, the feature row of its patient (-1: not counted).
+
+    The row of each visit is what the features were summed by; a caller summing more per patient
+    (the lifetime-value model's spend) reuses it instead of hashing twenty million text ids again.
+    ``full=False`` makes only ``first_visit_date``, ``last_visit_date``, ``frequency`` and
+    ``value_12m`` (the same values, for the same patients), skipping the costly rest.
+    """
     if as_of is None:
         raise ValueError("patient_features needs an explicit as_of date, e.g. as_of='2026-10-31'")
     as_of = pd.Timestamp(as_of).normalize()
@@ -166,8 +157,8 @@ def patient_features(clinic, as_of) -> pd.DataFrame:
     vdays_all = day_numbers(visits["visit_date"])
     keep = vdays_all <= end
     all_ids = pd.Index(patients["patient_id"].astype("string"))
-    id_set = _arrow(patients["patient_id"])
-    vcode = _id_codes(visits["patient_id"], id_set, None if keep.all() else keep)
+    id_set = arrow_text(patients["patient_id"])
+    vcode = id_positions(visits["patient_id"], id_set, None if keep.all() else keep)
     vdays = vdays_all[keep]
     known = vcode >= 0
     if not known.all():
@@ -255,125 +246,136 @@ def patient_features(clinic, as_of) -> pd.DataFrame:
     first_day[code_s[new_patient]] = day[new_patient]
     last_day[code_s[last_row]] = day[last_row]
 
-    # ---- gaps between distinct visit days
-    ucode, uday = code_s[new_day], day[new_day]
-    same = np.zeros(len(ucode), dtype=bool)
-    same[1:] = ucode[1:] == ucode[:-1]
-    gap_code = ucode[same]
-    igaps = (uday[1:] - uday[:-1])[same[1:]]
-    gaps = igaps.astype("float64")
-    n_gaps = np.bincount(gap_code, minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gap_mean = np.bincount(gap_code, weights=gaps, minlength=n) / n_gaps
-        gap_sq = np.bincount(gap_code, weights=gaps ** 2, minlength=n) / n_gaps
-        gap_sd = np.sqrt(np.maximum(gap_sq - gap_mean ** 2, 0.0))
-        interval_cv = np.where(n_gaps >= 2, gap_sd / gap_mean, np.nan)
-    gap_mean = np.where(n_gaps >= 1, gap_mean, np.nan)
-    width = np.int64(igaps.max() + 1) if len(igaps) else np.int64(1)
-    gsorted = np.sort(gap_code * width + igaps) % width  # gaps sorted within patient
-    starts = np.concatenate([[0], np.cumsum(n_gaps)[:-1]])
-    median = np.full(n, np.nan)
-    has = n_gaps >= 1
-    lo = starts[has] + (n_gaps[has] - 1) // 2
-    hi = starts[has] + n_gaps[has] // 2
-    median[has] = (gsorted[lo] + gsorted[hi]) / 2.0
+    if full:  # the rest of the features (the lifetime-value model reads only a few)
+        # ---- gaps between distinct visit days
+        ucode, uday = code_s[new_day], day[new_day]
+        same = np.zeros(len(ucode), dtype=bool)
+        same[1:] = ucode[1:] == ucode[:-1]
+        gap_code = ucode[same]
+        igaps = (uday[1:] - uday[:-1])[same[1:]]
+        gaps = igaps.astype("float64")
+        n_gaps = np.bincount(gap_code, minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap_mean = np.bincount(gap_code, weights=gaps, minlength=n) / n_gaps
+            gap_sq = np.bincount(gap_code, weights=gaps ** 2, minlength=n) / n_gaps
+            gap_sd = np.sqrt(np.maximum(gap_sq - gap_mean ** 2, 0.0))
+            interval_cv = np.where(n_gaps >= 2, gap_sd / gap_mean, np.nan)
+        gap_mean = np.where(n_gaps >= 1, gap_mean, np.nan)
+        width = np.int64(igaps.max() + 1) if len(igaps) else np.int64(1)
+        gsorted = np.sort(gap_code * width + igaps) % width  # gaps sorted within patient
+        starts = np.concatenate([[0], np.cumsum(n_gaps)[:-1]])
+        median = np.full(n, np.nan)
+        has = n_gaps >= 1
+        lo = starts[has] + (n_gaps[has] - 1) // 2
+        hi = starts[has] + n_gaps[has] // 2
+        median[has] = (gsorted[lo] + gsorted[hi]) / 2.0
 
-    # ---- departments
-    if "department" in visits:
-        dep = visits["department"].astype("category")
-        dcat = dep.cat.categories
-        dcode = dep.cat.codes.to_numpy().astype(np.int64)
-        dcode = dcode if nv == len(dcode) else dcode[keep_idx]
-        valid = dcode >= 0
-        if n * len(dcat) <= 200_000_000:
-            seen = np.zeros((n, len(dcat)), dtype=bool)
-            seen[code[valid], dcode[valid]] = True
-            n_departments = seen.sum(axis=1).astype(np.int64)
+        # ---- departments
+        if "department" in visits:
+            dep = visits["department"].astype("category")
+            dcat = dep.cat.categories
+            dcode = dep.cat.codes.to_numpy().astype(np.int64)
+            dcode = dcode if nv == len(dcode) else dcode[keep_idx]
+            valid = dcode >= 0
+            if n * len(dcat) <= 200_000_000:
+                seen = np.zeros((n, len(dcat)), dtype=bool)
+                seen[code[valid], dcode[valid]] = True
+                n_departments = seen.sum(axis=1).astype(np.int64)
+            else:
+                key = np.unique(code[valid] * len(dcat) + dcode[valid])
+                n_departments = np.bincount(key // len(dcat), minlength=n).astype(np.int64)
+            main_code = np.full(n, -1)
+            last_code = np.full(n, -1)
+            main_code[code_s[new_patient]] = dcode[pos[new_patient]]
+            last_code[code_s[last_row]] = dcode[pos[last_row]]
+            main_department = pd.Categorical.from_codes(main_code, categories=dcat)
+            last_department = pd.Categorical.from_codes(last_code, categories=dcat)
         else:
-            key = np.unique(code[valid] * len(dcat) + dcode[valid])
-            n_departments = np.bincount(key // len(dcat), minlength=n).astype(np.int64)
-        main_code = np.full(n, -1)
-        last_code = np.full(n, -1)
-        main_code[code_s[new_patient]] = dcode[pos[new_patient]]
-        last_code[code_s[last_row]] = dcode[pos[last_row]]
-        main_department = pd.Categorical.from_codes(main_code, categories=dcat)
-        last_department = pd.Categorical.from_codes(last_code, categories=dcat)
-    else:
-        n_departments = np.zeros(n, dtype=np.int64)
-        main_department = last_department = pd.Categorical([None] * n)
+            n_departments = np.zeros(n, dtype=np.int64)
+            main_department = last_department = pd.Categorical([None] * n)
 
-    # ---- appointments
-    appts_n = np.zeros(n, dtype=np.int64)
-    no_show = np.zeros(n, dtype=np.int64)
-    attended = np.zeros(n, dtype=np.int64)
-    if "appointments" in clinic.tables:
-        ap = clinic.tables["appointments"]
-        limit = as_of + pd.Timedelta(days=1)
-        ok = ((ap["booked_at"] < limit) & (ap["scheduled_at"] < limit)).to_numpy(dtype=bool, na_value=False)
-        acode = _id_codes(ap["patient_id"], id_set, ok)
-        acode = np.where(acode >= 0, remap[np.maximum(acode, 0)], -1)
-        # a cancellation made after as_of is undone: the appointment was still ahead ("booked") then
-        late_cancel = (ap["cancelled_at"] >= limit).to_numpy(dtype=bool, na_value=False)[ok]
-        is_ns = (ap["status"] == "no_show").to_numpy(dtype=bool, na_value=False)[ok] & ~late_cancel
-        is_att = (ap["status"] == "attended").to_numpy(dtype=bool, na_value=False)[ok] & ~late_cancel
-        good = acode >= 0
-        appts_n = np.bincount(acode[good], minlength=n).astype(np.int64)
-        no_show = np.bincount(acode[good & is_ns], minlength=n).astype(np.int64)
-        attended = np.bincount(acode[good & is_att], minlength=n).astype(np.int64)
+        # ---- appointments
+        appts_n = np.zeros(n, dtype=np.int64)
+        no_show = np.zeros(n, dtype=np.int64)
+        attended = np.zeros(n, dtype=np.int64)
+        if "appointments" in clinic.tables:
+            ap = clinic.tables["appointments"]
+            limit = as_of + pd.Timedelta(days=1)
+            ok = ((ap["booked_at"] < limit) & (ap["scheduled_at"] < limit)).to_numpy(dtype=bool, na_value=False)
+            acode = id_positions(ap["patient_id"], id_set, ok)
+            acode = np.where(acode >= 0, remap[np.maximum(acode, 0)], -1)
+            # a cancellation made after as_of is undone: the appointment was still ahead ("booked") then
+            late_cancel = (ap["cancelled_at"] >= limit).to_numpy(dtype=bool, na_value=False)[ok]
+            is_ns = (ap["status"] == "no_show").to_numpy(dtype=bool, na_value=False)[ok] & ~late_cancel
+            is_att = (ap["status"] == "attended").to_numpy(dtype=bool, na_value=False)[ok] & ~late_cancel
+            good = acode >= 0
+            appts_n = np.bincount(acode[good], minlength=n).astype(np.int64)
+            no_show = np.bincount(acode[good & is_ns], minlength=n).astype(np.int64)
+            attended = np.bincount(acode[good & is_att], minlength=n).astype(np.int64)
 
-    # ---- referrals: referred patients first seen on or before as_of
-    fv_reg = np.full(len(patients), np.iinfo(np.int64).max)
-    fv_reg[reg_pos] = np.where(first_day != np.iinfo(np.int64).min, first_day, fv_table[reg_pos])
-    ref = patients["referred_by"]
-    rmask = (ref.notna().to_numpy() & (fv_reg <= end))
-    rcode = _id_codes(ref, id_set, rmask)
-    rcode = remap[rcode[rcode >= 0]]
-    referral_count = np.bincount(rcode[rcode >= 0], minlength=n).astype(np.int64)
+        # ---- referrals: referred patients first seen on or before as_of
+        fv_reg = np.full(len(patients), np.iinfo(np.int64).max)
+        fv_reg[reg_pos] = np.where(first_day != np.iinfo(np.int64).min, first_day, fv_table[reg_pos])
+        ref = patients["referred_by"]
+        rmask = (ref.notna().to_numpy() & (fv_reg <= end))
+        rcode = id_positions(ref, id_set, rmask)
+        rcode = remap[rcode[rcode >= 0]]
+        referral_count = np.bincount(rcode[rcode >= 0], minlength=n).astype(np.int64)
 
-    # ---- demographics at as_of
-    preg = patients.iloc[reg_pos]
-    age = completed_years(preg["birth_date"], as_of)
-    bands = age_band(age)
+        # ---- demographics at as_of
+        preg = patients.iloc[reg_pos]
+        age = completed_years(preg["birth_date"], as_of)
+        bands = age_band(age)
 
     fd = np.where(first_day != np.iinfo(np.int64).min, first_day, fv_table[reg_pos])
     ld = last_day.astype("float64")
     ld[last_day == np.iinfo(np.int64).min] = np.nan
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = {
-            "first_visit_date": _to_dates(fd.astype("float64")),
-            "last_visit_date": _to_dates(ld),
-            "recency_days": end - ld,
-            "frequency": frequency,
-            "visits_12m": visits_12m,
-            "monetary_insured": m_ins,
-            "monetary_self_pay": m_sp,
-            "monetary_total": m_total,
-            "value_12m": value_12m,
-            "self_pay_share": np.where(m_total > 0, m_sp / m_total, np.nan),
-            "tenure_days": (end - fd).astype(np.int64),
-            "mean_interval_days": gap_mean,
-            "median_interval_days": median,
-            "interval_cv": interval_cv,
-            "inpatient_days": inpatient_days.astype(np.int64),
-            "inpatient_stays": inpatient_stays,
-            "per_diem_charge": np.where(care_days > 0, m_total / care_days, np.nan),
-            "n_departments": n_departments,
-            "main_department": main_department,
-            "last_department": last_department,
-            "appointments": appts_n,
-            "no_show_count": no_show,
-            "no_show_rate": np.where(attended + no_show > 0, no_show / (attended + no_show), np.nan),
-            "referral_count": referral_count,
-            "age": pd.array(age.to_numpy(), dtype="Int64"),
-            "age_band": bands,
-        }
-    for name in ("sex", "region", "referral_source", "record_status"):
-        out[name] = preg[name].array if name in patients else pd.array([pd.NA] * n, dtype="string")
-    out["opted_out_all"] = _opted_out_everywhere(preg, as_of)
-    index = pd.Index(all_ids.to_numpy()[reg_pos], name="patient_id", dtype=patients["patient_id"].dtype)
-    frame = pd.DataFrame(out, index=index)[list(FEATURE_COLUMNS)]
+    if full:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = {
+                "first_visit_date": _to_dates(fd.astype("float64")),
+                "last_visit_date": _to_dates(ld),
+                "recency_days": end - ld,
+                "frequency": frequency,
+                "visits_12m": visits_12m,
+                "monetary_insured": m_ins,
+                "monetary_self_pay": m_sp,
+                "monetary_total": m_total,
+                "value_12m": value_12m,
+                "self_pay_share": np.where(m_total > 0, m_sp / m_total, np.nan),
+                "tenure_days": (end - fd).astype(np.int64),
+                "mean_interval_days": gap_mean,
+                "median_interval_days": median,
+                "interval_cv": interval_cv,
+                "inpatient_days": inpatient_days.astype(np.int64),
+                "inpatient_stays": inpatient_stays,
+                "per_diem_charge": np.where(care_days > 0, m_total / care_days, np.nan),
+                "n_departments": n_departments,
+                "main_department": main_department,
+                "last_department": last_department,
+                "appointments": appts_n,
+                "no_show_count": no_show,
+                "no_show_rate": np.where(attended + no_show > 0, no_show / (attended + no_show), np.nan),
+                "referral_count": referral_count,
+                "age": pd.array(age.to_numpy(), dtype="Int64"),
+                "age_band": bands,
+            }
+        for name in ("sex", "region", "referral_source", "record_status"):
+            out[name] = preg[name].array if name in patients else pd.array([pd.NA] * n, dtype="string")
+        out["opted_out_all"] = _opted_out_everywhere(preg, as_of)
+    else:
+        out = {"first_visit_date": _to_dates(fd.astype("float64")), "last_visit_date": _to_dates(ld),
+               "frequency": frequency, "value_12m": value_12m}
+    ids = patients["patient_id"].array
+    if isinstance(ids, pd.arrays.ArrowStringArray):  # taken as Arrow text, not through a million Python strings
+        index = pd.Index(ids.take(reg_pos), name="patient_id")
+    else:
+        index = pd.Index(all_ids.to_numpy()[reg_pos], name="patient_id", dtype=patients["patient_id"].dtype)
+    frame = pd.DataFrame(out, index=index)[[c for c in FEATURE_COLUMNS if c in out]]
     frame.attrs["as_of"] = as_of
-    return frame
+    visit_rows = np.full(len(visits), -1, dtype=np.int64)
+    visit_rows[keep_idx] = code
+    return frame, visit_rows
 
 
 def completed_years(birth: pd.Series, at) -> pd.Series:
@@ -392,7 +394,8 @@ def completed_years(birth: pd.Series, at) -> pd.Series:
         Whole years (float, NaN where `birth` or `at` is missing), indexed like
         `birth`. Someone born on 2006-11-01 is 19 on 2026-10-31 and 20 on 2026-11-01.
     """
-    birth = pd.to_datetime(birth)
+    if not pd.api.types.is_datetime64_dtype(birth):  # to_datetime of dates already parsed only costs time
+        birth = pd.to_datetime(birth)
     if isinstance(at, pd.Series):
         at = pd.to_datetime(at)
         year, month, day = at.dt.year, at.dt.month, at.dt.day
@@ -421,42 +424,6 @@ def age_band(age) -> pd.Categorical:
     code = np.searchsorted(edges, np.nan_to_num(age_f, nan=-1.0), side="right") - 1
     code = np.where(np.isnan(age_f) | (code < 0), -1, code)
     return pd.Categorical.from_codes(code, categories=[b for b, _ in AGE_BANDS], ordered=True)
-
-
-def _arrow(values: pd.Series, combine: bool = True):
-    """A pandas text column as pyarrow (zero-copy for ``string[pyarrow]``)."""
-    import pyarrow as pa
-
-    arr = getattr(values.array, "_pa_array", None)
-    if arr is None:
-        arr = values.astype("string[pyarrow]").array._pa_array
-    if combine and isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        arr = arr.cast(pa.large_string())
-    return arr
-
-
-def _id_codes(values: pd.Series, id_set, mask: np.ndarray | None = None) -> np.ndarray:
-    """Position of each value (of the rows in `mask`) in `id_set`; -1 if absent or missing.
-
-    An Arrow hash lookup: about four times faster than ``Index.get_indexer`` on
-    millions of text ids. Only the (small) id set is cast to the values' type.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arr = _arrow(values, combine=False)
-    if mask is not None:
-        arr = arr.filter(pa.array(mask))
-    value_set = id_set if id_set.type == arr.type else id_set.cast(arr.type)
-    codes = pc.index_in(arr, value_set=value_set)
-    if codes.null_count:
-        codes = codes.fill_null(-1)
-    if isinstance(codes, pa.ChunkedArray):
-        parts = [c.to_numpy(zero_copy_only=False) for c in codes.chunks]
-        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
-    return codes.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _opted_out_everywhere(patients: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:

@@ -14,8 +14,9 @@ allows:
 - anything else: Arrow's ``index_in``, without the Python objects pandas
   makes.
 
-:func:`arrow_text` gives a pandas text column's Arrow array, zero-copy where
-it can. Validation and the features build on this module; it imports
+:func:`id_positions` does the same for ids known to be distinct (a
+patient's rows among the patients), with a row mask. :func:`arrow_text`
+gives a pandas text column's Arrow array, zero-copy where it can. Validation and the features build on this module; it imports
 nothing of the package but :mod:`crm_analysis.coercion`.
 """
 
@@ -28,7 +29,7 @@ import pyarrow.compute as pc
 
 from crm_analysis.coercion import is_arrow_text
 
-__all__ = ["first_positions", "fixed_width_positions", "strictly_increasing", "arrow_text"]
+__all__ = ["id_positions", "first_positions", "fixed_width_positions", "strictly_increasing", "arrow_text"]
 
 
 def arrow_text(values: pd.Series, combine: bool = True) -> pa.Array | pa.ChunkedArray:
@@ -41,6 +42,45 @@ def arrow_text(values: pd.Series, combine: bool = True) -> pa.Array | pa.Chunked
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = arr.cast(pa.large_string())
     return arr
+
+
+def id_positions(values: pd.Series, ids, mask: np.ndarray | None = None) -> np.ndarray:
+    """Position of each text id in `values` (only the rows in `mask`, if given) among `ids`; -1 if absent or missing.
+
+    Numbered ids (:func:`fixed_width_positions`) are found without hashing; others by an Arrow hash
+    look-up, much faster than pandas' ``isin``/``get_indexer``/``groupby`` on Arrow text ids.
+
+    Parameters
+    ----------
+    values : Series
+        Text ids (Arrow or object strings).
+    ids : pyarrow array, Index, Series or array-like
+        The ids to find, each once (a pyarrow string array is used as it is: convert once, look up often).
+    mask : array of bool, optional
+        Look up only these rows of `values`.
+
+    Returns
+    -------
+    ndarray of int64
+        One position per (masked) row.
+    """
+    id_set = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else arrow_text(pd.Series(ids))
+    if isinstance(id_set, pa.ChunkedArray):
+        id_set = id_set.combine_chunks()
+    arr = arrow_text(values, combine=False)
+    numbered = fixed_width_positions(arr, id_set) if len(id_set) and not id_set.null_count else None
+    if numbered is not None:
+        return numbered if mask is None else numbered[mask]
+    if mask is not None:
+        arr = arr.filter(pa.array(mask))
+    value_set = id_set if id_set.type == arr.type else id_set.cast(arr.type)
+    codes = pc.index_in(arr, value_set=value_set)
+    if codes.null_count:
+        codes = codes.fill_null(-1)
+    if isinstance(codes, pa.ChunkedArray):
+        parts = [c.to_numpy(zero_copy_only=False) for c in codes.chunks]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+    return codes.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 #: From how many keys a reference is looked up by DuckDB, which hashes and probes on every core.

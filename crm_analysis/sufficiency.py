@@ -42,27 +42,42 @@ SHORT_OF_DATA = {"en": "not enough data — ", "ko": "자료가 부족해 분석
 
 # --------------------------------------------------------------------------- what can be counted
 
-def _up_to(frame: pd.DataFrame, column: str, as_of: pd.Timestamp) -> pd.DataFrame:
-    values = frame[column]
-    return frame.loc[(values < as_of + pd.Timedelta(days=1)).fillna(False).to_numpy()]
+def _known_rows(frame: pd.DataFrame, column: str, as_of: pd.Timestamp) -> np.ndarray:
+    """Which rows of `frame` are dated on or before `as_of` (by `column`; a missing date is not)."""
+    return (frame[column] < as_of + pd.Timedelta(days=1)).to_numpy(dtype=bool, na_value=False)
 
 
-def _visits(clinic, as_of) -> pd.DataFrame:
-    return _up_to(clinic.tables["visits"], "visit_date", as_of) if "visits" in clinic.tables else pd.DataFrame(
-        {"patient_id": [], "visit_date": pd.Series([], dtype="datetime64[ns]")})
+def _up_to(frame: pd.DataFrame, column: str, as_of: pd.Timestamp, columns=None) -> pd.DataFrame:
+    """The rows dated up to `as_of`, only `columns` of them (all by default): a counter copies what it reads."""
+    keep = _known_rows(frame, column, as_of)
+    part = frame if columns is None else frame[[c for c in columns if c in frame.columns]]
+    return part if keep.all() else part.loc[keep]
+
+
+def _visits(clinic, as_of, columns=("patient_id", "visit_date")) -> pd.DataFrame:
+    """The visits up to `as_of`, only `columns` of them (``None``: all)."""
+    if "visits" not in clinic.tables:
+        return pd.DataFrame({"patient_id": [], "visit_date": pd.Series([], dtype="datetime64[ns]")})
+    return _up_to(clinic.tables["visits"], "visit_date", as_of, columns)
 
 
 def history_months(clinic, as_of) -> int:
     """Whole months from the first visit to `as_of` (0 without visits): how much history the data holds."""
-    dates = _visits(clinic, pd.Timestamp(as_of))["visit_date"].dropna()
-    if dates.empty:
+    if "visits" not in clinic.tables:
+        return 0
+    dates = clinic.tables["visits"]["visit_date"]
+    dates = dates[_known_rows(clinic.tables["visits"], "visit_date", pd.Timestamp(as_of))]
+    if dates.isna().all():
         return 0
     first, as_of = dates.min().to_period("M"), pd.Timestamp(as_of).to_period("M")
     return int((as_of - first).n) + 1
 
 
 def _patients_seen(clinic, as_of) -> int:
-    return int(_visits(clinic, as_of)["patient_id"].nunique())
+    ids = _visits(clinic, as_of)["patient_id"]
+    if isinstance(ids.array, pd.arrays.ArrowStringArray):  # pandas' nunique factorizes Arrow text slowly
+        return int(pc.count_distinct(ids.array._pa_array).as_py())
+    return int(ids.nunique())
 
 
 def _returning_patients(clinic, as_of) -> int:
@@ -70,29 +85,47 @@ def _returning_patients(clinic, as_of) -> int:
     v = _visits(clinic, as_of)
     if v.empty:
         return 0
-    days = v[["patient_id", "visit_date"]].drop_duplicates()
-    return int((days.groupby("patient_id", observed=True).size() >= 2).sum())
+    # integer codes of (patient, day) rather than a drop_duplicates over text ids and timestamps
+    who = _codes(v["patient_id"])
+    day = v["visit_date"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    known = (who >= 0) & ~v["visit_date"].isna().to_numpy()
+    who, day = who[known], day[known]
+    if not len(who):
+        return 0
+    _, day = np.unique(day, return_inverse=True)
+    pairs = np.unique(who * (int(day.max()) + 1) + day)
+    days_per_patient = np.bincount(pairs // (int(day.max()) + 1))
+    return int((days_per_patient >= 2).sum())
+
+
+def _codes(values: pd.Series) -> np.ndarray:
+    """Integer code of each value (-1 where missing); by Arrow for Arrow text (pandas factorizes it slowly)."""
+    if isinstance(values.array, pd.arrays.ArrowStringArray):
+        indices = pc.dictionary_encode(values.array._pa_array).combine_chunks().indices
+        return indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pd.factorize(values, use_na_sentinel=True)[0].astype(np.int64)
 
 
 def _charged_visits(clinic, as_of) -> int:
-    v = _visits(clinic, as_of)
-    charges = [c for c in ("charge_insured", "charge_self_pay") if c in v.columns]
+    charges = [c for c in ("charge_insured", "charge_self_pay") if c in clinic.tables.get("visits", ())]
+    v = _visits(clinic, as_of, charges)
     if not charges or v.empty:
         return 0
-    return int(v[charges].astype("float64").fillna(0).sum(axis=1).gt(0).sum())
+    total = sum(np.nan_to_num(v[c].to_numpy(dtype="float64", na_value=np.nan)) for c in charges)
+    return int((total > 0).sum())
 
 
 def _resolved_appointments(clinic, as_of) -> int:
     if "appointments" not in clinic.tables:
         return 0
-    a = _up_to(clinic.tables["appointments"], "scheduled_at", as_of)
+    a = _up_to(clinic.tables["appointments"], "scheduled_at", as_of, ["status"])
     return int(a["status"].astype("object").isin(["attended", "no_show"]).sum())
 
 
 def _reminded_appointments(clinic, as_of) -> int:
     if "appointments" not in clinic.tables or "reminders" not in clinic.tables:
         return 0
-    a = _up_to(clinic.tables["appointments"], "scheduled_at", as_of)
+    a = _up_to(clinic.tables["appointments"], "scheduled_at", as_of, ["appointment_id"])
     return int(_is_in(a["appointment_id"], clinic.tables["reminders"]["appointment_id"]).sum())
 
 
@@ -115,14 +148,14 @@ def _is_text(arrow_type) -> bool:
 def _holdout_contacts(clinic, as_of) -> int:
     if "contacts" not in clinic.tables:
         return 0
-    c = _up_to(clinic.tables["contacts"], "sent_at", as_of)
+    c = _up_to(clinic.tables["contacts"], "sent_at", as_of, ["arm"])
     return int((c["arm"].astype("object") == "holdout").sum())
 
 
 def _sent_contacts(clinic, as_of) -> int:
     if "contacts" not in clinic.tables:
         return 0
-    c = _up_to(clinic.tables["contacts"], "sent_at", as_of)
+    c = _up_to(clinic.tables["contacts"], "sent_at", as_of, ["arm"])
     return int((c["arm"].astype("object") == "sent").sum())
 
 
@@ -277,10 +310,28 @@ class Sufficiency:
 
 #: Counts already taken, per (clinic, day): ``[(clinic, day, {counter: value})]``, compared with ``is`` (an id
 #: can be reused by a new object). Several analyses ask for the same counts of the same clinic in one run.
+#: A value known only to be at least something is stored under ``(counter, "at_least")``.
 _COUNTED: list[tuple[object, pd.Timestamp, dict]] = []
 
+#: Row counts of the first rows a minimum is tried on before a whole table is counted (see :func:`_count`).
+_PREFIXES: tuple[int, ...] = (1 << 16, 1 << 20)
 
-def _count(counter: Callable, clinic, as_of: pd.Timestamp) -> int:
+
+class _FirstRows:
+    """The first `rows` rows of each table of a clinic: what a counter needs to see (``tables``) and no more."""
+
+    def __init__(self, clinic, rows: int):
+        self.tables = {name: frame.iloc[:rows] for name, frame in clinic.tables.items()}
+
+
+def _count(counter: Callable, clinic, as_of: pd.Timestamp, minimum: int | None = None) -> int:
+    """``counter(clinic, as_of)``, or when `minimum` is given possibly a smaller count that already reaches it.
+
+    Every counter counts rows or distinct things in rows, so it can only grow with more rows: a count on
+    the first rows of each table that reaches `minimum` proves the whole clinic does, without reading a
+    million patients' twenty million visits. Only a count that falls short is taken on the whole
+    clinic, so the number a reason quotes is always exact.
+    """
     for c, day, counts in _COUNTED:
         if c is clinic and day == as_of:
             break
@@ -288,20 +339,35 @@ def _count(counter: Callable, clinic, as_of: pd.Timestamp) -> int:
         counts = {}
         _COUNTED.append((clinic, as_of, counts))
         del _COUNTED[:-2]
-    if counter not in counts:
-        counts[counter] = counter(clinic, as_of)
+    if counter in counts:
+        return counts[counter]
+    if minimum is not None:
+        if counts.get((counter, "at_least"), -1) >= minimum:
+            return counts[(counter, "at_least")]
+        longest = max((len(t) for t in clinic.tables.values()), default=0)
+        for rows in _PREFIXES:
+            if rows >= longest:
+                break
+            seen = counter(_FirstRows(clinic, rows), as_of)
+            if seen >= minimum:
+                counts[(counter, "at_least")] = max(seen, counts.get((counter, "at_least"), -1))
+                return seen
+    counts[counter] = counter(clinic, as_of)
     return counts[counter]
 
 
 def _column_holds_values(clinic, spec: str, as_of: pd.Timestamp) -> bool:
     """Whether any row known by `as_of` holds a value in one of the ``table.column`` alternatives of `spec`."""
-    known = {"visits": _visits, "patients": _patients_known}
+    dated = {"visits": "visit_date", "patients": "first_visit_date"}
     for alternative in spec.split("|"):
         table, column = alternative.split(".")
-        if table not in clinic.tables:
+        if table not in clinic.tables or column not in clinic.tables[table].columns:
             continue
-        frame = known[table](clinic, as_of) if table in known else clinic.tables[table]
-        if column in frame.columns and frame[column].notna().any():
+        frame = clinic.tables[table]
+        has = frame[column].notna().to_numpy(dtype=bool)
+        if table in dated and dated[table] in frame.columns:  # only the rows known by as_of
+            has &= _known_rows(frame, dated[table], as_of)
+        if has.any():
             return True
     return False
 
@@ -349,7 +415,7 @@ def check(name: str, clinic, as_of) -> Sufficiency:
             en.append(f"it needs {req.months} months of visit history up to {as_of:%Y-%m-%d}, the data has {have}")
             ko.append(f"{as_of:%Y-%m-%d}까지 {req.months}개월의 내원 기록이 필요한데 {have}개월뿐입니다")
     for need in req.counts:
-        have = _count(need.counter, clinic, as_of)
+        have = _count(need.counter, clinic, as_of, need.minimum)
         if have < need.minimum:
             en.append(f"it needs at least {need.minimum:,} {need.what_en}, the data has {have:,}")
             ko.append(f"{need.what_ko}이(가) {need.minimum:,}건 이상 필요한데 {have:,}건뿐입니다")

@@ -193,14 +193,21 @@ def test_completed_years_and_age_band_at_the_band_edge():
     assert completed_years(birth, "2026-10-31").iloc[0] == 19.0
 
 
-@pytest.mark.parametrize("dtype", ["string[pyarrow]", "object"])
-def test_id_positions_and_day_numbers(dtype):
-    from crm_analysis.features import day_numbers, id_positions
+def test_day_numbers():
+    from crm_analysis.features import day_numbers
 
-    values = pd.Series(["b", None, "z", "a", "b"], dtype=dtype)
-    ids = pd.Index(["a", "b", "c"], dtype=dtype)
-    assert id_positions(values, ids).tolist() == [1, -1, -1, 0, 1]
-    mask = np.array([False, True, True, True, False])
-    assert id_positions(values, ids, mask).tolist() == [-1, -1, 0]
     days = day_numbers(pd.to_datetime(["1970-01-02 00:00", "2026-10-31 23:59"]))
     assert days.tolist() == [1, (pd.Timestamp("2026-10-31") - pd.Timestamp("1970-01-01")).days]
+
+
+@pytest.mark.parametrize("as_of", [DEMO_END, "2025-06-30"])
+def test_the_few_features_of_the_value_model_equal_the_full_ones(demo_clinic, as_of):
+    """``full=False`` (what the lifetime-value model reads) gives the same values, patients and visit rows."""
+    from crm_analysis.features import patient_features_and_visit_rows
+
+    lean, rows = patient_features_and_visit_rows(demo_clinic, as_of, full=False)
+    full, full_rows = patient_features_and_visit_rows(demo_clinic, as_of)
+    assert list(lean.columns) == ["first_visit_date", "last_visit_date", "frequency", "value_12m"]
+    pd.testing.assert_frame_equal(lean, full[list(lean.columns)], check_exact=True)
+    np.testing.assert_array_equal(rows, full_rows)
+    assert (rows >= 0).sum() > 1_000

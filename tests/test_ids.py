@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -65,3 +67,61 @@ def test_numbered_ids_in_any_order_find_their_first_row(numbers, keys):
         assert got is None or got.tolist() == expected
     else:
         assert got is not None and got.tolist() == expected
+
+
+@pytest.mark.parametrize("dtype", ["string[pyarrow]", "object"])
+def test_id_positions_with_a_mask(dtype):
+    from crm_analysis.ids import id_positions
+
+    values = pd.Series(["b", None, "z", "a", "b"], dtype=dtype)
+    ids = pd.Index(["a", "b", "c"], dtype=dtype)
+    assert id_positions(values, ids).tolist() == [1, -1, -1, 0, 1]
+    mask = np.array([False, True, True, True, False])
+    assert id_positions(values, ids, mask).tolist() == [-1, -1, 0]
+
+
+@pytest.mark.parametrize("values, ids", [
+    (["P0000003", "P0000001", "P0000009", "P0000003", "P0000002"], ["P0000001", "P0000002", "P0000003", "P0000002"]),
+    (["P0000003", None, "P0000001"], ["P0000001", "P0000003"]),               # a missing id: hash look-up
+    (["P0000003", "P000001", "P0000001"], ["P0000001", "P0000003"]),          # another length
+    (["P0000003", "Q0000001", "P00000a1"], ["P0000001", "P0000003"]),         # another prefix, a letter
+    (["P0000003", "P0000001"], ["P0000001", "P-000003"]),                     # ids of two forms
+    (["00012", "00007", "99999"], ["00007", "00012"]),                        # digits only
+    (["C9-0001", "C9-0100", "C9-0002"], ["C9-0100", "C9-0001"]),              # digits inside the prefix
+    (["P" + "9" * 17, "P" + "0" * 16 + "1"], ["P" + "0" * 16 + "1", "P" + "9" * 17]),  # the widest numbers
+    (["P" + "0" * 18], ["P" + "0" * 18]),                                     # too wide for an int64
+])
+@pytest.mark.parametrize("large", [False, True])
+def test_ids_looked_up_by_number_equal_the_hash_look_up(values, ids, large):
+    """Ids of one prefix and fixed-width digits are found by number; anything else by Arrow's hash look-up,
+    and both give index_in's answer (first position among the ids, -1 if absent or missing)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from crm_analysis.ids import id_positions
+
+    kind = pa.large_string() if large else pa.string()
+    id_set = pa.array(ids, type=kind)
+    series = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([pa.array(values[:1], type=kind),
+                                                                     pa.array(values[1:], type=kind)])))
+    expected = pc.index_in(pa.array(values, type=kind), value_set=id_set).fill_null(-1).to_numpy(
+        zero_copy_only=False)
+    np.testing.assert_array_equal(id_positions(series, id_set), expected)
+    mask = np.arange(len(values)) % 2 == 0
+    np.testing.assert_array_equal(id_positions(series, id_set, mask), expected[mask])
+
+
+def test_ids_by_number_on_a_generated_clinic_equal_the_hash_look_up():
+    import pyarrow.compute as pc
+
+    from crm_analysis import synth
+    from crm_analysis.ids import arrow_text, fixed_width_positions, id_positions
+
+    tables = synth.generate_clinic(n_patients=400, seed=5).tables
+    id_set = arrow_text(tables["patients"]["patient_id"].iloc[::-1])  # not in number order
+    for name in ("visits", "appointments"):
+        values = arrow_text(tables[name]["patient_id"], combine=False)
+        assert fixed_width_positions(values, id_set) is not None, name  # the fast path is taken
+        expected = pc.index_in(values, value_set=id_set).fill_null(-1)
+        expected = np.concatenate([c.to_numpy(zero_copy_only=False) for c in getattr(expected, "chunks", [expected])])
+        np.testing.assert_array_equal(id_positions(tables[name]["patient_id"], id_set), expected)

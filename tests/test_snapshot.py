@@ -254,3 +254,21 @@ def test_the_duckdb_lookup_used_for_millions_of_appointments_gives_the_same_snap
     assert np.array_equal(clinic_module._isin_large(rem["appointment_id"], appts["appointment_id"]), expected)
     for day in ("2026-06-30", "2026-07-03"):
         assert_same_snapshot(edge, day)
+
+
+@pytest.mark.parametrize("text", ["arrow", "object"])
+@pytest.mark.parametrize("day", ["2026-06-29", "2026-06-30", "2026-07-03"])
+def test_a_snapshot_at_its_own_day_is_itself_and_cutting_again_would_change_nothing(text, day):
+    """The shortcut (a snapshot asked for its own day returns itself, sparing a million-patient clinic a second
+    cut) is right only because a second cut leaves every table as it is: checked on the edge cases."""
+    import dataclasses
+
+    snap = _edge_clinic(True, text).snapshot(day)
+    assert snap.snapshot(day) is snap and snap.snapshot(pd.Timestamp(day) + pd.Timedelta(hours=9)) is snap
+    again = dataclasses.replace(snap).snapshot(day)  # an unmarked copy is cut in full
+    assert again is not snap and list(again.tables) == list(snap.tables)
+    for name in snap.tables:
+        assert_frame_equal(again.tables[name].reset_index(drop=True), snap.tables[name].reset_index(drop=True),
+                           check_exact=True, obj=f"{name} cut twice at {day}")
+    earlier = snap.snapshot(pd.Timestamp(day) - pd.Timedelta(days=1))  # another day is still cut
+    assert earlier is not snap and earlier.as_of == pd.Timestamp(day) - pd.Timedelta(days=1)

@@ -167,3 +167,52 @@ def test_a_network_branch_keeps_its_patient_figures_without_retention():
     row = _retention({"patients": {"available": True, "active_12m": 40, "new_month": 6, "returning_month": 9},
                       "retention": {"available": False, "base": None, "retained": None, "rate": None}}, 5)
     assert row["available"] and row["active_12m"] == 40 and not row["retention_available"] and row["rate"] is None
+
+
+def _reference_counts(clinic, as_of) -> dict:
+    """The counters as they were written before they read only their columns (each copied the visits up to as_of)."""
+    end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+    v = clinic.tables["visits"]
+    v = v.loc[(v["visit_date"] < end).fillna(False).to_numpy()]
+    days = v[["patient_id", "visit_date"]].drop_duplicates()
+    charged = v[["charge_insured", "charge_self_pay"]].astype("float64").fillna(0).sum(axis=1).gt(0).sum()
+    return {"_patients_seen": int(v["patient_id"].nunique()),
+            "_returning_patients": int((days.groupby("patient_id", observed=True).size() >= 2).sum()),
+            "_charged_visits": int(charged)}
+
+
+@pytest.mark.parametrize("as_of", [DEMO_END, "2025-02-15"])
+def test_counters_reading_only_their_columns_equal_the_copying_reference(demo_clinic, as_of):
+    from crm_analysis import sufficiency
+
+    visits = demo_clinic.visits.copy()
+    ids = visits["patient_id"].astype(object).to_numpy()
+    ids[::37] = None  # missing ids count for no patient
+    visits["patient_id"] = pd.array(ids, dtype=demo_clinic.visits["patient_id"].dtype)
+    clinic = ClinicData(tables={**demo_clinic.tables, "visits": visits}, as_of=demo_clinic.as_of)
+    for name, expected in _reference_counts(clinic, as_of).items():
+        assert getattr(sufficiency, name)(clinic, pd.Timestamp(as_of)) == expected, name
+
+
+def test_a_minimum_reached_on_the_first_rows_stops_there_and_a_shortfall_is_counted_exactly(demo_clinic, monkeypatch):
+    from crm_analysis import sufficiency
+
+    monkeypatch.setattr(sufficiency, "_PREFIXES", (500,))
+    monkeypatch.setattr(sufficiency, "_COUNTED", [])
+    read = []
+
+    def returning(clinic, as_of):
+        read.append(len(clinic.tables["visits"]))
+        return sufficiency._returning_patients(clinic, as_of)
+
+    day = pd.Timestamp(DEMO_END)
+    exact = sufficiency._returning_patients(demo_clinic, day)
+    assert 3 <= sufficiency._count(returning, demo_clinic, day, 3) < exact and read == [500]
+    read.clear()
+    assert sufficiency._count(returning, demo_clinic, day, exact + 1) == exact  # the shortfall names the true count
+    assert read == [500, len(demo_clinic.visits)]
+    read.clear()
+    assert sufficiency._count(returning, demo_clinic, day, 3) == exact and read == []  # the exact count is kept
+    result = check("churn", _visits_only(demo_clinic, patients=12), DEMO_END)  # short: the reason's number is exact
+    assert f"the data has {sufficiency._returning_patients(_visits_only(demo_clinic, patients=12), day):,}" \
+        in result.reason("en")

@@ -37,7 +37,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep, test_propor
 
 from crm_analysis.campaigns.definitions import CampaignConfig, load_campaigns
 from crm_analysis.estimates import Estimate
-from crm_analysis.features import id_positions
+from crm_analysis.ids import id_positions
 from crm_analysis.privacy import DEFAULT_MIN_COUNT, suppressed_mask
 
 __all__ = ["CampaignEvaluation", "contact_outcomes", "evaluate_campaigns"]

@@ -45,7 +45,8 @@ from crm_analysis.churn.calibration import brier_score, calibration_errors, deci
 from crm_analysis.churn.model import ChurnModel
 from crm_analysis.churn.survival_data import survival_data
 from crm_analysis.exceptions import CrmAnalysisError
-from crm_analysis.features import day_numbers, id_positions
+from crm_analysis.features import day_numbers
+from crm_analysis.ids import id_positions
 from crm_analysis.sufficiency import require
 
 __all__ = ["BacktestResult", "backtest"]

@@ -31,13 +31,16 @@ MAX_ENTRIES = 2
 _ENTRIES: list[tuple[object, str, ChurnModel]] = []
 
 
-def fitted_model(clinic, as_of) -> ChurnModel:
+def fitted_model(clinic, as_of, gaps: pd.DataFrame | None = None) -> ChurnModel:
     """The default churn model of (`clinic`, `as_of`), fitted on first use and remembered.
 
     Parameters
     ----------
     clinic : ClinicData
     as_of : str or Timestamp
+    gaps : DataFrame, optional
+        :func:`~crm_analysis.churn.survival_data` of `clinic` at `as_of`, used when the model has to be
+        fitted (a caller that needs them anyway saves building them twice).
 
     Returns
     -------
@@ -50,7 +53,7 @@ def fitted_model(clinic, as_of) -> ChurnModel:
         if c is clinic and d == day:
             _ENTRIES.append(_ENTRIES.pop(i))  # most recently used last
             return model
-    model = ChurnModel(weibull=False, ph_test=False).fit(clinic, pd.Timestamp(day))
+    model = ChurnModel(weibull=False, ph_test=False).fit(clinic, pd.Timestamp(day), gaps=gaps)
     _ENTRIES.append((clinic, day, model))
     del _ENTRIES[:-MAX_ENTRIES]
     return model

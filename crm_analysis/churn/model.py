@@ -226,16 +226,18 @@ class ChurnModel:
         gaps = survival_data(clinic, self.as_of_) if gaps is None else gaps
         _check_gaps_at(gaps, self.as_of_)
         rng = np.random.default_rng(self.seed)
-        usable = gaps.loc[(gaps["duration"] > 0).to_numpy()]
+        # positions, not a copy of every usable gap: only a sample of them is fitted
+        usable = np.flatnonzero((gaps["duration"] > 0).to_numpy())
         self.n_gaps_ = len(usable)
-        if int(usable["event"].sum()) < 10:
-            n = int(usable["event"].sum())
+        returns = int(gaps["event"].to_numpy()[usable].sum())
+        if returns < 10:
+            n = returns
             raise InsufficientDataError(
                 "churn_model", f"Churn model: only {n} returns (second or later visits) on or before "
                                f"{self.as_of_:%Y-%m-%d}, too few to fit; it needs at least 10 (more history helps).",
                 f"이탈 모형: {self.as_of_:%Y-%m-%d}까지 재방문이 {n}건뿐이라 모형을 만들 수 없습니다 "
                 "(10건 이상 필요; 더 긴 기간의 자료가 도움이 됩니다).")
-        fit_gaps = _sample(usable, self.max_gaps, rng)
+        fit_gaps = gaps.iloc[_sample_positions(usable, self.max_gaps, rng)]
         self.n_fit_gaps_ = len(fit_gaps)
         self.design_ = learn_design(fit_gaps, self.covariates, self.min_events)
         self.notes_ = []
@@ -732,6 +734,13 @@ def _sample(gaps: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFram
     return gaps.iloc[take]
 
 
+def _sample_positions(positions: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """:func:`_sample` of the rows at `positions`, as positions (the same draws from `rng`)."""
+    if len(positions) <= n:
+        return positions
+    return positions[np.sort(rng.choice(len(positions), size=n, replace=False))]
+
+
 def _own_median_interval(gaps: pd.DataFrame, min_gaps: int) -> pd.Series:
     """Median completed gap per patient, for patients with at least `min_gaps` of them.
 
@@ -742,8 +751,14 @@ def _own_median_interval(gaps: pd.DataFrame, min_gaps: int) -> pd.Series:
     group = np.concatenate([[0], np.cumsum(is_open[:-1])]).astype(np.int64)
     done = gaps["event"].to_numpy() == 1
     g, d = group[done], gaps["duration"].to_numpy(dtype=np.int64)[done]
-    order = np.lexsort((d, g))  # completed gaps sorted within each patient
-    g, d = g[order], d[order]
+    width = int(d.max()) - int(d.min()) + 1 if len(d) else 1
+    if len(d) and (int(g.max()) + 1) * width < 2**62:  # completed gaps sorted within each patient: one int64 sort
+        low = int(d.min())
+        key = np.sort(g * width + (d - low))
+        g, d = key // width, key % width + low
+    else:
+        order = np.lexsort((d, g))
+        g, d = g[order], d[order]
     groups, start, n = np.unique(g, return_index=True, return_counts=True)
     med = (d[start + (n - 1) // 2] + d[start + n // 2]) / 2.0  # middle value, or mean of the two middle ones
     ids = gaps["patient_id"].to_numpy()[is_open]

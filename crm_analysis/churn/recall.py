@@ -43,6 +43,7 @@ import pandas as pd
 from crm_analysis.churn.model import ChurnModel
 from crm_analysis.consent import opted_out
 from crm_analysis.churn.rules import load_churn_rules
+from crm_analysis.churn.survival_data import survival_data
 from crm_analysis.churn.uplift import ContactResponse, expected_uplift, learn_contact_response
 from crm_analysis.contract import CHANNELS
 from crm_analysis.exceptions import CrmAnalysisError
@@ -116,14 +117,19 @@ def recall_table(clinic, as_of, *, model: ChurnModel | None = None, segments: pd
     as_of = pd.Timestamp(as_of).normalize()
     given = clinic
     clinic = _at(clinic, as_of)
+    gaps = None
+    if response is None and clinic.has("contacts") and len(clinic.contacts):
+        # the response is learned on the gaps the model is fitted on: built once, not twice (the same
+        # rows on the clinic and on its snapshot; built on the one the fit would use, for the same order)
+        gaps = survival_data(given if model is None and default_model else clinic, as_of)  # rows up to as_of only
     if model is None and default_model:  # the default model: fitted once per (clinic, as_of) in a process
         from crm_analysis.churn.cache import fitted_model
 
-        model = fitted_model(given, as_of)  # fit uses rows up to as_of only
+        model = fitted_model(given, as_of, gaps=gaps)  # fit uses rows up to as_of only
     elif model is None:
-        model = ChurnModel(rules=rules).fit(clinic, as_of)
+        model = ChurnModel(rules=rules).fit(clinic, as_of, gaps=gaps)
     elif not hasattr(model, "as_of_"):
-        model = model.fit(clinic, as_of)
+        model = model.fit(clinic, as_of, gaps=gaps)
     elif model.as_of_ != as_of:
         raise CrmAnalysisError(f"the model was fitted at {model.as_of_:%Y-%m-%d} but recall is for {as_of:%Y-%m-%d}; "
                                "fit it at the same as_of")
@@ -143,7 +149,8 @@ def recall_table(clinic, as_of, *, model: ChurnModel | None = None, segments: pd
         "expected_days": pred["expected_days"].to_numpy(),
     }, index=pd.Index(ids, name="patient_id"))
     if response is None:
-        response = learn_contact_response(clinic, as_of, model, rules=rules)
+        response = learn_contact_response(clinic, as_of, model, rules=rules, gaps=gaps)
+    del gaps
     gain = expected_uplift(model, response).reindex(pred.index)
     out["p_without_contact"] = gain["p_without_contact"].to_numpy()
     out["uplift"] = gain["uplift"].to_numpy()
@@ -241,26 +248,38 @@ def recall_candidates(clinic, as_of, *, model: ChurnModel | None = None, segment
     usual = cand["usual_interval_days"].to_numpy()
     pct = np.round(cand["p_return"].to_numpy() * 100).astype(int)
     el = cand["elapsed_days"].to_numpy()
-    ko = [f"마지막 방문 {e}일 전 (평소 간격 {u:.0f}일의 {r:.1f}배)" for e, u, r in zip(el, usual, ratio)]
-    en = [f"last visit {e} days ago ({r:.1f}x the usual {u:.0f}-day interval)" for e, u, r in zip(el, usual, ratio)]
+    # texts put together from each number formatted once per distinct value (many patients share them)
+    e_txt, u_txt, r_txt = _texts(el, "{}"), _texts(usual, "{:.0f}"), _texts(ratio, "{:.1f}")
+    ko = "마지막 방문 " + e_txt + "일 전 (평소 간격 " + u_txt + "일의 " + r_txt + "배)"
+    en = "last visit " + e_txt + " days ago (" + r_txt + "x the usual " + u_txt + "-day interval)"
     if by_uplift:
         w = int(rec["uplift"]["window_days"])
-        gain = cand["uplift"].to_numpy() * 100
-        anyway = np.round(cand["p_without_contact"].to_numpy() * 100).astype(int)
+        gain = _texts(cand["uplift"].to_numpy() * 100, "{:.1f}")
+        anyway = _texts(np.round(cand["p_without_contact"].to_numpy() * 100).astype(int), "{}")
         assumed = cand["uplift_basis"].to_numpy() == "assumed"
         rho = float(rec["uplift"]["assumed_response"])
-        cand["reason"] = [f"{k}; 안내 시 {w}일 내 재방문 +{g:.1f}%p 기대 (안내 없이 {q}%)"
-                          + (f" [과거 캠페인 대조군이 없어 반응률 평균 {rho:.0%} 가정]" if a else "")
-                          for k, g, q, a in zip(ko, gain, anyway, assumed)]
-        cand["reason_en"] = [f"{k}; a message is expected to add {g:.1f} points to P(return within {w}d) "
-                             f"(without it: {q}%)" + (f" [no past campaign holdouts: a {rho:.0%} average "
-                                                      "response is assumed]" if a else "")
-                             for k, g, q, a in zip(en, gain, anyway, assumed)]
+        cand["reason"] = (ko + f"; 안내 시 {w}일 내 재방문 +" + gain + "%p 기대 (안내 없이 " + anyway + "%)"
+                          + np.where(assumed, f" [과거 캠페인 대조군이 없어 반응률 평균 {rho:.0%} 가정]", "").astype(object))
+        cand["reason_en"] = (en + "; a message is expected to add " + gain + f" points to P(return within {w}d) "
+                             "(without it: " + anyway + "%)"
+                             + np.where(assumed, f" [no past campaign holdouts: a {rho:.0%} average response is "
+                                                 "assumed]", "").astype(object))
     else:
-        cand["reason"] = [f"{k}; {h}일 내 재방문 확률 {q}%" for k, q in zip(ko, pct)]
-        cand["reason_en"] = [f"{k}; P(return within {h}d) = {q}%" for k, q in zip(en, pct)]
+        q = _texts(pct, "{}")
+        cand["reason"] = ko + f"; {h}일 내 재방문 확률 " + q + "%"
+        cand["reason_en"] = en + f"; P(return within {h}d) = " + q + "%"
     cand["rank"] = np.arange(1, len(cand) + 1)
     return cand[list(CANDIDATE_COLUMNS)].reset_index(drop=True)
+
+
+def _texts(values: np.ndarray, fmt: str) -> np.ndarray:
+    """``fmt.format(v)`` of each value as an object array, formatted once per distinct value (by its bits, so
+    that -0.0 and NaN read as they would one by one)."""
+    values = np.asarray(values)
+    keys = values.view(np.int64) if values.dtype == np.float64 else values
+    codes, _ = pd.factorize(keys)
+    first = np.unique(codes, return_index=True)[1] if len(codes) else np.zeros(0, np.int64)
+    return np.array([fmt.format(v) for v in values[first]], dtype=object)[codes]
 
 
 def recall_counts(table: pd.DataFrame, min_count: int = 5) -> pd.DataFrame:

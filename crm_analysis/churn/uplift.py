@@ -212,37 +212,101 @@ def contact_states(clinic, as_of, window_days: int, campaigns: str | None = None
     c = clinic.contacts
     day = c["sent_at"].dt.normalize()
     keep = (day + pd.Timedelta(days=window_days) <= as_of).to_numpy(dtype=bool, na_value=False)
+    # a million contact rows name a few dozen campaigns: each name is read and matched once
+    which, names = pd.factorize(c["campaign_id"], use_na_sentinel=False)
+    names = pd.Series(names, dtype=c["campaign_id"].dtype).astype(str)
     if campaigns is not None:
-        keep &= c["campaign_id"].astype(str).str.contains(str(campaigns), regex=True).to_numpy()
-    rows = pd.DataFrame({"patient_id": c["patient_id"].astype(str).to_numpy()[keep],
+        keep &= names.str.contains(str(campaigns), regex=True).to_numpy(dtype=bool)[which]
+    arm = c["arm"].astype("object") if not isinstance(c["arm"].dtype, pd.CategoricalDtype) else c["arm"]
+    rows = pd.DataFrame({"patient_id": c["patient_id"][keep].astype(str).to_numpy(),
                          "day": day.to_numpy(dtype="datetime64[ns]")[keep],
-                         "campaign_id": c["campaign_id"].astype(str).to_numpy()[keep],
-                         "sent": (c["arm"].astype("object") == "sent").to_numpy()[keep]})
+                         "campaign_id": names.to_numpy(dtype=object)[which[keep]],
+                         "sent": (arm == "sent").to_numpy(dtype=bool, na_value=False)[keep]})
     if rows.empty:
         return pd.DataFrame()
     gaps = survival_data(clinic, as_of) if gaps is None else gaps
+    rows = rows.sort_values("day", kind="stable").reset_index(drop=True)
+    found = _gaps_around(gaps, rows["patient_id"], rows["day"].to_numpy(dtype="datetime64[ns]"))
+    gap, nxt = found if found is not None else _gaps_around_by_merge(gaps, rows)
+    known = gap >= 0
+    gap = gap[known]
+    state = gaps.iloc[gap].drop(columns=["patient_id"]).reset_index(drop=True)
+    sent_day = rows["day"].to_numpy()[known]
+    state["elapsed_days"] = ((sent_day - state["start_date"].to_numpy()) // np.timedelta64(1, "D")).astype(np.int64)
+    state["campaign_id"] = rows["campaign_id"].to_numpy()[known]
+    state["sent"] = rows["sent"].to_numpy()[known]
+    nxt = nxt[known]
+    state["returned"] = ~pd.isna(nxt) & (nxt <= sent_day + np.timedelta64(window_days, "D"))
+    state.index = pd.Index(rows["patient_id"].to_numpy()[known], name="patient_id")
+    return state
+
+
+def _gaps_around(gaps: pd.DataFrame, patient_id: pd.Series, day: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """For each (patient, day): the row of the gap open on that day (its visit strictly before the day; -1 if
+    none) and the start of the patient's first visit strictly after it (NaT if none).
+
+    Uses :func:`survival_data`'s layout (each patient's gaps together, by start date, ending with the open
+    one): a sorted (patient block, day) key answers both by binary search, with no merge on text ids (the
+    merge needs gigabytes at a million patients). None when `gaps` does not have that layout.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from crm_analysis.features import day_numbers
+    from crm_analysis.ids import arrow_text, id_positions
+
+    n = len(gaps)
+    if not n:
+        return np.full(len(day), -1, np.int64), np.full(len(day), np.datetime64("NaT"), "datetime64[ns]")
+    is_open = gaps["is_open"].to_numpy(dtype=bool)
+    block_start = np.ones(n, dtype=bool)
+    block_start[1:] = is_open[:-1]
+    block = np.cumsum(block_start) - 1
+    start = day_numbers(gaps["start_date"])
+    ids = arrow_text(gaps["patient_id"])
+    heads = ids.take(pa.array(np.flatnonzero(block_start)))
+    # compared by Arrow: millions of ids as Python strings would take gigabytes
+    same_as_previous = pc.fill_null(pc.equal(ids.slice(1), ids.slice(0, n - 1)), False).to_numpy(
+        zero_copy_only=False)
+    layout = (bool(is_open[-1]) and heads.null_count == 0 and pc.count_distinct(heads).as_py() == len(heads)
+              and np.array_equal(same_as_previous, ~block_start[1:])
+              and bool((np.diff(start)[~block_start[1:]] > 0).all()))
+    if not layout:
+        return None
+    who = id_positions(patient_id, heads)
+    days = day_numbers(day)
+    low = min(int(start.min()), int(days.min())) if len(days) else int(start.min())
+    span = max(int(start.max()), int(days.max()) if len(days) else 0) - low + 1
+    key = block * span + (start - low)
+    probe = np.maximum(who, 0) * span + (days - low)
+    # probes in key order: the binary searches then walk the twenty-million-row key in one direction
+    order = np.argsort(probe, kind="stable")
+    before, after = np.empty(len(probe), np.int64), np.empty(len(probe), np.int64)
+    before[order] = np.searchsorted(key, probe[order], side="left") - 1   # the last visit strictly before the day
+    after[order] = np.searchsorted(key, probe[order], side="right")       # the first visit strictly after it
+    ok = who >= 0
+    gap = np.where(ok & (before >= 0) & (block[np.maximum(before, 0)] == who), before, -1)
+    later = ok & (after < n) & (block[np.minimum(after, n - 1)] == who)
+    nxt = np.where(later, gaps["start_date"].to_numpy(dtype="datetime64[ns]")[np.minimum(after, n - 1)],
+                   np.datetime64("NaT"))
+    return gap.astype(np.int64), nxt.astype("datetime64[ns]")
+
+
+def _gaps_around_by_merge(gaps: pd.DataFrame, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_gaps_around` by two as-of merges on the patient ids, for gaps in another layout."""
     starts = pd.DataFrame({"patient_id": gaps["patient_id"].astype(str).to_numpy(),
                            "start_date": gaps["start_date"].to_numpy(dtype="datetime64[ns]"),
                            "gap": np.arange(len(gaps))})
     starts = starts.sort_values("start_date", kind="stable")
-    rows = rows.sort_values("day", kind="stable").reset_index(drop=True)
     # the gap open on the send day: the last visit strictly before it; the outcome: the first visit after it
     before = pd.merge_asof(rows, starts, left_on="day", right_on="start_date", by="patient_id",
                            direction="backward", allow_exact_matches=False)
     after = pd.merge_asof(rows, starts.rename(columns={"start_date": "next_visit"})[["patient_id", "next_visit"]],
                           left_on="day", right_on="next_visit", by="patient_id", direction="forward",
                           allow_exact_matches=False)
-    known = before["gap"].notna().to_numpy()
-    gap = before["gap"].to_numpy()[known].astype(np.int64)
-    state = gaps.iloc[gap].drop(columns=["patient_id"]).reset_index(drop=True)
-    sent_day = rows["day"].to_numpy()[known]
-    state["elapsed_days"] = ((sent_day - state["start_date"].to_numpy()) // np.timedelta64(1, "D")).astype(np.int64)
-    state["campaign_id"] = rows["campaign_id"].to_numpy()[known]
-    state["sent"] = rows["sent"].to_numpy()[known]
-    nxt = after["next_visit"].to_numpy()[known]
-    state["returned"] = ~pd.isna(nxt) & (nxt <= sent_day + np.timedelta64(window_days, "D"))
-    state.index = pd.Index(rows["patient_id"].to_numpy()[known], name="patient_id")
-    return state
+    gap = before["gap"].to_numpy(dtype="float64", na_value=np.nan)
+    return (np.where(np.isnan(gap), -1, np.nan_to_num(gap)).astype(np.int64),
+            after["next_visit"].to_numpy(dtype="datetime64[ns]"))
 
 
 def _assumed(up: dict, model: ChurnModel, why_en: str, why_ko: str) -> ContactResponse:

@@ -44,7 +44,8 @@ import pandas as pd
 from scipy import special, stats
 
 from crm_analysis.exceptions import InsufficientDataError
-from crm_analysis.features import day_numbers, id_positions, patient_features
+from crm_analysis.features import day_numbers, patient_features_and_visit_rows
+from crm_analysis.ids import id_positions
 from crm_analysis.sufficiency import require
 from crm_analysis.value.clv_fit import distinct_rows, fit_bgnbd, fit_gamma_gamma
 
@@ -101,9 +102,10 @@ def _labels(values: pd.Series, keep: np.ndarray) -> np.ndarray:
 
 
 def _model_data(clinic, as_of, unit_days):
-    f = patient_features(clinic, as_of)
+    f, visit_rows = patient_features_and_visit_rows(clinic, as_of, full=False)  # the few features the model reads
     rows, total, base = _spend_rows(clinic, as_of)
-    code = id_positions(clinic.tables["visits"]["patient_id"], f.index, rows)
+    # the spend rows are visits up to as_of, so each one's patient is the feature row it was counted by
+    code = visit_rows[rows]
     z = total / base
     good = code >= 0
     n = len(f)

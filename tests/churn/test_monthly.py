@@ -40,7 +40,7 @@ def test_shared_model_is_fitted_once_per_clinic_and_day(churn_clinic, churn_mode
 
     fits = []
     monkeypatch.setattr(cache, "_ENTRIES", [(churn_clinic, DEMO_END, churn_model)])
-    monkeypatch.setattr(cache.ChurnModel, "fit", lambda self, clinic, as_of: fits.append(as_of) or self)
+    monkeypatch.setattr(cache.ChurnModel, "fit", lambda self, clinic, as_of, gaps=None: fits.append(as_of) or self)
     assert cache.fitted_model(churn_clinic, DEMO_END) is churn_model
     assert cache.fitted_model(churn_clinic, "2026-10-31 15:00") is churn_model  # same day
     # recall without a model (default rules) reuses it: same candidates as with the model passed

@@ -166,3 +166,51 @@ def test_recall_counts_hide_what_the_table_gives_away_by_difference():
             assert not 1 <= row["patients"] - row["in_band"] <= 4, f"{name}: patients outside the band are few"
     values = counts.to_numpy(dtype=float, na_value=np.nan)
     assert not ((values >= 1) & (values < 5)).any()
+
+
+def _reasons_one_by_one(cand: pd.DataFrame, rules) -> tuple[list, list]:
+    """The reasons as they were written before they were put together per distinct value (the reference)."""
+    from crm_analysis.churn.rules import load_churn_rules
+
+    rec = load_churn_rules(rules)["recall"]
+    h = int(rec["horizon_days"])
+    ratio, usual = cand["overdue_ratio"].to_numpy(), cand["usual_interval_days"].to_numpy()
+    pct = np.round(cand["p_return"].to_numpy() * 100).astype(int)
+    el = cand["elapsed_days"].to_numpy()
+    ko = [f"마지막 방문 {e}일 전 (평소 간격 {u:.0f}일의 {r:.1f}배)" for e, u, r in zip(el, usual, ratio)]
+    en = [f"last visit {e} days ago ({r:.1f}x the usual {u:.0f}-day interval)" for e, u, r in zip(el, usual, ratio)]
+    if rec["select"] != "uplift":
+        return ([f"{k}; {h}일 내 재방문 확률 {q}%" for k, q in zip(ko, pct)],
+                [f"{k}; P(return within {h}d) = {q}%" for k, q in zip(en, pct)])
+    w = int(rec["uplift"]["window_days"])
+    gain = cand["uplift"].to_numpy() * 100
+    anyway = np.round(cand["p_without_contact"].to_numpy() * 100).astype(int)
+    assumed = cand["uplift_basis"].to_numpy() == "assumed"
+    rho = float(rec["uplift"]["assumed_response"])
+    return ([f"{k}; 안내 시 {w}일 내 재방문 +{g:.1f}%p 기대 (안내 없이 {q}%)"
+             + (f" [과거 캠페인 대조군이 없어 반응률 평균 {rho:.0%} 가정]" if a else "")
+             for k, g, q, a in zip(ko, gain, anyway, assumed)],
+            [f"{k}; a message is expected to add {g:.1f} points to P(return within {w}d) "
+             f"(without it: {q}%)" + (f" [no past campaign holdouts: a {rho:.0%} average response is assumed]" if a
+                                      else "")
+             for k, g, q, a in zip(en, gain, anyway, assumed)])
+
+
+@pytest.mark.parametrize("rules", [None, {"recall": {"select": "band"}},
+                                   {"recall": {"uplift": {"campaigns": "^NO-SUCH-CAMPAIGN"}}}],
+                         ids=["uplift-holdouts", "band", "uplift-assumed"])
+def test_reasons_put_together_per_distinct_value_equal_the_one_by_one_texts(churn_clinic, churn_model, rules):
+    cand = recall_candidates(churn_clinic, DEMO_END, model=churn_model, rules=rules)
+    assert len(cand) > 20
+    ko, en = _reasons_one_by_one(cand, rules)
+    assert cand["reason"].tolist() == ko and cand["reason_en"].tolist() == en
+    assert cand["reason"].dtype == object
+
+
+def test_texts_keep_negative_zero_and_nan_as_formatted_one_by_one():
+    from crm_analysis.churn.recall import _texts
+
+    values = np.array([0.0, -0.0, np.nan, 0.04, -0.04, 1.25, 0.0, np.nan])
+    assert _texts(values, "{:.1f}").tolist() == [f"{v:.1f}" for v in values]
+    assert _texts(np.array([3, 1, 3], dtype=np.int64), "{}").tolist() == ["3", "1", "3"]
+    assert _texts(np.array([], dtype=np.float64), "{:.1f}").tolist() == []

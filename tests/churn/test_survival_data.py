@@ -144,3 +144,51 @@ def test_without_appointments_no_show_history_is_zero():
     pd.testing.assert_frame_equal(gaps.drop(columns=["prior_no_shows", "no_show_history"]),
                                   survival_data(clinic, "2025-09-30").drop(columns=["prior_no_shows",
                                                                                      "no_show_history"]))
+
+
+def _factorized_codes(patient_ids, visit_ids):
+    """The reference: the patients' and visits' ids factorized one after the other (as survival_data did)."""
+    codes, uniques = pd.factorize(pd.concat([patient_ids, visit_ids], ignore_index=True).astype("string[pyarrow]"))
+    return codes[: len(patient_ids)], codes[len(patient_ids):], uniques
+
+
+@pytest.mark.parametrize("odd", ["none", "unknown_and_missing", "repeated_patient"])
+def test_patient_codes_by_lookup_give_the_factorized_survival_data(churn_clinic, monkeypatch, odd):
+    """The fast path (patients numbered by row, visits looked up) equals factorizing every id, also with visits of
+    patients the table lacks, missing ids, and a repeated patient id (which takes the factorize path)."""
+    import importlib
+
+    module = importlib.import_module("crm_analysis.churn.survival_data")  # the package exports the function
+
+    tables = dict(churn_clinic.tables)
+    if odd == "unknown_and_missing":
+        v = tables["visits"].copy()
+        ids = v["patient_id"].astype(object).to_numpy()
+        ids[::89] = "Q-NEW-1"
+        ids[3::97] = "Q-NEW-0"
+        ids[11::103] = None
+        v["patient_id"] = pd.array(ids, dtype=tables["visits"]["patient_id"].dtype)
+        tables["visits"] = v
+    elif odd == "repeated_patient":
+        tables["patients"] = pd.concat([tables["patients"], tables["patients"].iloc[[5]]], ignore_index=True)
+    clinic = ClinicData(tables, as_of=churn_clinic.as_of)
+    fast = survival_data(clinic, DEMO_END)
+    monkeypatch.setattr(module, "_patient_codes", _factorized_codes)
+    pd.testing.assert_frame_equal(fast, survival_data(clinic, DEMO_END), check_exact=True)
+
+
+@pytest.mark.parametrize("far_day", [False, True], ids=["packed", "lexsort-fallback"])
+def test_visits_sorted_by_packed_keys_equal_the_lexsort(far_day):
+    import importlib
+
+    module = importlib.import_module("crm_analysis.churn.survival_data")
+    rng = np.random.default_rng(3)
+    code = rng.integers(-1, 50, 5_000)
+    day = rng.integers(19_000, 19_400, 5_000)
+    if far_day:  # a NaT-like day number: the keys no longer fit 62 bits
+        day[17] = np.iinfo(np.int64).min // 86_400_000_000_000
+    order, code_s, day_s = module._sorted_visits(code, day)
+    expected = np.lexsort((np.arange(len(day)), day, code))
+    np.testing.assert_array_equal(order, expected)
+    np.testing.assert_array_equal(code_s, code[expected])
+    np.testing.assert_array_equal(day_s, day[expected])

@@ -196,3 +196,28 @@ def test_bad_uplift_rules_are_refused(churn_clinic, churn_model):
         learn_contact_response(churn_clinic, DEMO_END, churn_model, rules={"recall": {"uplift": {"campaigns": "("}}})
     with pytest.raises(CrmAnalysisError, match="must be fitted at 2026-09-30"):
         learn_contact_response(churn_clinic, "2026-09-30", churn_model)
+
+
+@pytest.mark.parametrize("as_of", [DEMO_END, "2026-03-31"])
+def test_contact_states_by_binary_search_equal_the_as_of_merges(churn_clinic, monkeypatch, as_of):
+    """The fast path (a sorted key over survival_data's layout) gives the rows the two as-of merges on patient ids
+    gave (the reference, still used for gaps in another layout), also for unknown and missing patient ids."""
+    from crm_analysis.churn import uplift
+
+    contacts = churn_clinic.contacts.copy()
+    ids = contacts["patient_id"].astype(object).to_numpy()
+    ids[::50] = "P-NOT-A-PATIENT"
+    ids[7::61] = None
+    contacts["patient_id"] = pd.array(ids, dtype=churn_clinic.contacts["patient_id"].dtype)
+    clinic = ClinicData({**churn_clinic.tables, "contacts": contacts}, as_of=churn_clinic.as_of)
+    gaps = survival_data(clinic, as_of)
+    fast = contact_states(clinic, as_of, WINDOW, gaps=gaps)
+    assert len(fast) > 1_000 and fast["returned"].any() and (~fast["returned"]).any()
+    monkeypatch.setattr(uplift, "_gaps_around", lambda *args: None)
+    reference = contact_states(clinic, as_of, WINDOW, gaps=gaps)
+    pd.testing.assert_frame_equal(fast, reference, check_exact=True)
+    # gaps in another order are not misread: the layout check sends them to the merges
+    monkeypatch.undo()
+    shuffled = gaps.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    assert uplift._gaps_around(shuffled, contacts["patient_id"], contacts["sent_at"].to_numpy()) is None
+    pd.testing.assert_frame_equal(contact_states(clinic, as_of, WINDOW, gaps=shuffled), reference, check_exact=True)

@@ -150,3 +150,49 @@ def test_spend_base_is_the_group_mean_per_day_of_care(as_category):
     per_day = visits["charge_insured"].groupby(key).sum() / care.groupby(key).sum()
     np.testing.assert_allclose(out["base"], per_day[key].to_numpy() * care.to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(out["z"], out["total"] / out["base"])
+
+
+def _reference_model_data(clinic, as_of, unit_days=7.0) -> pd.DataFrame:
+    """The per-patient summary as it was made before the visits' feature rows were reused: patient_features,
+    then every spend row's patient looked up again among the features' ids."""
+    from crm_analysis.features import day_numbers, patient_features
+    from crm_analysis.ids import id_positions
+    from crm_analysis.value.clv import _spend_rows
+
+    f = patient_features(clinic, as_of)
+    rows, total, base = _spend_rows(clinic, as_of)
+    code = id_positions(clinic.tables["visits"]["patient_id"], f.index, rows)
+    good = code >= 0
+    n_z = np.bincount(code[good], minlength=len(f))
+    sum_z = np.bincount(code[good], weights=(total / base)[good], minlength=len(f))
+    sum_base = np.bincount(code[good], weights=base[good], minlength=len(f))
+    freq = f["frequency"].to_numpy()
+    first = day_numbers(f["first_visit_date"])
+    last = np.where(f["last_visit_date"].isna(), first, day_numbers(f["last_visit_date"].fillna(pd.Timestamp(0))))
+    return pd.DataFrame({
+        "x": np.maximum(freq - 1, 0).astype("float64"), "t_x": (last - first) / unit_days,
+        "T": (day_numbers([pd.Timestamp(as_of)])[0] - first) / unit_days, "n_z": n_z,
+        "z_mean": np.where(n_z > 0, sum_z / np.maximum(n_z, 1), np.nan),
+        "base_per_visit_day": np.where(freq > 0, sum_base / np.maximum(freq, 1), np.nan),
+        "value_12m": f["value_12m"].to_numpy()}, index=f.index)
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_model_data_reusing_the_feature_rows_equals_the_lookup_by_id(seed):
+    """The fast path (each visit's feature row from patient_features) gives the same summary as looking every
+    spend row's patient up by id, also with visits of unknown patients, missing ids and a visit after as_of."""
+    from crm_analysis import synth
+    from crm_analysis.value.clv import _model_data
+
+    tables = dict(synth.generate_clinic(n_patients=300, seed=seed).tables)
+    v = tables["visits"].copy()
+    ids = v["patient_id"].astype(object).to_numpy()
+    ids[::97] = "P-UNKNOWN"
+    ids[5::101] = None
+    v["patient_id"] = pd.array(ids, dtype=tables["visits"]["patient_id"].dtype)
+    tables["visits"] = v
+    clinic = ClinicData(tables)
+    as_of = v["visit_date"].quantile(0.8).normalize()
+    new, ref = _model_data(clinic, as_of, 7.0), _reference_model_data(clinic, as_of)
+    pd.testing.assert_frame_equal(new, ref, check_exact=True)
+    assert (new["n_z"] > 0).sum() > 100
