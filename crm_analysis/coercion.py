@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 
 from crm_analysis.cells import restore_formulas
 
-__all__ = ["coerce_column", "isin", "is_arrow_text", "TRUE_WORDS", "FALSE_WORDS", "DATE_FORMATS", "DEFAULT_TIMEZONE",
-           "TEXT"]
+__all__ = ["coerce_column", "isin", "is_arrow_text", "at_midnight", "TRUE_WORDS", "FALSE_WORDS", "DATE_FORMATS",
+           "DEFAULT_TIMEZONE", "TEXT"]
 
 #: Words read as yes / no in boolean columns (Korean exports use 예/아니오, 동의/미동의, Y/N, O/X).
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0", "예", "네", "동의", "o", "수신", "있음"})
@@ -345,7 +345,7 @@ def to_datetime(raw: pd.Series, fmt: str | None = None, timezone: str = DEFAULT_
 def to_date(raw: pd.Series, fmt: str | None = None, timezone: str = DEFAULT_TIMEZONE) -> tuple[pd.Series, pd.Index]:
     """Calendar days: clinic-local moments truncated to midnight."""
     parsed, bad = to_datetime(raw, fmt, timezone)
-    if _at_midnight(parsed):  # days already, as most sources store them: normalising would only copy
+    if at_midnight(parsed):  # days already, as most sources store them: normalising would only copy
         return parsed, bad
     return parsed.dt.normalize(), bad
 
@@ -353,8 +353,9 @@ def to_date(raw: pd.Series, fmt: str | None = None, timezone: str = DEFAULT_TIME
 _DAY_NS = 86_400 * 10**9
 
 
-def _at_midnight(moments: pd.Series) -> bool:
-    """Whether every present moment of a naive ``datetime64[ns]`` column is at midnight (an empty column is)."""
+def at_midnight(moments: pd.Series) -> bool:
+    """Whether every present moment of a naive ``datetime64[ns]`` column is at midnight (an empty column is;
+    another dtype is not): whole days in nanoseconds, without a normalised copy."""
     if moments.dtype != "datetime64[ns]":
         return False
     ns = moments.to_numpy().view(np.int64)

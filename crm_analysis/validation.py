@@ -28,7 +28,7 @@ import pandas as pd
 import pandera.pandas as pandera
 import pyarrow as pa
 
-from crm_analysis.coercion import DEFAULT_TIMEZONE, TEXT, coerce_column, is_arrow_text
+from crm_analysis.coercion import DEFAULT_TIMEZONE, TEXT, at_midnight, coerce_column, is_arrow_text
 from crm_analysis.contract import REQUIRED_TABLES, TABLES, Column, Table, get_table
 from crm_analysis.exceptions import MAX_EXAMPLES, DataValidationError, Problem, shorten
 from crm_analysis.findings import RowIssue, ValidationReport, row_issue
@@ -219,12 +219,7 @@ def _is_day_precision(values: pd.Series) -> bool:
     if values.dtype != "datetime64[ns]":
         present = values.dropna()
         return bool(len(present)) and bool((present == present.dt.normalize()).all())
-    ns = values.to_numpy().view(np.int64)  # whole days in nanoseconds, without a normalised copy
-    present = ns[ns != np.iinfo(np.int64).min]
-    return bool(len(present)) and not (present % _DAY_NS).any()
-
-
-_DAY_NS = 86_400 * 10**9
+    return bool(values.notna().any()) and at_midnight(values)
 
 
 def _first_match(keys: pd.Series, index: pd.Series, values: pd.Series,

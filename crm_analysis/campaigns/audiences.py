@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from crm_analysis.campaigns.definitions import Campaign
+from crm_analysis.distinct import each_distinct
 from crm_analysis.schedules import load_prenatal_schedule, pregnancy_weeks, prenatal_content, vaccination_due
 
 __all__ = ["AUDIENCES", "AUDIENCE_COLUMNS", "vip_event", "vip_birthday", "recall", "pregnancy_week",
@@ -56,8 +57,7 @@ def _empty(extra=()) -> pd.DataFrame:
 
 def _per_value(values: pd.Series, fmt: Callable[[pd.Series], pd.Series]) -> pd.Series:
     """``fmt(values)`` computed once per distinct value: 10^5 messages share a few thousand times."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    return pd.Series(fmt(pd.Series(uniques)).to_numpy(dtype=object)[codes], index=values.index, name=values.name)
+    return pd.Series(each_distinct(values, fmt), index=values.index, name=values.name)
 
 
 def _per_row(keys: pd.DataFrame, fmt: Callable[[pd.DataFrame], pd.Series]) -> pd.Series:

@@ -72,7 +72,8 @@ from scipy import stats
 
 from crm_analysis.churn.design import learn_design
 from crm_analysis.churn.rules import load_churn_rules
-from crm_analysis.churn.survival_data import PREDICTION_COVARIATES, TRUTH_COVARIATES, current_gaps, survival_data
+from crm_analysis.churn.survival_data import (PREDICTION_COVARIATES, TRUTH_COVARIATES, current_gaps,
+                                             sorted_by_patient_and_day, survival_data)
 from crm_analysis.churn.tail import fit_return_tail, no_return_tail
 from crm_analysis.exceptions import (ConvergenceError, ConvergenceWarning, CrmAnalysisError, DataQualityWarning,
                                      InsufficientDataError, shorten)
@@ -751,14 +752,7 @@ def _own_median_interval(gaps: pd.DataFrame, min_gaps: int) -> pd.Series:
     group = np.concatenate([[0], np.cumsum(is_open[:-1])]).astype(np.int64)
     done = gaps["event"].to_numpy() == 1
     g, d = group[done], gaps["duration"].to_numpy(dtype=np.int64)[done]
-    width = int(d.max()) - int(d.min()) + 1 if len(d) else 1
-    if len(d) and (int(g.max()) + 1) * width < 2**62:  # completed gaps sorted within each patient: one int64 sort
-        low = int(d.min())
-        key = np.sort(g * width + (d - low))
-        g, d = key // width, key % width + low
-    else:
-        order = np.lexsort((d, g))
-        g, d = g[order], d[order]
+    _, g, d = sorted_by_patient_and_day(g, d)  # completed gaps sorted within each patient
     groups, start, n = np.unique(g, return_index=True, return_counts=True)
     med = (d[start + (n - 1) // 2] + d[start + n // 2]) / 2.0  # middle value, or mean of the two middle ones
     ids = gaps["patient_id"].to_numpy()[is_open]

@@ -46,6 +46,7 @@ from crm_analysis.churn.rules import load_churn_rules
 from crm_analysis.churn.survival_data import survival_data
 from crm_analysis.churn.uplift import ContactResponse, expected_uplift, learn_contact_response
 from crm_analysis.contract import CHANNELS
+from crm_analysis.distinct import each_distinct
 from crm_analysis.exceptions import CrmAnalysisError
 
 __all__ = ["recall_candidates", "recall_table", "recall_counts", "EXCLUSIONS", "CANDIDATE_COLUMNS", "SELECTIONS"]
@@ -249,13 +250,13 @@ def recall_candidates(clinic, as_of, *, model: ChurnModel | None = None, segment
     pct = np.round(cand["p_return"].to_numpy() * 100).astype(int)
     el = cand["elapsed_days"].to_numpy()
     # texts put together from each number formatted once per distinct value (many patients share them)
-    e_txt, u_txt, r_txt = _texts(el, "{}"), _texts(usual, "{:.0f}"), _texts(ratio, "{:.1f}")
+    e_txt, u_txt, r_txt = each_distinct(el, "{}"), each_distinct(usual, "{:.0f}"), each_distinct(ratio, "{:.1f}")
     ko = "마지막 방문 " + e_txt + "일 전 (평소 간격 " + u_txt + "일의 " + r_txt + "배)"
     en = "last visit " + e_txt + " days ago (" + r_txt + "x the usual " + u_txt + "-day interval)"
     if by_uplift:
         w = int(rec["uplift"]["window_days"])
-        gain = _texts(cand["uplift"].to_numpy() * 100, "{:.1f}")
-        anyway = _texts(np.round(cand["p_without_contact"].to_numpy() * 100).astype(int), "{}")
+        gain = each_distinct(cand["uplift"].to_numpy() * 100, "{:.1f}")
+        anyway = each_distinct(np.round(cand["p_without_contact"].to_numpy() * 100).astype(int), "{}")
         assumed = cand["uplift_basis"].to_numpy() == "assumed"
         rho = float(rec["uplift"]["assumed_response"])
         cand["reason"] = (ko + f"; 안내 시 {w}일 내 재방문 +" + gain + "%p 기대 (안내 없이 " + anyway + "%)"
@@ -265,21 +266,11 @@ def recall_candidates(clinic, as_of, *, model: ChurnModel | None = None, segment
                              + np.where(assumed, f" [no past campaign holdouts: a {rho:.0%} average response is "
                                                  "assumed]", "").astype(object))
     else:
-        q = _texts(pct, "{}")
+        q = each_distinct(pct, "{}")
         cand["reason"] = ko + f"; {h}일 내 재방문 확률 " + q + "%"
         cand["reason_en"] = en + f"; P(return within {h}d) = " + q + "%"
     cand["rank"] = np.arange(1, len(cand) + 1)
     return cand[list(CANDIDATE_COLUMNS)].reset_index(drop=True)
-
-
-def _texts(values: np.ndarray, fmt: str) -> np.ndarray:
-    """``fmt.format(v)`` of each value as an object array, formatted once per distinct value (by its bits, so
-    that -0.0 and NaN read as they would one by one)."""
-    values = np.asarray(values)
-    keys = values.view(np.int64) if values.dtype == np.float64 else values
-    codes, _ = pd.factorize(keys)
-    first = np.unique(codes, return_index=True)[1] if len(codes) else np.zeros(0, np.int64)
-    return np.array([fmt.format(v) for v in values[first]], dtype=object)[codes]
 
 
 def recall_counts(table: pd.DataFrame, min_count: int = 5) -> pd.DataFrame:

@@ -61,7 +61,7 @@ import pandas as pd
 
 from crm_analysis.exceptions import CrmAnalysisError, InsufficientDataError
 
-__all__ = ["survival_data", "current_gaps", "TRUTH_COVARIATES", "PREDICTION_COVARIATES", "GAP_COLUMNS"]
+__all__ = ["survival_data", "current_gaps", "sorted_by_patient_and_day", "TRUTH_COVARIATES", "PREDICTION_COVARIATES", "GAP_COLUMNS"]
 
 #: The demo generator's fixed covariates, with their reference level first.
 TRUTH_COVARIATES: dict[str, tuple[str, ...]] = {
@@ -169,7 +169,7 @@ def survival_data(clinic, as_of) -> pd.DataFrame:
     ins = np.nan_to_num(visits["charge_insured"].to_numpy(dtype=np.float64, na_value=np.nan)[keep])
     selfp = np.nan_to_num(visits["charge_self_pay"].to_numpy(dtype=np.float64, na_value=np.nan)[keep])
     # sort visits by (patient, day, original order) and collapse to visit days
-    order, v_code, vday = _sorted_visits(v_code, vday)
+    order, v_code, vday = sorted_by_patient_and_day(v_code, vday)
     dept, ins, selfp = dept[order], ins[order], selfp[order]
     new_day = np.ones(len(vday), dtype=bool)
     new_day[1:] = (v_code[1:] != v_code[:-1]) | (vday[1:] != vday[:-1])
@@ -250,8 +250,8 @@ def survival_data(clinic, as_of) -> pd.DataFrame:
     return out
 
 
-def _sorted_visits(code: np.ndarray, day: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The order of the visits by (patient code, day, row) and the codes and days in that order.
+def sorted_by_patient_and_day(code: np.ndarray, day: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The order of rows by (patient code, day, row) and the codes and days in that order.
 
     ``np.lexsort((rows, day, code))``, as one sort of packed int64 keys when they fit (the
     usual case: a million patients over ten years and twenty million rows take 57 bits).

@@ -205,12 +205,3 @@ def test_reasons_put_together_per_distinct_value_equal_the_one_by_one_texts(chur
     ko, en = _reasons_one_by_one(cand, rules)
     assert cand["reason"].tolist() == ko and cand["reason_en"].tolist() == en
     assert cand["reason"].dtype == object
-
-
-def test_texts_keep_negative_zero_and_nan_as_formatted_one_by_one():
-    from crm_analysis.churn.recall import _texts
-
-    values = np.array([0.0, -0.0, np.nan, 0.04, -0.04, 1.25, 0.0, np.nan])
-    assert _texts(values, "{:.1f}").tolist() == [f"{v:.1f}" for v in values]
-    assert _texts(np.array([3, 1, 3], dtype=np.int64), "{}").tolist() == ["3", "1", "3"]
-    assert _texts(np.array([], dtype=np.float64), "{:.1f}").tolist() == []

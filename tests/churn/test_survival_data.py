@@ -187,7 +187,7 @@ def test_visits_sorted_by_packed_keys_equal_the_lexsort(far_day):
     day = rng.integers(19_000, 19_400, 5_000)
     if far_day:  # a NaT-like day number: the keys no longer fit 62 bits
         day[17] = np.iinfo(np.int64).min // 86_400_000_000_000
-    order, code_s, day_s = module._sorted_visits(code, day)
+    order, code_s, day_s = module.sorted_by_patient_and_day(code, day)
     expected = np.lexsort((np.arange(len(day)), day, code))
     np.testing.assert_array_equal(order, expected)
     np.testing.assert_array_equal(code_s, code[expected])
