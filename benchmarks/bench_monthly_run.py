@@ -2,13 +2,20 @@
 
     .venv/bin/python benchmarks/bench_monthly_run.py                  # 20,000 patients, the notebooks present now
     .venv/bin/python benchmarks/bench_monthly_run.py --patients 1500 --repeat 2
+    # a clinic already on disk, e.g. bench_million.py's million patients, without the PDF
+    flock /tmp/crm_bench.lock .venv/bin/python benchmarks/bench_monthly_run.py \
+        --source /tmp/crm_bench/clinic_1m --month 2026-11 --no-pdf
 
 The demo clinic is generated into a temporary folder first (not timed). Then
 ``crm-analysis run --month 2026-10 --source <folder>`` runs as a user runs it,
 in a fresh process: the wall time includes interpreter start-up and imports.
 CPU is the run's own, its model workers' and its notebook kernels' user and
-system time together (RUSAGE_CHILDREN covers every finished child). Peak
-memory is the largest resident set among them. The per-step timings come from
+system time together (RUSAGE_CHILDREN covers every finished child). Memory is
+reported twice: the largest resident set of any one process, and the peak of
+the whole process tree's proportional set size (PSS, sampled every 0.2 s from
+``/proc/PID/smaps_rollup``): pages that several processes share, such as the
+memory-mapped run copy of the clinic, count once in all, so that sum is the
+physical memory the run needs. The per-step timings come from
 the run's own ``manifest.json``; steps overlap (the models are fitted while the
 kernels start, the notebooks run while the lists are written), so they add up
 to more than the wall time.
@@ -24,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -42,6 +50,52 @@ def reference_loop() -> float:
     return time.perf_counter() - started
 
 
+def _children(pid: int) -> list[int]:
+    """`pid` and every process below it, now."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        # the command name is in parentheses and may hold spaces: the parent pid is the 2nd field after it
+        parents.setdefault(int(text[text.rindex(")") + 2:].split()[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += parents.get(tree[-1], [])
+    return tree
+
+
+def _pss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
+class TreeMemory:
+    """Samples the summed PSS of a process and all its descendants until stopped; `peak_mib` is the largest sum."""
+
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        self.pid, self.every, self.peak_mib = pid, every, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every):
+            self.peak_mib = max(self.peak_mib, sum(_pss_mib(p) for p in _children(self.pid)))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mib
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=20_000)
@@ -49,24 +103,33 @@ def main() -> None:
     parser.add_argument("--month", default="2026-10")
     parser.add_argument("--repeat", type=int, default=1, help="run the month this many times (the last is reported)")
     parser.add_argument("--no-pdf", action="store_true")
+    parser.add_argument("--source", help="run on this clinic instead of a generated demo (a folder of CSV or "
+                                         "Parquet files; --patients and --seed are then ignored)")
     args = parser.parse_args()
     notebooks = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    print(f"patients={args.patients:,} seed={args.seed} month={args.month} python={sys.version.split()[0]} "
+    clinic = f"source={args.source}" if args.source else f"patients={args.patients:,} seed={args.seed}"
+    print(f"{clinic} month={args.month} python={sys.version.split()[0]} "
           f"cores={os.cpu_count()} load={os.getloadavg()[0]:.1f}\nnotebooks: {', '.join(notebooks)}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        subprocess.run([str(SCRIPT), "demo-data", "--out", str(tmp / "demo"), "--patients", str(args.patients),
-                        "--seed", str(args.seed)], check=True, capture_output=True)
+        source = Path(args.source).resolve() if args.source else tmp / "demo"
+        if not args.source:
+            subprocess.run([str(SCRIPT), "demo-data", "--out", str(source), "--patients", str(args.patients),
+                            "--seed", str(args.seed)], check=True, capture_output=True)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu_before = before.ru_utime + before.ru_stime  # the demo generation above is not timed
-        walls, speeds = [], []
+        walls, speeds, tree_peaks = [], [], []
         for i in range(args.repeat):
             speeds.append(reference_loop())
             started = time.perf_counter()
-            done = subprocess.run([str(SCRIPT), "run", "--month", args.month, "--source", str(tmp / "demo"),
-                                   *(["--no-pdf"] if args.no_pdf else [])],
-                                  cwd=tmp, capture_output=True, text=True)
+            run = subprocess.Popen([str(SCRIPT), "run", "--month", args.month, "--source", str(source),
+                                    *(["--no-pdf"] if args.no_pdf else [])],
+                                   cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            memory = TreeMemory(run.pid)
+            stdout, stderr = run.communicate()
+            done = subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr)
             wall = time.perf_counter() - started
+            tree_peaks.append(memory.stop())
             walls.append(wall)
             if done.returncode != 0:
                 sys.exit(f"run failed: {done.stderr.strip().splitlines()[-1]}")
@@ -76,6 +139,8 @@ def main() -> None:
         manifest = json.loads((tmp / "reports" / args.month / "manifest.json").read_text())
         print(f"end to end   wall {wall:7.1f} s (last run)   CPU {cpu:6.1f} s (run, workers and kernels; mean of "
               f"runs)   peak RSS (largest process) {peak:,.0f} MiB   load after {os.getloadavg()[0]:.1f}")
+        print(f"  peak memory of the whole run (its processes' summed PSS, sampled): {tree_peaks[-1]:,.0f} MiB"
+              + (f" (runs: {', '.join(f'{m:,.0f}' for m in tree_peaks)})" if len(tree_peaks) > 1 else ""))
         if len(walls) > 1:
             print(f"  {len(walls)} runs: wall min {min(walls):.1f} s, median {statistics.median(walls):.1f} s, "
                   f"max {max(walls):.1f} s: " + ", ".join(f"{w:.1f}" for w in walls))

@@ -14,8 +14,13 @@ table, the one fact every snapshot needs that takes hashing every appointment id
 A cache folder holds ``clinic.pickle`` and ``cache.json`` (format, version,
 the data file's SHA-256 and where its parts lie). The data file is a pickle
 (protocol 5) whose large arrays are stored after it, out of band, so that
-writing and reading them copy no array twice. :func:`read_snapshot_cache`
-checks the hash before unpickling, so a truncated or altered file is refused.
+writing them copies no array twice and reading them copies none at all:
+:func:`read_snapshot_cache` maps the file into memory copy-on-write and the
+tables' arrays are views of that mapping. Every process of a run that reads
+the cache (the run itself, its forked model workers, each notebook kernel)
+therefore shares one copy of the clinic in the page cache; a process that
+writes into an array gets a private copy of that page only. It checks the
+hash before unpickling, so a truncated or altered file is refused.
 Pickle runs code when loaded: only ever read caches this run wrote (that is
 why they live in a 0700 folder and are never published).
 
@@ -127,7 +132,7 @@ def read_snapshot_cache(source: str | Path, as_of: str | pd.Timestamp | None = N
     if meta.get("crm_analysis") != __version__:
         raise CrmAnalysisError(f"the cache in {folder} was written by crm_analysis {meta.get('crm_analysis')}, "
                                f"this is {__version__}: load the original source instead")
-    payload = _read_whole(folder / _DATA)  # writable: the arrays unpickled out of band live in it
+    payload = _map_whole(folder / _DATA)  # the arrays unpickled out of band are views of it
     if hashlib.sha256(payload).hexdigest() != meta.get("sha256"):
         raise CrmAnalysisError(f"the cache in {folder} is damaged (its SHA-256 does not match cache.json): "
                                "load the original source instead")
@@ -146,14 +151,9 @@ def read_snapshot_cache(source: str | Path, as_of: str | pd.Timestamp | None = N
     return clinic
 
 
-def _read_whole(path: Path) -> np.ndarray:
-    """The whole file, read once into writable memory (not zero-filled first, unlike a bytearray)."""
-    payload = np.empty(path.stat().st_size, dtype=np.uint8)
-    view, done = memoryview(payload), 0
-    with path.open("rb", buffering=0) as source:
-        while done < len(payload):
-            n = source.readinto(view[done:])
-            if not n:
-                break
-            done += n
-    return payload[:done]
+def _map_whole(path: Path) -> np.ndarray:
+    """The whole file mapped copy-on-write: its pages are shared with every other process mapping it (and the
+    page cache) until one writes into them, and stay writable, as arrays read into memory would be."""
+    if path.stat().st_size == 0:
+        return np.empty(0, dtype=np.uint8)
+    return np.memmap(path, dtype=np.uint8, mode="c")

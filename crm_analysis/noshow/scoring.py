@@ -116,6 +116,7 @@ def score_appointments(clinic, as_of, *, model: NoShowRiskModel | None = None, r
         model = (model if model is not None else NoShowRiskModel()).fit(_training_rows(table, as_of, train_months))
     ahead = table.loc[table["upcoming"].to_numpy()]
     out = ahead[["appointment_id", "patient_id", "scheduled_at", "department"]].copy()
+    out["department"] = out["department"].astype(object)  # text, as before the table's categorical columns
     risk = model.predict(ahead) if len(ahead) else pd.Series(dtype=float)
     out["no_show_risk"] = risk.to_numpy(dtype=float)
     out["risk_decile"] = model.risk_decile(out["no_show_risk"].to_numpy())

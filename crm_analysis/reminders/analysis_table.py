@@ -64,12 +64,43 @@ from crm_analysis.clinic import ClinicData
 from crm_analysis.features import age_band, completed_years
 from crm_analysis.reminders.rules import load_rules
 
-__all__ = ["appointment_table", "step_columns", "STEP_ORDER"]
+__all__ = ["appointment_table", "step_columns", "STEP_ORDER", "TEXT_COLUMNS"]
 
 #: Canonical order of schedule steps in labels such as ``3d+1d+2h``.
 STEP_ORDER = ("3d", "1d", "2h", "unknown")
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = np.array([f"{m:02d}" for m in range(13)], dtype=object)  # by month number
+_HOUR_BANDS = np.array(["morning", "early_afternoon", "late_afternoon", "unknown"], dtype=object)
+
+#: Low-cardinality text columns of the table, held as pandas ``category`` (categories: the values present,
+#: sorted lexically), about 1 byte a row instead of an object pointer and a Python string each.
+TEXT_COLUMNS = ("department", "status", "lead_band", "hour_band", "schedule", "schedule_sent", "prior_visits_band",
+                "age_band", "sex", "month_of_year")
+
+
+def _category(codes: np.ndarray, labels) -> pd.Categorical:
+    """``labels[codes]`` (distinct texts) as a Categorical of the labels used, categories sorted lexically."""
+    codes = np.asarray(codes, dtype=np.int64)
+    labels = np.asarray(labels, dtype=object)
+    used = np.flatnonzero(np.bincount(codes, minlength=len(labels))) if len(codes) else np.zeros(0, dtype=np.int64)
+    order = sorted(range(len(used)), key=lambda i: labels[used[i]])  # lexical, as astype("category")
+    remap = np.full(len(labels), -1, dtype=np.int64)
+    remap[used[order]] = np.arange(len(used))
+    dtype = np.int8 if len(used) < 127 else np.int16 if len(used) < 32_767 else np.int32
+    return pd.Categorical.from_codes(remap[codes].astype(dtype), categories=list(labels[used[order]]))
+
+
+def _text_category(values) -> pd.Categorical:
+    """`values` as text (missing read as ``"unknown"``) in a Categorical: each distinct value converted once."""
+    codes, labels = _text_codes(pd.Series(values))
+    return _category(codes, labels)
+
+
+def _cut_category(cut: pd.Categorical) -> pd.Categorical:
+    """A :func:`pandas.cut` result as ``.astype(str)`` gives it (a missing value as ``"nan"``), lexical categories."""
+    labels = [str(c) for c in cut.categories] + ["nan"]
+    codes = np.asarray(cut.codes, dtype=np.int64)
+    return _category(np.where(codes < 0, len(labels) - 1, codes), labels)
 
 
 def _step_name(step: str) -> str:
@@ -150,13 +181,13 @@ def _exposure(appt_ids: pd.Series, reminders: pd.DataFrame | None, end: pd.Times
 
 
 def _labels(flags: np.ndarray, steps: list[str]) -> np.ndarray:
-    """'3d+1d+2h'-style labels of boolean step columns, vectorised over the 2**k combinations."""
+    """'3d+1d+2h'-style labels of boolean step columns (a Categorical), vectorised over the 2**k combinations."""
     code = np.zeros(len(flags), dtype=np.int64)
     for b in range(len(steps)):
         code |= flags[:, b].astype(np.int64) << b
     names = np.array(["+".join(s for b, s in enumerate(steps) if c >> b & 1) or "none"
                       for c in range(2 ** len(steps))], dtype=object)
-    return names[code]
+    return _category(code, names)
 
 
 def _time_order(a: pd.DataFrame) -> np.ndarray:
@@ -261,14 +292,14 @@ def appointment_table(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None)
     status = a["status"].astype(str)
     late_cancel = (a["cancelled_at"] >= end).fillna(False)
     status = status.where(~late_cancel, "booked")
-    a["status"] = status
+    a["status"] = _text_category(status)
     a["scheduled_date"] = a["scheduled_at"].dt.normalize()
     a["lead_days"] = (a["scheduled_date"] - a["booked_at"].dt.normalize()).dt.days.astype(np.int64)
     a["eligible"] = a["lead_days"] >= r["eligible_min_lead_days"]
     edges = [*r["lead_bands"], np.inf]
-    a["lead_band"] = pd.cut(a["lead_days"], [-np.inf, *edges], right=False,
-                            labels=[f"<{edges[0]}"] + [f"{lo}-{hi - 1}" if np.isfinite(hi) else f"{lo}+"
-                                                       for lo, hi in zip(edges[:-1], edges[1:])]).astype(str)
+    a["lead_band"] = _cut_category(pd.cut(a["lead_days"], [-np.inf, *edges], right=False,
+                                          labels=[f"<{edges[0]}"] + [f"{lo}-{hi - 1}" if np.isfinite(hi) else f"{lo}+"
+                                                                     for lo, hi in zip(edges[:-1], edges[1:])]).array)
     resolved = status.isin(["attended", "no_show", "cancelled", "rescheduled"])
     a["cancelled"] = np.where(resolved, status.isin(["cancelled", "rescheduled"]).astype(float), np.nan)
     a["no_show"] = np.where(status.isin(["attended", "no_show"]), (status == "no_show").astype(float), np.nan)
@@ -285,9 +316,9 @@ def appointment_table(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None)
     a["weekday"] = pd.Categorical.from_codes(a["scheduled_at"].dt.weekday.to_numpy(), categories=list(_WEEKDAYS))
     a["hour"] = a["scheduled_at"].dt.hour.astype("Int64") if has_time else pd.array([pd.NA] * len(a), "Int64")
     hour = a["hour"].astype("float")
-    band = np.where(hour < 12, "morning", np.where(hour < 15, "early_afternoon", "late_afternoon"))
-    a["hour_band"] = np.where(hour.isna(), "unknown", band)
-    a["department"] = a["department"].astype("object").fillna("unknown").astype(str)
+    band = np.where(hour < 12, 0, np.where(hour < 15, 1, 2))
+    a["hour_band"] = _category(np.where(hour.isna(), 3, band), _HOUR_BANDS)
+    a["department"] = _text_category(a["department"])
     visits = clinic.tables.get("visits")
     if visits is not None:
         visits = visits.loc[(visits["visit_date"] < end).to_numpy()]
@@ -309,8 +340,8 @@ def appointment_table(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None)
                                           visits["visit_date"].to_numpy("datetime64[D]").astype(np.int64), order)
     else:
         a["prior_visits"] = 0
-    a["prior_visits_band"] = pd.cut(a["prior_visits"], [-1, 0, 2, 9, np.inf],
-                                    labels=["0", "1-2", "3-9", "10+"]).astype(str)
+    a["prior_visits_band"] = _cut_category(pd.cut(a["prior_visits"], [-1, 0, 2, 9, np.inf],
+                                                  labels=["0", "1-2", "3-9", "10+"]).array)
     if patients is not None:
         first = np.full(max(patient.max(initial=-1), codes["patients"].max(initial=-1)) + 1, -1)
         found, at = np.unique(codes["patients"], return_index=True)
@@ -318,14 +349,16 @@ def appointment_table(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None)
         row = first[patient]
         birth = pd.Series(patients["birth_date"].array.take(row, allow_fill=True), index=a.index)
         bands = age_band(completed_years(birth, a["scheduled_date"]))
-        a["age_band"] = pd.Series(bands).astype(object).fillna("unknown").astype(str).to_numpy()
-        sex = pd.Series(patients["sex"].array.take(row, allow_fill=True), index=a.index)
-        a["sex"] = sex.astype("object").fillna("unknown").astype(str)
+        a["age_band"] = _text_category(pd.Series(bands).astype(object))
+        a["sex"] = _text_category(pd.Series(patients["sex"].array.take(row, allow_fill=True)))
     else:
         a["age_band"] = "unknown"
         a["sex"] = "unknown"
     a["month"] = a["scheduled_at"].dt.to_period("M")
-    a["month_of_year"] = _MONTHS[a["scheduled_at"].dt.month.to_numpy()]
+    a["month_of_year"] = _category(a["scheduled_at"].dt.month.to_numpy(), _MONTHS)
     t0 = a["scheduled_date"].min() if len(a) else pd.Timestamp(as_of)
     a["years"] = (a["scheduled_date"] - t0).dt.days / 365.25
+    for c in TEXT_COLUMNS:  # e.g. the constant "none" / "unknown" of a clinic without reminders or patients
+        if not isinstance(a[c].dtype, pd.CategoricalDtype):
+            a[c] = a[c].astype(str).astype("category")
     return a

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -68,3 +71,31 @@ def test_tables_read_back_are_ordinary_writable_frames(demo_clinic, tmp_path):
     expected, got = demo_clinic.snapshot("2026-06-30"), back.snapshot("2026-06-30")
     for name in ("appointments", "reminders", "patients"):
         pd.testing.assert_frame_equal(got.tables[name], expected.tables[name])
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
+def test_reading_maps_the_file_copy_on_write_so_processes_share_it(demo_clinic, tmp_path):
+    """The run, its model workers and every notebook kernel read the same cache: its arrays are views of a
+    private mapping of the file (pages shared through the page cache), not copies, and writing into one
+    changes neither the file nor another reader."""
+    folder = write_snapshot_cache(demo_clinic, tmp_path / "cache")
+    data = (folder / "clinic.pickle").resolve()
+    size = data.stat().st_size
+    first = read_snapshot_cache(folder)
+
+    def mapped_kib() -> int:  # resident KiB of mappings of the cache file in this process
+        total, inside = 0, False
+        for line in Path("/proc/self/smaps").read_text().splitlines():
+            if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):  # a mapping's first line: address range ... path
+                inside = line.rstrip().endswith(str(data))
+            elif inside and line.startswith("Rss:"):
+                total += int(line.split()[1])
+        return total
+
+    days = first.visits["visit_date"].to_numpy()
+    assert mapped_kib() * 1024 >= 0.5 * size  # the tables live in the mapping, not in copies
+    assert not days.flags.owndata and days.flags.writeable
+    original = days[0]
+    days[0] = days[0] + np.timedelta64(1, "D")  # a private copy of that page only
+    second = read_snapshot_cache(folder)  # the hash still matches: the file is untouched
+    assert second.visits["visit_date"].iloc[0] == original != first.visits["visit_date"].iloc[0]

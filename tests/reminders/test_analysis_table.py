@@ -172,3 +172,58 @@ def test_arrow_text_and_categories_give_the_same_table():
     assert t.loc["A1", "sex"] == "F" and t.loc["A1", "n_sent"] == 2
     assert [c for c in plain.columns if c.startswith(("rem_", "msgs_"))] == \
         ["rem_3d", "rem_1d", "rem_unknown", "msgs_kakao", "msgs_sms"]
+
+
+def test_text_columns_are_lexical_categoricals_of_the_same_texts(rem_table):
+    """The low-cardinality text columns are ``category`` (about a byte a row, not an object pointer and a
+    Python string each), categories the values present sorted lexically, values the texts they always were."""
+    from crm_analysis.reminders.analysis_table import STEP_ORDER, TEXT_COLUMNS
+    from crm_analysis.reminders.rules import load_rules
+
+    t = rem_table
+    for c in TEXT_COLUMNS:
+        assert isinstance(t[c].dtype, pd.CategoricalDtype), c
+        cats = list(t[c].cat.categories)
+        assert cats == sorted(cats) and cats == sorted(set(t[c].astype(str))), c  # only values present
+        assert all(isinstance(x, str) for x in cats) and not t[c].isna().any(), c
+    # the same texts as computed from the other columns
+    text = {c: t[c].astype(str).to_numpy() for c in TEXT_COLUMNS}
+    assert (text["month_of_year"] == t["scheduled_at"].dt.strftime("%m").to_numpy()).all()
+    hour = t["hour"].astype(float)
+    expected = np.where(hour.isna(), "unknown", np.where(hour < 12, "morning",
+                                                         np.where(hour < 15, "early_afternoon", "late_afternoon")))
+    assert (text["hour_band"] == expected).all()
+    edges = [*load_rules(None)["lead_bands"], np.inf]
+    labels = [f"<{edges[0]}"] + [f"{lo}-{hi - 1}" if np.isfinite(hi) else f"{lo}+"
+                                 for lo, hi in zip(edges[:-1], edges[1:])]
+    expected = pd.cut(t["lead_days"], [-np.inf, *edges], right=False, labels=labels).astype(str).to_numpy()
+    assert (text["lead_band"] == expected).all()
+    expected = pd.cut(t["prior_visits"], [-1, 0, 2, 9, np.inf], labels=["0", "1-2", "3-9", "10+"]).astype(str)
+    assert (text["prior_visits_band"] == expected.to_numpy()).all()
+    steps = [s for s in STEP_ORDER if f"rem_{s}" in t]
+    received = t[[f"rem_{s}" for s in steps]].to_numpy() == 1
+    expected = np.array(["+".join(s for s, on in zip(steps, row) if on) or "none" for row in received], dtype=object)
+    assert (text["schedule"] == expected).all()
+    assert (np.where(t["no_show"] == 1, "no_show", "x") == np.where(text["status"] == "no_show", "no_show", "x")).all()
+    assert set(text["status"][t["analysed"].to_numpy()]) <= {"attended", "no_show"}
+
+
+def test_table_is_lean_in_memory(rem_table):
+    """About 200 bytes a row on the demo clinic (it was about 800 with object text columns)."""
+    per_row = rem_table.memory_usage(deep=True).sum() / len(rem_table)
+    assert per_row < 300, per_row
+
+
+def test_text_columns_of_the_hand_made_clinic():
+    t = appointment_table(tiny_clinic(), AS_OF).set_index("appointment_id")
+    assert t["department"].astype(str).to_dict() == {"A4": "안과", "A1": "내과", "A2": "내과", "A3": "unknown"}
+    assert list(t["department"].cat.categories) == ["unknown", "내과", "안과"]
+    assert t["status"].astype(str).to_dict() == {"A4": "attended", "A1": "no_show", "A2": "attended",
+                                                 "A3": "cancelled"}
+    assert list(t["schedule_sent"].cat.categories) == ["1d", "3d+1d", "none"]
+    assert t["sex"].astype(str).tolist() == ["M", "F", "F", "F"]
+    # a clinic without reminders or patients: constant texts, still categorical
+    bare = appointment_table(ClinicData({"appointments": tiny_clinic().tables["appointments"]}), AS_OF)
+    for c in ("schedule", "schedule_sent", "age_band", "sex"):
+        assert isinstance(bare[c].dtype, pd.CategoricalDtype) and list(bare[c].cat.categories) == [
+            "none" if c.startswith("schedule") else "unknown"], c
