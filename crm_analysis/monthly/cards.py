@@ -18,22 +18,48 @@ from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.monthly.month import Month
 from crm_analysis.profile.card_index import INDEX_NAME, index_meta, write_card_index
 from crm_analysis.profile.card_tables import card_tables
+from crm_analysis.reminders.rules import load_rules
+from crm_analysis.sampling import patient_sample
 
 __all__ = ["write_month_cards", "month_scores"]
 
 #: Months of known outcomes the no-show model behind the cards is fitted on (as the daily job's).
 TRAIN_MONTHS = 12
+#: Patients whose appointments booked ahead are scored together, when the model is fitted on a sample.
+SCORE_BATCH = 50_000
 
 
-def month_scores(clinic, as_of: pd.Timestamp) -> pd.DataFrame | None:
+def month_scores(clinic, as_of: pd.Timestamp, max_patients: int | None = None) -> pd.DataFrame | None:
     """No-show risk of the appointments booked after `as_of`, from a model fitted on the last
-    :data:`TRAIN_MONTHS` months of outcomes; None when the data cannot support the model."""
-    from crm_analysis.noshow.scoring import score_appointments
+    :data:`TRAIN_MONTHS` months of outcomes; None when the data cannot support the model.
 
-    try:  # fitted and scored on one appointment table
-        return score_appointments(clinic, as_of, lang="ko", train_months=TRAIN_MONTHS, reasons_also=("en",))
+    With more patients than `max_patients` (the reminder rules' ``model.max_patients``), the model is
+    fitted on a random sample of that many patients (:func:`crm_analysis.sampling.patient_sample`) and
+    scores every appointment booked ahead, from its own patient's records."""
+    from crm_analysis.noshow.scoring import fit_noshow_model, score_appointments
+
+    try:
+        sampled, sample = patient_sample(clinic, max_patients)
+        if sample is None:  # fitted and scored on one appointment table
+            return score_appointments(clinic, as_of, lang="ko", train_months=TRAIN_MONTHS, reasons_also=("en",))
+        model = fit_noshow_model(sampled, as_of, train_months=TRAIN_MONTHS)
+        ahead = _booked_ahead(clinic, as_of)
+        # scored in batches of patients: each batch's table holds only its patients' histories
+        parts = [score_appointments(clinic, as_of, model=model, lang="ko", reasons_also=("en",),
+                                    patients=ahead.iloc[start:start + SCORE_BATCH])
+                 for start in range(0, max(len(ahead), 1), SCORE_BATCH)]
+        scores = pd.concat(parts) if len(parts) > 1 else parts[0]
+        return scores.sort_values(["no_show_risk", "scheduled_at"], ascending=[False, True], kind="stable")
     except (CrmAnalysisError, KeyError, ValueError):
         return None
+
+
+def _booked_ahead(clinic, as_of: pd.Timestamp) -> pd.Series:
+    """The patients with an appointment scheduled after `as_of`'s day and booked by its end."""
+    end = pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)
+    appts = clinic.tables["appointments"]
+    ahead = ((appts["scheduled_at"] >= end) & (appts["booked_at"] < end)).fillna(False).to_numpy()
+    return pd.Series(appts.loc[ahead, "patient_id"].dropna().unique())
 
 
 def write_month_cards(month: Month, folder: str | Path, *, source) -> tuple[Path, dict[str, str]]:
@@ -53,7 +79,8 @@ def write_month_cards(month: Month, folder: str | Path, *, source) -> tuple[Path
     except CrmAnalysisError:
         plan = None
     staff = [] if plan is None else staff_lists(plan, month.clinic.tables["patients"], month.rules.campaigns)
-    scores = month_scores(month.clinic, month.as_of) if "appointments" in month.clinic.tables else None
+    most = load_rules(month.rules.reminders)["model"]["max_patients"]
+    scores = month_scores(month.clinic, month.as_of, most) if "appointments" in month.clinic.tables else None
     tables = card_tables(month, staff, scores=scores)
     notes = dict(tables.pop("notes"))
     if scores is None:

@@ -324,16 +324,21 @@ class Month:
     @property
     def noshow_backtest(self):
         """:func:`~crm_analysis.noshow.noshow_backtest`: the no-show risk model fitted on the 12 months before
-        the last three and scored on those three, against its two baselines."""
+        the last three and scored on those three, against its two baselines; on the reminder evaluation's
+        random sample of patients when the clinic has more than the reminder rules' ``model.max_patients``."""
         from crm_analysis.figures import month_start
         from crm_analysis.noshow import noshow_backtest, noshow_table
+        from crm_analysis.reminders.rules import load_rules
+        from crm_analysis.sampling import patient_sample
 
         def backtest():
+            # a large clinic: the same random patients as the reminder evaluation (whose table is theirs)
+            clinic, _ = patient_sample(self.clinic, load_rules(self.rules.reminders)["model"]["max_patients"])
             try:  # the reminder evaluation's appointment table, when it could be made: not built twice
                 base = self.reminders.table
             except CrmAnalysisError:
                 base = None
-            table = noshow_table(self.clinic, self.as_of, self.rules.reminders, base=base)
+            table = noshow_table(clinic, self.as_of, self.rules.reminders, base=base)
             return noshow_backtest(table, month_start(self.as_of, 2), as_of=self.as_of, train_months=12)
 
         return self._get("noshow_backtest", backtest)

@@ -164,6 +164,8 @@ def effect_sentence(sections: dict, lang: str = "ko") -> str:
     regime = label("page1_regime_as_received", lang) if regime == "as received" else regime
     adjusted = label("page1_effect_adjusted", lang).format(rd=pp(block["risk_difference"]), lo=pp(block["ci_low"]),
                                                           hi=pp(block["ci_high"]), regime=regime)
+    if block.get("sample"):
+        adjusted += " " + label("page1_effect_sample", lang).format(patients=block["sample"]["patients"])
     pilot = block.get("pilot")
     if not pilot:
         return adjusted

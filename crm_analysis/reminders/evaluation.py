@@ -44,6 +44,7 @@ from crm_analysis.reminders.pilot import PilotResult, pilot_analysis, plan_pilot
 from crm_analysis.reminders.rollout import ITSResult, interrupted_time_series, plot_its
 from crm_analysis.reminders.rules import load_rules, rules_within
 from crm_analysis.reminders.schedules import schedule_comparison, step_value
+from crm_analysis.sampling import PatientSample, patient_sample
 from crm_analysis.sufficiency import require
 
 __all__ = ["ReminderEvaluation", "evaluate_reminders", "headline_sentence"]
@@ -85,6 +86,10 @@ class ReminderEvaluation:
         (``"visits"``, ``"no_shows"``, ``"cancellations"``).
     per_booking_key : str or None
         The entry of `per_booking` the sentence reports (the current regime).
+    sample : PatientSample or None
+        Set when the clinic had more patients than the rules' ``model.max_patients`` and was evaluated on a
+        random sample of them (:func:`crm_analysis.sampling.patient_sample`): the table, its counts and the
+        costs are then the sample's; the effects and rates estimate the whole clinic's.
     """
 
     as_of: pd.Timestamp
@@ -105,6 +110,7 @@ class ReminderEvaluation:
     bookings: BookingEffectModel | None = field(default=None, repr=False)
     per_booking: Mapping[str, Mapping[str, Estimate]] = field(default_factory=dict)
     per_booking_key: str | None = None
+    sample: PatientSample | None = None
 
     # ------------------------------------------------------------ text
     def headline(self, lang: str = "ko") -> str:
@@ -152,8 +158,16 @@ class ReminderEvaluation:
         return pd.DataFrame(rows)
 
     def note_texts(self, lang: str = "ko") -> list[str]:
-        """The skipped analyses and data limits, as sentences."""
-        return [label(k, lang) for k in self.notes]
+        """The skipped analyses and data limits, as sentences (first, whether the clinic was sampled)."""
+        return [self.sample_sentence(lang)] * (self.sample is not None) + [label(k, lang) for k in self.notes]
+
+    def sample_sentence(self, lang: str = "ko") -> str:
+        """What the patient sample kept, or "" when every patient was evaluated."""
+        if self.sample is None:
+            return ""
+        s = self.sample
+        return label("rem_note_sample", lang).format(patients=s.patients, of=s.of, share=s.fraction,
+                                                     factor=1 / s.fraction)
 
     def explain_crude(self, lang: str = "ko") -> str:
         """One plain sentence on why the crude and adjusted estimates differ."""
@@ -354,8 +368,9 @@ class ReminderEvaluation:
         return estimates_frame(rows, name="name")
 
     def _repr_html_(self) -> str:
+        sample = f"<p>{escape(self.sample_sentence('en'))}</p>" if self.sample is not None else ""
         return (f"<h4>Reminder evaluation as of {self.as_of:%Y-%m-%d}</h4><p>{escape(self.headline('en'))}</p>"
-                f"<p>{escape(self.visits_sentence('en'))}</p>" + self.comparison_table("en").to_html(index=False))
+                f"<p>{escape(self.visits_sentence('en'))}</p>{sample}" + self.comparison_table("en").to_html(index=False))
 
 
 def _fmt(value: float, scale: str) -> str:
@@ -440,6 +455,17 @@ def evaluate_reminders(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None
         Without an appointments table.
     CrmAnalysisError
         If no appointment ever received a reminder.
+
+    Notes
+    -----
+    A clinic with more patients than the rules' ``model.max_patients``
+    (100,000 by default) is evaluated on a random sample of that many
+    patients with all their appointments (:func:`crm_analysis.sampling.patient_sample`;
+    the same patients on every run). Each sampled patient's history is
+    complete and errors are clustered by patient, so the effects, rates and
+    their intervals estimate the whole clinic's; the counts and amounts are the
+    sample's, and :attr:`ReminderEvaluation.sample` and the first of
+    :meth:`ReminderEvaluation.note_texts` say so.
     """
     with one_blas_thread():  # tall, thin products: threaded BLAS costs many times the CPU on a busy machine
         return _evaluate(clinic, pd.Timestamp(as_of).normalize(), rules, revenue, conf_level)
@@ -448,6 +474,7 @@ def evaluate_reminders(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None
 def _evaluate(clinic: ClinicData, as_of: pd.Timestamp, rules, revenue: float | None,
               conf_level: float) -> ReminderEvaluation:
     require("reminders", clinic, as_of)
+    clinic, sample = patient_sample(clinic, load_rules(rules)["model"]["max_patients"])
     table = appointment_table(clinic, as_of, rules)
     if not (table["analysed"] & table["reminded"]).any():
         raise InsufficientDataError(
@@ -516,7 +543,8 @@ def _evaluate(clinic: ClinicData, as_of: pd.Timestamp, rules, revenue: float | N
     per_booking_key = headline_key if headline_key in per_booking else next(reversed(list(per_booking)), None)
     costs = cost_benefit(table, model, rev, r, bookings=bookings)
     return ReminderEvaluation(as_of, table, model, crude, mh, adjusted, headline_key, pilot, its, schedules, step_2h,
-                              costs, rev, tuple(dict.fromkeys(notes)), r, bookings, per_booking, per_booking_key)
+                              costs, rev, tuple(dict.fromkeys(notes)), r, bookings, per_booking, per_booking_key,
+                              sample)
 
 
 def _per_booking(table: pd.DataFrame, rules: Mapping, conf_level: float,

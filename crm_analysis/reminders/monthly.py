@@ -84,7 +84,8 @@ def reminder_effect_kpis(clinic, as_of, min_count: int = 5, *, evaluation: Remin
         ``appointments``, ``patients``, ``method``, ``extra_visits_per_booking``, ``visits_ci_low``,
         ``visits_ci_high``, ``no_shows_avoided_per_booking``, ``extra_cancellations_per_booking``,
         ``cancellations_ci_low``, ``cancellations_ci_high``, ``bookings``, ``slot_refill_rate``,
-        ``reminded_month``, ``reminded_share_month``.
+        ``reminded_month``, ``reminded_share_month``, ``pilot`` and ``sample`` (``{"patients", "of"}`` when the
+        clinic was evaluated on a random sample of its patients, whose counts these are; else None).
 
     Raises
     ------
@@ -127,7 +128,9 @@ def reminder_effect_kpis(clinic, as_of, min_count: int = 5, *, evaluation: Remin
             "method": rd.method, **per_booking,
             "reminded_month": shown_count(int((month & reminded).sum()), min_count),
             "reminded_share_month": shown_rate(int((month & reminded).sum()), int(month.sum()), min_count),
-            "pilot": _pilot_figures(evaluation, min_count)}
+            "pilot": _pilot_figures(evaluation, min_count),
+            "sample": None if evaluation.sample is None else {"patients": evaluation.sample.patients,
+                                                              "of": evaluation.sample.of}}
 
 
 def _pilot_figures(evaluation: ReminderEvaluation, min_count: int) -> dict | None:

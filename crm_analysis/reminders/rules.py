@@ -79,6 +79,9 @@ def _check(r: dict) -> None:
                                f"filled again), not {refill!r}")
     if r["cost_effect"] not in COST_EFFECTS:
         raise CrmAnalysisError(f"cost_effect must be one of {', '.join(COST_EFFECTS)}, not {r['cost_effect']!r}")
+    most = r["model"]["max_patients"]
+    if most is not None and (isinstance(most, bool) or not isinstance(most, int) or most < 1):
+        raise CrmAnalysisError(f"model.max_patients must be null or a whole number of patients, not {most!r}")
     if r["its"]["frequency"] not in ("M", "W"):
         raise CrmAnalysisError(f"its.frequency must be 'M' (monthly) or 'W' (weekly), not {r['its']['frequency']!r}")
 

@@ -38,6 +38,8 @@ def test_default_rules_and_overrides(tmp_path):
     ({"its": {"frequency": "Q"}}, "its.frequency must be 'M'"),
     ({"slot_refill_rate": 1.5}, "slot_refill_rate must be a share between 0 and 1"),
     ({"slot_refill_rate": "half"}, "slot_refill_rate must be a share between 0 and 1"),
+    ({"model": {"max_patients": 0}}, "model.max_patients must be null or a whole number of patients"),
+    ({"model": {"max_patients": "all"}}, "model.max_patients must be null or a whole number of patients"),
 ])
 def test_bad_rules_name_the_key(override, match):
     with pytest.raises(CrmAnalysisError, match=match):
@@ -122,6 +124,36 @@ def test_evaluation_on_demo(rem_eval, rem_truth):
     assert {"crude", "pilot_rd", "its_level_change[1d]", "adjusted_rd[reminded]",
             "per_booking_visits[3d+1d+2h]", "per_booking_cancellations[1d]"} <= set(summary["name"])
     assert "Reminder evaluation" in ev._repr_html_()
+
+
+def test_a_large_clinic_is_evaluated_on_a_patient_sample_that_still_covers_the_truth(demo_clinic, rem_eval,
+                                                                                      rem_truth):
+    """Above ``model.max_patients`` the evaluation keeps a random sample of patients with all their
+    appointments: its intervals are wider, still cover the clinic's true effects, and the counts say whose."""
+    from crm_analysis.monthly.page_one import effect_sentence
+    from crm_analysis.reminders import evaluate_reminders
+    from crm_analysis.reminders.monthly import reminder_effect_kpis
+
+    n = len(demo_clinic.patients)
+    most = n * 2 // 3
+    ev = evaluate_reminders(demo_clinic, DEMO_END, rules={"model": {"max_patients": most}})
+    assert ev.sample is not None and (ev.sample.patients, ev.sample.of) == (most, n) and rem_eval.sample is None
+    assert ev.model.n_patients_ <= most < rem_eval.model.n_patients_
+    for period in ("1d", "3d+1d+2h"):
+        truth = rem_truth["rollout_periods"][period]
+        rd, rr = ev.adjusted[period]
+        full, _ = rem_eval.adjusted[period]
+        print(f"{period}: sample {rd} vs all patients {full} vs truth {truth['risk_difference']:+.4f}")
+        assert rd.contains(truth["risk_difference"]) and rr.contains(truth["risk_ratio"])
+        assert rd.n < full.n and rd.ci_high - rd.ci_low > full.ci_high - full.ci_low
+    en = ev.note_texts("en")[0]
+    print(en)
+    assert f"a random {most:,} of them" in en and f"With {n:,} patients" in en
+    assert "표본" in ev.note_texts("ko")[0] and rem_eval.note_texts("en") == []
+    kpis = reminder_effect_kpis(demo_clinic, DEMO_END, evaluation=ev, rules={"model": {"max_patients": most}})
+    assert kpis["sample"] == {"patients": most, "of": n}
+    sentence = effect_sentence({"reminder_effect": {**kpis, "available": True}}, "en")
+    assert f"random sample of {most:,} patients" in sentence
 
 
 def test_evaluation_shows_visits_per_booking_beside_cancellations(rem_eval, rem_truth):
