@@ -26,6 +26,8 @@ time it is asked for; the error is kept (and saved) like a result.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import os
 import pickle
 import time
@@ -483,11 +485,31 @@ def fit_and_save(names: tuple[str, ...], folder: str | Path, month: Month | None
     already (for good: meant for a worker process), so that a longer fit elsewhere, which the run waits for,
     gets the larger share of the cores.
     """
-    month = inherited() if month is None else month
+    worker = month is None
+    month = inherited() if worker else month
     lower_priority(niceness)
     month.fit(names)
     month.save(folder, [n for n in names if n in month._results])
+    if worker:  # saved: a worker's copies are no longer needed, and it may wait idle while the run goes on
+        _release_results(month)
     return list(names)
+
+
+def _release_results(month: Month) -> None:
+    """Forget `month`'s computed results and hand the freed memory back to the system.
+
+    A model worker keeps them otherwise until the run ends: at a million patients several GiB per worker
+    while the notebooks and the lists need the memory. glibc keeps freed heap for reuse, and Arrow its pool,
+    unless asked to return it.
+    """
+    month._results.clear()
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # glibc only
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with contextlib.suppress(ImportError):
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
 
 
 def fit_models(month: Month, folder: str | Path, *, jobs: int = 2,

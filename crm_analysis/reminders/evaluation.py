@@ -370,7 +370,8 @@ class ReminderEvaluation:
     def _repr_html_(self) -> str:
         sample = f"<p>{escape(self.sample_sentence('en'))}</p>" if self.sample is not None else ""
         return (f"<h4>Reminder evaluation as of {self.as_of:%Y-%m-%d}</h4><p>{escape(self.headline('en'))}</p>"
-                f"<p>{escape(self.visits_sentence('en'))}</p>{sample}" + self.comparison_table("en").to_html(index=False))
+                f"<p>{escape(self.visits_sentence('en'))}</p>{sample}"
+                + self.comparison_table("en").to_html(index=False))
 
 
 def _fmt(value: float, scale: str) -> str:

@@ -211,6 +211,27 @@ def test_model_workers_inherit_the_month_without_pickling_it(demo_clinic, tmp_pa
     assert (tmp_path / "churn_comparison.pkl").is_file()
 
 
+def _inherited_results() -> int:
+    from crm_analysis.monthly.month import inherited
+
+    return len(inherited()._results)
+
+
+def test_a_worker_lets_go_of_what_it_saved(demo_clinic, tmp_path):
+    """A model worker forgets its results once they are saved (at a million patients, GiBs it would hold while
+    it waits idle for the run to end); the Month that gave it them keeps its own."""
+    from crm_analysis.monthly.month import fit_and_save, model_workers
+
+    month = Month(demo_clinic, DEMO_END)
+    month._get("churn_comparison", lambda: pd.DataFrame({"model": ["cox"]}))
+    with model_workers(month, 1) as pool:
+        assert pool.submit(_inherited_results).result() == 1
+        pool.submit(fit_and_save, ("churn_comparison",), tmp_path).result()
+        assert pool.submit(_inherited_results).result() == 0
+    assert pd.read_pickle(tmp_path / "churn_comparison.pkl")["model"].tolist() == ["cox"]
+    assert list(month._results) == ["churn_comparison"]
+
+
 def test_a_worker_fitting_with_niceness_gives_way_for_good(demo_clinic, tmp_path):
     """fit_and_save(niceness=n) lowers its worker's priority to n, once (the run's workers for the shorter
     models: a worker fitting two groups is not lowered twice)."""
