@@ -53,6 +53,17 @@ def _broken_copy(demo_dir: Path, target: Path) -> Path:
     return target
 
 
+def _first_difference(serial: dict[str, bytes], dask: dict[str, bytes], names: list[str]) -> str:
+    """The first lines that differ in the first differing notebook or JSON file (serial, then Dask), to show why."""
+    for name in names:
+        if name.endswith((".ipynb", ".json")):
+            lines = zip(serial[name].decode("utf-8", "replace").splitlines(),
+                        dask[name].decode("utf-8", "replace").splitlines())
+            return "\n".join(f"{name}:{i}\n  serial: {a[:300]}\n  dask:   {b[:300]}"
+                             for i, (a, b) in enumerate(lines, 1) if a != b)[:3000]
+    return ""
+
+
 def _config(path: Path, branches: dict[str, Path], lang: dict[str, str] | None = None) -> Path:
     lines = ["version: 1", "network: 시험 네트워크", "clinics:"]
     for cid, source in branches.items():
@@ -172,7 +183,8 @@ def test_dask_cluster_of_two_workers_matches_a_serial_run(tmp_path, capsys):
     for cid, files in serial.items():
         dask_files = _files(tmp_path, cid)
         assert sorted(dask_files) == sorted(files)
-        assert [name for name in files if dask_files[name] != files[name]] == [], cid  # names the files that differ
+        differ = [name for name in files if dask_files[name] != files[name]]
+        assert differ == [], f"{cid}: {differ}\n{_first_difference(files, dask_files, differ)}"
     assert (tmp_path / "r" / "network" / MONTH / "network_kpis.json").read_bytes() == serial_summary
     manifest = json.loads((tmp_path / "r" / "network" / MONTH / "manifest.json").read_text())
     workers = {b["clinic_id"]: b["worker"] for b in manifest["branches"]}
