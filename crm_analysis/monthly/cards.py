@@ -18,8 +18,7 @@ from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.monthly.month import Month
 from crm_analysis.profile.card_index import INDEX_NAME, index_meta, write_card_index
 from crm_analysis.profile.card_tables import card_tables
-from crm_analysis.reminders.rules import load_rules
-from crm_analysis.sampling import patient_sample
+from crm_analysis.reminders import evaluated_patients
 
 __all__ = ["write_month_cards", "month_scores"]
 
@@ -29,17 +28,17 @@ TRAIN_MONTHS = 12
 SCORE_BATCH = 50_000
 
 
-def month_scores(clinic, as_of: pd.Timestamp, max_patients: int | None = None) -> pd.DataFrame | None:
+def month_scores(clinic, as_of: pd.Timestamp, rules=None) -> pd.DataFrame | None:
     """No-show risk of the appointments booked after `as_of`, from a model fitted on the last
     :data:`TRAIN_MONTHS` months of outcomes; None when the data cannot support the model.
 
-    With more patients than `max_patients` (the reminder rules' ``model.max_patients``), the model is
-    fitted on a random sample of that many patients (:func:`crm_analysis.sampling.patient_sample`) and
-    scores every appointment booked ahead, from its own patient's records."""
+    `rules`: the reminder rules. Above their ``model.max_patients`` the model is fitted on the reminder
+    evaluation's random sample of patients (:func:`~crm_analysis.reminders.evaluated_patients`) and scores
+    every appointment booked ahead, from its own patient's records."""
     from crm_analysis.noshow.scoring import fit_noshow_model, score_appointments
 
     try:
-        sampled, sample = patient_sample(clinic, max_patients)
+        sampled, sample = evaluated_patients(clinic, rules)
         if sample is None:  # fitted and scored on one appointment table
             return score_appointments(clinic, as_of, lang="ko", train_months=TRAIN_MONTHS, reasons_also=("en",))
         model = fit_noshow_model(sampled, as_of, train_months=TRAIN_MONTHS)
@@ -79,8 +78,8 @@ def write_month_cards(month: Month, folder: str | Path, *, source) -> tuple[Path
     except CrmAnalysisError:
         plan = None
     staff = [] if plan is None else staff_lists(plan, month.clinic.tables["patients"], month.rules.campaigns)
-    most = load_rules(month.rules.reminders)["model"]["max_patients"]
-    scores = month_scores(month.clinic, month.as_of, most) if "appointments" in month.clinic.tables else None
+    scores = month_scores(month.clinic, month.as_of, month.rules.reminders) \
+        if "appointments" in month.clinic.tables else None
     tables = card_tables(month, staff, scores=scores)
     notes = dict(tables.pop("notes"))
     if scores is None:

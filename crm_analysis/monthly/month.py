@@ -330,12 +330,11 @@ class Month:
         random sample of patients when the clinic has more than the reminder rules' ``model.max_patients``."""
         from crm_analysis.figures import month_start
         from crm_analysis.noshow import noshow_backtest, noshow_table
-        from crm_analysis.reminders.rules import load_rules
-        from crm_analysis.sampling import patient_sample
+        from crm_analysis.reminders import evaluated_patients
 
         def backtest():
             # a large clinic: the same random patients as the reminder evaluation (whose table is theirs)
-            clinic, _ = patient_sample(self.clinic, load_rules(self.rules.reminders)["model"]["max_patients"])
+            clinic, _ = evaluated_patients(self.clinic, self.rules.reminders)
             try:  # the reminder evaluation's appointment table, when it could be made: not built twice
                 base = self.reminders.table
             except CrmAnalysisError:

@@ -20,7 +20,8 @@ from crm_analysis.reminders.adjusted import ReminderEffectModel, crude_effect, m
 from crm_analysis.reminders.analysis_table import appointment_table
 from crm_analysis.reminders.bookings import BookingEffectModel, planned_schedule
 from crm_analysis.reminders.costs import cost_benefit, revenue_per_visit
-from crm_analysis.reminders.evaluation import ReminderEvaluation, evaluate_reminders, headline_sentence
+from crm_analysis.reminders.evaluation import (ReminderEvaluation, evaluate_reminders, evaluated_patients,
+                                               headline_sentence)
 from crm_analysis.reminders.pilot import PilotResult, pilot_analysis, plan_pilot
 from crm_analysis.reminders.rollout import ITSResult, interrupted_time_series, plot_its, rate_series
 from crm_analysis.reminders.rules import load_rules, rules_within
@@ -30,5 +31,5 @@ __all__ = [
     "appointment_table", "load_rules", "pilot_analysis", "plan_pilot", "PilotResult", "crude_effect",
     "mantel_haenszel", "ReminderEffectModel", "period_masks", "interrupted_time_series", "ITSResult", "plot_its",
     "rate_series", "schedule_comparison", "step_value", "cost_benefit", "revenue_per_visit", "evaluate_reminders",
-    "ReminderEvaluation", "headline_sentence", "BookingEffectModel", "planned_schedule", "rules_within",
+    "evaluated_patients", "ReminderEvaluation", "headline_sentence", "BookingEffectModel", "planned_schedule", "rules_within",
 ]

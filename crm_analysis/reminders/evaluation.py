@@ -47,7 +47,7 @@ from crm_analysis.reminders.schedules import schedule_comparison, step_value
 from crm_analysis.sampling import PatientSample, patient_sample
 from crm_analysis.sufficiency import require
 
-__all__ = ["ReminderEvaluation", "evaluate_reminders", "headline_sentence"]
+__all__ = ["ReminderEvaluation", "evaluate_reminders", "evaluated_patients", "headline_sentence"]
 
 
 @dataclass(frozen=True)
@@ -472,10 +472,23 @@ def evaluate_reminders(clinic: ClinicData, as_of: str | pd.Timestamp, rules=None
         return _evaluate(clinic, pd.Timestamp(as_of).normalize(), rules, revenue, conf_level)
 
 
+def evaluated_patients(clinic: ClinicData, rules=None) -> tuple[ClinicData, PatientSample | None]:
+    """The patients the reminder models are fitted on: the whole `clinic`, or above the rules'
+    ``model.max_patients`` a random sample of that many with all their rows
+    (:func:`crm_analysis.sampling.patient_sample`: the same patients for the evaluation, the no-show
+    back-test and the cards' no-show model).
+
+    Returns
+    -------
+    (ClinicData, PatientSample or None)
+    """
+    return patient_sample(clinic, load_rules(rules)["model"]["max_patients"])
+
+
 def _evaluate(clinic: ClinicData, as_of: pd.Timestamp, rules, revenue: float | None,
               conf_level: float) -> ReminderEvaluation:
     require("reminders", clinic, as_of)
-    clinic, sample = patient_sample(clinic, load_rules(rules)["model"]["max_patients"])
+    clinic, sample = evaluated_patients(clinic, rules)
     table = appointment_table(clinic, as_of, rules)
     if not (table["analysed"] & table["reminded"]).any():
         raise InsufficientDataError(

@@ -11,7 +11,7 @@ from tests.conftest import DEMO_END
 def test_a_model_fitted_on_a_patient_sample_still_scores_every_appointment_ahead(demo_clinic):
     full = month_scores(demo_clinic, pd.Timestamp(DEMO_END))
     n = len(demo_clinic.patients)
-    sampled = month_scores(demo_clinic, pd.Timestamp(DEMO_END), max_patients=n // 2)
+    sampled = month_scores(demo_clinic, pd.Timestamp(DEMO_END), rules={"model": {"max_patients": n // 2}})
     assert full is not None and sampled is not None and len(full) > 100
     assert set(sampled.index) == set(full.index) and list(sampled.columns) == list(full.columns)
     both = full[["no_show_risk"]].join(sampled[["no_show_risk"]], rsuffix="_sampled")
@@ -27,8 +27,8 @@ def test_scoring_in_batches_of_patients_gives_the_same_scores(demo_clinic, monke
     from crm_analysis.monthly import cards
 
     n = len(demo_clinic.patients)
-    whole = month_scores(demo_clinic, pd.Timestamp(DEMO_END), max_patients=n // 2)
+    whole = month_scores(demo_clinic, pd.Timestamp(DEMO_END), rules={"model": {"max_patients": n // 2}})
     monkeypatch.setattr(cards, "SCORE_BATCH", 17)  # many batches of a few patients
-    batched = month_scores(demo_clinic, pd.Timestamp(DEMO_END), max_patients=n // 2)
+    batched = month_scores(demo_clinic, pd.Timestamp(DEMO_END), rules={"model": {"max_patients": n // 2}})
     pd.testing.assert_frame_equal(batched.sort_index(), whole.sort_index())
     assert batched["no_show_risk"].is_monotonic_decreasing
