@@ -173,8 +173,11 @@ def backtest(clinic, cutoff=None, horizon: int = 180, *, model: ChurnModel | Map
     t_obs = np.where(returned, days_to, horizon)
     elapsed = state["elapsed_days"].to_numpy(dtype=np.float64)
     # Kaplan-Meier (no covariates) conditional probability, from the training gaps only
-    usable = gaps[gaps["duration"] > 0]
-    counts = usable.groupby(["duration", "event"]).size().reset_index(name="n")
+    duration, event = gaps["duration"].to_numpy(), gaps["event"].to_numpy()
+    usable = duration > 0  # the counts only: no copy of the 20M gap rows of a million patients
+    counts = (pd.DataFrame({"duration": duration[usable], "event": event[usable]})
+              .groupby(["duration", "event"]).size().reset_index(name="n"))
+    del gaps, duration, event, usable
     km = KaplanMeierFitter().fit(counts["duration"], counts["event"], weights=counts["n"]).survival_function_
     grid = np.arange(int(elapsed.max()) + horizon + 2)
     s = km.iloc[:, 0].reindex(np.union1d(km.index.to_numpy(), grid)).ffill().fillna(1.0).reindex(grid).to_numpy()

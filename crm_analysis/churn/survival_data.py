@@ -186,6 +186,7 @@ def survival_data(clinic, as_of) -> pd.DataFrame:
     next_day[:-1] = g_day[1:]
     next_day[last] = end_day
     duration = next_day - g_day
+    del next_day
     group_start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
     visit_number = np.arange(n) - group_start + 1
     prev_gap = np.full(n, np.nan)
@@ -195,7 +196,8 @@ def survival_data(clinic, as_of) -> pd.DataFrame:
     total = cum_ins + cum_self
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(total > 0, cum_self / total, np.nan)
-    mix = np.where(~(share > 0), 0, np.where(share < 0.5, 1, 2))
+    mix = np.where(~(share > 0), 0, np.where(share < 0.5, 1, 2)).astype(np.int8)
+    del cum_ins, cum_self, total, group_start  # gap-level arrays (20M rows at a million patients): freed early
 
     # fixed covariates: per patient (from the first visit day and the patients table), then taken per gap
     first_idx = np.flatnonzero(first)
@@ -219,6 +221,7 @@ def survival_data(clinic, as_of) -> pd.DataFrame:
     source = from_patients("referral_source", "other")
     wom = np.asarray(source.categories == "word_of_mouth")[source.codes]
     heavy = g_self[first_idx] > g_ins[first_idx]
+    del g_ins, g_self
     no_shows = _prior_no_shows(clinic, pid_uniques, g_code, g_day, end_day)
     fixed = {
         "age_band": _from_codes(age_code, [b for _, b in _AGE_BANDS], "unknown"),
@@ -233,12 +236,12 @@ def survival_data(clinic, as_of) -> pd.DataFrame:
     out = pd.DataFrame({
         "patient_id": pd.array(pid_uniques, dtype="string[pyarrow]").take(g_code),
         "start_date": (g_day * _DAY).astype("datetime64[ns]"),
-        "duration": duration.astype(np.int64),
+        "duration": duration.astype(np.int64, copy=False),
         "event": (~last).astype(np.int8),
         "is_open": last,
         **{name: cat.take(per_gap) for name, cat in fixed.items()},
         "department": _from_codes(g_dept, dept_names, "unknown"),
-        "visit_number": visit_number.astype(np.int64),
+        "visit_number": visit_number.astype(np.int64, copy=False),
         "visits_band": pd.Categorical.from_codes(_band_code(visit_number, _VISIT_BANDS), [b for _, b in _VISIT_BANDS]),
         "self_pay_share": share,
         "self_pay_mix": pd.Categorical.from_codes(mix.astype(np.int8), ["none", "some", "mostly"]),

@@ -12,15 +12,18 @@ table, the one fact every snapshot needs that takes hashing every appointment id
 (:meth:`ClinicData.snapshot <crm_analysis.clinic.ClinicData.snapshot>`).
 
 A cache folder holds ``clinic.pickle`` and ``cache.json`` (format, version,
-the data file's SHA-256 and where its parts lie). The data file is a pickle
-(protocol 5) whose large arrays are stored after it, out of band, so that
-writing them copies no array twice and reading them copies none at all:
+the data file's size, the SHA-256 of its pickle stream and where its parts lie). The data file is a pickle
+(protocol 5) whose large arrays, dates included, are stored after it, out of
+band (:mod:`crm_analysis.io.mapped`), so that writing them copies no array
+twice and reading them copies none at all:
 :func:`read_snapshot_cache` maps the file into memory copy-on-write and the
 tables' arrays are views of that mapping. Every process of a run that reads
 the cache (the run itself, its forked model workers, each notebook kernel)
 therefore shares one copy of the clinic in the page cache; a process that
-writes into an array gets a private copy of that page only. It checks the
-hash before unpickling, so a truncated or altered file is refused.
+writes into an array gets a private copy of that page only, and pages of
+columns it never reads stay on disk. It checks the file's size and the
+pickle stream's hash before unpickling, so a truncated file or an altered
+stream (the part that can run code) is refused.
 Pickle runs code when loaded: only ever read caches this run wrote (that is
 why they live in a 0700 folder and are never published).
 
@@ -32,23 +35,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from crm_analysis._version import __version__
 from crm_analysis.clinic import ClinicData
 from crm_analysis.exceptions import CrmAnalysisError
+from crm_analysis.io.mapped import map_file, pickle_parts, unpickle_parts, write_parts
 
 __all__ = ["CACHE_FORMAT", "write_snapshot_cache", "read_snapshot_cache", "is_snapshot_cache"]
 
 #: Marker written into ``cache.json``.
-CACHE_FORMAT = "crm_analysis-validated-clinic/3"
+CACHE_FORMAT = "crm_analysis-validated-clinic/4"
 _DATA, _META = "clinic.pickle", "cache.json"
-#: Out-of-band buffers start on multiples of this, so arrays read back are aligned.
-_ALIGN = 64
 
 
 def write_snapshot_cache(clinic: ClinicData, folder: str | Path) -> Path:
@@ -73,22 +73,14 @@ def write_snapshot_cache(clinic: ClinicData, folder: str | Path) -> Path:
     if "reminders" in clinic.tables and "appointments" in clinic.tables:
         # worked out once here rather than by every notebook's first snapshot (see ClinicData._reminders_linked)
         state["reminders_linked"] = clinic._reminders_linked()
-    buffers: list[pickle.PickleBuffer] = []
-    parts = [memoryview(pickle.dumps(state, protocol=5, buffer_callback=buffers.append))]
-    parts += [buffer.raw() for buffer in buffers]
+    parts = pickle_parts(state)  # the arrays, dates too, out of band: read back as views of the file
     data = folder / _DATA
     data.touch(mode=0o600)
-    digest, layout, position = hashlib.sha256(), [], 0
     with data.open("wb") as out:
-        for part in parts:
-            padding = b"\0" * (-position % _ALIGN)
-            for chunk in (padding, part):
-                out.write(chunk)
-                digest.update(chunk)
-            position += len(padding)
-            layout.append([position, part.nbytes])
-            position += part.nbytes
-    meta = {"format": CACHE_FORMAT, "crm_analysis": __version__, "sha256": digest.hexdigest(), "parts": layout,
+        layout = write_parts(parts, out)
+    size = layout[-1][0] + layout[-1][1]
+    meta = {"format": CACHE_FORMAT, "crm_analysis": __version__, "sha256": hashlib.sha256(parts[0]).hexdigest(),
+            "size": size, "parts": layout,
             "source": clinic.source, "rows": {name: len(df) for name, df in clinic.tables.items()}}
     (folder / _META).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
     (folder / _META).chmod(0o600)
@@ -132,13 +124,17 @@ def read_snapshot_cache(source: str | Path, as_of: str | pd.Timestamp | None = N
     if meta.get("crm_analysis") != __version__:
         raise CrmAnalysisError(f"the cache in {folder} was written by crm_analysis {meta.get('crm_analysis')}, "
                                f"this is {__version__}: load the original source instead")
-    payload = _map_whole(folder / _DATA)  # the arrays unpickled out of band are views of it
-    if hashlib.sha256(payload).hexdigest() != meta.get("sha256"):
-        raise CrmAnalysisError(f"the cache in {folder} is damaged (its SHA-256 does not match cache.json): "
+    payload = map_file(folder / _DATA)  # the arrays unpickled out of band are views of it
+    layout = meta.get("parts") or [[0, len(payload)]]
+    start, length = layout[0]
+    # Only the pickle stream can run code, so it is what the hash covers; the arrays after it are data, checked
+    # by size. Hashing them too would read every page of the file into every process that opens it (3.7 GiB at a
+    # million patients), where each process should touch only the columns it uses.
+    if len(payload) != meta.get("size", len(payload)) or \
+            hashlib.sha256(payload[start:start + length]).hexdigest() != meta.get("sha256"):
+        raise CrmAnalysisError(f"the cache in {folder} is damaged (its size or SHA-256 does not match cache.json): "
                                "load the original source instead")
-    view = memoryview(payload)
-    main, *buffers = [view[start:start + size] for start, size in meta.get("parts") or [[0, len(payload)]]]
-    state = pickle.loads(main, buffers=buffers)  # noqa: S301 - our own file, hash-checked, in a 0700 folder
+    state = unpickle_parts(payload, layout)
     if as_of is not None:
         wanted = pd.Timestamp(as_of).normalize()
         if state["as_of"] is None or wanted != state["as_of"]:
@@ -149,11 +145,3 @@ def read_snapshot_cache(source: str | Path, as_of: str | pd.Timestamp | None = N
     if linked is not None:
         clinic._remember_linked(linked)
     return clinic
-
-
-def _map_whole(path: Path) -> np.ndarray:
-    """The whole file mapped copy-on-write: its pages are shared with every other process mapping it (and the
-    page cache) until one writes into them, and stay writable, as arrays read into memory would be."""
-    if path.stat().st_size == 0:
-        return np.empty(0, dtype=np.uint8)
-    return np.memmap(path, dtype=np.uint8, mode="c")

@@ -8,9 +8,11 @@ documented in ``docs/kpis.md``).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from crm_analysis.clinic import ClinicData
+from crm_analysis.ids import id_positions
 from crm_analysis.figures import between, month_start, records, shown_count, shown_rate
 from crm_analysis.privacy import suppress_small_counts
 
@@ -19,9 +21,18 @@ __all__ = ["patients_kpis", "retention_kpis", "no_show_kpis", "revenue_kpis", "t
 
 def first_visits(clinic: ClinicData) -> pd.Series:
     """Each patient's first visit day: ``patients.first_visit_date``, else their earliest visit."""
-    earliest = clinic.visits.groupby("patient_id", observed=True)["visit_date"].min()
-    patients = clinic.patients.set_index("patient_id")["first_visit_date"]
-    return patients.fillna(earliest.reindex(patients.index)).dropna()
+    first = clinic.patients.set_index("patient_id")["first_visit_date"]
+    missing = first.isna().to_numpy()
+    if missing.any():  # the visits of those patients only (a look-up of ids, not a group-by of every visit)
+        visits = clinic.visits
+        who = id_positions(visits["patient_id"], first.index[missing])
+        seen = who >= 0
+        days = visits["visit_date"].to_numpy()[seen]
+        earliest = pd.Series(days, dtype=first.dtype).groupby(who[seen]).min()
+        filled = first.to_numpy(copy=True)
+        filled[np.flatnonzero(missing)[earliest.index.to_numpy()]] = earliest.to_numpy()
+        first = pd.Series(filled, index=first.index, name=first.name)
+    return first.dropna()
 
 
 def patients_kpis(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:

@@ -120,7 +120,8 @@ register_section("trend", lambda m, k: core.trend_kpis(m.clinic, m.as_of, k), fi
 register_section("reminder_effect", _reminder_effect, figures=REMINDER_EFFECT_FIGURES)
 register_section("replies", lambda m, k: reply_kpis(m.clinic, m.as_of, k), figures=REPLY_FIGURES)
 register_section("vip", lambda m, k: vip_kpis(m.clinic, m.as_of, k, features=m.features, vips=m.vips,
-                                              segment_rules=m.rules.segments, vip_rule_file=m.rules.vip),
+                                              segment_rules=m.rules.segments, vip_rule_file=m.rules.vip,
+                                              migration=m.migration),
                  figures=VIP_FIGURES)
 register_section("campaigns", lambda m, k: campaign_kpis(m.clinic, m.as_of, k, config=m.rules.campaigns),
                  figures=CAMPAIGN_FIGURES)

@@ -26,10 +26,7 @@ time it is asked for; the error is kept (and saved) like a result.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import gc
 import os
-import pickle
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -41,17 +38,24 @@ import pandas as pd
 from crm_analysis.clinic import ClinicData
 from crm_analysis.exceptions import CrmAnalysisError
 from crm_analysis.i18n import check_lang
+from crm_analysis.io import mapped
+from crm_analysis.memory import free_unused_memory
 from crm_analysis.monthly.rules import RuleSet, load_rule_set
 
-__all__ = ["Month", "MODELS", "FIT_GROUPS", "FITTING_MARKER", "fit_models", "fitting_into", "model_workers",
-           "inherited", "fit_and_save", "lower_priority"]
+__all__ = ["Month", "MODELS", "SHARED_PIECES", "FIT_GROUPS", "FITTING_MARKER", "fit_models", "fitting_into",
+           "model_workers", "inherited", "fit_and_save", "lower_priority"]
 
 #: The month's models, in the order they are fitted when all are asked for.
 MODELS = ("reminders", "churn", "churn_comparison", "recall", "campaigns", "churn_backtest", "clv", "clv_backtest")
+#: Pieces the models are built from that the run also saves, because the notebooks and the lists use them too:
+#: each is computed once (at a million patients 20 s and GiBs of working memory each time).
+SHARED_PIECES = ("features", "gaps", "migration")
 #: How the run splits the fitting between worker processes: each group runs in one process, in order
 #: (a later model of a group uses an earlier one: the campaign plan's recall audience is the recall table).
-FIT_GROUPS = (("reminders",), ("churn", "recall", "campaigns", "churn_comparison"),
-              ("clv_backtest", "clv", "churn_backtest"))
+#: A group may also use what a group submitted before it saves (the migration, the features): its worker waits
+#: for that file, so a group must come after the groups it waits for.
+FIT_GROUPS = (("reminders",), ("features", "gaps", "churn", "recall", "campaigns", "churn_comparison"),
+              ("migration", "clv_backtest", "clv", "churn_backtest"))
 #: Clinic-level errors a model may raise on thin data; they are kept like results.
 _KEPT_ERRORS = (CrmAnalysisError,)
 #: A file in a models folder while the run is still fitting into it: a :class:`Month` opened on the folder
@@ -121,6 +125,8 @@ class Month:
         self.lang = check_lang(lang)
         self.saved = Path(saved) if saved else None
         self._results: dict[str, Any] = {}
+        #: What this process is fitting (fit_and_save): computed here, never waited for.
+        self._fitting_here: frozenset[str] = frozenset()
 
     @property
     def clinic(self) -> ClinicData:
@@ -191,11 +197,10 @@ class Month:
     def _get(self, name: str, compute: Callable[[], Any]) -> Any:
         if name not in self._results:
             path = self.saved / f"{name}.pkl" if self.saved else None
-            if path is not None and name in MODELS:
+            if path is not None and (name in MODELS or name in SHARED_PIECES) and name not in self._fitting_here:
                 _wait_while_fitting(path)
             if path is not None and path.is_file():
-                with open(path, "rb") as handle:
-                    self._results[name] = pickle.load(handle)
+                self._results[name] = mapped.load(path)  # its arrays are views of the file, shared
             else:
                 try:
                     self._results[name] = compute()
@@ -212,7 +217,7 @@ class Month:
         Handy with :func:`crm_analysis.report.sections.attempt`, which turns a thin-data error into a
         skipped-section stand-in: ``model = attempt(month.get, "churn")``.
         """
-        if name not in MODELS and name not in ("features", "vips", "gaps"):
+        if name not in MODELS and name not in SHARED_PIECES and name != "vips":
             raise KeyError(f"unknown model {name!r}; the month's models are {', '.join(MODELS)}")
         return getattr(self, name)
 
@@ -226,20 +231,17 @@ class Month:
         return self
 
     def save(self, folder: str | Path, names: tuple[str, ...] | list[str] | None = None) -> list[Path]:
-        """Pickle the models computed so far (or `names`) into `folder`, one file each; returns the files.
+        """Pickle the models (and :data:`SHARED_PIECES`) computed so far, or `names`, into `folder`, one file each;
+        returns the files.
 
-        The pickles hold patient-level data: keep `folder` private (the monthly run's is 0700).
+        Their arrays are stored so that a Month loading them maps them (:mod:`crm_analysis.io.mapped`): the run's
+        notebooks and lists share one copy. The files hold patient-level data: keep `folder` private (the
+        monthly run's is 0700).
         """
         folder = Path(folder)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        written = []
-        for name in names if names is not None else [n for n in MODELS if n in self._results]:
-            partial = folder / f".{name}.pkl.{os.getpid()}"
-            with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
-                _FramePickler(handle, protocol=pickle.HIGHEST_PROTOCOL).dump(self._results[name])
-            os.replace(partial, folder / f"{name}.pkl")
-            written.append(folder / f"{name}.pkl")
-        return written
+        names = names if names is not None else [n for n in MODELS + SHARED_PIECES if n in self._results]
+        return [mapped.dump(self._results[name], folder / f"{name}.pkl", pickler=_FramePickler) for name in names]
 
     # ------------------------------------------------------------------ cheap pieces (not saved)
     @property
@@ -265,6 +267,16 @@ class Month:
         from crm_analysis.value.vip import select_vips
 
         return self._get("vips", lambda: select_vips(self.features, self.as_of, rules=self.rules.vip))
+
+    @property
+    def migration(self):
+        """:func:`~crm_analysis.value.migration.segment_migration` from the previous month's end to `as_of` (the
+        rule folder's segment and VIP rules)."""
+        from crm_analysis.value.migration import previous_month_end, segment_migration
+
+        return self._get("migration", lambda: segment_migration(
+            self.clinic, previous_month_end(self.as_of), self.as_of, rules=self.rules.segments,
+            vip_rules=self.rules.vip, features_to=self.features))
 
     @property
     def gaps(self) -> pd.DataFrame:
@@ -420,7 +432,7 @@ def _restore_strings(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame.astype({c: object for c in columns}) if columns else frame
 
 
-class _FramePickler(pickle.Pickler):
+class _FramePickler(mapped.MappedPickler):
     """Pickles a DataFrame's all-string object columns as categoricals, and restores them as they were.
 
     A model's tables repeat a few strings over 10^5 rows (department, status, bands); as Python objects
@@ -429,7 +441,7 @@ class _FramePickler(pickle.Pickler):
 
     def reducer_override(self, obj):
         if type(obj) is not pd.DataFrame or obj.columns.has_duplicates:
-            return NotImplemented
+            return super().reducer_override(obj)
         coded = [c for c in obj.columns if obj[c].dtype == object
                  and pd.api.types.infer_dtype(obj[c], skipna=False) == "string"]
         if not coded:
@@ -487,28 +499,35 @@ def fit_and_save(names: tuple[str, ...], folder: str | Path, month: Month | None
     worker = month is None
     month = inherited() if worker else month
     lower_priority(niceness)
-    month.fit(names)
-    month.save(folder, [n for n in names if n in month._results])
+    # What this call fits, it computes (rather than wait for itself). A worker loads what the other workers save
+    # (the features, when another worker computes them); in one process, everything is computed here in turn.
+    saved, month.saved = month.saved, Path(folder) if worker else None
+    month._fitting_here = frozenset(names)
+    try:
+        _fit_each_and_save(month, names, folder)
+    finally:
+        month.saved, month._fitting_here = saved, frozenset()
     if worker:  # saved: a worker's copies are no longer needed, and it may wait idle while the run goes on
         _release_results(month)
     return list(names)
+
+
+def _fit_each_and_save(month: Month, names: tuple[str, ...], folder: str | Path) -> None:
+    for name in names:  # each saved as soon as it is fitted: whoever waits for it goes on meanwhile
+        month.fit([name])
+        if name in month._results:
+            month.save(folder, [name])
+        free_unused_memory()  # what the fit built and dropped, before the next fit builds its own
 
 
 def _release_results(month: Month) -> None:
     """Forget `month`'s computed results and hand the freed memory back to the system.
 
     A model worker keeps them otherwise until the run ends: at a million patients several GiB per worker
-    while the notebooks and the lists need the memory. glibc keeps freed heap for reuse, and Arrow its pool,
-    unless asked to return it.
+    while the notebooks and the lists need the memory.
     """
     month._results.clear()
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # glibc only
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    with contextlib.suppress(ImportError):
-        import pyarrow as pa
-
-        pa.default_memory_pool().release_unused()
+    free_unused_memory()
 
 
 def fit_models(month: Month, folder: str | Path, *, jobs: int = 2,
@@ -529,7 +548,8 @@ def fit_models(month: Month, folder: str | Path, *, jobs: int = 2,
     folder = Path(folder)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     if jobs > 1 and "fork" in _start_methods():
-        with model_workers(month, jobs) as pool:
+        # a group that uses what an earlier group saves waits for it (see FIT_GROUPS) rather than computing it too
+        with fitting_into(folder), model_workers(month, jobs) as pool:
             futures = [pool.submit(fit_and_save, group, folder) for group in groups]
             for future in futures:
                 future.result()

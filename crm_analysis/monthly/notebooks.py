@@ -8,9 +8,10 @@ report (the KPI page, ``90_monthly_report``).
 :class:`KernelLanes` runs them on a few long-lived kernels ("lanes"), each
 running its notebooks one after another: a notebook's kernel then starts and
 imports the analysis stack once per lane rather than once per notebook, and
-between two notebooks the kernel's namespace is reset (``%reset -f``), so no
-variable passes from one notebook to the next. Which lane runs which
-notebook is fixed (round robin in run order), and
+between two notebooks the kernel's namespace is reset (:data:`RESET`), so no
+variable passes from one notebook to the next and the memory they held goes
+back to the system. Which lane runs which notebook is fixed (round robin in
+run order), and
 :func:`~crm_analysis.report.reproducible.make_reproducible` numbers each
 notebook's cells from 1, so the executed notebooks are the same bytes
 however the lanes were scheduled.
@@ -31,8 +32,8 @@ import pandas as pd
 from crm_analysis.monthly.kernels import PRELOADED, KernelZygote, can_fork_kernels, kernel_manager, stop_kernel
 
 __all__ = ["PROJECT_ROOT", "NOTEBOOK_DIR", "FRONT_MATTER_FROM", "NOTEBOOK_JOBS", "notebook_paths", "report_order",
-           "notebook_parameters", "KernelLanes", "execute_notebook", "WARM_UP", "is_front_matter", "reads_kpis",
-           "KPI_READERS_FROM"]
+           "notebook_parameters", "KernelLanes", "execute_notebook", "WARM_UP", "RESET", "is_front_matter",
+           "reads_kpis", "KPI_READERS_FROM"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -55,6 +56,12 @@ WARM_UP = ("[__import__(m) for m in ('pandas', 'matplotlib.pyplot', 'IPython.dis
            "(__import__('matplotlib_inline.backend_inline').backend_inline.flush_figures "
            "in get_ipython().events.callbacks['post_execute']) or get_ipython().run_line_magic('matplotlib', 'inline'); "
            "__import__('matplotlib.pyplot').pyplot.uninstall_repl_displayhook();")
+
+#: What a lane's kernel runs between two notebooks: it forgets the last one's variables, and hands the memory they
+#: held back to the system (:func:`~crm_analysis.memory.free_unused_memory`), which another process of the run may
+#: need while this kernel waits for its next notebook's models.
+RESET = ("get_ipython().run_line_magic('reset', '-f'); "
+         "__import__('crm_analysis.memory').memory.free_unused_memory()")
 
 
 def notebook_paths(notebook_dir: str | Path | None = None) -> list[Path]:
@@ -277,9 +284,9 @@ class KernelLanes:
                         continue
                 started = time.perf_counter()
                 try:
-                    if n:
-                        _run_code(km, "get_ipython().run_line_magic('reset', '-f')")
                     self.run_one(path, km)
+                    if n + 1 < len(lane):  # the next notebook starts clean, and the kernel waits for it small
+                        _run_code(km, RESET)
                 except BaseException as err:  # noqa: BLE001 - the caller reports it
                     failed = err
                     future.set_exception(err)

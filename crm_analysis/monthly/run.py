@@ -59,6 +59,7 @@ from crm_analysis.exceptions import (MAX_SHOWN_LINE, CrmAnalysisError, NotebookF
                                      shorten)
 from crm_analysis.clinic import month_end
 from crm_analysis.i18n import check_lang
+from crm_analysis.memory import free_unused_memory
 from crm_analysis.io.forked_load import CACHE_NAME, NOTEBOOK_SOURCE, ForkedLoad, write_run_copy
 from crm_analysis.monthly import publish as pub
 from crm_analysis.monthly.assembly import ReportAssembly
@@ -496,7 +497,14 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                                 for i, group in enumerate(FIT_GROUPS)]
                         outreach_job = pool.submit(_outreach_in_worker, str(models_dir), str(staging))
                         lanes.go()
+                        # the early sections load the pieces a worker computes and saves (the features), rather
+                        # than compute them a second time beside it
+                        month.saved = models_dir
                         early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)
+                        # the workers have their own copy of what the early sections computed (forked above):
+                        # this process no longer needs it while it waits for them
+                        month._results.clear()
+                        free_unused_memory()
                         for fit in fits:
                             fit.result()
                 month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang, saved=models_dir)
@@ -513,6 +521,8 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                 result.kpis = kpis.to_dict()
                 result.skipped += [{"where": KPIS_FILE, "analysis": name, "reason": block.get("reason", "")}
                                    for name, block in kpis.sections.items() if not block.get("available", False)]
+                month._results.clear()  # the models the late sections loaded: the notebooks load their own
+                free_unused_memory()
             kpis_ready.set()
             # every process this run forks exists by now (the model workers; kernels are started by exec)
             pdf_warm = threading.Thread(target=_warm_pdf, args=(private,), name="warm-pdf", daemon=True) \

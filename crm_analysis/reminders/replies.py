@@ -27,6 +27,7 @@ import pandas as pd
 from crm_analysis.clinic import month_end
 from crm_analysis.exceptions import InsufficientDataError
 from crm_analysis.i18n import check_lang, label
+from crm_analysis.ids import id_positions
 from crm_analysis.privacy import DEFAULT_MIN_COUNT, check_threshold, shown_count, suppress_small_counts
 
 __all__ = ["REPLY_STATES", "ReplySummary", "appointment_replies", "reply_summary"]
@@ -80,20 +81,28 @@ class ReplySummary:
                 f"appointments)</p>" + self.summary("en").to_html(index=False, na_rep="<5"))
 
 
+#: The reply states in the order a later one overrides an earlier (an appointment with a confirming and a
+#: cancelling reply is cancelled).
+_STATE_NAMES = np.array(["not_reminded", "none", "confirmed", "cancelled"], dtype=object)
+
+
 def appointment_replies(appointments: pd.DataFrame, reminders: pd.DataFrame) -> pd.Series:
     """Each appointment's reply state (:data:`REPLY_STATES`), indexed like `appointments`.
 
     A reminder counts as delivered unless ``delivered`` says it failed (missing: assumed delivered).
     """
-    ids = appointments["appointment_id"].astype(str)
+    # each reminder's appointment among `appointments` by an id look-up (-1: another appointment): the reminders
+    # table is every reminder ever sent (19M at a million patients), `appointments` often one month's
+    where = id_positions(reminders["appointment_id"], appointments["appointment_id"])
+    hit = where >= 0
     delivered = reminders["delivered"].astype("boolean").fillna(True).to_numpy(dtype=bool) \
         if "delivered" in reminders else np.ones(len(reminders), bool)
-    rid = reminders["appointment_id"].astype(str)
-    reply = reminders["reply"].astype(object) if "reply" in reminders else pd.Series(None, index=reminders.index)
-    state = pd.Series("not_reminded", index=appointments.index, dtype=object)
-    state[ids.isin(rid[delivered]).to_numpy()] = "none"
-    state[ids.isin(rid[(reply == "confirmed").to_numpy()]).to_numpy()] = "confirmed"
-    state[ids.isin(rid[(reply == "cancelled").to_numpy()]).to_numpy()] = "cancelled"
+    state = np.zeros(len(appointments), dtype=np.int8)  # codes into _STATE_NAMES; a later state wins
+    state[where[hit & delivered]] = 1
+    if "reply" in reminders:
+        for code, reply in ((2, "confirmed"), (3, "cancelled")):
+            state[where[hit & reminders["reply"].eq(reply).to_numpy(dtype=bool, na_value=False)]] = code
+    state = pd.Series(_STATE_NAMES[state], index=appointments.index)
     return state
 
 

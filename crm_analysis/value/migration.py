@@ -106,7 +106,8 @@ class SegmentMigration:
 
 
 def segment_migration(clinic, from_as_of, to_as_of, *, rules: str | Path | Mapping | None = None,
-                      vip_rules: str | Path | Mapping | None = None) -> SegmentMigration:
+                      vip_rules: str | Path | Mapping | None = None,
+                      features_to: pd.DataFrame | None = None) -> SegmentMigration:
     """Transition matrix of RFM segments between two dates, and VIP entries and exits.
 
     Parameters
@@ -119,6 +120,8 @@ def segment_migration(clinic, from_as_of, to_as_of, *, rules: str | Path | Mappi
         Segment rules (see :func:`~crm_analysis.value.segmentation.assign_segments`).
     vip_rules : optional
         VIP rules (see :func:`~crm_analysis.value.vip.select_vips`).
+    features_to : DataFrame, optional
+        :func:`~crm_analysis.features.patient_features` at `to_as_of`, when already made (made here otherwise).
 
     Returns
     -------
@@ -133,7 +136,8 @@ def segment_migration(clinic, from_as_of, to_as_of, *, rules: str | Path | Mappi
     require("migration", clinic, t1)
     if t0 >= t1:
         raise ValueError(f"from_as_of ({t0:%Y-%m-%d}) must be before to_as_of ({t1:%Y-%m-%d})")
-    f0, f1 = patient_features(clinic, t0), patient_features(clinic, t1)
+    f0 = patient_features(clinic, t0)
+    f1 = patient_features(clinic, t1) if features_to is None else features_to
     s0 = assign_segments(rfm_scores(f0), rules)["segment"]
     s1 = assign_segments(rfm_scores(f1), rules)["segment"]
     order = list(segment_names(rules))

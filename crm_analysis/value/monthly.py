@@ -14,7 +14,7 @@ import pandas as pd
 from crm_analysis.features import patient_features
 from crm_analysis.figures import records, shown_count
 from crm_analysis.privacy import suppress_small_counts
-from crm_analysis.value.migration import NOT_REGISTERED, previous_month_end, segment_migration
+from crm_analysis.value.migration import NOT_REGISTERED, SegmentMigration, previous_month_end, segment_migration
 from crm_analysis.value.vip import select_vips, vip_rules
 
 __all__ = ["vip_kpis", "VIP_FIGURES"]
@@ -34,7 +34,7 @@ def _hide_partner(moves: dict) -> dict:
 
 def vip_kpis(clinic, as_of, min_count: int = 5, *, features: pd.DataFrame | None = None,
              vips: pd.DataFrame | None = None, segment_rules: str | Path | Mapping | None = None,
-             vip_rule_file: str | Path | Mapping | None = None) -> dict:
+             vip_rule_file: str | Path | Mapping | None = None, migration: SegmentMigration | None = None) -> dict:
     """VIPs now and at the previous month's end, who entered and left, and the RFM segment sizes.
 
     Parameters
@@ -50,6 +50,9 @@ def vip_kpis(clinic, as_of, min_count: int = 5, *, features: pd.DataFrame | None
         :func:`~crm_analysis.value.vip.select_vips` at `as_of` (made here when omitted).
     segment_rules, vip_rule_file : path, mapping or None
         Segment and VIP rules (None: the shipped ones).
+    migration : SegmentMigration, optional
+        :func:`~crm_analysis.value.migration.segment_migration` from the previous month's end to `as_of` with
+        those rules (made here when omitted).
 
     Returns
     -------
@@ -62,7 +65,8 @@ def vip_kpis(clinic, as_of, min_count: int = 5, *, features: pd.DataFrame | None
     if vips is None:
         vips = select_vips(patient_features(clinic, as_of) if features is None else features, as_of,
                            rules=vip_rule_file)
-    moves = segment_migration(clinic, before, as_of, rules=segment_rules, vip_rules=vip_rule_file)
+    moves = migration if migration is not None else \
+        segment_migration(clinic, before, as_of, rules=segment_rules, vip_rules=vip_rule_file, features_to=features)
     now, entered, left = int(vips["selected"].sum()), len(moves.vip_entered), len(moves.vip_left)
     counts = moves.counts
     old = counts.drop(index=NOT_REGISTERED, errors="ignore")

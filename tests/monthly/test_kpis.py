@@ -373,3 +373,21 @@ def test_a_lone_hidden_vip_move_takes_its_partner():
     assert _hide_vip_partner({"count": None, "count_before": 12, "entered": 0, "left": 9})["count_before"] is None
     both = {"count": 100, "count_before": 100, "entered": None, "left": None}
     assert _hide_vip_partner(both) == both
+
+
+def test_first_visits_fill_a_missing_first_visit_date_with_the_earliest_visit(demo_clinic):
+    """A patient without ``first_visit_date`` counts from their earliest visit; one without either is left out."""
+    from crm_analysis.monthly.core import first_visits
+
+    patients = demo_clinic.patients.copy()
+    patients.loc[patients.index[::3], "first_visit_date"] = pd.NaT
+    never = patients["patient_id"].iloc[0]  # missing its date and (below) its visits
+    visits = demo_clinic.visits[demo_clinic.visits["patient_id"] != never]
+    clinic = replace(demo_clinic, tables={**demo_clinic.tables, "patients": patients, "visits": visits})
+    earliest = visits.groupby("patient_id", observed=True)["visit_date"].min()
+    expected = patients.set_index("patient_id")["first_visit_date"]
+    expected = expected.fillna(earliest.reindex(expected.index)).dropna()
+    got = first_visits(clinic)
+    pd.testing.assert_series_equal(got, expected)
+    assert never not in got.index and got.notna().all()
+    assert demo_clinic.patients["first_visit_date"].notna().sum() > patients["first_visit_date"].notna().sum()

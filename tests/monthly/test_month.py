@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from crm_analysis.exceptions import InsufficientDataError, RuleFileError
-from crm_analysis.monthly.month import MODELS, Month, fit_models
+from crm_analysis.io import mapped
+from crm_analysis.monthly.month import MODELS, SHARED_PIECES, Month, fit_models
 from crm_analysis.monthly.rules import RULE_FILES, load_rule_set
 from tests.conftest import DEMO_END
 
@@ -28,8 +29,9 @@ def saved_month(demo_clinic, tmp_path_factory):
 
 def test_every_model_is_saved_owner_only_and_loads_without_refitting(saved_month, monkeypatch):
     month, folder = saved_month
-    assert sorted(p.stem for p in folder.glob("*.pkl")) == sorted(MODELS)
+    assert sorted(p.stem for p in folder.glob("*.pkl")) == sorted(MODELS + SHARED_PIECES)
     assert all(p.stat().st_mode & 0o077 == 0 for p in folder.glob("*.pkl"))
+    from crm_analysis import churn, features
     from crm_analysis.churn import model as churn_model
     from crm_analysis.reminders import evaluation
 
@@ -38,8 +40,13 @@ def test_every_model_is_saved_owner_only_and_loads_without_refitting(saved_month
 
     monkeypatch.setattr(churn_model.ChurnModel, "fit", refit)
     monkeypatch.setattr(evaluation, "evaluate_reminders", refit)
-    for name in MODELS:
+    monkeypatch.setattr(features, "patient_features", refit)  # the shared pieces are loaded, not computed
+    monkeypatch.setattr(churn, "survival_data", refit)
+    for name in MODELS + SHARED_PIECES:
         month.get(name)
+    # loaded as views of the saved file: every process of the run that loads it shares one copy
+    recency = month.features["recency_days"].to_numpy()
+    assert not recency.flags.owndata and recency.flags.writeable
 
 
 def test_saved_models_equal_models_fitted_here(saved_month, demo_clinic):
@@ -55,6 +62,10 @@ def test_saved_models_equal_models_fitted_here(saved_month, demo_clinic):
     pd.testing.assert_frame_equal(month.reminders.table, here.reminders.table)
     pd.testing.assert_frame_equal(month.campaigns.sends, here.campaigns.sends)
     assert month.clv.predict_value().sum() == pytest.approx(here.clv.predict_value().sum(), rel=1e-12)
+    pd.testing.assert_frame_equal(month.features, here.features)
+    pd.testing.assert_frame_equal(month.gaps, here.gaps)
+    pd.testing.assert_frame_equal(month.migration.counts, here.migration.counts)
+    pd.testing.assert_frame_equal(month.migration.vip_left, here.migration.vip_left)
 
 
 def test_string_columns_round_trip_exactly():
@@ -228,7 +239,7 @@ def test_a_worker_lets_go_of_what_it_saved(demo_clinic, tmp_path):
         assert pool.submit(_inherited_results).result() == 1
         pool.submit(fit_and_save, ("churn_comparison",), tmp_path).result()
         assert pool.submit(_inherited_results).result() == 0
-    assert pd.read_pickle(tmp_path / "churn_comparison.pkl")["model"].tolist() == ["cox"]
+    assert mapped.load(tmp_path / "churn_comparison.pkl")["model"].tolist() == ["cox"]
     assert list(month._results) == ["churn_comparison"]
 
 

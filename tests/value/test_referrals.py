@@ -81,6 +81,17 @@ def test_migration_matrix(demo):
     assert "Segment migration" in m._repr_html_()
 
 
+def test_migration_from_the_features_already_made_is_the_same(demo):
+    """The month passes the features it has (computed once per run) instead of having them made again."""
+    from crm_analysis.features import patient_features
+
+    made = segment_migration(demo, "2026-09-30", DEMO_END)
+    given = segment_migration(demo, "2026-09-30", DEMO_END, features_to=patient_features(demo, DEMO_END))
+    pd.testing.assert_frame_equal(given.counts, made.counts)
+    pd.testing.assert_frame_equal(given.vip_entered, made.vip_entered)
+    pd.testing.assert_frame_equal(given.vip_left, made.vip_left)
+
+
 def test_migration_dates_in_order(demo):
     with pytest.raises(ValueError, match="must be before"):
         segment_migration(demo, DEMO_END, "2026-09-30")
