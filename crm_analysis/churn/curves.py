@@ -99,6 +99,8 @@ def return_curves(gaps: pd.DataFrame, by: str | pd.Series, *, min_patients: int 
     from lifelines import KaplanMeierFitter
     from lifelines.utils import median_survival_times
 
+    # a number per patient: 20M gaps' ids as Python strings would take GiBs at a million patients
+    patient, patients = pd.factorize(gaps["patient_id"])
     if isinstance(by, str):
         if by not in gaps.columns:
             raise CrmAnalysisError(f"cannot group return curves by {by!r}: not a column of the gaps; use one of "
@@ -106,11 +108,11 @@ def return_curves(gaps: pd.DataFrame, by: str | pd.Series, *, min_patients: int 
         groups = gaps[by].astype("object").to_numpy()
         name = name or by
     elif isinstance(by, pd.Series):
-        groups = by.astype("object").reindex(gaps["patient_id"].astype(str).to_numpy()).to_numpy()
+        groups = by.astype("object").reindex(pd.Index(patients).astype(str)).to_numpy()[patient]
         name = name or (str(by.name) if by.name is not None else "group")
     else:
         raise CrmAnalysisError("by must be a column name of the gaps or a Series indexed by patient_id")
-    data = pd.DataFrame({"group": groups, "patient_id": gaps["patient_id"].to_numpy(),
+    data = pd.DataFrame({"group": groups, "patient_id": patient,
                          "duration": gaps["duration"].to_numpy(), "event": gaps["event"].to_numpy()})
     data = data[data["group"].notna() & (data["duration"] > 0)]
     rows, curves, left_out = [], {}, 0

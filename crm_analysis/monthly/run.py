@@ -457,6 +457,8 @@ def _outreach_in_worker(models_dir: str, staging: str) -> tuple[float, list[str]
     ctx, fitting = inherited("ctx"), inherited()
     month = Month(fitting.clinic, fitting.as_of, rules=fitting.rules, lang=fitting.lang, saved=models_dir)
     written, skipped = _outreach(ctx, month, Path(staging))
+    del month
+    free_unused_memory()  # the worker may wait idle while the notebooks finish
     return round(time.perf_counter() - started, 2), written, skipped
 
 

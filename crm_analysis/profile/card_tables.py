@@ -217,31 +217,8 @@ def suggested_actions(cards: pd.DataFrame, appointments: pd.DataFrame, children:
     child_vacc_ko = kid["vaccines_ko"].reindex(vacc["child_id"].astype(object)).to_numpy() if len(kid) else None
     child_vacc_en = kid["vaccines_en"].reindex(vacc["child_id"].astype(object)).to_numpy() if len(kid) else None
 
-    def s(values) -> pd.Series:
-        return pd.Series(values, index=ids.index).astype(object).fillna("").astype(str)
-
     risky_at = pd.to_datetime(risky["scheduled_at"])
     first_at = pd.to_datetime(first["scheduled_at"])
-    elapsed = pd.to_numeric(cards["elapsed_days"], errors="coerce").round().astype("Int64").astype(str)
-    texts = {
-        "confirm": ("예약 확인 전화: " + s(_when_ko(risky_at).to_numpy()) + " 예약, 노쇼 위험 높음 ("
-                    + s(risky["risk_reason_ko"].to_numpy()) + ")",
-                    "Confirm the appointment on " + s(_when_en(risky_at).to_numpy()) + ": high no-show risk ("
-                    + s(risky["risk_reason_en"].to_numpy()) + ")"),
-        "recall": ("재내원 안내 대상: 마지막 내원 " + elapsed + "일 전, 예약 권유",
-                   "Due for a recall: last visit " + elapsed + " days ago; offer an appointment"),
-        "vaccination": ("자녀 예방접종 안내: " + s(child_name) + " " + s(child_vacc_ko) + ", 접종 예약 권유",
-                        "Child vaccination due: " + s(child_name) + " " + s(child_vacc_en) + "; offer a booking"),
-        "pregnancy": ("임신 " + pd.to_numeric(cards["pregnancy_week"], errors="coerce").astype("Int64").astype(str)
-                      + "주: 다음 검진 일정 안내",
-                      "Pregnancy week " + pd.to_numeric(cards["pregnancy_week"], errors="coerce").astype("Int64")
-                      .astype(str) + ": tell her the next check-up"),
-        "vip": (pd.Series("VIP 환자: 감사 인사, 이달 행사·초대 안내", index=ids.index),
-                pd.Series("VIP patient: thank them; mention this month's event and invitations", index=ids.index)),
-        "appointment": ("예약 안내: " + s(_when_ko(first_at).to_numpy()) + " " + s(first["department_ko"].to_numpy()),
-                        "Appointment: " + s(_when_en(first_at).to_numpy()) + " " + s(first["department_en"]
-                                                                                     .to_numpy())),
-    }
     conditions = {
         "confirm": risky["appointment_id"].notna().to_numpy(),
         "recall": cards["recall_candidate"].fillna(0).astype(bool).to_numpy() & cards["elapsed_days"].notna().to_numpy(),
@@ -250,12 +227,53 @@ def suggested_actions(cards: pd.DataFrame, appointments: pd.DataFrame, children:
         "vip": cards["vip"].fillna(0).astype(bool).to_numpy(),
         "appointment": first["appointment_id"].notna().to_numpy(),
     }
+
+    def texts(kind: str, rows: np.ndarray) -> tuple[pd.Series, pd.Series]:
+        """The Korean and English texts of `kind` for the cards at positions `rows`: made only for the cards
+        that show it (a million cards, each text of each kind, took GiBs of Python strings)."""
+        def s(values) -> pd.Series:  # the rows of a card-aligned array, as text ("" for missing)
+            values = np.full(len(ids), None, dtype=object) if values is None else np.asarray(values, dtype=object)
+            return pd.Series(values[rows]).fillna("").astype(str)
+
+        def t(values: pd.Series) -> pd.Series:  # already the rows, as text
+            return values.reset_index(drop=True).astype(object).fillna("").astype(str)
+
+        def number(column: str, rounded: bool) -> pd.Series:
+            values = pd.to_numeric(cards[column], errors="coerce").iloc[rows]
+            return t((values.round() if rounded else values).astype("Int64").astype(str))
+
+        if kind == "confirm":
+            when = risky_at.iloc[rows]
+            return ("예약 확인 전화: " + t(_when_ko(when)) + " 예약, 노쇼 위험 높음 (" + s(risky["risk_reason_ko"]) + ")",
+                    "Confirm the appointment on " + t(_when_en(when)) + ": high no-show risk ("
+                    + s(risky["risk_reason_en"]) + ")")
+        if kind == "recall":
+            elapsed = number("elapsed_days", rounded=True)
+            return ("재내원 안내 대상: 마지막 내원 " + elapsed + "일 전, 예약 권유",
+                    "Due for a recall: last visit " + elapsed + " days ago; offer an appointment")
+        if kind == "vaccination":
+            return ("자녀 예방접종 안내: " + s(child_name) + " " + s(child_vacc_ko) + ", 접종 예약 권유",
+                    "Child vaccination due: " + s(child_name) + " " + s(child_vacc_en) + "; offer a booking")
+        if kind == "pregnancy":
+            week = number("pregnancy_week", rounded=False)
+            return "임신 " + week + "주: 다음 검진 일정 안내", "Pregnancy week " + week + ": tell her the next check-up"
+        if kind == "vip":
+            return (pd.Series("VIP 환자: 감사 인사, 이달 행사·초대 안내", index=range(len(rows))),
+                    pd.Series("VIP patient: thank them; mention this month's event and invitations",
+                              index=range(len(rows))))
+        when = first_at.iloc[rows]  # "appointment"
+        return ("예약 안내: " + t(_when_ko(when)) + " " + s(first["department_ko"]),
+                "Appointment: " + t(_when_en(when)) + " " + s(first["department_en"]))
+
     kinds = list(conditions)
     kind = np.select([conditions[k] for k in kinds], kinds, default="segment")
-    ko = np.select([conditions[k] for k in kinds], [texts[k][0].to_numpy() for k in kinds],
-                   default=cards["segment_action_ko"].astype(object).fillna("").to_numpy())
-    en = np.select([conditions[k] for k in kinds], [texts[k][1].to_numpy() for k in kinds],
-                   default=cards["segment_action_en"].astype(object).fillna("").to_numpy())
+    ko = cards["segment_action_ko"].astype(object).fillna("").to_numpy(dtype=object, copy=True)
+    en = cards["segment_action_en"].astype(object).fillna("").to_numpy(dtype=object, copy=True)
+    for k in kinds:  # the first condition that holds picks a card's action
+        rows = np.flatnonzero(kind == k)
+        if len(rows):
+            made_ko, made_en = texts(k, rows)
+            ko[rows], en[rows] = made_ko.to_numpy(dtype=object), made_en.to_numpy(dtype=object)
     return pd.DataFrame({"action_kind": kind, "action_ko": ko, "action_en": en}, index=cards.index)
 
 

@@ -34,6 +34,8 @@ def test_every_model_is_saved_owner_only_and_loads_without_refitting(saved_month
     from crm_analysis import churn, features
     from crm_analysis.churn import model as churn_model
     from crm_analysis.reminders import evaluation
+    from crm_analysis.value import migration  # noqa: F401 - imported before the patches below: loading the saved
+    # migration imports it, and it would keep the patched patient_features for the tests after this one
 
     def refit(*args, **kwargs):
         raise AssertionError("a saved model was fitted again")
