@@ -244,7 +244,7 @@ def survival_data(clinic, as_of) -> pd.DataFrame:
         "visit_number": visit_number.astype(np.int64, copy=False),
         "visits_band": pd.Categorical.from_codes(_band_code(visit_number, _VISIT_BANDS), [b for _, b in _VISIT_BANDS]),
         "self_pay_share": share,
-        "self_pay_mix": pd.Categorical.from_codes(mix.astype(np.int8), ["none", "some", "mostly"]),
+        "self_pay_mix": pd.Categorical.from_codes(mix, ["none", "some", "mostly"]),
         "prior_no_shows": no_shows,
         "no_show_history": pd.Categorical.from_codes(ns_code.astype(np.int8), ["0", "1", "2+"]),
         "prev_gap_days": prev_gap,

@@ -27,7 +27,7 @@ import json
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -65,20 +65,25 @@ def pickle_parts(obj: Any, pickler: type[pickle.Pickler] = MappedPickler) -> lis
     return [stream.getbuffer(), *(buffer.raw() for buffer in buffers)]
 
 
-def write_parts(parts: Iterable[memoryview], out, start: int = 0,
-                on_chunk: Callable[[bytes | memoryview], None] | None = None) -> list[list[int]]:
-    """Write `parts` to the binary file `out` (now at offset `start`), each aligned to :data:`ALIGN`; returns
-    each part's ``[offset, size]``. `on_chunk` sees every chunk written (e.g. to hash them)."""
+def _layout(sizes: Iterable[int], start: int) -> list[list[int]]:
+    """Each part's ``[offset, size]`` when parts of `sizes` are written from offset `start`, each aligned."""
     layout, position = [], start
-    for part in parts:
-        padding = b"\0" * (-position % ALIGN)
-        for chunk in (padding, part):
-            out.write(chunk)
-            if on_chunk is not None:
-                on_chunk(chunk)
-        position += len(padding)
-        layout.append([position, part.nbytes])
-        position += part.nbytes
+    for size in sizes:
+        position += -position % ALIGN
+        layout.append([position, size])
+        position += size
+    return layout
+
+
+def write_parts(parts: list[memoryview], out, start: int = 0) -> list[list[int]]:
+    """Write `parts` to the binary file `out` (now at offset `start`), each aligned to :data:`ALIGN`; returns
+    each part's ``[offset, size]``."""
+    layout = _layout([part.nbytes for part in parts], start)
+    position = start
+    for part, (offset, _) in zip(parts, layout):
+        out.write(b"\0" * (offset - position))
+        out.write(part)
+        position = offset + part.nbytes
     return layout
 
 
@@ -110,11 +115,7 @@ def dump(obj: Any, path: str | Path, pickler: type[pickle.Pickler] = MappedPickl
     # the header holds the layout, so its length is settled before writing: offsets follow from the sizes
     header_size = 0
     while True:
-        position, layout = len(MAGIC) + 8 + header_size, []
-        for size in sizes:
-            position += -position % ALIGN
-            layout.append([position, size])
-            position += size
+        layout = _layout(sizes, len(MAGIC) + 8 + header_size)
         header = json.dumps({"parts": layout}).encode()
         if len(header) == header_size:
             break

@@ -221,6 +221,17 @@ class Month:
             raise KeyError(f"unknown model {name!r}; the month's models are {', '.join(MODELS)}")
         return getattr(self, name)
 
+    def forget(self) -> "Month":
+        """Drop every computed or loaded result and hand the freed memory back to the system; returns self.
+
+        For a long-lived process (a model worker, the run itself) that no longer needs them while it waits:
+        at a million patients they are GiBs another process of the run may need. They are computed or loaded
+        again if asked for.
+        """
+        self._results.clear()
+        free_unused_memory()
+        return self
+
     def fit(self, names: tuple[str, ...] | list[str] = MODELS) -> "Month":
         """Fit (or load) the models `names` now; returns self. Models the data cannot support are skipped."""
         for name in names:
@@ -508,7 +519,7 @@ def fit_and_save(names: tuple[str, ...], folder: str | Path, month: Month | None
     finally:
         month.saved, month._fitting_here = saved, frozenset()
     if worker:  # saved: a worker's copies are no longer needed, and it may wait idle while the run goes on
-        _release_results(month)
+        month.forget()
     return list(names)
 
 
@@ -521,16 +532,6 @@ def _fit_each_and_save(month: Month, names: tuple[str, ...], folder: str | Path)
             # processes loading it share, rather than this process's own memory (the gaps: 1.5 GiB at 1M)
             month._results[name] = mapped.load(saved)
         free_unused_memory()  # what the fit built and dropped, before the next fit builds its own
-
-
-def _release_results(month: Month) -> None:
-    """Forget `month`'s computed results and hand the freed memory back to the system.
-
-    A model worker keeps them otherwise until the run ends: at a million patients several GiB per worker
-    while the notebooks and the lists need the memory.
-    """
-    month._results.clear()
-    free_unused_memory()
 
 
 def fit_models(month: Month, folder: str | Path, *, jobs: int = 2,

@@ -59,7 +59,6 @@ from crm_analysis.exceptions import (MAX_SHOWN_LINE, CrmAnalysisError, NotebookF
                                      shorten)
 from crm_analysis.clinic import month_end
 from crm_analysis.i18n import check_lang
-from crm_analysis.memory import free_unused_memory
 from crm_analysis.io.forked_load import CACHE_NAME, NOTEBOOK_SOURCE, ForkedLoad, write_run_copy
 from crm_analysis.monthly import publish as pub
 from crm_analysis.monthly.assembly import ReportAssembly
@@ -457,8 +456,7 @@ def _outreach_in_worker(models_dir: str, staging: str) -> tuple[float, list[str]
     ctx, fitting = inherited("ctx"), inherited()
     month = Month(fitting.clinic, fitting.as_of, rules=fitting.rules, lang=fitting.lang, saved=models_dir)
     written, skipped = _outreach(ctx, month, Path(staging))
-    del month
-    free_unused_memory()  # the worker may wait idle while the notebooks finish
+    month.forget()  # the worker may wait idle while the notebooks finish
     return round(time.perf_counter() - started, 2), written, skipped
 
 
@@ -505,8 +503,7 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                         early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)
                         # the workers have their own copy of what the early sections computed (forked above):
                         # this process no longer needs it while it waits for them
-                        month._results.clear()
-                        free_unused_memory()
+                        month.forget()
                         for fit in fits:
                             fit.result()
                 month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang, saved=models_dir)
@@ -523,8 +520,7 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                 result.kpis = kpis.to_dict()
                 result.skipped += [{"where": KPIS_FILE, "analysis": name, "reason": block.get("reason", "")}
                                    for name, block in kpis.sections.items() if not block.get("available", False)]
-                month._results.clear()  # the models the late sections loaded: the notebooks load their own
-                free_unused_memory()
+                month.forget()  # the models the late sections loaded: the notebooks load their own
             kpis_ready.set()
             # every process this run forks exists by now (the model workers; kernels are started by exec)
             pdf_warm = threading.Thread(target=_warm_pdf, args=(private,), name="warm-pdf", daemon=True) \

@@ -31,5 +31,6 @@ __all__ = [
     "appointment_table", "load_rules", "pilot_analysis", "plan_pilot", "PilotResult", "crude_effect",
     "mantel_haenszel", "ReminderEffectModel", "period_masks", "interrupted_time_series", "ITSResult", "plot_its",
     "rate_series", "schedule_comparison", "step_value", "cost_benefit", "revenue_per_visit", "evaluate_reminders",
-    "evaluated_patients", "ReminderEvaluation", "headline_sentence", "BookingEffectModel", "planned_schedule", "rules_within",
+    "evaluated_patients", "ReminderEvaluation", "headline_sentence", "BookingEffectModel", "planned_schedule",
+    "rules_within",
 ]
