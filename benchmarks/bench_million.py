@@ -19,7 +19,10 @@ Each step runs in a fresh process, so the peak memory it reports (``VmHWM``) is 
   appointment in the table, then as a notebook gets it from the cache, which holds that.
 - **features** (``patient_features``), **churn** (``ChurnModel().fit``), **CLV**
   (``CLVModel().fit`` + ``predict_frame``) and **campaigns** (``plan_campaigns`` with the
-  shipped campaigns and rule-based audiences) each run on the snapshot (taken before timing).
+  shipped campaigns and rule-based audiences) each run on the snapshot as the monthly run's
+  processes get it: the run's copy of the snapshot (``write_run_copy``, written once next to
+  the Parquet folder and not timed), mapped from disk, not a private copy in memory. The peak
+  (``VmHWM``) counts the pages of that file a step reads as well as its own memory.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -52,6 +56,17 @@ def default_folder(patients: int) -> Path:
 
 def cache_folder(folder: Path) -> Path:
     return folder.with_name(folder.name + ".validated")
+
+
+def run_copy_folder(folder: Path) -> Path:
+    """Where the run's copy of the snapshot is kept (``<folder>.run/<as_of>/clinic.cache``)."""
+    return folder.with_name(folder.name + ".run")
+
+
+def _run_copy(folder: Path, as_of) -> Path:
+    from crm_analysis.io.forked_load import CACHE_NAME
+
+    return run_copy_folder(folder) / f"{as_of:%Y-%m-%d}" / CACHE_NAME
 
 
 # --------------------------------------------------------------------------- child process: one step
@@ -93,12 +108,27 @@ def run_step(step: str, folder: Path, as_of: str | None, seed: int, patients: in
         cache = cache_folder(folder)
         for old in cache.glob("*") if cache.is_dir() else ():
             old.unlink()
+        shutil.rmtree(run_copy_folder(folder), ignore_errors=True)  # made from the cache written here
         write_snapshot_cache(clinic, cache)
         out["note"] = f"validated cache written in {time.perf_counter() - started:.1f} s (not timed)"
         return out
 
-    clinic = load_clinic(cache_folder(folder))
-    out["rows"] = {name: len(df) for name, df in clinic.tables.items()}
+    if step in ANALYSES:
+        clinic = load_clinic(_run_copy(folder, as_of))   # mapped: pages come in as the step reads them
+        out["rows"] = {name: len(df) for name, df in clinic.tables.items()}
+    else:
+        clinic = load_clinic(cache_folder(folder))
+        out["rows"] = {name: len(df) for name, df in clinic.tables.items()}
+    if step == "run-copy":
+        from crm_analysis.io.cache import is_snapshot_cache
+        from crm_analysis.io.forked_load import write_run_copy
+
+        target = _run_copy(folder, as_of)
+        if not is_snapshot_cache(target):
+            started = time.perf_counter()
+            write_run_copy(clinic.snapshot(as_of), target.parent)
+            out["note"] = f"the run's copy of the snapshot written in {time.perf_counter() - started:.1f} s"
+        return out
     if step == "snapshot":
         fresh = dataclasses.replace(clinic)   # the same tables, without the links the cache held
         out["before_mib"] = _status_mib("VmRSS")
@@ -114,7 +144,6 @@ def run_step(step: str, folder: Path, as_of: str | None, seed: int, patients: in
         out["peak_mib"] = _peak_mib()
         return out
 
-    clinic = clinic.snapshot(as_of)
     out["before_mib"] = _status_mib("VmRSS")
     started = time.perf_counter()
     if step == "features":
@@ -210,7 +239,13 @@ def main() -> None:
         print("no validated cache yet: running load+validate first")
     results = []
     print(f"\n{'step':<15} {'wall s':>8} {'peak MiB':>9} {'before':>8}  {'target':<9} note", flush=True)
+    copied = False
     for step in [s for s in STEPS if s in steps]:
+        if step in ANALYSES and not copied:   # after load+validate, which clears it when it runs
+            r = in_child("run-copy", args)
+            if "error" in r:
+                sys.exit(f"writing the run's copy of the snapshot failed ({r['error']})")
+            copied = True
         r = in_child(step, args)
         results.append(r)
         if "error" in r:

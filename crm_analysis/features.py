@@ -179,6 +179,8 @@ def patient_features_and_visit_rows(clinic, as_of, full: bool = True) -> tuple[p
     remap = np.full(len(patients), -1, dtype=np.int64)
     remap[reg_pos] = np.arange(n)
     code = remap[vcode]
+    # at a million patients each visit-level array is about 165 MB: those no longer needed go at once
+    del vdays_all, keep, vcode, known, has_visit
 
     # ---- sums need no sorting: bincount over the patient codes
     nv = len(code)
@@ -232,6 +234,7 @@ def patient_features_and_visit_rows(clinic, as_of, full: bool = True) -> tuple[p
             code_s, day = code[pos], vdays[pos]
     else:
         code_s, day = code, vdays
+    del vdays, recent
     new_patient = np.ones(nv, dtype=bool)
     new_patient[1:] = code_s[1:] != code_s[:-1]
     new_day = new_patient.copy()
@@ -269,6 +272,7 @@ def patient_features_and_visit_rows(clinic, as_of, full: bool = True) -> tuple[p
         lo = starts[has] + (n_gaps[has] - 1) // 2
         hi = starts[has] + n_gaps[has] // 2
         median[has] = (gsorted[lo] + gsorted[hi]) / 2.0
+        del ucode, uday, same, gap_code, igaps, gaps, gsorted
 
         # ---- departments
         if "department" in visits:
@@ -290,9 +294,12 @@ def patient_features_and_visit_rows(clinic, as_of, full: bool = True) -> tuple[p
             last_code[code_s[last_row]] = dcode[pos[last_row]]
             main_department = pd.Categorical.from_codes(main_code, categories=dcat)
             last_department = pd.Categorical.from_codes(last_code, categories=dcat)
+            del dep, dcode, valid
         else:
             n_departments = np.zeros(n, dtype=np.int64)
             main_department = last_department = pd.Categorical([None] * n)
+
+        del pos, code_s, day, new_patient, new_day, last_row
 
         # ---- appointments
         appts_n = np.zeros(n, dtype=np.int64)

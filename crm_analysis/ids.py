@@ -180,11 +180,15 @@ def fixed_width_positions(keys: pa.Array | pa.ChunkedArray, index: pa.Array | pa
         return None
     index_numbers, key_numbers, comparable = numbers
     comparable &= (key_rows[:, :prefix] == index_rows[0, :prefix]).all(axis=1)
+    key_present = keys_bytes[1]
+    # the byte rows may be copies (one per chunk, put together): gone before the positions are made
+    del index_bytes, keys_bytes, index_rows, key_rows, numbers
     first, last = index_numbers[0], index_numbers[-1]
     increasing = bool((index_numbers[1:] > index_numbers[:-1]).all())
     if increasing and int(last) - int(first) == len(index_numbers) - 1:  # consecutive: the id says where it is
         found = comparable & (key_numbers >= first) & (key_numbers <= last)
-        where = key_numbers - first
+        key_numbers -= first  # in place: twenty million keys are 150 MB
+        where = key_numbers
     elif increasing:
         where = np.searchsorted(index_numbers, key_numbers)
         found = comparable & (index_numbers[np.minimum(where, len(index_numbers) - 1)] == key_numbers)
@@ -193,10 +197,13 @@ def fixed_width_positions(keys: pa.Array | pa.ChunkedArray, index: pa.Array | pa
         at = np.minimum(np.searchsorted(distinct, key_numbers), len(distinct) - 1)
         found = comparable & (distinct[at] == key_numbers)
         where = first_row[at]
-    if keys_bytes[1].all():  # no key missing: the rows are the keys
-        return np.where(found, where.astype(np.int64, copy=False), np.int64(-1))
+    del key_numbers, index_numbers, comparable
+    if key_present.all():  # no key missing: the rows are the keys (`where` is this function's own array)
+        where = where.astype(np.int64, copy=False)
+        where[~found] = -1
+        return where
     out = np.full(len(keys), -1, dtype=np.int64)
-    out[np.flatnonzero(keys_bytes[1])[found]] = where[found]
+    out[np.flatnonzero(key_present)[found]] = where[found]
     return out
 
 

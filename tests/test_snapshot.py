@@ -231,10 +231,16 @@ def test_which_reminders_have_their_appointment_is_worked_out_once(demo_clinic, 
     linked = back._reminders_linked()
     assert linked is back.__dict__["_linked"][2] and np.array_equal(linked, expected)
     assert_same_snapshot(back, "2026-09-30")
-    # a clinic with other tables (here a snapshot) works its own out
+    # a snapshot knows its own without a look-up: it kept a reminder only if it kept its appointment
     snap = back.snapshot("2026-09-30")
-    assert "_linked" not in snap.__dict__
+    assert snap.__dict__["_linked"][0] is snap.tables["reminders"]
+    assert np.array_equal(snap._reminders_linked(),
+                          isin(snap.reminders["appointment_id"], snap.appointments["appointment_id"]).to_numpy())
     assert_same_snapshot(snap, "2026-08-31")
+    # and one with other tables works its own out
+    other = replace(snap, tables={**snap.tables, "reminders": snap.reminders.iloc[::2].reset_index(drop=True)})
+    assert "_linked" not in other.__dict__
+    assert_same_snapshot(other, "2026-08-31")
     with pytest.raises(ValueError, match="flags for"):
         back._remember_linked(linked[:-1])
 
@@ -272,3 +278,29 @@ def test_a_snapshot_at_its_own_day_is_itself_and_cutting_again_would_change_noth
                            check_exact=True, obj=f"{name} cut twice at {day}")
     earlier = snap.snapshot(pd.Timestamp(day) - pd.Timedelta(days=1))  # another day is still cut
     assert earlier is not snap and earlier.as_of == pd.Timestamp(day) - pd.Timedelta(days=1)
+
+
+def test_a_relabelled_clinic_keeps_what_was_worked_out_on_its_tables(demo_clinic):
+    snap = demo_clinic.snapshot("2026-09-30")
+    snap._reminders_linked()
+    relabelled = snap.with_source("elsewhere")
+    assert relabelled.source == "elsewhere" and snap.source != "elsewhere"
+    assert relabelled.tables["reminders"] is snap.tables["reminders"]
+    assert relabelled.__dict__["_linked"] is snap.__dict__["_linked"]
+    assert relabelled.snapshot("2026-09-30") is relabelled   # still known to be cut at that day
+    assert "_linked" not in replace(snap, source="elsewhere").__dict__   # what dataclasses.replace loses
+
+
+def test_numbered_appointment_ids_are_looked_up_by_their_numbers_with_the_same_answer(demo_clinic, monkeypatch):
+    import pyarrow as pa
+
+    from crm_analysis import clinic as clinic_module
+
+    monkeypatch.setattr(clinic_module, "_DUCKDB_FROM", 0)
+    rem = demo_clinic.reminders["appointment_id"].copy()
+    rem.iloc[:3] = [None, "A9999999", rem.iloc[-1]]   # missing, unknown, known
+    appts = demo_clinic.appointments["appointment_id"]
+    assert clinic_module.fixed_width_positions(pa.array(rem.array), pa.array(appts.array)) is not None
+    expected = isin(rem, appts).to_numpy()
+    assert expected[:3].tolist() == [False, False, True]
+    assert np.array_equal(clinic_module._isin_large(rem, appts), expected)

@@ -241,13 +241,14 @@ def survival_data(clinic, as_of) -> pd.DataFrame:
         "is_open": last,
         **{name: cat.take(per_gap) for name, cat in fixed.items()},
         "department": _from_codes(g_dept, dept_names, "unknown"),
-        "visit_number": visit_number.astype(np.int64, copy=False),
+        # counts and whole days fit 32 bits exactly: half the memory of 20M gap rows at a million patients
+        "visit_number": visit_number.astype(np.int32),
         "visits_band": pd.Categorical.from_codes(_band_code(visit_number, _VISIT_BANDS), [b for _, b in _VISIT_BANDS]),
         "self_pay_share": share,
         "self_pay_mix": pd.Categorical.from_codes(mix, ["none", "some", "mostly"]),
-        "prior_no_shows": no_shows,
+        "prior_no_shows": no_shows.astype(np.int32),
         "no_show_history": pd.Categorical.from_codes(ns_code.astype(np.int8), ["0", "1", "2+"]),
-        "prev_gap_days": prev_gap,
+        "prev_gap_days": prev_gap.astype(np.float32),
         "prev_gap_band": pd.Categorical.from_codes(prev_code.astype(np.int8), [b for _, b in _GAP_BANDS]),
     }, copy=False)
     return out

@@ -268,16 +268,20 @@ def _gaps_around(gaps: pd.DataFrame, patient_id: pd.Series, day: np.ndarray) -> 
     # compared by Arrow: millions of ids as Python strings would take gigabytes
     same_as_previous = pc.fill_null(pc.equal(ids.slice(1), ids.slice(0, n - 1)), False).to_numpy(
         zero_copy_only=False)
+    within = ~block_start[1:]
     layout = (bool(is_open[-1]) and heads.null_count == 0 and pc.count_distinct(heads).as_py() == len(heads)
-              and np.array_equal(same_as_previous, ~block_start[1:])
-              and bool((np.diff(start)[~block_start[1:]] > 0).all()))
+              and np.array_equal(same_as_previous, within)
+              and bool((start[1:][within] > start[:-1][within]).all()))
+    del same_as_previous, within, is_open, block_start   # twenty million rows each at a million patients
     if not layout:
         return None
     who = id_positions(patient_id, heads)
     days = day_numbers(day)
     low = min(int(start.min()), int(days.min())) if len(days) else int(start.min())
     span = max(int(start.max()), int(days.max()) if len(days) else 0) - low + 1
-    key = block * span + (start - low)
+    key = start - low
+    del start
+    key += block * span
     probe = np.maximum(who, 0) * span + (days - low)
     # probes in key order: the binary searches then walk the twenty-million-row key in one direction
     order = np.argsort(probe, kind="stable")

@@ -21,7 +21,6 @@ import pickle
 import shutil
 import signal
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -94,7 +93,7 @@ class ForkedLoad:
         if kind == "error":
             raise rest[0]
         warnings, source = rest
-        return replace(read_snapshot_cache(self.cache), source=source), warnings
+        return read_snapshot_cache(self.cache).with_source(source), warnings
 
     def cancel(self) -> None:
         """End the child if its result was never taken (the run failed before it needed the data)."""
@@ -119,7 +118,7 @@ def write_run_copy(snapshot, folder: Path) -> Path:
     :data:`NOTEBOOK_SOURCE`: the copy the notebooks read, which never names the source."""
     from crm_analysis.io.cache import write_snapshot_cache
 
-    return Path(write_snapshot_cache(replace(snapshot, source=NOTEBOOK_SOURCE), Path(folder) / CACHE_NAME))
+    return Path(write_snapshot_cache(snapshot.with_source(NOTEBOOK_SOURCE), Path(folder) / CACHE_NAME))
 
 
 def _load(source, mapping, month: str, as_of: pd.Timestamp, folder: Path) -> tuple[list[str], str]:

@@ -10,7 +10,9 @@ that writes into an array gets a private copy of that page only.
 
 :class:`MappedPickler` also sends date and duration arrays out of band, as
 int64 views: numpy keeps them in the pickle stream, which would give each
-reader a private copy of every date column.
+reader a private copy of every date column. It writes pandas' Arrow-backed
+columns chunk by chunk, each shared Arrow buffer once, where pandas would
+first join the chunks into a copy.
 
 Pickle runs code when loaded: only ever load files this package wrote into a
 private folder.
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+from pandas.arrays import ArrowExtensionArray
 
 from crm_analysis.exceptions import CrmAnalysisError
 
@@ -46,14 +49,64 @@ def _view_as(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.view(dtype)
 
 
+def _arrow_backed(cls: type, state: dict, arrow_type, parents: list, pieces: list) -> Any:
+    """Undo :class:`MappedPickler` for a pandas Arrow-backed array: its chunks as slices of `parents`, the
+    rest of its state as pandas' own ``__setstate__`` sets it."""
+    import pyarrow as pa
+
+    obj = cls.__new__(cls)
+    obj.__dict__.update(state)
+    obj._pa_array = pa.chunked_array([parents[i].slice(offset, length) for i, offset, length in pieces],
+                                     type=arrow_type)
+    return obj
+
+
+def _parents_and_pieces(chunked) -> tuple[list, list]:
+    """The arrays to write for the chunks of `chunked` (each shared buffer once), and each chunk as
+    ``(parent, offset, length)``.
+
+    Arrow pickles a slice with its whole buffers, and Parquet readers hand back text columns as chunks
+    sliced from a few shared buffers: text chunks over the same buffers are written once, as one array the
+    chunks are slices of, when they use at least half of those buffers. Any other sliced chunk is copied
+    to its own rows; an unsliced one is written as it is.
+    """
+    import pyarrow as pa
+
+    groups: dict[tuple, list[int]] = {}
+    for i, chunk in enumerate(chunked.chunks):
+        groups.setdefault(tuple(b.address if b is not None else 0 for b in chunk.buffers()), []).append(i)
+    parents, pieces = [], [None] * chunked.num_chunks
+    for members in groups.values():
+        chunks = [chunked.chunk(i) for i in members]
+        buffers = chunks[0].buffers()
+        whole = sum(b.size for b in buffers if b is not None)
+        used = sum(c.nbytes for c in chunks)
+        text = pa.types.is_string(chunked.type) or pa.types.is_large_string(chunked.type)
+        if text and used * 2 >= whole and (len(chunks) > 1 or chunks[0].offset):
+            parents.append(pa.Array.from_buffers(chunked.type, max(c.offset + len(c) for c in chunks), buffers))
+            for i, c in zip(members, chunks):
+                pieces[i] = (len(parents) - 1, c.offset, len(c))
+            continue
+        for i, c in zip(members, chunks):
+            sliced = c.get_total_buffer_size() > 2 * c.nbytes + ALIGN
+            parents.append(pa.concat_arrays([c]) if sliced else c)
+            pieces[i] = (len(parents) - 1, 0, len(c))
+    return parents, pieces
+
+
 class MappedPickler(pickle.Pickler):
-    """A protocol-5 pickler that also sends date and duration arrays out of band, as int64 views."""
+    """A protocol-5 pickler that also sends date and duration arrays out of band, as int64 views, and pandas'
+    Arrow-backed arrays chunk by chunk: pandas' own pickling joins the chunks first, a copy of every text
+    column (1.7 GiB for a million patients' clinic)."""
 
     def reducer_override(self, obj):
         if type(obj) is np.ndarray and obj.dtype.kind in "mM" and obj.flags.c_contiguous and obj.size:
             values = obj.view(np.int64)
             # a read-only array would be read back read-only (protocol 5 keeps that): a copy is written instead
             return _view_as, (values if values.flags.writeable else values.copy(), obj.dtype)
+        if isinstance(obj, ArrowExtensionArray):
+            state = {k: v for k, v in obj.__dict__.items() if k != "_pa_array"}
+            return _arrow_backed, (type(obj), state, obj._pa_array.type, *_parents_and_pieces(obj._pa_array))
         return NotImplemented
 
 

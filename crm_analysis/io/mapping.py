@@ -360,7 +360,8 @@ def default_raw_tables(source: Source) -> tuple[dict[str, pd.DataFrame], list[Pr
         if raw is None:
             continue
         lookup = _label_lookup(name)
-        renamed = raw.rename(columns={c: lookup.get(str(c).strip().lower(), c) for c in raw.columns})
+        # relabelled, not copied (pandas copies every column by default: gigabytes at 20M rows)
+        renamed = raw.rename(columns={c: lookup.get(str(c).strip().lower(), c) for c in raw.columns}, copy=False)
         check_unique_columns(renamed, name, raw.columns)
         tables[name] = renamed
     return tables, notes

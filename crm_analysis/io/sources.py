@@ -54,7 +54,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     text_types = {pa.string(): TEXT, pa.large_string(): TEXT}
-    return pq.read_table(path).to_pandas(types_mapper=text_types.get)
+    # each column's Arrow memory is let go of as it is converted (the table is not used again): a 20M-row
+    # table is never held twice
+    return pq.read_table(path).to_pandas(types_mapper=text_types.get, split_blocks=True, self_destruct=True)
 
 
 def _unreadable(path: Path, err: Exception) -> DataValidationError:

@@ -106,12 +106,18 @@ def revenue_kpis(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dic
 
 def trend_kpis(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     """Visits, patients and new patients in each of the last 12 months."""
-    visits = between(clinic.visits, "visit_date", month_start(as_of, 11), as_of)
+    # only the two columns read, and patients and months as integer codes: a year of a large hospital's visits
+    # as rows of every column, or as Python strings, takes gigabytes
+    visits = between(clinic.visits[["visit_date", "patient_id"]], "visit_date", month_start(as_of, 11), as_of)
     months = pd.period_range(end=as_of.to_period("M"), periods=12, freq="M")
-    # Periods as an extension array: .to_numpy() would make one Python Period object per visit.
-    by_month = pd.DataFrame({"month": visits["visit_date"].dt.to_period("M").array,
-                             "patient_id": visits["patient_id"].to_numpy()})
-    counts = by_month.groupby("month").agg(visits=("patient_id", "size"), patients=("patient_id", "nunique"))
+    dates = visits["visit_date"].dt
+    month = ((dates.year * 12 + dates.month).to_numpy(dtype=np.int64)
+             - (months[0].year * 12 + months[0].month))
+    patient, distinct = pd.factorize(visits["patient_id"])
+    named = patient >= 0
+    pairs = np.unique(month[named] * max(len(distinct), 1) + patient[named])  # each patient once a month
+    counts = pd.DataFrame({"visits": np.bincount(month, minlength=12),
+                           "patients": np.bincount(pairs // max(len(distinct), 1), minlength=12)}, index=months)
     first = first_visits(clinic)
     first = first[(first >= months[0].start_time) & (first <= as_of)]
     new = first.dt.to_period("M").value_counts()

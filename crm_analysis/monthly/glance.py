@@ -21,6 +21,7 @@ import pandas as pd
 
 from crm_analysis.clinic import ClinicData
 from crm_analysis.figures import shown_count, shown_rate
+from crm_analysis.ids import id_positions
 from crm_analysis.monthly.core import first_visits
 
 __all__ = ["TILES", "Tile", "glance_kpis", "tile_history", "HISTORY_MONTHS"]
@@ -61,17 +62,13 @@ def _day(moment: pd.Timestamp) -> int:
     return int(np.datetime64(moment.date(), "D").astype("int64"))
 
 
-def _member(values: pd.Series, pool: pd.Series) -> np.ndarray:
-    """Whether each of `values` is among `pool`, compared as text (Arrow's hash join: pandas' ``isin`` on
-    Arrow strings goes value by value in Python)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    def as_text(series: pd.Series):
-        data = pa.array(series.array, from_pandas=True)
-        return pc.cast(data.combine_chunks() if isinstance(data, pa.ChunkedArray) else data, pa.string())
-
-    return np.asarray(pc.is_in(as_text(values), value_set=as_text(pool)), dtype=bool)
+def _reminded(appointments: pd.DataFrame, reminders: pd.DataFrame) -> np.ndarray:
+    """Whether each appointment has a reminder: the reminders' places among the appointments (numbered ids are
+    found without hashing), not a hash set of twenty million reminder ids."""
+    where = id_positions(reminders["appointment_id"], appointments["appointment_id"])
+    flags = np.zeros(len(appointments), dtype=bool)
+    flags[where[where >= 0]] = True
+    return flags
 
 
 def _codes(ids: pd.Series) -> np.ndarray:
@@ -120,7 +117,7 @@ def tile_history(clinic: ClinicData, as_of: str | pd.Timestamp, months: int = HI
         status = appts["status"]  # compared as it is (categories, not one Python object per appointment)
         known = status.isin(["attended", "no_show"]).to_numpy(dtype=bool)[a_order]
         no_show = status.eq("no_show").to_numpy(dtype=bool, na_value=False)[a_order]
-        reminded = (_member(appts["appointment_id"], reminders["appointment_id"])[a_order]
+        reminded = (_reminded(appts, reminders)[a_order]
                     if reminders is not None and "appointment_id" in reminders else np.zeros(len(appts), bool))
 
     def span(days: np.ndarray, start: int, end: int) -> slice:

@@ -391,3 +391,17 @@ def test_first_visits_fill_a_missing_first_visit_date_with_the_earliest_visit(de
     pd.testing.assert_series_equal(got, expected)
     assert never not in got.index and got.notna().all()
     assert demo_clinic.patients["first_visit_date"].notna().sum() > patients["first_visit_date"].notna().sum()
+
+
+def test_trend_counts_visits_and_distinct_patients_per_month_as_pandas_does(demo_clinic):
+    from crm_analysis.monthly.core import trend_kpis
+
+    as_of = demo_clinic.as_of.to_period("M").start_time - pd.Timedelta(days=1)
+    snap = demo_clinic.snapshot(as_of)
+    rows = {r["month"]: r for r in trend_kpis(snap, as_of, min_count=1)["rows"]}
+    v = snap.visits
+    v = v[(v["visit_date"] >= (as_of.to_period("M") - 11).start_time) & (v["visit_date"] <= as_of)]
+    by_month = v.groupby(v["visit_date"].dt.to_period("M").astype(str))["patient_id"].agg(["size", "nunique"])
+    assert len(rows) == 12 and len(by_month) == 12
+    for month, row in by_month.iterrows():
+        assert (rows[month]["visits"], rows[month]["patients"]) == (row["size"], row["nunique"])
