@@ -77,6 +77,8 @@ CARD_COLUMNS: tuple[str, ...] = tuple(SCHEMA["cards"])
 
 #: Decimals kept of every REAL value (probabilities to 0.01 percentage point, KRW to 0.0001 won).
 _DECIMALS = 4
+#: Rows of a table turned into Python values and inserted at a time.
+WRITE_BATCH = 100_000
 
 #: Secondary indexes: how each table is searched.
 _INDEXES = {"phones": "phone_key", "appointments": "patient_id", "messages": "patient_id",
@@ -107,8 +109,17 @@ def index_meta(as_of, made_by: str, source, patients: int, notes: dict[str, str]
             "notes": "; ".join(f"{name}: {why}" for name, why in sorted(notes.items()))}
 
 
-def _column_values(frame, column: str, sql_type: str) -> list:
-    """One column as plain Python values (None for missing), converted column-wise."""
+def _with_time(values) -> bool:
+    """Whether a date-time column holds a time of day anywhere (else it is written as dates)."""
+    return bool(((values.dt.hour != 0) | (values.dt.minute != 0)).fillna(False).any())
+
+
+def _column_values(frame, column: str, sql_type: str, with_time: bool | None = None) -> list:
+    """One column as plain Python values (None for missing), converted column-wise.
+
+    `with_time`: for a date-time column, whether it is written with its times (default: whether `frame`'s
+    values have any); given when `frame` is one batch of a larger table, so that every batch is written alike.
+    """
     import numpy as np
     import pandas as pd
 
@@ -122,7 +133,7 @@ def _column_values(frame, column: str, sql_type: str) -> list:
         # rounded: the last bits of a model's float may differ between processes, the file must not
         out = pd.to_numeric(s, errors="coerce").astype("float64").round(_DECIMALS).astype("object")
     elif pd.api.types.is_datetime64_any_dtype(s):
-        with_time = bool(((s.dt.hour != 0) | (s.dt.minute != 0)).fillna(False).any())
+        with_time = _with_time(s) if with_time is None else with_time
         out = s.dt.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d").astype("object")
     else:
         out = s.astype("object")
@@ -155,6 +166,8 @@ def write_card_index(tables: Mapping[str, object], path: str | os.PathLike, meta
     -------
     Path
     """
+    import pandas as pd
+
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
@@ -176,9 +189,14 @@ def write_card_index(tables: Mapping[str, object], path: str | os.PathLike, meta
                     continue
                 order = [c for c in _ORDER[name] if c in frame.columns]
                 frame = frame.sort_values(order, kind="stable") if order else frame
-                values = [_column_values(frame, c, t) for c, t in columns.items()]
+                with_time = {c: _with_time(frame[c]) for c in columns
+                             if c in frame.columns and pd.api.types.is_datetime64_any_dtype(frame[c])}
                 marks = ", ".join("?" * len(columns))
-                con.executemany(f"INSERT INTO {name} VALUES ({marks})", zip(*values))
+                # in batches of rows: a million cards as Python values at once take gigabytes
+                for start in range(0, len(frame), WRITE_BATCH):
+                    batch = frame.iloc[start:start + WRITE_BATCH]
+                    values = [_column_values(batch, c, t, with_time.get(c)) for c, t in columns.items()]
+                    con.executemany(f"INSERT INTO {name} VALUES ({marks})", zip(*values))
             for name, column in _INDEXES.items():
                 con.execute(f"CREATE INDEX {name}_{column} ON {name} ({column})")
             con.commit()

@@ -311,3 +311,25 @@ print('HEAVY', heavy, 'CODE', code)
                           env={**os.environ, "PYTHONWARNINGS": "error"})
     assert done.returncode == 0, done.stderr
     assert "HEAVY [] CODE 0" in done.stdout, done.stdout + done.stderr
+
+
+def test_writing_in_batches_of_rows_gives_the_same_index(tmp_path, monkeypatch):
+    """Each batch is written as the whole table would be: a date-time column whose only time of day is in
+    the last row keeps its times in the first batch too."""
+    import sqlite3
+
+    from crm_analysis.profile import card_index
+
+    tables = card_tables()
+    tables["cards"].loc[2, "last_visit"] = pd.Timestamp("2026-10-02 09:30")
+
+    def dump(path):
+        with sqlite3.connect(path) as con:
+            return {name: con.execute(f"SELECT * FROM {name}").fetchall() for name in card_index.SCHEMA}
+
+    whole = write_card_index(tables, tmp_path / "whole.sqlite", {"as_of": "2026-10-31"})
+    monkeypatch.setattr(card_index, "WRITE_BATCH", 1)
+    batched = write_card_index(tables, tmp_path / "batched.sqlite", {"as_of": "2026-10-31"})
+    assert dump(batched) == dump(whole)
+    first = dump(whole)["cards"][0]
+    assert "2026-06-11 00:00" in first   # written with its time, as the column has one
