@@ -113,12 +113,9 @@ def run_step(step: str, folder: Path, as_of: str | None, seed: int, patients: in
         out["note"] = f"validated cache written in {time.perf_counter() - started:.1f} s (not timed)"
         return out
 
-    if step in ANALYSES:
-        clinic = load_clinic(_run_copy(folder, as_of))   # mapped: pages come in as the step reads them
-        out["rows"] = {name: len(df) for name, df in clinic.tables.items()}
-    else:
-        clinic = load_clinic(cache_folder(folder))
-        out["rows"] = {name: len(df) for name, df in clinic.tables.items()}
+    # an analysis reads the run's copy of the snapshot, mapped: pages come in as the step reads them
+    clinic = load_clinic(_run_copy(folder, as_of) if step in ANALYSES else cache_folder(folder))
+    out["rows"] = {name: len(df) for name, df in clinic.tables.items()}
     if step == "run-copy":
         from crm_analysis.io.cache import is_snapshot_cache
         from crm_analysis.io.forked_load import write_run_copy

@@ -114,10 +114,10 @@ def trend_kpis(clinic: ClinicData, as_of: pd.Timestamp, min_count: int) -> dict:
     month = ((dates.year * 12 + dates.month).to_numpy(dtype=np.int64)
              - (months[0].year * 12 + months[0].month))
     patient, distinct = pd.factorize(visits["patient_id"])
-    named = patient >= 0
-    pairs = np.unique(month[named] * max(len(distinct), 1) + patient[named])  # each patient once a month
+    named, width = patient >= 0, max(len(distinct), 1)
+    pairs = np.unique(month[named] * width + patient[named])  # each patient once a month
     counts = pd.DataFrame({"visits": np.bincount(month, minlength=12),
-                           "patients": np.bincount(pairs // max(len(distinct), 1), minlength=12)}, index=months)
+                           "patients": np.bincount(pairs // width, minlength=12)}, index=months)
     first = first_visits(clinic)
     first = first[(first >= months[0].start_time) & (first <= as_of)]
     new = first.dt.to_period("M").value_counts()
