@@ -64,6 +64,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from crm_analysis.network import is_network_config
 
+    if args.memory:
+        from crm_analysis.memory import parse_size
+
+        parse_size(args.memory)  # ValueError (exit 2) before anything starts
+        os.environ["CRM_ANALYSIS_MEMORY"] = args.memory  # read by the run (crm_analysis.memory.memory_available)
     if args.clinics or is_network_config(args.source):
         return _run_network(args)
     if not args.source:
@@ -229,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "reminders.yaml; any subset): applied to the report and the lists, recorded in the manifest")
     run.add_argument("--notebook-dir", dest="notebook_dir", default=None,
                      help="folder of the notebooks to run (default: the project's notebooks/)")
+    run.add_argument("--memory", default=None, metavar="SIZE",
+                     help="memory the run may use, e.g. 6GB (default: what the machine, or its container, has "
+                          "available); a large clinic's heavy steps then run fewer at a time")
     run.add_argument("--dry-run", action="store_true", help="list what would run, and stop")
     net = run.add_argument_group("clinic networks (with --clinics)")
     net.add_argument("--executor", choices=("local", "dask"), default="local",

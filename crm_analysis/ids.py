@@ -143,6 +143,11 @@ def _fixed_width(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nda
     return np.concatenate([np.zeros((0, width), np.uint8) if r is None else r for r in rows]), np.concatenate(present)
 
 
+#: Keys looked up at a time by :func:`fixed_width_positions`: their byte rows and numbers stay small (a
+#: million-patient clinic has twenty million reminders to find among its appointments).
+KEY_BLOCK = 2_000_000
+
+
 def fixed_width_positions(keys: pa.Array | pa.ChunkedArray, index: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
     """Where each key first occurs in `index`, for ids of one length under one prefix (as exports number them);
     None when `index` is not such ids, or the keys are not all of one length (a hash look-up is then the way).
@@ -153,7 +158,8 @@ def fixed_width_positions(keys: pa.Array | pa.ChunkedArray, index: pa.Array | pa
     by binary search when they increase, and else by binary search among the
     distinct numbers with the first position of each. No hashing at all.
     Keys of another length, prefix or kind are not ids of the index, and
-    missing keys are not ids either: -1.
+    missing keys are not ids either: -1. The keys are read :data:`KEY_BLOCK`
+    at a time.
 
     Parameters
     ----------
@@ -164,72 +170,79 @@ def fixed_width_positions(keys: pa.Array | pa.ChunkedArray, index: pa.Array | pa
     -------
     numpy.ndarray of int64 or None
     """
-    index_bytes, keys_bytes = _fixed_width(index), _fixed_width(keys)
+    index_bytes = _fixed_width(index)
     if index_bytes is None or not index_bytes[1].all():
         return None
     if keys.null_count == len(keys):  # no key at all (or none present): nothing to find
         return np.full(len(keys), -1, dtype=np.int64)
-    if keys_bytes is None or index_bytes[0].shape[1] != keys_bytes[0].shape[1]:
-        return None
-    index_rows, key_rows = index_bytes[0], keys_bytes[0]
+    index_rows = index_bytes[0]
+    width = index_rows.shape[1]
     prefix = 0  # the leading bytes every id shares (column by column: no n x width temporary)
-    while prefix < index_rows.shape[1] and (index_rows[:, prefix] == index_rows[0, prefix]).all():
+    while prefix < width and (index_rows[:, prefix] == index_rows[0, prefix]).all():
         prefix += 1
-    numbers = _tail_numbers(index_rows[:, prefix:], key_rows[:, prefix:])
-    if numbers is None:
+    digits = _all_digits(index_rows[:, prefix:])
+    if not digits and width - prefix > 8:
         return None
-    index_numbers, key_numbers, comparable = numbers
-    comparable &= (key_rows[:, :prefix] == index_rows[0, :prefix]).all(axis=1)
-    key_present = keys_bytes[1]
+    index_numbers = _tail_numbers(index_rows[:, prefix:], digits)
+    shared = index_rows[0, :prefix].copy()
     # the byte rows may be copies (one per chunk, put together): gone before the positions are made
-    del index_bytes, keys_bytes, index_rows, key_rows, numbers
+    del index_bytes, index_rows
     first, last = index_numbers[0], index_numbers[-1]
     increasing = bool((index_numbers[1:] > index_numbers[:-1]).all())
-    if increasing and int(last) - int(first) == len(index_numbers) - 1:  # consecutive: the id says where it is
-        found = comparable & (key_numbers >= first) & (key_numbers <= last)
-        key_numbers -= first  # in place: twenty million keys are 150 MB
-        where = key_numbers
-    elif increasing:
-        where = np.searchsorted(index_numbers, key_numbers)
-        found = comparable & (index_numbers[np.minimum(where, len(index_numbers) - 1)] == key_numbers)
-    else:  # in any order, maybe repeated: the first row of each distinct number
+    consecutive = increasing and int(last) - int(first) == len(index_numbers) - 1
+    if not increasing:  # in any order, maybe repeated: the first row of each distinct number
         distinct, first_row = np.unique(index_numbers, return_index=True)
-        at = np.minimum(np.searchsorted(distinct, key_numbers), len(distinct) - 1)
-        found = comparable & (distinct[at] == key_numbers)
-        where = first_row[at]
-    del key_numbers, index_numbers, comparable
-    if key_present.all():  # no key missing: the rows are the keys (`where` is this function's own array)
-        where = where.astype(np.int64, copy=False)
-        where[~found] = -1
-        return where
     out = np.full(len(keys), -1, dtype=np.int64)
-    out[np.flatnonzero(key_present)[found]] = where[found]
+    for start in range(0, len(keys), KEY_BLOCK):
+        block = keys.slice(start, KEY_BLOCK)
+        if block.null_count == len(block):
+            continue
+        keys_bytes = _fixed_width(block)
+        if keys_bytes is None or keys_bytes[0].shape[1] != width:
+            return None
+        key_rows, key_present = keys_bytes
+        key_numbers = _tail_numbers(key_rows[:, prefix:], digits)
+        comparable = (key_rows[:, :prefix] == shared).all(axis=1)
+        if digits:  # a key with another byte there is not one of these ids
+            comparable &= _all_digits(key_rows[:, prefix:], each=True)
+        if consecutive:  # the id says where it is
+            found = comparable & (key_numbers >= first) & (key_numbers <= last)
+            key_numbers -= first
+            where = key_numbers
+        elif increasing:
+            where = np.searchsorted(index_numbers, key_numbers)
+            found = comparable & (index_numbers[np.minimum(where, len(index_numbers) - 1)] == key_numbers)
+        else:
+            at = np.minimum(np.searchsorted(distinct, key_numbers), len(distinct) - 1)
+            found = comparable & (distinct[at] == key_numbers)
+            where = first_row[at]
+        out[start + np.flatnonzero(key_present)[found]] = where[found]
     return out
 
 
-def _tail_numbers(index_tail: np.ndarray, key_tail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Byte rows of the index and of the keys as numbers that sort as the text does; and which keys could match.
+def _all_digits(rows: np.ndarray, each: bool = False):
+    """Whether every byte of `rows` is an ASCII digit (`each`: per row), column by column (no n x width
+    temporary); rows of more than 18 digits do not fit an int64 and are not read as digits."""
+    ok = np.ones(len(rows), dtype=bool) if each else rows.shape[1] <= 18
+    for i in range(rows.shape[1]):
+        if each:
+            ok &= (rows[:, i] - 48) <= 9  # uint8: below '0' wraps
+        elif not ok or not ((rows[:, i] - 48) <= 9).all():
+            return False
+    return ok
 
-    Digits (up to 18) are read as decimal numbers, and keys holding anything
-    else cannot match; other bytes (up to 8) as unsigned integers, most
-    significant first. None when the index tail is neither.
-    """
-    width = index_tail.shape[1]
-    if width <= 18 and all(((index_tail[:, i] - 48) <= 9).all() for i in range(width)):  # uint8: below '0' wraps
-        index_numbers = np.zeros(len(index_tail), dtype=np.int64)
-        key_numbers = np.zeros(len(key_tail), dtype=np.int64)
-        comparable = np.ones(len(key_tail), dtype=bool)
-        for i in range(width):  # one column at a time, in place: no n x width integers, no new arrays
-            np.multiply(index_numbers, 10, out=index_numbers)
-            np.add(index_numbers, index_tail[:, i] - 48, out=index_numbers, casting="unsafe")
-            digit = key_tail[:, i] - 48
-            comparable &= digit <= 9
-            np.multiply(key_numbers, 10, out=key_numbers)
-            np.add(key_numbers, digit, out=key_numbers, casting="unsafe")
-        return index_numbers, key_numbers, comparable
-    if width > 8:
-        return None
-    return _big_endian(index_tail), _big_endian(key_tail), np.ones(len(key_tail), dtype=bool)
+
+def _tail_numbers(tail: np.ndarray, digits: bool) -> np.ndarray:
+    """Byte rows as numbers that sort as the text does: digits (up to 18) as decimal numbers (a byte that is
+    not a digit gives some number: check :func:`_all_digits`), other bytes (up to 8) as unsigned integers,
+    most significant first."""
+    if not digits:
+        return _big_endian(tail)
+    numbers = np.zeros(len(tail), dtype=np.int64)
+    for i in range(tail.shape[1]):  # one column at a time, in place: no n x width integers
+        np.multiply(numbers, 10, out=numbers)
+        np.add(numbers, tail[:, i] - 48, out=numbers, casting="unsafe")
+    return numbers
 
 
 def _big_endian(rows: np.ndarray) -> np.ndarray:

@@ -46,6 +46,8 @@ __all__ = [
 ON_INVALID = ("raise", "quarantine")
 
 _SCI_NOTATION_ID = r"^[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$"
+#: Rows a column-wide step works on at a time, where twenty million rows would need large temporaries.
+_BLOCK = 2_000_000
 
 
 # ---------------------------------------------------------------------------
@@ -422,9 +424,11 @@ def _first_seen(visits: pd.DataFrame, patients: pd.DataFrame, positions: np.ndar
         return patients["patient_id"].map(earliest)
     ns = visits["visit_date"].to_numpy().view(np.int64)
     nat = np.iinfo(np.int64).min
-    keep = (positions >= 0) & (ns != nat)
     earliest = np.full(len(patients), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(earliest, positions[keep], ns[keep])
+    for start in range(0, len(ns), _BLOCK):  # in blocks: no 20-million-row temporaries
+        at, day = positions[start:start + _BLOCK], ns[start:start + _BLOCK]
+        keep = (at >= 0) & (day != nat)
+        np.minimum.at(earliest, at[keep], day[keep])
     earliest[earliest == np.iinfo(np.int64).max] = nat
     return pd.Series(earliest.view("datetime64[ns]"), index=patients.index, name="patient_id")
 
@@ -584,12 +588,16 @@ def _as_category(values: pd.Series) -> pd.Series:
             and values.cat.categories.dtype.storage == "pyarrow"):
         return values.astype("category")
     categories, codes = values.cat.categories, values.cat.codes.to_numpy()
-    used = np.bincount(codes.astype(np.intp) + 1, minlength=len(categories) + 1)[1:] > 0  # missing (-1) counts at 0
+    counts = np.zeros(len(categories) + 1, dtype=np.int64)
+    for start in range(0, len(codes), _BLOCK):  # in blocks: the codes are int8, their 64-bit copy would not be
+        counts += np.bincount(codes[start:start + _BLOCK].astype(np.intp) + 1, minlength=len(categories) + 1)
+    used = counts[1:] > 0  # missing (-1) counts at 0
     if used.all() and categories.is_monotonic_increasing:
         return values
     kept = categories[used]
     order = kept.argsort()
-    recode = np.full(len(categories) + 1, -1, dtype=np.int64)  # the last entry is where code -1 looks
+    # in the codes' own width; the last entry is where code -1 looks
+    recode = np.full(len(categories) + 1, -1, dtype=codes.dtype)
     recode[np.flatnonzero(used)[order]] = np.arange(len(kept))
     return pd.Series(pd.Categorical.from_codes(recode[codes], dtype=pd.CategoricalDtype(kept[order]), validate=False),
                      index=values.index, name=values.name)

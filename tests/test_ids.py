@@ -125,3 +125,26 @@ def test_ids_by_number_on_a_generated_clinic_equal_the_hash_look_up():
         expected = pc.index_in(values, value_set=id_set).fill_null(-1)
         expected = np.concatenate([c.to_numpy(zero_copy_only=False) for c in getattr(expected, "chunks", [expected])])
         np.testing.assert_array_equal(id_positions(tables[name]["patient_id"], id_set), expected)
+
+
+@pytest.mark.parametrize("block", [1, 3, 7, 1000])
+def test_keys_looked_up_in_blocks_give_the_same_positions(block, monkeypatch):
+    """Keys are read a block at a time (KEY_BLOCK): blocks of any size, missing keys and wholly missing blocks
+    included, give index_in's answer."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from crm_analysis import ids
+
+    monkeypatch.setattr(ids, "KEY_BLOCK", block)
+    rng = np.random.default_rng(block)
+    index = pa.array([f"R{n:06d}" for n in rng.permutation(50)], type=pa.large_string())
+    numbers = rng.integers(0, 60, size=40)
+    keys = [None if i in (4, 5, 6, 7, 8, 9) or n % 11 == 0 else f"R{n:06d}" for i, n in enumerate(numbers)]
+    keys = pa.chunked_array([pa.array(keys[:13], type=pa.string()), pa.array(keys[13:], type=pa.string())])
+    expected = pc.index_in(keys, value_set=index).fill_null(-1).to_numpy(zero_copy_only=False)
+    got = ids.fixed_width_positions(keys, index)
+    assert got is not None and got.tolist() == expected.tolist()
+    # one key of another length anywhere: declined, whichever block it falls in
+    odd = pa.array([f"R{n:06d}" for n in numbers[:-1]] + ["R1"], type=pa.string())
+    assert ids.fixed_width_positions(odd, index) is None

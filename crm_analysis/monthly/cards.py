@@ -20,12 +20,14 @@ from crm_analysis.profile.card_index import INDEX_NAME, index_meta, write_card_i
 from crm_analysis.profile.card_tables import card_tables
 from crm_analysis.reminders import evaluated_patients
 
-__all__ = ["write_month_cards", "month_scores"]
+__all__ = ["write_month_cards", "month_scores", "FIT_HERE"]
 
 #: Months of known outcomes the no-show model behind the cards is fitted on (as the daily job's).
 TRAIN_MONTHS = 12
 #: Patients whose appointments booked ahead are scored together, when the model is fitted on a sample.
 SCORE_BATCH = 50_000
+#: :func:`write_month_cards` fits the no-show model and scores the appointments itself (:func:`month_scores`).
+FIT_HERE = "fit here"
 
 
 def month_scores(clinic, as_of: pd.Timestamp, rules=None) -> pd.DataFrame | None:
@@ -61,7 +63,8 @@ def _booked_ahead(clinic, as_of: pd.Timestamp) -> pd.Series:
     return pd.Series(appts.loc[ahead, "patient_id"].dropna().unique())
 
 
-def write_month_cards(month: Month, folder: str | Path, *, source) -> tuple[Path, dict[str, str]]:
+def write_month_cards(month: Month, folder: str | Path, *, source,
+                      scores: pd.DataFrame | None | str = FIT_HERE) -> tuple[Path, dict[str, str]]:
     """Write the month's card index into `folder`; returns its path and the card fields left empty (why).
 
     Parameters
@@ -72,14 +75,19 @@ def write_month_cards(month: Month, folder: str | Path, *, source) -> tuple[Path
         The outreach staging folder.
     source : str or Path
         The data source, recorded without secrets so ``lookup`` finds the index of its own source.
+    scores : DataFrame or None, optional
+        The no-show risk of the appointments booked ahead, :func:`month_scores` of the same month, when it was
+        computed elsewhere (the monthly run scores them in another process while the lists are written;
+        None: the model could not be fitted); by default (:data:`FIT_HERE`) computed here.
     """
     try:
         plan = month.campaigns
     except CrmAnalysisError:
         plan = None
     staff = [] if plan is None else staff_lists(plan, month.clinic.tables["patients"], month.rules.campaigns)
-    scores = month_scores(month.clinic, month.as_of, month.rules.reminders) \
-        if "appointments" in month.clinic.tables else None
+    if isinstance(scores, str):
+        scores = month_scores(month.clinic, month.as_of, month.rules.reminders) \
+            if "appointments" in month.clinic.tables else None
     tables = card_tables(month, staff, scores=scores)
     notes = dict(tables.pop("notes"))
     if scores is None:

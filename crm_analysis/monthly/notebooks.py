@@ -33,7 +33,7 @@ from crm_analysis.monthly.kernels import PRELOADED, KernelZygote, can_fork_kerne
 
 __all__ = ["PROJECT_ROOT", "NOTEBOOK_DIR", "FRONT_MATTER_FROM", "NOTEBOOK_JOBS", "notebook_paths", "report_order",
            "notebook_parameters", "KernelLanes", "execute_notebook", "WARM_UP", "RESET", "is_front_matter",
-           "reads_kpis", "KPI_READERS_FROM"]
+           "reads_kpis", "KPI_READERS_FROM", "gate_step"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -174,6 +174,9 @@ class KernelLanes:
     niceness : int
         The kernels lower their CPU priority to this niceness as they start (0: they do not), so that work
         the notebooks wait for (the run's longest model fit) gets the larger share of the cores.
+    gate : MemoryGate, optional
+        Each notebook starts only once the gate admits it, as step ``notebook:<name>``
+        (:mod:`crm_analysis.monthly.memory_gate`); a notebook a lane will not run is skipped there.
 
     Notes
     -----
@@ -187,7 +190,7 @@ class KernelLanes:
 
     def __init__(self, paths: Sequence[Path], private: Path, run_one: Callable[[Path, object], None], *,
                  ready: Mapping[Path, threading.Event] | None = None, jobs: int = NOTEBOOK_JOBS,
-                 warm_up: str = "", fork: bool = True, niceness: int = 0) -> None:
+                 warm_up: str = "", fork: bool = True, niceness: int = 0, gate=None) -> None:
         self.paths = list(paths)
         self.jobs = max(1, min(jobs, len(self.paths)))
         self.private = Path(private)
@@ -196,6 +199,7 @@ class KernelLanes:
         self.warm_up = warm_up
         self.fork = fork
         self.niceness = niceness
+        self.gate = gate
         self.futures: dict[Path, Future] = {p: Future() for p in self.paths}
         self._go = threading.Event()
         self._cancelled = threading.Event()
@@ -275,13 +279,18 @@ class KernelLanes:
             for n, path in enumerate(lane):
                 future = self.futures[path]
                 if failed is not None or self._cancelled.is_set():
+                    self._skip(path)
                     future.set_exception(failed or RuntimeError("cancelled: an earlier step failed"))
                     continue
                 if path in self.ready:
                     self.ready[path].wait()
                     if self._cancelled.is_set():
+                        self._skip(path)
                         future.set_exception(RuntimeError("cancelled: an earlier step failed"))
                         continue
+                step = gate_step(path)
+                if self.gate is not None:
+                    self.gate.admit(step)
                 started = time.perf_counter()
                 try:
                     self.run_one(path, km)
@@ -291,6 +300,18 @@ class KernelLanes:
                     failed = err
                     future.set_exception(err)
                     continue
+                finally:
+                    if self.gate is not None:
+                        self.gate.release(step)
                 future.set_result(round(time.perf_counter() - started, 2))
         finally:
             stop_kernel(km)
+
+    def _skip(self, path: Path) -> None:
+        if self.gate is not None:
+            self.gate.skip(gate_step(path))
+
+
+def gate_step(path: Path) -> str:
+    """The notebook's step in the run's :class:`~crm_analysis.monthly.memory_gate.MemoryGate`."""
+    return f"notebook:{Path(path).stem}"

@@ -63,11 +63,13 @@ from crm_analysis.io.forked_load import CACHE_NAME, NOTEBOOK_SOURCE, ForkedLoad,
 from crm_analysis.monthly import publish as pub
 from crm_analysis.monthly.assembly import ReportAssembly
 from crm_analysis.monthly.kpis import CORE_SECTIONS, KPIS_FILE, MODEL_SECTIONS, SECTIONS, monthly_kpis
+from crm_analysis.monthly.memory_gate import IDLE_PROCESS_BYTES, PAGE_CACHE_SHARE, MemoryGate, step_sizes
 from crm_analysis.monthly.month import FIT_GROUPS, MODELS, Month, fit_and_save, fitting_into, inherited, model_workers
 from crm_analysis.campaigns.staff_lists import RECONFIRMATION_LIST, STAFF_FILES
 from crm_analysis.monthly.outreach import outreach_lists
-from crm_analysis.monthly.notebooks import (NOTEBOOK_DIR, PROJECT_ROOT, WARM_UP, KernelLanes, execute_notebook,
-                                            notebook_parameters, notebook_paths, reads_kpis, report_order)
+from crm_analysis.monthly.notebooks import (NOTEBOOK_DIR, NOTEBOOK_JOBS, PROJECT_ROOT, WARM_UP, KernelLanes,
+                                            execute_notebook, gate_step, notebook_parameters, notebook_paths,
+                                            reads_kpis, report_order)
 from crm_analysis.monthly.rules import RuleSet, load_rule_set
 from crm_analysis.privacy import DEFAULT_MIN_COUNT, check_threshold
 
@@ -198,6 +200,9 @@ class RunResult:
     #: Sections the data could not support: ``{"where", "analysis", "reason"}`` (also in manifest.json).
     skipped: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: How the heavy steps shared the memory (:mod:`crm_analysis.monthly.memory_gate`; also in manifest.json):
+    #: ``limited`` (they did not all fit at once), ``most_at_once``, and the seconds each step waited.
+    memory: dict = field(default_factory=dict)
 
 
 class Progress:
@@ -449,15 +454,73 @@ def _lanes(ctx: RunContext, paths: list[Path], private: Path, work: Path, kpis_r
                        warm_up=WARM_UP if ctx.analyses else "", niceness=NICENESS if ctx.analyses else 0)
 
 
-def _outreach_in_worker(models_dir: str, staging: str) -> tuple[float, list[str], dict[str, str]]:
-    """Write the staff lists in a model worker (:func:`~crm_analysis.monthly.month.model_workers`), from the
-    models as they are saved; returns the seconds taken, the files written and the lists left out."""
-    started = time.perf_counter()
+#: The outreach's steps in the model workers, in order: the staff lists and the no-show scores of the coming
+#: month (each 1-2 minutes at a million patients, side by side), then the caller-ID cards, which use both.
+OUTREACH_STEPS = ("outreach:lists", "outreach:scores", "outreach:cards")
+#: The no-show scores, saved in the models folder by one worker for the cards written by another.
+SCORES_FILE = "month_scores.pkl"
+
+
+def _fit_step(group: tuple[str, ...]) -> str:
+    """A group of :data:`~crm_analysis.monthly.month.FIT_GROUPS` as a step of the run's memory gate."""
+    return f"fit:{group[0]}"
+
+
+def _memory_gate(ctx: RunContext, snapshot, paths: list[Path], *, pooled: bool) -> MemoryGate:
+    """The run's :class:`~crm_analysis.monthly.memory_gate.MemoryGate`: its heavy steps in run order, sized for
+    this snapshot, within the memory the machine (or its control group) has left, less what the run's idle
+    processes and the page cache need."""
+    from crm_analysis.memory import memory_available
+
+    # Run order: a step comes after every step whose result it waits for. The cards wait for the scores to be
+    # saved, and come after the notebooks, which then need not wait for the scores.
+    readers = [p for p in paths if reads_kpis(p)]
+    lists, scores, cards = OUTREACH_STEPS
+    order = [_fit_step(group) for group in FIT_GROUPS] if pooled else []
+    order += ["kpis", "kpis:late"] + ([lists, scores] if pooled else [])
+    order += [gate_step(p) for p in paths if p not in readers] + ([cards] if pooled else [])
+    order += [gate_step(p) for p in readers]
+    rows = sum(len(snapshot.tables[name]) for name in ("visits", "appointments", "reminders")
+               if name in snapshot.tables)
+    available = memory_available()  # what this process and the kernels hold already is not available
+    kernels = min(NOTEBOOK_JOBS, len(paths))
+    workers = MODEL_JOBS if pooled else 0
+    # the workers, not forked yet, and the kernels, which keep some memory between notebooks, when idle
+    capacity = None if available is None else \
+        int(available * (1 - PAGE_CACHE_SHARE)) - (workers + kernels) * IDLE_PROCESS_BYTES
+    return MemoryGate(order, step_sizes(rows, order), capacity, at_once=1 + kernels + workers)
+
+
+def _outreach_in_worker(step: str, models_dir: str, staging: str) -> tuple[float, float, list[str], dict[str, str]]:
+    """One of the :data:`OUTREACH_STEPS` in a model worker (:func:`~crm_analysis.monthly.month.model_workers`),
+    from the models as they are saved; returns when it started and ended (:func:`time.time`), the files written
+    and the lists left out.
+
+    Each step is its own job, so that its memory goes back between them, and the lists and the scores are
+    made side by side where memory allows."""
+    from crm_analysis.monthly.cards import month_scores, write_month_cards
+
+    started = time.time()
     ctx, fitting = inherited("ctx"), inherited()
     month = Month(fitting.clinic, fitting.as_of, rules=fitting.rules, lang=fitting.lang, saved=models_dir)
-    written, skipped = _outreach(ctx, month, Path(staging))
+    scores_path = Path(models_dir) / SCORES_FILE
+    written: list[str] = []
+    skipped: dict[str, str] = {}
+    if step == "outreach:lists":
+        written, skipped = _outreach(ctx, month, Path(staging), cards=False)
+    elif step == "outreach:scores":
+        scores = month_scores(month.clinic, month.as_of, month.rules.reminders) \
+            if "appointments" in month.clinic.tables else None
+        partial = scores_path.with_suffix(".tmp")
+        pd.to_pickle(scores, partial)
+        os.replace(partial, scores_path)  # whole, or not there: the cards' step reads it after this job
+    else:
+        staging = Path(staging)
+        index, notes = write_month_cards(month, staging, source=ctx.source, scores=pd.read_pickle(scores_path))
+        written = [index.relative_to(staging).as_posix()]
+        skipped = {f"cards: {name}": why for name, why in notes.items()}
     month.forget()  # the worker may wait idle while the notebooks finish
-    return round(time.perf_counter() - started, 2), written, skipped
+    return started, time.time(), written, skipped
 
 
 def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], lanes: KernelLanes,
@@ -472,7 +535,13 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
     month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang)
     names = list(SECTIONS) if ctx.analyses else list(CORE_SECTIONS)
     needs_models = [n for n in names if n in MODEL_SECTIONS]
-    outreach_job = None
+    pooled = ctx.analyses and not current_process().daemon  # a Dask worker may not start processes
+    gate = _memory_gate(ctx, snapshot, paths, pooled=pooled)
+    if gate.limited and ctx.progress:
+        print(gate.describe(), file=sys.stderr, flush=True)
+    lanes.gate = gate
+    result.memory = {"limited": gate.limited, "most_at_once": gate.most_at_once(), "waited_seconds": gate.waited}
+    outreach_jobs = []
     try:
         with contextlib.ExitStack() as workers:
             if ctx.analyses:
@@ -481,9 +550,10 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                     # saved (see fitting_into), so none is fitted twice and the notebooks that need none (data
                     # quality) run while the models are fitted.
                     early_names = [n for n in names if n not in needs_models]
-                    if current_process().daemon:  # a Dask worker may not start processes: fit here, in turn
+                    if not pooled:  # fitted here, in turn
                         lanes.go()
-                        early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)
+                        with gate.hold("kpis"):
+                            early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)
                         for group in FIT_GROUPS:
                             fit_and_save(group, models_dir, month)
                     else:
@@ -491,27 +561,35 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                         # on the way out (a failure too): nothing more queued
                         workers.callback(pool.shutdown, wait=False, cancel_futures=True)
                         # The first submit forks every worker, before the lanes' threads start (a child holds
-                        # only this thread). The children never touch the kernels' sockets; they end with
-                        # os._exit. The lists go last: their worker waits for the models they need.
-                        fits = [pool.submit(fit_and_save, group, models_dir, niceness=NICENESS if i else 0)
-                                for i, group in enumerate(FIT_GROUPS)]
-                        outreach_job = pool.submit(_outreach_in_worker, str(models_dir), str(staging))
+                        # only this thread; the gate submits a step it admits at once in this thread). The
+                        # children never touch the kernels' sockets; they end with os._exit. The outreach goes
+                        # last: its steps wait for the models they need.
+                        fits = [gate.submit(pool, _fit_step(group), fit_and_save, group, models_dir,
+                                            niceness=NICENESS if i else 0) for i, group in enumerate(FIT_GROUPS)]
+                        lists, scores, cards = OUTREACH_STEPS
+                        outreach_jobs = [gate.submit(pool, step, _outreach_in_worker, step, str(models_dir),
+                                                     str(staging)) for step in (lists, scores)]
+                        # the cards use the scores: they wait for them
+                        outreach_jobs.append(gate.submit(pool, cards, _outreach_in_worker, cards, str(models_dir),
+                                                         str(staging), after=outreach_jobs[1:]))
                         lanes.go()
                         # the early sections load the pieces a worker computes and saves (the features), rather
                         # than compute them a second time beside it
                         month.saved = models_dir
-                        early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)
-                        # the workers have their own copy of what the early sections computed (forked above):
-                        # this process no longer needs it while it waits for them
-                        month.forget()
+                        with gate.hold("kpis"):
+                            early = monthly_kpis(month, sections=early_names, min_count=ctx.min_count)
+                            # the workers have their own copy of what the early sections computed (forked
+                            # above): this process no longer needs it while it waits for them
+                            month.forget()
                         for fit in fits:
                             fit.result()
                 month = Month(snapshot, as_of, rules=ctx.rules, lang=ctx.lang, saved=models_dir)
             else:
                 lanes.go()
-                early = monthly_kpis(month, sections=names, min_count=ctx.min_count)
+                with gate.hold("kpis"):
+                    early = monthly_kpis(month, sections=names, min_count=ctx.min_count)
                 needs_models = []
-            with steps.step("kpis"):
+            with steps.step("kpis"), gate.hold("kpis:late"):
                 late = monthly_kpis(month, sections=needs_models, min_count=ctx.min_count)
                 kpis = replace(early, sections={n: {**early.sections, **late.sections}[n] for n in names})
                 partial = work / f".{KPIS_FILE}.tmp"
@@ -527,12 +605,16 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                 if ctx.pdf else None
             if pdf_warm is not None:
                 pdf_warm.start()
-            if outreach_job is None:
+            if not outreach_jobs:
                 with steps.step("outreach"):
                     written, skipped = _outreach(ctx, month, staging)
             else:
-                seconds, written, skipped = outreach_job.result()
-                steps.record("outreach", seconds)
+                done = [job.result() for job in outreach_jobs]
+                written = [name for *_, names_written, _ in done for name in names_written]
+                skipped = {name: why for *_, notes in done for name, why in notes.items()}
+                # from the first step's start to the last one's end (the steps may overlap)
+                span = max(end for _, end, *_ in done) - min(start for start, *_ in done)
+                steps.record("outreach", round(span, 2))
             result.outreach_files = [result.outreach_dir / name for name in written]
             result.skipped += [{"where": "outreach", "analysis": name, "reason": reason}
                                for name, reason in skipped.items()]
@@ -541,6 +623,7 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                     seconds = lanes.futures[path].result()
                 except Exception as err:  # noqa: BLE001
                     steps.record(path.stem, None)
+                    gate.close()
                     lanes.cancel()
                     lanes.join()
                     failed = pub.keep_failed(work, ctx.out, ctx.month)
@@ -553,6 +636,7 @@ def _run_steps(ctx: RunContext, steps: Progress, snapshot, paths: list[Path], la
                 pdf_warm.join()
             _write_report(ctx, steps, assembly, result)
     finally:
+        gate.close()  # nothing waits for memory once the run stops
         lanes.cancel()
         lanes.join()
     return _privacy_scan(steps, snapshot, paths, work)
@@ -569,14 +653,16 @@ def _notebook_failure(path: Path, err: BaseException, failed: Path) -> str:
     return f"{path.name} could not run: {type(err).__name__}: {first} (executed notebooks kept in {failed})"
 
 
-def _outreach(ctx: RunContext, month: Month, staging: Path) -> tuple[list[str], dict[str, str]]:
-    """Write the staff lists into `staging`; returns the files written and the lists left out (with why)."""
+def _outreach(ctx: RunContext, month: Month, staging: Path, cards: bool = True) -> tuple[list[str], dict[str, str]]:
+    """Write the staff lists (and with `cards` the caller-ID cards) into `staging`; returns the files written
+    and the lists left out (with why)."""
     from crm_analysis.report.outreach import write_outreach_lists
 
     lists = outreach_lists(month, analyses=ctx.analyses, producers=ctx.producers)
     written = write_outreach_lists(lists, staging, as_of=month.as_of)
     skipped = dict(lists.skipped)
-    if ctx.analyses:  # the caller-ID cards, from the same models and lists
+    del lists
+    if ctx.analyses and cards:  # the caller-ID cards, from the same models and lists
         from crm_analysis.monthly.cards import write_month_cards
 
         index, notes = write_month_cards(month, staging, source=ctx.source)
@@ -623,6 +709,7 @@ def _manifest(ctx: RunContext, paths: list[Path], result: RunResult, work: Path,
                                  "warnings": list(result.warnings),
                                  "skipped_sections": result.skipped,
                                  "rules": ctx.rules.describe(),
+                                 "memory": result.memory,
                                  "models": list(MODELS) if ctx.analyses else []})
 
 

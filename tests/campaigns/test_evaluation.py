@@ -143,3 +143,22 @@ def test_message_costs_hide_alike_with_the_list_sizes():
             assert messages.isna().sum() != 1, f"{campaign}: one hidden line is its total minus the others"
     assert costs.loc[costs["camp_messages"].isna(), "camp_cost"].isna().all()
     assert not costs["camp_messages"].dropna().between(1, 4).any()
+
+
+def test_contact_outcomes_equal_a_contact_by_contact_count(demo_data):
+    """Every contact's return and revenue as a plain loop over its own visits finds them (a sample of contacts
+    over the whole log: the earlier and later visits the computation leaves out cancel or fall outside)."""
+    contacts, visits = demo_data.tables["contacts"], demo_data.tables["visits"]
+    out = contact_outcomes(contacts, visits, AS_OF, window_days=30).set_index("contact_id")
+    sample = out.sample(300, random_state=1) if len(out) > 300 else out
+    by_patient = {pid: g for pid, g in visits.assign(patient_id=visits["patient_id"].astype(str))
+                  .groupby("patient_id")}
+    for contact_id, row in sample.iterrows():
+        day = row["sent_at"].normalize()
+        mine = by_patient.get(str(row["patient_id"]))
+        inside = mine.loc[(mine["visit_date"] > day) & (mine["visit_date"] <= day + pd.Timedelta(days=30))] \
+            if mine is not None else visits.iloc[:0]
+        revenue = float((inside["charge_insured"].fillna(0) + inside["charge_self_pay"].fillna(0)).sum())
+        assert row["returned"] == (len(inside) > 0), contact_id
+        assert row["revenue"] == pytest.approx(revenue, abs=0.01), contact_id
+    print(f"{len(sample)} contacts checked, {int(sample['returned'].sum())} returned")

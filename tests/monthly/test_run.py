@@ -272,6 +272,15 @@ def test_bad_month_exits_2(capsys, tmp_path):
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_the_memory_a_run_may_use_is_a_size_or_a_clear_error(capsys, tmp_path, monkeypatch, demo_dir):
+    assert main(["run", "--month", "2026-10", "--source", str(demo_dir), "--memory", "six", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "not a size: 'six'" in err and "Traceback" not in err
+    monkeypatch.setenv("CRM_ANALYSIS_MEMORY", "")  # restored after the test: the option sets it for the run
+    assert main(["run", "--month", "2026-10", "--source", str(demo_dir), "--memory", "6GB", "--dry-run"]) == 0
+    assert os.environ["CRM_ANALYSIS_MEMORY"] == "6GB"
+
+
 def test_a_run_fails_fast_on_an_outreach_folder_another_run_is_writing(tmp_path, notebooks, demo_dir):
     """Two runs with different --out and the same --outreach-dir: the second stops before it does anything."""
     from crm_analysis.exceptions import RunFailed
@@ -351,3 +360,27 @@ def test_a_killed_run_leaves_nothing_in_tmpdir_once_the_next_run_is_done(tmp_pat
     assert done.returncode == 0, done.stderr
     left = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
     assert left == [f"crm-analysis-{os.getuid()}"], f"left in TMPDIR: {left}"
+
+
+def test_a_run_with_memory_for_one_step_at_a_time_publishes_the_same_month(tmp_path, notebooks, demo_dir,
+                                                                          demo_monthly_run, monkeypatch):
+    """On a machine (or in a container) with little memory the heavy steps run one after another, in run order,
+    and the month published is the same: its KPIs, staff lists and caller-ID cards, byte for byte."""
+    monkeypatch.setenv("CRM_ANALYSIS_MEMORY", "1MB")
+    out, outreach = tmp_path / "reports", tmp_path / "outreach"
+    result = run_month("2026-10", demo_dir, out=out, outreach_dir=outreach, notebook_dir=notebooks, progress=False,
+                       pdf=False)
+    print(f"memory: {result.memory}")
+    assert result.memory["limited"] and result.memory["most_at_once"] == 1
+    manifest = json.loads((out / "2026-10" / "manifest.json").read_text())
+    assert manifest["memory"]["limited"] and set(manifest["memory"]["waited_seconds"]) >= {
+        "fit:reminders", "kpis", "outreach:cards", "notebook:00_first", "notebook:10_second"}
+    reference = demo_monthly_run  # every step at once (the real notebooks: the KPIs and lists do not use them)
+    assert (out / "2026-10" / "kpis.json").read_bytes() == (reference.out_dir / "kpis.json").read_bytes()
+
+    def files(folder: Path) -> dict[str, bytes]:
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    ours, theirs = files(outreach / "2026-10"), files(reference.outreach_dir)
+    assert sorted(ours) == sorted(theirs) and "cards.sqlite" in ours
+    assert [name for name in ours if ours[name] != theirs[name]] == []

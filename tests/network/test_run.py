@@ -74,7 +74,8 @@ def _config(path: Path, branches: dict[str, Path], lang: dict[str, str] | None =
 
 
 def _files(root: Path, cid: str) -> dict[str, bytes]:
-    """A branch's published files (reports and outreach), without the manifest's timings."""
+    """A branch's published files (reports and outreach), without the manifest's timings and how its steps
+    shared the memory (a Dask worker fits the models in its own process, so its steps are others)."""
     out = {}
     for kind in ("r", "o"):
         folder = root / kind / cid / MONTH
@@ -83,6 +84,7 @@ def _files(root: Path, cid: str) -> dict[str, bytes]:
             if path.name == "manifest.json":
                 manifest = json.loads(data)
                 manifest.pop("timings_seconds")
+                manifest.pop("memory")
                 data = json.dumps(manifest, sort_keys=True).encode()
             out[f"{kind}/{path.relative_to(folder).as_posix()}"] = data
     return out
