@@ -38,7 +38,7 @@ STEP_BYTES_PER_ROW = {
     "fit:features": 44,  # 2.4 GiB: the features, the gaps between visits, churn, recall, the campaign plan
     "fit:migration": 42,  # 2.3 GiB: the segment migration, lifetime value and the back-tests
     "kpis": 33,  # 1.8 GiB: the KPI sections that need no model
-    "kpis:late": 10,  # 0.4 GiB: the KPI sections from the saved models
+    "kpis:late": 10,  # 0.55 GiB: the KPI sections from the saved models
     "outreach:lists": 22,  # 1.2 GiB: the staff lists, written as CSV and XLSX
     "outreach:scores": 50,  # 2.8 GiB: the no-show model of the coming month and its scores
     "outreach:cards": 54,  # 3.0 GiB: the caller-ID cards
