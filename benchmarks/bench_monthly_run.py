@@ -44,6 +44,8 @@ import threading
 import time
 from pathlib import Path
 
+from crm_analysis.memory import parse_size
+
 SCRIPT = Path(sys.executable).with_name("crm-analysis")
 
 
@@ -160,12 +162,6 @@ class MemoryGroup:
             self.path.rmdir()
 
 
-def parse_limit(text: str) -> int:
-    from crm_analysis.memory import parse_size
-
-    return parse_size(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=20_000)
@@ -175,7 +171,7 @@ def main() -> None:
     parser.add_argument("--no-pdf", action="store_true")
     parser.add_argument("--source", help="run on this clinic instead of a generated demo (a folder of CSV or "
                                          "Parquet files; --patients and --seed are then ignored)")
-    parser.add_argument("--memory-limit", type=parse_limit, help="run in a memory control group of this size, "
+    parser.add_argument("--memory-limit", type=parse_size, help="run in a memory control group of this size, "
                                                                   "e.g. 6GB (Linux; needs the right to create one)")
     args = parser.parse_args()
     group = MemoryGroup(args.memory_limit) if args.memory_limit else None

@@ -351,8 +351,8 @@ def to_date(raw: pd.Series, fmt: str | None = None, timezone: str = DEFAULT_TIME
 
 
 _DAY_NS = 86_400 * 10**9
-#: Rows a column-wide check reads at a time.
-_BLOCK = 2_000_000
+#: Rows a column-wide check reads at a time, where twenty million rows would need large temporaries.
+BLOCK_ROWS = 2_000_000
 
 
 def at_midnight(moments: pd.Series) -> bool:
@@ -361,8 +361,8 @@ def at_midnight(moments: pd.Series) -> bool:
     if moments.dtype != "datetime64[ns]":
         return False
     ns = moments.to_numpy().view(np.int64)
-    for start in range(0, len(ns), _BLOCK):  # in blocks: twenty million moments need no 300 MB of temporaries
-        part = ns[start:start + _BLOCK]
+    for start in range(0, len(ns), BLOCK_ROWS):  # in blocks: twenty million moments need no 300 MB of temporaries
+        part = ns[start:start + BLOCK_ROWS]
         if (part[part != np.iinfo(np.int64).min] % _DAY_NS).any():
             return False
     return True

@@ -180,7 +180,8 @@ def fixed_width_positions(keys: pa.Array | pa.ChunkedArray, index: pa.Array | pa
     prefix = 0  # the leading bytes every id shares (column by column: no n x width temporary)
     while prefix < width and (index_rows[:, prefix] == index_rows[0, prefix]).all():
         prefix += 1
-    digits = _all_digits(index_rows[:, prefix:])
+    # up to 18 digits fit an int64
+    digits = width - prefix <= 18 and bool(_digit_rows(index_rows[:, prefix:]).all())
     if not digits and width - prefix > 8:
         return None
     index_numbers = _tail_numbers(index_rows[:, prefix:], digits)
@@ -204,7 +205,7 @@ def fixed_width_positions(keys: pa.Array | pa.ChunkedArray, index: pa.Array | pa
         key_numbers = _tail_numbers(key_rows[:, prefix:], digits)
         comparable = (key_rows[:, :prefix] == shared).all(axis=1)
         if digits:  # a key with another byte there is not one of these ids
-            comparable &= _all_digits(key_rows[:, prefix:], each=True)
+            comparable &= _digit_rows(key_rows[:, prefix:])
         if consecutive:  # the id says where it is
             found = comparable & (key_numbers >= first) & (key_numbers <= last)
             key_numbers -= first
@@ -220,21 +221,17 @@ def fixed_width_positions(keys: pa.Array | pa.ChunkedArray, index: pa.Array | pa
     return out
 
 
-def _all_digits(rows: np.ndarray, each: bool = False):
-    """Whether every byte of `rows` is an ASCII digit (`each`: per row), column by column (no n x width
-    temporary); rows of more than 18 digits do not fit an int64 and are not read as digits."""
-    ok = np.ones(len(rows), dtype=bool) if each else rows.shape[1] <= 18
+def _digit_rows(rows: np.ndarray) -> np.ndarray:
+    """Whether each row of `rows` holds only ASCII digits, column by column (no n x width temporary)."""
+    ok = np.ones(len(rows), dtype=bool)
     for i in range(rows.shape[1]):
-        if each:
-            ok &= (rows[:, i] - 48) <= 9  # uint8: below '0' wraps
-        elif not ok or not ((rows[:, i] - 48) <= 9).all():
-            return False
+        ok &= (rows[:, i] - 48) <= 9  # uint8: below '0' wraps
     return ok
 
 
 def _tail_numbers(tail: np.ndarray, digits: bool) -> np.ndarray:
     """Byte rows as numbers that sort as the text does: digits (up to 18) as decimal numbers (a byte that is
-    not a digit gives some number: check :func:`_all_digits`), other bytes (up to 8) as unsigned integers,
+    not a digit gives some number: check :func:`_digit_rows`), other bytes (up to 8) as unsigned integers,
     most significant first."""
     if not digits:
         return _big_endian(tail)

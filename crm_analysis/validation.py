@@ -28,7 +28,7 @@ import pandas as pd
 import pandera.pandas as pandera
 import pyarrow as pa
 
-from crm_analysis.coercion import DEFAULT_TIMEZONE, TEXT, at_midnight, coerce_column, is_arrow_text
+from crm_analysis.coercion import BLOCK_ROWS, DEFAULT_TIMEZONE, TEXT, at_midnight, coerce_column, is_arrow_text
 from crm_analysis.contract import REQUIRED_TABLES, TABLES, Column, Table, get_table
 from crm_analysis.exceptions import MAX_EXAMPLES, DataValidationError, Problem, shorten
 from crm_analysis.findings import RowIssue, ValidationReport, row_issue
@@ -46,8 +46,6 @@ __all__ = [
 ON_INVALID = ("raise", "quarantine")
 
 _SCI_NOTATION_ID = r"^[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$"
-#: Rows a column-wide step works on at a time, where twenty million rows would need large temporaries.
-_BLOCK = 2_000_000
 
 
 # ---------------------------------------------------------------------------
@@ -425,8 +423,8 @@ def _first_seen(visits: pd.DataFrame, patients: pd.DataFrame, positions: np.ndar
     ns = visits["visit_date"].to_numpy().view(np.int64)
     nat = np.iinfo(np.int64).min
     earliest = np.full(len(patients), np.iinfo(np.int64).max, dtype=np.int64)
-    for start in range(0, len(ns), _BLOCK):  # in blocks: no 20-million-row temporaries
-        at, day = positions[start:start + _BLOCK], ns[start:start + _BLOCK]
+    for start in range(0, len(ns), BLOCK_ROWS):  # in blocks: no 20-million-row temporaries
+        at, day = positions[start:start + BLOCK_ROWS], ns[start:start + BLOCK_ROWS]
         keep = (at >= 0) & (day != nat)
         np.minimum.at(earliest, at[keep], day[keep])
     earliest[earliest == np.iinfo(np.int64).max] = nat
@@ -589,8 +587,8 @@ def _as_category(values: pd.Series) -> pd.Series:
         return values.astype("category")
     categories, codes = values.cat.categories, values.cat.codes.to_numpy()
     counts = np.zeros(len(categories) + 1, dtype=np.int64)
-    for start in range(0, len(codes), _BLOCK):  # in blocks: the codes are int8, their 64-bit copy would not be
-        counts += np.bincount(codes[start:start + _BLOCK].astype(np.intp) + 1, minlength=len(categories) + 1)
+    for start in range(0, len(codes), BLOCK_ROWS):  # in blocks: the codes are int8, their 64-bit copy would not be
+        counts += np.bincount(codes[start:start + BLOCK_ROWS].astype(np.intp) + 1, minlength=len(categories) + 1)
     used = counts[1:] > 0  # missing (-1) counts at 0
     if used.all() and categories.is_monotonic_increasing:
         return values

@@ -60,10 +60,10 @@ def contact_outcomes(contacts: pd.DataFrame, visits: pd.DataFrame, as_of, *, win
     # patients as integer codes, and only the visits of contacted patients: text keys make the
     # group-bys and as-of joins below several times slower
     c["who"], contacted = pd.factorize(c["patient_id"])
-    # Only the visits that can fall in a window: after the first send day, up to the last window's end. An
-    # earlier visit adds the same to a contact's revenue at its start and at its end, so it cancels out.
-    last = c["window_end"].max() if len(c) else as_of
-    keep = ((visits["visit_date"] <= min(last, as_of)) & (visits["visit_date"] > c["day"].min())).to_numpy() \
+    # Only the visits that can fall in a window: after the first send day, up to the last window's end (by
+    # as_of, as every kept window). An earlier visit adds the same to a contact's revenue at its start and at
+    # its end, so it cancels out.
+    keep = ((visits["visit_date"] > c["day"].min()) & (visits["visit_date"] <= c["window_end"].max())).to_numpy() \
         if len(c) else np.zeros(len(visits), dtype=bool)
     who = id_positions(visits["patient_id"], contacted, keep)
     rows = np.flatnonzero(keep)[who >= 0]

@@ -33,6 +33,9 @@ from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from xlsxwriter.utility import xl_col_to_name
 
 __all__ = ["xlsx_bytes", "csv_bytes", "write_spreadsheets", "display_widths", "DATETIME_FORMAT", "DATE_FORMAT",
            "MAX_WIDTH"]
@@ -49,7 +52,6 @@ _WIDE_RE2 = (r"[\x{1100}-\x{115f}\x{2e80}-\x{a4cf}\x{ac00}-\x{d7a3}\x{f900}-\x{f
 
 def display_widths(values: pd.Series) -> np.ndarray:
     """How many character cells each value takes on screen: wide (East Asian) characters count two."""
-    pa, pc = _arrow()
     text = pa.array(values.astype(object).where(values.notna(), "").astype(str).to_numpy(dtype=object),
                     type=pa.large_string())
     wide = pc.count_substring_regex(text, _WIDE_RE2)
@@ -150,15 +152,6 @@ _FIRST_DAY = pd.Timestamp("1900-03-01")
 _CHUNK_ROWS = 20_000
 
 
-def _column_letters(j: int) -> str:
-    letters = ""
-    j += 1
-    while j:
-        j, rest = divmod(j - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
-
 def _excel_serial(stamps: np.ndarray) -> np.ndarray:
     """Excel's serial day numbers (1900 system) of datetime64[ns] values from 1900-03-01 on, as XlsxWriter
     computes them from datetimes: days since 1899-12-31, plus one for Excel's 29 February 1900."""
@@ -187,13 +180,6 @@ _KINDS = {"string": "text", "integer": "number", "floating": "number", "mixed-in
           "boolean": "bool", "datetime64": "date", "datetime": "date", "date": "date"}
 
 
-def _arrow():
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    return pa, pc
-
-
 @functools.cache
 def _whitespace_class() -> str:
     """The characters Python's ``\\s`` matches (XlsxWriter's test for kept whitespace), as an RE2 class."""
@@ -213,7 +199,6 @@ class _Column:
 
     @classmethod
     def of(cls, values: pd.Series, j: int) -> "_Column | None":
-        pa, pc = _arrow()
         blank = values.isna().to_numpy()
         count = len(values)
         kinds = np.full(count, "none", dtype=object)
@@ -270,29 +255,26 @@ class _Column:
         if boolean.any():
             shown = np.where(numbers != 0, ' t="b"><v>1</v></c>', ' t="b"><v>0</v></c>').astype(object)
             body = pc.if_else(pa.array(boolean), pa.array(shown, type=pa.large_string()), body)
-        return cls(_column_letters(j), body)
+        return cls(xl_col_to_name(j), body)
 
     def cells(self, start: int, stop: int, rows, style: int | None):
         """The ``<c>`` elements of rows `start` to `stop` (0-based after the first row); `rows`: their numbers as
         an Arrow text array."""
-        pa, pc = _arrow()
         body = self.body.slice(start, stop - start)
         head = _join(f'<c r="{self.letters}', rows, '"' if style is None else f'" s="{style}"')
         # XlsxWriter writes an empty cell only with a format
-        empty = _join(head, "/>") if style is not None else pa.array([""] * len(body), type=pa.large_string())
+        empty = _join(head, "/>") if style is not None else pa.scalar("", pa.large_string())
         return pc.if_else(pc.is_null(body), empty, _join(head, pc.fill_null(body, "")))
 
 
 def _join(*parts):
     """Texts joined element-wise (Arrow arrays and plain strings, which repeat)."""
-    pa, pc = _arrow()
     typed = [pa.scalar(part, pa.large_string()) if isinstance(part, str) else part for part in parts]
     return pc.binary_join_element_wise(*typed, pa.scalar("", pa.large_string()))
 
 
 def _sheet_rows(columns: list[_Column], styles: list, *, first_row: int):
     """The ``<row>`` elements from `first_row` on, as UTF-8 chunks of :data:`_CHUNK_ROWS` rows."""
-    pa, pc = _arrow()
     count = len(columns[0].body)
     for start in range(0, count, _CHUNK_ROWS):
         stop = min(start + _CHUNK_ROWS, count)
@@ -346,7 +328,7 @@ def _fixed_times(data: bytes, stamp: pd.Timestamp, more_rows: tuple | None = Non
             if name == "xl/worksheets/sheet1.xml" and more_rows is not None:
                 rows, width, chunks = more_rows
                 body = re.sub(rb'<dimension ref="[^"]*"/>',
-                              f'<dimension ref="A1:{_column_letters(width - 1)}{rows}"/>'.encode(), body, count=1)
+                              f'<dimension ref="A1:{xl_col_to_name(width - 1)}{rows}"/>'.encode(), body, count=1)
                 head, tail = body.split(b"</sheetData>", 1)
                 with target.open(entry, "w") as stream:  # the rows chunk by chunk
                     stream.write(head)

@@ -16,10 +16,11 @@ before it (the notebooks for the models, the lists for the campaign plan).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from concurrent.futures import Future
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 __all__ = ["MemoryGate", "step_sizes", "IDLE_PROCESS_BYTES", "PAGE_CACHE_SHARE", "STEP_BYTES_PER_ROW"]
 
@@ -93,8 +94,8 @@ class MemoryGate:
     When the steps fit at once (the `at_once` largest of them together within `capacity`) the gate is *open*
     (:attr:`limited` is False): a step is admitted as soon as it asks, in any order. Otherwise step ``k`` is
     admitted once steps ``0 .. k-1`` have been admitted (or :meth:`skip`-ped) and its size fits beside the steps
-    being held. :meth:`close` admits everything (a failing
-    run must not leave threads waiting). :attr:`waited` holds the seconds each step waited to be admitted.
+    being held. :meth:`close` admits everything (a failing run must not leave threads waiting). :attr:`waited`
+    holds the seconds each step waited to be admitted.
     """
 
     def __init__(self, order: Sequence[str], sizes: Mapping[str, int], capacity: int | None,
@@ -151,11 +152,15 @@ class MemoryGate:
         started = time.perf_counter()
         with self._cond:
             self._cond.wait_for(lambda: self._admissible(step))
-            self._held[step] = min(self.sizes[step], self.capacity or self.sizes[step])
-            self._done.add(step)
-            self._advance()
-            self._cond.notify_all()
+            self._take(step)
         self.waited[step] = round(time.perf_counter() - started, 2)
+
+    def _take(self, step: str) -> None:
+        """Count `step` as running (the caller holds the lock and found it admissible)."""
+        self._held[step] = min(self.sizes[step], self.capacity or self.sizes[step])
+        self._done.add(step)
+        self._advance()
+        self._cond.notify_all()
 
     def release(self, step: str) -> None:
         """`step` has ended: its memory is free for the next."""
@@ -176,19 +181,26 @@ class MemoryGate:
             self._closed = True
             self._cond.notify_all()
 
-    def hold(self, step: str):
-        """Context manager: :meth:`admit` on entry, :meth:`release` on exit."""
-        return _Held(self, step)
+    @contextlib.contextmanager
+    def hold(self, step: str) -> Iterator[None]:
+        """:meth:`admit` on entry, :meth:`release` on exit."""
+        self.admit(step)
+        try:
+            yield
+        finally:
+            self.release(step)
 
     def submit(self, pool, step: str, fn: Callable, *args, after: Sequence[Future] = (), **kwargs) -> Future:
         """``pool.submit(fn, *args, **kwargs)`` once the jobs `after` have ended and `step` is admitted; released
         when the job ends.
 
-        Returns at once: a thread waits for the admission. The future returned holds the job's result or
-        exception (a pool that was shut down meanwhile: its error; a job of `after` that failed: its error,
-        and `step` is skipped).
+        Returns at once. A step admitted at once is submitted in the calling thread (a pool forks its workers at
+        its first submit); otherwise a thread waits for the admission. The future returned holds the job's
+        result or exception (a pool that was shut down meanwhile: its error; a job of `after` that failed: its
+        error, and `step` is skipped).
         """
         outer: Future = Future()
+        outer.set_running_or_notify_cancel()
 
         def relay(inner: Future) -> None:
             self.release(step)
@@ -199,14 +211,7 @@ class MemoryGate:
             else:
                 outer.set_result(inner.result())
 
-        def wait_and_submit() -> None:
-            for earlier in after:
-                error = earlier.exception()
-                if error is not None:
-                    self.skip(step)
-                    outer.set_exception(error)
-                    return
-            self.admit(step)
+        def start() -> None:  # `step` is admitted
             try:
                 inner = pool.submit(fn, *args, **kwargs)
             except BaseException as err:  # noqa: BLE001 - the pool is shut down: the caller sees why
@@ -215,23 +220,28 @@ class MemoryGate:
                 return
             inner.add_done_callback(relay)
 
-        outer.set_running_or_notify_cancel()
-        if not after and self._try_admit(step):  # in the calling thread (a pool forks its workers at its first submit)
-            try:
-                inner = pool.submit(fn, *args, **kwargs)
-            except BaseException:
-                self.release(step)
-                raise
-            inner.add_done_callback(relay)
+        def wait_and_start() -> None:
+            for earlier in after:
+                error = earlier.exception()
+                if error is not None:
+                    self.skip(step)
+                    outer.set_exception(error)
+                    return
+            self.admit(step)
+            start()
+
+        if not after and self._try_admit(step):
+            start()
         else:
-            threading.Thread(target=wait_and_submit, name=f"gate-{step}", daemon=True).start()
+            threading.Thread(target=wait_and_start, name=f"gate-{step}", daemon=True).start()
         return outer
 
     def _try_admit(self, step: str) -> bool:
         with self._cond:
             if not self._admissible(step):
                 return False
-        self.admit(step)  # no other thread admits `step`: it is still admissible
+            self._take(step)
+        self.waited[step] = 0.0
         return True
 
     def describe(self) -> str:
@@ -242,13 +252,3 @@ class MemoryGate:
         return (f"memory: {self.capacity / 2 ** 30:.1f} GiB for the heavy steps (largest {largest / 2 ** 30:.1f} "
                 f"GiB): at most {self.most_at_once()} at once")
 
-
-class _Held:
-    def __init__(self, gate: MemoryGate, step: str) -> None:
-        self.gate, self.step = gate, step
-
-    def __enter__(self) -> None:
-        self.gate.admit(self.step)
-
-    def __exit__(self, *exc) -> None:
-        self.gate.release(self.step)
